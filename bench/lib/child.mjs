@@ -1,0 +1,137 @@
+// One measurement in its own process: `node bench/lib/child.mjs <peer> <workload> <params-json>`.
+// Prints a single JSON line with the figures. A fresh process per measurement keeps one peer's
+// heap, threads and peak RSS out of another's numbers.
+//
+// Library peers (bench/peers/<name>.mjs exporting connect/execTrue/download/upload/openEcho/close)
+// are driven by the workloads below, which own all timing so every library is measured the same
+// way; a peer that measures itself (the OpenSSH driver) exports runWorkload instead.
+import { monitorEventLoopDelay, performance } from 'node:perf_hooks'
+
+const [peerName, workload, paramsJson] = process.argv.slice(2)
+const params = JSON.parse(paramsJson)
+
+/** CPU time (all threads: napi/tokio workers count too), wall time and event-loop delay. */
+function startMeasure() {
+  const loop = monitorEventLoopDelay({ resolution: 1 })
+  loop.enable()
+  const cpu0 = process.cpuUsage()
+  const t0 = performance.now()
+  return () => {
+    const wallS = (performance.now() - t0) / 1e3
+    const cpu = process.cpuUsage(cpu0)
+    loop.disable()
+    return {
+      wallS,
+      cpuS: (cpu.user + cpu.system) / 1e6,
+      loopP99Ms: loop.percentile(99) / 1e6,
+      loopMaxMs: loop.max / 1e6,
+    }
+  }
+}
+
+const workloads = {
+  async connect(peer, p) {
+    const latenciesMs = []
+    for (let i = 0; i < p.count; i++) {
+      const t0 = performance.now()
+      const s = await peer.connect(p.target)
+      await peer.execTrue(s)
+      latenciesMs.push(performance.now() - t0)
+      // teardown is not part of the latency a caller waits for
+      await peer.close(s)
+    }
+    return { latenciesMs }
+  },
+
+  async download(peer, p) {
+    const s = await peer.connect(p.target)
+    const stop = startMeasure()
+    const bytes = await peer.download(s, `head -c ${p.bytes} /dev/zero`)
+    const m = stop()
+    await peer.close(s)
+    if (bytes !== p.bytes) throw new Error(`received ${bytes} bytes, expected ${p.bytes}`)
+    return { bytes, ...m }
+  },
+
+  async upload(peer, p) {
+    const s = await peer.connect(p.target)
+    // The same zeroed chunk is written over and over; its contents never change, so a peer
+    // that holds on to it until the window opens still sends the right bytes.
+    const chunk = Buffer.alloc(p.chunk)
+    const stop = startMeasure()
+    await peer.upload(s, 'cat > /dev/null', p.bytes, chunk)
+    const m = stop()
+    await peer.close(s)
+    return { bytes: p.bytes, ...m }
+  },
+
+  async roundtrip(peer, p) {
+    const s = await peer.connect(p.target)
+    const echo = await peer.openEcho(s, 'cat')
+    let received = 0
+    let want = 0
+    let wake = null
+    echo.onData((d) => {
+      received += d.length
+      if (wake && received >= want) {
+        const w = wake
+        wake = null
+        w()
+      }
+    })
+    const msg = Buffer.alloc(p.size, 0x61)
+    // write() may return a promise (russh) whose rejection must fail the run, not hang it
+    const once = () => new Promise((resolve, reject) => {
+      want += p.size
+      wake = resolve
+      Promise.resolve(echo.write(msg)).catch(reject)
+    })
+    // untimed warm-up: the remote cat has to start, and JIT tiers settle
+    for (let i = 0; i < p.warmup; i++) await once()
+    const latenciesUs = []
+    const stop = startMeasure()
+    for (let i = 0; i < p.count; i++) {
+      const t0 = performance.now()
+      await once()
+      latenciesUs.push((performance.now() - t0) * 1e3)
+    }
+    const m = stop()
+    await echo.end()
+    await peer.close(s)
+    return { latenciesUs, cpuS: m.cpuS, loopP99Ms: m.loopP99Ms }
+  },
+
+  async concurrent(peer, p) {
+    const rssBeforeKb = Math.round(process.memoryUsage().rss / 1024)
+    const stop = startMeasure()
+    const sessions = await Promise.all(Array.from({ length: p.count }, async () => {
+      const s = await peer.connect(p.target)
+      await peer.execTrue(s)
+      return s
+    }))
+    const m = stop()
+    const maxRssKb = process.resourceUsage().maxRSS
+    await Promise.all(sessions.map((s) => peer.close(s)))
+    return { wallS: m.wallS, cpuS: m.cpuS, maxRssKb, rssBeforeKb }
+  },
+}
+
+async function main() {
+  const peer = await import(`../peers/${peerName}.mjs`)
+  if (typeof peer.runWorkload === 'function') return peer.runWorkload(workload, params)
+  const run = workloads[workload]
+  if (!run) throw new Error(`unknown workload ${workload}`)
+  return run(peer, params)
+}
+
+main().then(
+  (result) => {
+    process.stdout.write(JSON.stringify(result) + '\n')
+    // A library that leaves a handle open must not hang the bench; exit as soon as the figures are out.
+    process.exit(0)
+  },
+  (err) => {
+    process.stderr.write(`${peerName}/${workload}: ${err?.stack ?? err}\n`)
+    process.exit(1)
+  },
+)

@@ -1,0 +1,716 @@
+//! Per-channel state shared by the connection's event loop (which fills it from the
+//! client `Handler` callbacks) and by readers (JavaScript through the binding, or Rust).
+//!
+//! russh gives each channel a 100-message queue and reopens the window when data
+//! *arrives*; a full queue blocks the whole connection. So every byte is taken out of
+//! the handler callback at once into the buffers here (the read half of the russh
+//! channel is dropped), bounded by a high-water mark past which this channel — and,
+//! because russh has one event loop, the connection — waits for the reader.
+//! Readers are woken in coalesced batches: a wake is sent only to an *armed* reader
+//! (one that found the buffer empty), and only once enough bytes are buffered, a short
+//! packet marks the end of a burst, or the stream goes quiet.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use russh::client::Msg;
+use russh::{ChannelWriteHalf, Sig};
+use tokio::sync::{oneshot, Notify, OwnedSemaphorePermit};
+
+use crate::error::{Error, Result};
+
+/// Stream indices: 0 = data (stdout), 1 = extended data (stderr).
+pub const STDOUT: usize = 0;
+pub const STDERR: usize = 1;
+
+/// A packet shorter than this ends a burst: wake the reader at once so interactive
+/// round trips are not delayed. Full packets are coalesced up to `wake_bytes`.
+const SHORT_PACKET: usize = 32 * 1024;
+/// A stream that goes quiet with bytes buffered (a burst that ended on a full packet)
+/// is flushed to the reader after this long.
+const QUIET_FLUSH: Duration = Duration::from_millis(1);
+
+/// Called (from a tokio thread) when an armed reader has something to read.
+pub trait Wake: Send + Sync {
+    fn wake(&self, stream: usize);
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExitInfo {
+    pub code: Option<u32>,
+    pub signal: Option<String>,
+    pub core_dumped: bool,
+    pub message: Option<String>,
+}
+
+/// What a synchronous read found.
+#[derive(Debug)]
+pub enum ReadResult {
+    Data(usize),
+    /// Nothing buffered yet; the reader is now armed and will be woken.
+    Pending,
+    Eof,
+    Failed(Error),
+}
+
+#[derive(Default)]
+struct Buf {
+    data: Vec<u8>,
+    start: usize,
+}
+
+impl Buf {
+    fn len(&self) -> usize {
+        self.data.len() - self.start
+    }
+    fn push(&mut self, bytes: &[u8]) {
+        if self.start == self.data.len() {
+            self.data.clear();
+            self.start = 0;
+        } else if self.start > 0 && self.start >= self.data.len() / 2 {
+            self.data.drain(..self.start);
+            self.start = 0;
+        }
+        self.data.extend_from_slice(bytes);
+    }
+    fn take_into(&mut self, out: &mut [u8]) -> usize {
+        let n = out.len().min(self.len());
+        out[..n].copy_from_slice(&self.data[self.start..self.start + n]);
+        self.start += n;
+        if self.start == self.data.len() {
+            self.data.clear();
+            self.start = 0;
+        }
+        n
+    }
+    fn take_all(&mut self) -> Vec<u8> {
+        let out = if self.start == 0 {
+            std::mem::take(&mut self.data)
+        } else {
+            self.data[self.start..].to_vec()
+        };
+        self.data = Vec::new();
+        self.start = 0;
+        out
+    }
+}
+
+struct State {
+    bufs: [Buf; 2],
+    armed: [bool; 2],
+    eof: bool,
+    closed: bool,
+    broken: Option<Error>,
+    exit: Option<ExitInfo>,
+    waker: Option<Arc<dyn Wake>>,
+    /// Nobody will read any more: incoming bytes are dropped so the connection never waits.
+    discard: bool,
+    quiet_timer: bool,
+    last_push: Instant,
+    replies: VecDeque<oneshot::Sender<bool>>,
+    permit: Option<OwnedSemaphorePermit>,
+}
+
+/// Limits for one channel's receive buffer.
+#[derive(Debug, Clone, Copy)]
+pub struct BufferLimits {
+    /// Bytes buffered (both streams) past which the connection waits for the reader.
+    pub high_water_mark: usize,
+    /// Bytes buffered before an armed reader is woken in the middle of a burst.
+    pub wake_bytes: usize,
+}
+
+impl Default for BufferLimits {
+    fn default() -> Self {
+        BufferLimits { high_water_mark: 4 * 1024 * 1024, wake_bytes: 1024 * 1024 }
+    }
+}
+
+pub struct ChannelShared {
+    pub id: u32,
+    limits: Mutex<BufferLimits>,
+    state: Mutex<State>,
+    /// The reader drained below the high-water mark.
+    space: Notify,
+    /// Anything changed: data, EOF, exit, close, failure (for Rust-side waiters).
+    event: Notify,
+}
+
+impl ChannelShared {
+    pub(crate) fn new(id: u32, limits: BufferLimits) -> Arc<Self> {
+        Arc::new(ChannelShared {
+            id,
+            limits: Mutex::new(limits),
+            state: Mutex::new(State {
+                bufs: [Buf::default(), Buf::default()],
+                armed: [false, false],
+                eof: false,
+                closed: false,
+                broken: None,
+                exit: None,
+                waker: None,
+                discard: false,
+                quiet_timer: false,
+                last_push: Instant::now(),
+                replies: VecDeque::new(),
+                permit: None,
+            }),
+            space: Notify::new(),
+            event: Notify::new(),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A poisoned lock only means another thread panicked while holding it; the
+        // buffers themselves are still consistent (every mutation is a single step).
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn limits(&self) -> BufferLimits {
+        *self.limits.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn set_limits(&self, limits: BufferLimits) {
+        *self.limits.lock().unwrap_or_else(|p| p.into_inner()) = limits;
+        self.space.notify_waiters();
+    }
+
+    pub fn set_waker(&self, waker: Option<Arc<dyn Wake>>) {
+        let mut st = self.lock();
+        st.waker = waker;
+        // a reader armed before the waker was installed must not miss bytes already here
+        let wake: Vec<usize> = (0..2).filter(|&s| st.armed[s] && (st.bufs[s].len() > 0 || st.eof || st.closed || st.broken.is_some())).collect();
+        let w = st.waker.clone();
+        for &s in &wake {
+            st.armed[s] = false;
+        }
+        drop(st);
+        if let Some(w) = w {
+            for s in wake {
+                w.wake(s);
+            }
+        }
+    }
+
+    pub(crate) fn set_permit(&self, permit: OwnedSemaphorePermit) {
+        let mut st = self.lock();
+        if st.closed || st.broken.is_some() {
+            return; // dropped at once: the slot is free again
+        }
+        st.permit = Some(permit);
+    }
+
+    /// Called by the event loop for CHANNEL_DATA / CHANNEL_EXTENDED_DATA.
+    pub(crate) async fn push(self: &Arc<Self>, stream: usize, data: &[u8]) {
+        let limits = self.limits();
+        let (wake, timer) = {
+            let mut st = self.lock();
+            if st.discard || st.closed {
+                return;
+            }
+            st.bufs[stream].push(data);
+            st.last_push = Instant::now();
+            let len = st.bufs[stream].len();
+            if st.armed[stream] && (len >= limits.wake_bytes || data.len() < SHORT_PACKET) {
+                st.armed[stream] = false;
+                (st.waker.clone(), false)
+            } else if st.armed[stream] && !st.quiet_timer {
+                st.quiet_timer = true;
+                (None, true)
+            } else {
+                (None, false)
+            }
+        };
+        if let Some(w) = wake {
+            w.wake(stream);
+        }
+        if timer {
+            let me = Arc::clone(self);
+            tokio::spawn(async move { me.quiet_flush().await });
+        }
+        self.event.notify_waiters();
+        self.wait_for_space(limits.high_water_mark).await;
+    }
+
+    async fn quiet_flush(&self) {
+        loop {
+            tokio::time::sleep(QUIET_FLUSH).await;
+            let mut st = self.lock();
+            let due: Vec<usize> = (0..2).filter(|&s| st.armed[s] && st.bufs[s].len() > 0).collect();
+            if due.is_empty() {
+                st.quiet_timer = false;
+                return;
+            }
+            if st.last_push.elapsed() < QUIET_FLUSH {
+                continue;
+            }
+            st.quiet_timer = false;
+            for &s in &due {
+                st.armed[s] = false;
+            }
+            let w = st.waker.clone();
+            drop(st);
+            if let Some(w) = w {
+                for s in due {
+                    w.wake(s);
+                }
+            }
+            return;
+        }
+    }
+
+    async fn wait_for_space(&self, hwm: usize) {
+        loop {
+            let notified = self.space.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            {
+                let st = self.lock();
+                let buffered = st.bufs[0].len() + st.bufs[1].len();
+                if buffered <= hwm || st.discard || st.closed || st.broken.is_some() {
+                    return;
+                }
+            }
+            notified.await;
+        }
+    }
+
+    fn wake_all(&self, st: &mut State) -> Option<(Arc<dyn Wake>, Vec<usize>)> {
+        let armed: Vec<usize> = (0..2).filter(|&s| st.armed[s]).collect();
+        for &s in &armed {
+            st.armed[s] = false;
+        }
+        st.waker.clone().map(|w| (w, armed))
+    }
+
+    fn notify_after(&self, wake: Option<(Arc<dyn Wake>, Vec<usize>)>) {
+        if let Some((w, streams)) = wake {
+            for s in streams {
+                w.wake(s);
+            }
+        }
+        self.event.notify_waiters();
+        self.space.notify_waiters();
+    }
+
+    pub(crate) fn on_eof(&self) {
+        let mut st = self.lock();
+        st.eof = true;
+        let wake = self.wake_all(&mut st);
+        drop(st);
+        self.notify_after(wake);
+    }
+
+    pub(crate) fn on_close(&self) {
+        let mut st = self.lock();
+        st.closed = true;
+        st.eof = true;
+        st.permit = None;
+        st.replies.clear();
+        let wake = self.wake_all(&mut st);
+        drop(st);
+        self.notify_after(wake);
+    }
+
+    /// The connection ended before this channel closed.
+    pub(crate) fn on_broken(&self, err: Error) {
+        let mut st = self.lock();
+        if !st.closed && st.broken.is_none() {
+            st.broken = Some(err);
+        }
+        st.permit = None;
+        st.replies.clear();
+        st.waker.as_ref().map(|_| ());
+        let wake = self.wake_all(&mut st);
+        drop(st);
+        self.notify_after(wake);
+    }
+
+    pub(crate) fn on_exit(&self, info: ExitInfo) {
+        let mut st = self.lock();
+        if st.exit.is_none() {
+            st.exit = Some(info);
+        }
+        drop(st);
+        self.event.notify_waiters();
+    }
+
+    pub(crate) fn on_reply(&self, ok: bool) {
+        let tx = self.lock().replies.pop_front();
+        if let Some(tx) = tx {
+            let _ = tx.send(ok);
+        }
+    }
+
+    pub(crate) fn expect_reply(&self) -> oneshot::Receiver<bool> {
+        let (tx, rx) = oneshot::channel();
+        self.lock().replies.push_back(tx);
+        rx
+    }
+
+    /// Synchronous read for the JavaScript side: copies what is buffered into `out`.
+    pub fn read_into(&self, stream: usize, out: &mut [u8]) -> ReadResult {
+        let hwm = self.limits().high_water_mark;
+        let mut st = self.lock();
+        let before = st.bufs[0].len() + st.bufs[1].len();
+        let n = st.bufs[stream].take_into(out);
+        if n > 0 {
+            drop(st);
+            if before > hwm / 2 {
+                self.space.notify_waiters();
+            }
+            return ReadResult::Data(n);
+        }
+        if st.eof || st.closed {
+            return ReadResult::Eof;
+        }
+        if let Some(e) = &st.broken {
+            return ReadResult::Failed(e.clone());
+        }
+        st.armed[stream] = true;
+        ReadResult::Pending
+    }
+
+    /// Bytes waiting in `stream`.
+    pub fn buffered(&self, stream: usize) -> usize {
+        self.lock().bufs[stream].len()
+    }
+
+    /// Stop buffering: the reader is gone. Frees the connection if it waits on us.
+    pub fn discard(&self) {
+        let mut st = self.lock();
+        st.discard = true;
+        st.bufs = [Buf::default(), Buf::default()];
+        drop(st);
+        self.space.notify_waiters();
+    }
+
+    pub fn exit_info(&self) -> Option<ExitInfo> {
+        self.lock().exit.clone()
+    }
+
+    pub fn is_closed(&self) -> bool {
+        let st = self.lock();
+        st.closed || st.broken.is_some()
+    }
+
+    /// Waits until the remote command has exited (exit-status / exit-signal) or the
+    /// channel has closed. A connection lost first is an error.
+    pub async fn wait_exit(&self) -> Result<ExitInfo> {
+        loop {
+            let notified = self.event.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            {
+                let st = self.lock();
+                if let Some(info) = &st.exit {
+                    return Ok(info.clone());
+                }
+                if st.closed {
+                    return Ok(ExitInfo::default());
+                }
+                if let Some(e) = &st.broken {
+                    return Err(e.clone());
+                }
+            }
+            notified.await;
+        }
+    }
+
+    /// Waits until the channel is closed (or the connection lost).
+    pub async fn wait_closed(&self) {
+        loop {
+            let notified = self.event.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.is_closed() {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    /// Rust-side reader: waits for new bytes on either stream (or the end), and hands
+    /// back everything buffered. `None` once both streams are finished.
+    pub async fn next_chunks(&self) -> Result<Option<[Vec<u8>; 2]>> {
+        loop {
+            let notified = self.event.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            {
+                let mut st = self.lock();
+                if st.bufs[0].len() > 0 || st.bufs[1].len() > 0 {
+                    let out = [st.bufs[0].take_all(), st.bufs[1].take_all()];
+                    drop(st);
+                    self.space.notify_waiters();
+                    return Ok(Some(out));
+                }
+                if st.eof || st.closed {
+                    return Ok(None);
+                }
+                if let Some(e) = &st.broken {
+                    return Err(e.clone());
+                }
+            }
+            notified.await;
+        }
+    }
+
+    pub(crate) fn broken_error(&self) -> Option<Error> {
+        self.lock().broken.clone()
+    }
+}
+
+/// The sending side of a channel, plus its shared receive state.
+pub struct Channel {
+    pub(crate) shared: Arc<ChannelShared>,
+    pub(crate) tx: ChannelWriteHalf<Msg>,
+    pub(crate) conn: Arc<crate::client::ConnShared>,
+}
+
+impl Channel {
+    pub fn shared(&self) -> &Arc<ChannelShared> {
+        &self.shared
+    }
+
+    fn send_error(&self, e: russh::Error) -> Error {
+        self.shared
+            .broken_error()
+            .or_else(|| self.conn.close_error())
+            .unwrap_or_else(|| match e {
+                russh::Error::SendError => Error::channel("closed", "the channel is closed"),
+                other => other.into(),
+            })
+    }
+
+    /// Sends bytes, waiting for the peer's window (RFC 4254 §5.2).
+    pub async fn write(&self, data: Vec<u8>) -> Result<()> {
+        if self.shared.is_closed() {
+            return Err(self.shared.broken_error().unwrap_or_else(|| Error::channel("closed", "write after the channel closed")));
+        }
+        self.tx.data_bytes(data).await.map_err(|e| self.send_error(e))
+    }
+
+    pub async fn eof(&self) -> Result<()> {
+        if self.shared.is_closed() {
+            return Ok(());
+        }
+        self.tx.eof().await.map_err(|e| self.send_error(e))
+    }
+
+    pub async fn close(&self) -> Result<()> {
+        self.shared.discard();
+        if self.shared.is_closed() {
+            return Ok(());
+        }
+        self.tx.close().await.map_err(|e| self.send_error(e))
+    }
+
+    pub async fn signal(&self, name: &str) -> Result<()> {
+        let sig = signal_from_name(name)?;
+        self.tx.signal(sig).await.map_err(|e| self.send_error(e))
+    }
+
+    pub async fn window_change(&self, cols: u32, rows: u32, width_px: u32, height_px: u32) -> Result<()> {
+        self.tx.window_change(cols, rows, width_px, height_px).await.map_err(|e| self.send_error(e))
+    }
+
+    async fn await_reply(&self, rx: oneshot::Receiver<bool>, what: &str) -> Result<()> {
+        match rx.await {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(Error::channel("request-failed", format!("the server refused the {what} request"))),
+            Err(_) => Err(self.shared.broken_error().or_else(|| self.conn.close_error()).unwrap_or_else(|| {
+                Error::channel("closed", format!("the channel closed before the server answered the {what} request"))
+            })),
+        }
+    }
+
+    pub async fn set_env(&self, name: &str, value: &str) -> Result<()> {
+        // Like OpenSSH's client: no reply requested; sshd silently ignores names outside AcceptEnv.
+        self.tx.set_env(false, name, value).await.map_err(|e| self.send_error(e))
+    }
+
+    pub async fn request_pty(&self, pty: &crate::options::PtyOptions) -> Result<()> {
+        let rx = self.shared.expect_reply();
+        let modes: Vec<(russh::Pty, u32)> = pty.modes.iter().filter_map(|&(op, v)| russh::Pty::from_u8(op).map(|p| (p, v))).collect();
+        self.tx
+            .request_pty(true, &pty.term, pty.cols, pty.rows, pty.width_px, pty.height_px, &modes)
+            .await
+            .map_err(|e| self.send_error(e))?;
+        self.await_reply(rx, "pty").await
+    }
+
+    pub async fn exec(&self, command: &str) -> Result<()> {
+        let rx = self.shared.expect_reply();
+        self.tx.exec(true, command.as_bytes()).await.map_err(|e| self.send_error(e))?;
+        self.await_reply(rx, "exec").await
+    }
+
+    pub async fn shell(&self) -> Result<()> {
+        let rx = self.shared.expect_reply();
+        self.tx.request_shell(true).await.map_err(|e| self.send_error(e))?;
+        self.await_reply(rx, "shell").await
+    }
+
+    pub async fn subsystem(&self, name: &str) -> Result<()> {
+        let rx = self.shared.expect_reply();
+        self.tx.request_subsystem(true, name).await.map_err(|e| self.send_error(e))?;
+        self.await_reply(rx, "subsystem").await
+    }
+
+    pub async fn agent_forward(&self) -> Result<()> {
+        let rx = self.shared.expect_reply();
+        self.tx.agent_forward(true).await.map_err(|e| self.send_error(e))?;
+        self.await_reply(rx, "agent forwarding").await
+    }
+}
+
+impl Drop for Channel {
+    fn drop(&mut self) {
+        self.shared.discard();
+        self.conn.forget_channel(self.shared.id);
+    }
+}
+
+/// Signal names as in RFC 4254 §6.10 (without the "SIG" prefix).
+pub fn signal_from_name(name: &str) -> Result<Sig> {
+    let bare = name.strip_prefix("SIG").unwrap_or(name);
+    Ok(match bare {
+        "ABRT" => Sig::ABRT,
+        "ALRM" => Sig::ALRM,
+        "FPE" => Sig::FPE,
+        "HUP" => Sig::HUP,
+        "ILL" => Sig::ILL,
+        "INT" => Sig::INT,
+        "KILL" => Sig::KILL,
+        "PIPE" => Sig::PIPE,
+        "QUIT" => Sig::QUIT,
+        "SEGV" => Sig::SEGV,
+        "TERM" => Sig::TERM,
+        "USR1" => Sig::USR1,
+        "USR2" => Sig::Custom("USR2".into()),
+        _ => return Err(Error::config("signal", format!("unknown signal {name:?}: use a name such as TERM, INT, KILL or HUP"))),
+    })
+}
+
+pub fn signal_name(sig: &Sig) -> String {
+    match sig {
+        Sig::ABRT => "ABRT".into(),
+        Sig::ALRM => "ALRM".into(),
+        Sig::FPE => "FPE".into(),
+        Sig::HUP => "HUP".into(),
+        Sig::ILL => "ILL".into(),
+        Sig::INT => "INT".into(),
+        Sig::KILL => "KILL".into(),
+        Sig::PIPE => "PIPE".into(),
+        Sig::QUIT => "QUIT".into(),
+        Sig::SEGV => "SEGV".into(),
+        Sig::TERM => "TERM".into(),
+        Sig::USR1 => "USR1".into(),
+        Sig::Custom(s) => s.strip_prefix("SIG").unwrap_or(s).to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buf_keeps_order_across_partial_reads() {
+        let mut b = Buf::default();
+        b.push(b"hello ");
+        let mut out = [0u8; 3];
+        assert_eq!(b.take_into(&mut out), 3);
+        assert_eq!(&out, b"hel");
+        b.push(b"world");
+        let mut rest = [0u8; 64];
+        let n = b.take_into(&mut rest);
+        assert_eq!(&rest[..n], b"lo world");
+        assert_eq!(b.len(), 0);
+    }
+
+    #[test]
+    fn signal_names_round_trip() {
+        for n in ["TERM", "INT", "KILL", "HUP", "USR1", "USR2"] {
+            let s = signal_from_name(n).unwrap();
+            assert_eq!(signal_name(&s), n);
+        }
+        assert_eq!(signal_name(&signal_from_name("SIGTERM").unwrap()), "TERM");
+        assert!(signal_from_name("NOPE").is_err());
+    }
+
+    #[tokio::test]
+    async fn armed_reader_is_woken_on_short_packet_only() {
+        struct Count(std::sync::atomic::AtomicUsize);
+        impl Wake for Count {
+            fn wake(&self, _s: usize) {
+                self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+        }
+        let ch = ChannelShared::new(1, BufferLimits::default());
+        let w = Arc::new(Count(Default::default()));
+        ch.set_waker(Some(w.clone()));
+        let mut out = vec![0u8; 1 << 20];
+        assert!(matches!(ch.read_into(STDOUT, &mut out), ReadResult::Pending));
+        ch.push(STDOUT, &vec![1u8; SHORT_PACKET]).await; // full packet: coalesce
+        assert_eq!(w.0.load(std::sync::atomic::Ordering::SeqCst), 0);
+        ch.push(STDOUT, b"tail").await; // short packet: end of burst
+        assert_eq!(w.0.load(std::sync::atomic::Ordering::SeqCst), 1);
+        match ch.read_into(STDOUT, &mut out) {
+            ReadResult::Data(n) => assert_eq!(n, SHORT_PACKET + 4),
+            other => panic!("{other:?}"),
+        }
+        ch.on_eof();
+        assert!(matches!(ch.read_into(STDOUT, &mut out), ReadResult::Eof));
+    }
+
+    #[tokio::test]
+    async fn quiet_stream_is_flushed() {
+        struct Flag(tokio::sync::Notify);
+        impl Wake for Flag {
+            fn wake(&self, _s: usize) {
+                self.0.notify_one();
+            }
+        }
+        let ch = ChannelShared::new(2, BufferLimits::default());
+        let w = Arc::new(Flag(Notify::new()));
+        ch.set_waker(Some(w.clone()));
+        let mut out = vec![0u8; 64];
+        assert!(matches!(ch.read_into(STDOUT, &mut out), ReadResult::Pending));
+        ch.push(STDOUT, &vec![7u8; SHORT_PACKET]).await;
+        tokio::time::timeout(Duration::from_secs(2), w.0.notified()).await.expect("flushed after quiet period");
+    }
+
+    #[tokio::test]
+    async fn broken_connection_fails_reader_after_buffered_bytes() {
+        let ch = ChannelShared::new(3, BufferLimits::default());
+        ch.push(STDOUT, b"abc").await;
+        ch.on_broken(Error::disconnected("cut"));
+        let mut out = [0u8; 8];
+        assert!(matches!(ch.read_into(STDOUT, &mut out), ReadResult::Data(3)));
+        assert!(matches!(ch.read_into(STDOUT, &mut out), ReadResult::Failed(_)));
+        assert!(ch.wait_exit().await.is_err());
+    }
+
+    #[tokio::test]
+    async fn writer_waits_at_high_water_mark_until_drained() {
+        let limits = BufferLimits { high_water_mark: 64 * 1024, wake_bytes: 16 * 1024 };
+        let ch = ChannelShared::new(4, limits);
+        let c2 = Arc::clone(&ch);
+        let filler = tokio::spawn(async move {
+            for _ in 0..8 {
+                c2.push(STDOUT, &vec![0u8; 32 * 1024]).await;
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!filler.is_finished(), "push must wait above the high-water mark");
+        assert!(ch.buffered(STDOUT) <= limits.high_water_mark + 32 * 1024);
+        let mut out = vec![0u8; 1 << 20];
+        while !filler.is_finished() {
+            let _ = ch.read_into(STDOUT, &mut out);
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        filler.await.unwrap();
+    }
+}

@@ -1,0 +1,649 @@
+//! The client connection: TCP (or any stream), handshake with host key policy, the
+//! authentication chain, and channel opening with a session limit.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use russh::client::{self, DisconnectReason, Handle, Session};
+use russh::keys::PublicKeyOrCertificate;
+use russh::{ChannelId, Disconnect, Sig};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+use tokio::sync::{Notify, Semaphore};
+
+use crate::algorithms;
+use crate::auth;
+use crate::cancel::CancelToken;
+use crate::channel::{signal_name, BufferLimits, Channel, ChannelShared, ExitInfo, STDERR, STDOUT};
+use crate::error::{Error, Result};
+use crate::host_key;
+use crate::options::{ConnectOptions, HostKeyInfo, HostKeyPolicy};
+
+/// What was negotiated (client→server; the `*_server_to_client` fields where they differ).
+#[derive(Debug, Clone, Default)]
+pub struct Negotiated {
+    pub kex: String,
+    pub host_key: String,
+    pub cipher: String,
+    pub mac: String,
+    pub mac_server_to_client: String,
+    pub compression: String,
+    pub compression_server_to_client: String,
+}
+
+type CloseCallback = Box<dyn FnOnce(Option<Error>) + Send>;
+
+#[derive(Default)]
+struct ConnState {
+    closed: bool,
+    user_closed: bool,
+    error: Option<Error>,
+    negotiated: Option<Negotiated>,
+    host_key: Option<HostKeyInfo>,
+    host_key_error: Option<Error>,
+    banner: Option<String>,
+    on_close: Vec<CloseCallback>,
+}
+
+/// State shared by the connection's event loop (the handler) and the `Client`.
+pub struct ConnShared {
+    channels: Mutex<HashMap<u32, Arc<ChannelShared>>>,
+    state: Mutex<ConnState>,
+    closed: Notify,
+    limits: BufferLimits,
+}
+
+impl ConnShared {
+    fn state(&self) -> MutexGuard<'_, ConnState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn channels(&self) -> MutexGuard<'_, HashMap<u32, Arc<ChannelShared>>> {
+        self.channels.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn channel(&self, id: ChannelId) -> Option<Arc<ChannelShared>> {
+        self.channels().get(&id.number()).cloned()
+    }
+
+    fn register(&self, id: ChannelId) -> Arc<ChannelShared> {
+        let mut map = self.channels();
+        Arc::clone(map.entry(id.number()).or_insert_with(|| ChannelShared::new(id.number(), self.limits)))
+    }
+
+    pub(crate) fn forget_channel(&self, id: u32) {
+        self.channels().remove(&id);
+    }
+
+    /// The error that ended the connection, if it has ended.
+    pub fn close_error(&self) -> Option<Error> {
+        let st = self.state();
+        if !st.closed {
+            return None;
+        }
+        Some(st.error.clone().unwrap_or_else(|| Error::disconnected("the connection was closed")))
+    }
+
+    /// Marks the connection ended, fails every open channel and runs the close callbacks.
+    fn finish(&self, err: Option<Error>) {
+        let (callbacks, err) = {
+            let mut st = self.state();
+            if st.closed {
+                return;
+            }
+            st.closed = true;
+            let err = if st.user_closed { None } else { err.or_else(|| Some(Error::disconnected("the server closed the connection"))) };
+            st.error = err.clone();
+            (std::mem::take(&mut st.on_close), err)
+        };
+        let channel_err = err.clone().unwrap_or_else(|| Error::disconnected("the connection was closed"));
+        let chans: Vec<Arc<ChannelShared>> = self.channels().values().cloned().collect();
+        for c in chans {
+            c.on_broken(channel_err.clone());
+        }
+        self.closed.notify_waiters();
+        for cb in callbacks {
+            cb(err.clone());
+        }
+    }
+}
+
+/// The russh client handler: every message for our channels goes straight into their
+/// shared state (never into russh's per-channel queues).
+pub struct ClientHandler {
+    shared: Arc<ConnShared>,
+    policy: HostKeyPolicy,
+    host: String,
+    port: u16,
+}
+
+impl client::Handler for ClientHandler {
+    type Error = russh::Error;
+
+    async fn check_server_key(&mut self, key: &PublicKeyOrCertificate) -> std::result::Result<bool, Self::Error> {
+        let presented = match host_key::describe(key) {
+            Ok(p) => p,
+            Err(e) => {
+                self.shared.state().host_key_error = Some(e);
+                return Ok(false);
+            }
+        };
+        let info = host_key::info(&self.host, self.port, &presented);
+        let verdict = host_key::verify(&self.policy, &self.host, self.port, &presented).await;
+        let mut st = self.shared.state();
+        st.host_key = Some(info);
+        match verdict {
+            Ok(()) => Ok(true),
+            Err(e) => {
+                st.host_key_error = Some(e);
+                Ok(false)
+            }
+        }
+    }
+
+    async fn kex_done(&mut self, _secret: Option<&[u8]>, names: &russh::Names, _s: &mut Session) -> std::result::Result<(), Self::Error> {
+        let comp = |c: &russh::compression::Compression| format!("{c:?}");
+        let n = Negotiated {
+            kex: names.kex.as_ref().to_string(),
+            host_key: names.key.as_str().to_string(),
+            cipher: names.cipher.as_ref().to_string(),
+            mac: names.client_mac.as_ref().to_string(),
+            mac_server_to_client: names.server_mac.as_ref().to_string(),
+            compression: compression_name(&comp(&names.client_compression)),
+            compression_server_to_client: compression_name(&comp(&names.server_compression)),
+        };
+        self.shared.state().negotiated = Some(n);
+        Ok(())
+    }
+
+    async fn auth_banner(&mut self, banner: &str, _s: &mut Session) -> std::result::Result<(), Self::Error> {
+        self.shared.state().banner = Some(banner.to_string());
+        Ok(())
+    }
+
+    async fn channel_open_confirmation(&mut self, id: ChannelId, _max: u32, _win: u32, _s: &mut Session) -> std::result::Result<(), Self::Error> {
+        self.shared.register(id);
+        Ok(())
+    }
+
+    async fn data(&mut self, id: ChannelId, data: &[u8], _s: &mut Session) -> std::result::Result<(), Self::Error> {
+        if let Some(c) = self.shared.channel(id) {
+            c.push(STDOUT, data).await;
+        }
+        Ok(())
+    }
+
+    async fn extended_data(&mut self, id: ChannelId, ext: u32, data: &[u8], _s: &mut Session) -> std::result::Result<(), Self::Error> {
+        // RFC 4254 §5.2 defines only code 1 (stderr); other codes are delivered there too
+        let _ = ext;
+        if let Some(c) = self.shared.channel(id) {
+            c.push(STDERR, data).await;
+        }
+        Ok(())
+    }
+
+    async fn channel_eof(&mut self, id: ChannelId, _s: &mut Session) -> std::result::Result<(), Self::Error> {
+        if let Some(c) = self.shared.channel(id) {
+            c.on_eof();
+        }
+        Ok(())
+    }
+
+    async fn channel_close(&mut self, id: ChannelId, _s: &mut Session) -> std::result::Result<(), Self::Error> {
+        if let Some(c) = self.shared.channel(id) {
+            c.on_close();
+        }
+        Ok(())
+    }
+
+    async fn channel_success(&mut self, id: ChannelId, _s: &mut Session) -> std::result::Result<(), Self::Error> {
+        if let Some(c) = self.shared.channel(id) {
+            c.on_reply(true);
+        }
+        Ok(())
+    }
+
+    async fn channel_failure(&mut self, id: ChannelId, _s: &mut Session) -> std::result::Result<(), Self::Error> {
+        if let Some(c) = self.shared.channel(id) {
+            c.on_reply(false);
+        }
+        Ok(())
+    }
+
+    async fn exit_status(&mut self, id: ChannelId, status: u32, _s: &mut Session) -> std::result::Result<(), Self::Error> {
+        if let Some(c) = self.shared.channel(id) {
+            c.on_exit(ExitInfo { code: Some(status), ..Default::default() });
+        }
+        Ok(())
+    }
+
+    async fn exit_signal(
+        &mut self,
+        id: ChannelId,
+        signal: Sig,
+        core_dumped: bool,
+        message: &str,
+        _lang: &str,
+        _s: &mut Session,
+    ) -> std::result::Result<(), Self::Error> {
+        if let Some(c) = self.shared.channel(id) {
+            c.on_exit(ExitInfo {
+                code: None,
+                signal: Some(signal_name(&signal)),
+                core_dumped,
+                message: if message.is_empty() { None } else { Some(message.to_string()) },
+            });
+        }
+        Ok(())
+    }
+
+    async fn disconnected(&mut self, reason: DisconnectReason<Self::Error>) -> std::result::Result<(), Self::Error> {
+        match reason {
+            DisconnectReason::ReceivedDisconnect(info) => {
+                let description = if info.message.is_empty() { format!("{:?}", info.reason_code) } else { info.message.clone() };
+                self.shared.finish(Some(Error::Disconnect { reason: format!("{:?}", info.reason_code), description }));
+                Ok(())
+            }
+            DisconnectReason::Error(e) => {
+                self.shared.finish(Some(Error::from(e)));
+                Ok(())
+            }
+        }
+    }
+}
+
+impl Drop for ClientHandler {
+    /// The event loop owns the handler: when it is dropped the connection is over.
+    fn drop(&mut self) {
+        self.shared.finish(None);
+    }
+}
+
+fn compression_name(debug: &str) -> String {
+    let d = debug.to_ascii_lowercase();
+    if d.contains("zlib") {
+        if d.contains("legacy") || d.contains("openssh") { "zlib@openssh.com".into() } else { "zlib".into() }
+    } else {
+        "none".into()
+    }
+}
+
+/// Options for `exec` when the whole output is collected in Rust.
+#[derive(Debug, Clone, Default)]
+pub struct ExecOptions {
+    pub env: Vec<(String, String)>,
+    pub pty: Option<crate::options::PtyOptions>,
+    pub stdin: Option<Vec<u8>>,
+    pub max_buffer: Option<usize>,
+    pub timeout: Option<Duration>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ExecOutput {
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+    pub exit: ExitInfo,
+    /// maxBuffer was exceeded: output is cut at the limit and the channel was closed.
+    pub truncated: bool,
+}
+
+/// Options for opening a session channel that is then read as streams.
+#[derive(Debug, Clone, Default)]
+pub struct SessionRequest {
+    pub env: Vec<(String, String)>,
+    pub pty: Option<crate::options::PtyOptions>,
+    pub agent_forward: bool,
+}
+
+/// An authenticated connection.
+pub struct Client {
+    handle: Handle<ClientHandler>,
+    shared: Arc<ConnShared>,
+    sessions: Arc<Semaphore>,
+    host: String,
+    port: u16,
+}
+
+fn errno_name(e: &std::io::Error) -> Option<String> {
+    use std::io::ErrorKind as K;
+    Some(
+        match e.kind() {
+            K::ConnectionRefused => "ECONNREFUSED",
+            K::ConnectionReset => "ECONNRESET",
+            K::TimedOut => "ETIMEDOUT",
+            K::AddrNotAvailable => "EADDRNOTAVAIL",
+            K::PermissionDenied => "EACCES",
+            K::HostUnreachable => "EHOSTUNREACH",
+            K::NetworkUnreachable => "ENETUNREACH",
+            _ => return None,
+        }
+        .to_string(),
+    )
+}
+
+/// `[::1]` → `::1`: people paste bracketed IPv6 literals from URLs and ssh_config.
+fn bare_host(host: &str) -> &str {
+    host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host)
+}
+
+fn validate(opts: &ConnectOptions) -> Result<()> {
+    if bare_host(&opts.host).is_empty() {
+        return Err(Error::config("host", "host is required"));
+    }
+    if opts.host.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(Error::config("host", format!("host {:?} contains whitespace or control characters", opts.host)));
+    }
+    if opts.port == 0 {
+        return Err(Error::config("port", "port must be between 1 and 65535"));
+    }
+    if opts.username.is_empty() {
+        return Err(Error::config("username", "username is required"));
+    }
+    if opts.max_sessions == 0 {
+        return Err(Error::config("maxSessions", "maxSessions must be at least 1"));
+    }
+    Ok(())
+}
+
+async fn with_deadline<T>(deadline: Option<Instant>, phase: &str, total: Option<Duration>, f: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+    match deadline {
+        None => f.await,
+        Some(d) => {
+            let left = d.saturating_duration_since(Instant::now());
+            match tokio::time::timeout(left, f).await {
+                Ok(r) => r,
+                Err(_) => Err(Error::timeout(phase, total.map(|t| t.as_millis() as u64).unwrap_or(0))),
+            }
+        }
+    }
+}
+
+impl Client {
+    /// Connects over TCP, verifies the host key and authenticates.
+    pub async fn connect(opts: ConnectOptions, cancel: Option<CancelToken>) -> Result<Client> {
+        CancelToken::run(cancel.as_ref(), Self::connect_inner(opts)).await
+    }
+
+    async fn connect_inner(opts: ConnectOptions) -> Result<Client> {
+        validate(&opts)?;
+        let methods = auth::prepare(&opts.auth)?;
+        let deadline = opts.connect_timeout.map(|t| Instant::now() + t);
+        let host = bare_host(&opts.host).to_string();
+        let address = if host.contains(':') { format!("[{host}]:{}", opts.port) } else { format!("{host}:{}", opts.port) };
+        let stream = with_deadline(deadline, "connect", opts.connect_timeout, async {
+            TcpStream::connect((host.as_str(), opts.port)).await.map_err(|e| Error::Connect {
+                address: address.clone(),
+                cause: e.to_string(),
+                errno: errno_name(&e),
+            })
+        })
+        .await?;
+        if opts.nodelay {
+            let _ = stream.set_nodelay(true);
+        }
+        Self::handshake(opts, stream, methods, deadline).await
+    }
+
+    /// Runs SSH over an already connected stream (proxies, jump hosts, tests).
+    pub async fn connect_stream<S>(opts: ConnectOptions, stream: S, cancel: Option<CancelToken>) -> Result<Client>
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        CancelToken::run(cancel.as_ref(), async move {
+            validate(&opts)?;
+            let methods = auth::prepare(&opts.auth)?;
+            let deadline = opts.connect_timeout.map(|t| Instant::now() + t);
+            Self::handshake(opts, stream, methods, deadline).await
+        })
+        .await
+    }
+
+    async fn handshake<S>(opts: ConnectOptions, stream: S, methods: Vec<auth::Prepared>, deadline: Option<Instant>) -> Result<Client>
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let host = bare_host(&opts.host).to_string();
+        let known = host_key::known_algorithms(&opts.host_key, &host, opts.port);
+        let preferred = algorithms::preferred(&opts.algorithms, &known)?;
+        let config = client::Config {
+            preferred,
+            keepalive_interval: opts.keepalive_interval,
+            keepalive_max: opts.keepalive_count_max,
+            nodelay: opts.nodelay,
+            window_size: 8 * 1024 * 1024,
+            inactivity_timeout: None,
+            ..Default::default()
+        };
+        let shared = Arc::new(ConnShared {
+            channels: Mutex::new(HashMap::new()),
+            state: Mutex::new(ConnState::default()),
+            closed: Notify::new(),
+            limits: opts.buffer,
+        });
+        let handler = ClientHandler { shared: Arc::clone(&shared), policy: opts.host_key.clone(), host: host.clone(), port: opts.port };
+        let mut handle = with_deadline(deadline, "handshake", opts.connect_timeout, async {
+            client::connect_stream(Arc::new(config), stream, handler).await.map_err(|e| {
+                if let Some(hk) = shared.state().host_key_error.take() {
+                    return hk;
+                }
+                match e {
+                    russh::Error::UnknownKey => Error::Protocol { message: "the server's host key was not accepted".into() },
+                    other => Error::from(other),
+                }
+            })
+        })
+        .await?;
+        let target = if opts.port == 22 { host.clone() } else { format!("{host}:{}", opts.port) };
+        let authed = with_deadline(deadline, "auth", opts.connect_timeout, auth::authenticate(&mut handle, &opts.username, methods, &target)).await;
+        if let Err(e) = authed {
+            let _ = handle.disconnect(Disconnect::ByApplication, "", "").await;
+            return Err(e);
+        }
+        Ok(Client { handle, shared, sessions: Arc::new(Semaphore::new(opts.max_sessions)), host, port: opts.port })
+    }
+
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn negotiated(&self) -> Option<Negotiated> {
+        self.shared.state().negotiated.clone()
+    }
+
+    pub fn host_key(&self) -> Option<HostKeyInfo> {
+        self.shared.state().host_key.clone()
+    }
+
+    pub fn banner(&self) -> Option<String> {
+        self.shared.state().banner.clone()
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.shared.state().closed
+    }
+
+    pub fn close_error(&self) -> Option<Error> {
+        self.shared.close_error()
+    }
+
+    /// Runs `f` once when the connection ends (at once if it already has), with the
+    /// error that ended it, or None after `close()`.
+    pub fn on_close(&self, f: impl FnOnce(Option<Error>) + Send + 'static) {
+        let mut st = self.shared.state();
+        if st.closed {
+            let err = st.error.clone();
+            drop(st);
+            f(err);
+        } else {
+            st.on_close.push(Box::new(f));
+        }
+    }
+
+    /// Waits until the connection has ended.
+    pub async fn closed(&self) {
+        loop {
+            let n = self.shared.closed.notified();
+            tokio::pin!(n);
+            n.as_mut().enable();
+            if self.is_closed() {
+                return;
+            }
+            n.await;
+        }
+    }
+
+    /// Ends the connection politely and waits (briefly) for the event loop to finish.
+    pub async fn close(&self) {
+        {
+            let mut st = self.shared.state();
+            if st.closed {
+                return;
+            }
+            st.user_closed = true;
+        }
+        let _ = self.handle.disconnect(Disconnect::ByApplication, "", "en").await;
+        if tokio::time::timeout(Duration::from_secs(3), self.closed()).await.is_err() {
+            self.shared.finish(None);
+        }
+    }
+
+    /// Opens a session channel, waiting for a free slot under maxSessions, and retrying
+    /// an open refused as administratively prohibited: OpenSSH frees a slot only once
+    /// it has processed the close of an earlier channel.
+    pub async fn open_session(&self, cancel: Option<&CancelToken>) -> Result<Channel> {
+        CancelToken::run(cancel, self.open_session_inner()).await
+    }
+
+    async fn open_session_inner(&self) -> Result<Channel> {
+        if let Some(e) = self.close_error() {
+            return Err(e);
+        }
+        let permit = Arc::clone(&self.sessions)
+            .acquire_owned()
+            .await
+            .map_err(|_| Error::disconnected("the connection was closed"))?;
+        let mut delay = Duration::from_millis(5);
+        let mut attempts = 0;
+        let ch = loop {
+            match self.handle.channel_open_session().await {
+                Ok(ch) => break ch,
+                Err(russh::Error::ChannelOpenFailure(russh::ChannelOpenFailure::AdministrativelyProhibited)) if attempts < 12 => {
+                    attempts += 1;
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_millis(250));
+                }
+                Err(e) => return Err(self.close_error().unwrap_or_else(|| Error::from(e))),
+            }
+        };
+        let id = ch.id();
+        let (read_half, tx) = ch.split();
+        // Dropping the read half makes russh skip its per-channel queue entirely.
+        drop(read_half);
+        let shared = self.shared.register(id);
+        shared.set_permit(permit);
+        Ok(Channel { shared, tx, conn: Arc::clone(&self.shared) })
+    }
+
+    /// Opens a session and starts `command` (or a shell when None) with env and pty.
+    pub async fn start(&self, command: Option<&str>, req: &SessionRequest, cancel: Option<&CancelToken>) -> Result<Channel> {
+        let ch = self.open_session(cancel).await?;
+        let setup = async {
+            for (k, v) in &req.env {
+                ch.set_env(k, v).await?;
+            }
+            if req.agent_forward {
+                ch.agent_forward().await?;
+            }
+            if let Some(pty) = &req.pty {
+                ch.request_pty(pty).await?;
+            }
+            match command {
+                Some(c) => ch.exec(c).await,
+                None => ch.shell().await,
+            }
+        };
+        match CancelToken::run(cancel, setup).await {
+            Ok(()) => Ok(ch),
+            Err(e) => {
+                let _ = ch.close().await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Opens a session for a subsystem (sftp, netconf, …).
+    pub async fn subsystem(&self, name: &str, cancel: Option<&CancelToken>) -> Result<Channel> {
+        let ch = self.open_session(cancel).await?;
+        match CancelToken::run(cancel, ch.subsystem(name)).await {
+            Ok(()) => Ok(ch),
+            Err(e) => {
+                let _ = ch.close().await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Runs a command to completion, collecting its output in Rust.
+    pub async fn exec(&self, command: &str, opts: ExecOptions, cancel: Option<&CancelToken>) -> Result<ExecOutput> {
+        let req = SessionRequest { env: opts.env.clone(), pty: opts.pty.clone(), agent_forward: false };
+        let ch = self.start(Some(command), &req, cancel).await?;
+        let run = collect(&ch, opts.stdin, opts.max_buffer);
+        let run = async {
+            match opts.timeout {
+                Some(t) => match tokio::time::timeout(t, run).await {
+                    Ok(r) => r,
+                    Err(_) => Err(Error::timeout("exec", t.as_millis() as u64)),
+                },
+                None => run.await,
+            }
+        };
+        let out = CancelToken::run(cancel, run).await;
+        if out.is_err() || out.as_ref().map(|o| o.truncated).unwrap_or(false) {
+            let _ = ch.close().await;
+        }
+        out
+    }
+}
+
+async fn collect(ch: &Channel, stdin: Option<Vec<u8>>, max_buffer: Option<usize>) -> Result<ExecOutput> {
+    let writer = async {
+        if let Some(data) = stdin {
+            if !data.is_empty() {
+                ch.write(data).await?;
+            }
+        }
+        ch.eof().await
+    };
+    let reader = async {
+        let mut out = ExecOutput::default();
+        let limit = max_buffer.unwrap_or(usize::MAX);
+        while let Some([o, e]) = ch.shared.next_chunks().await? {
+            out.stdout.extend_from_slice(&o);
+            out.stderr.extend_from_slice(&e);
+            if out.stdout.len() > limit || out.stderr.len() > limit {
+                out.stdout.truncate(limit);
+                out.stderr.truncate(limit);
+                out.truncated = true;
+                out.exit = ch.shared.exit_info().unwrap_or_default();
+                return Ok::<ExecOutput, Error>(out);
+            }
+        }
+        out.exit = ch.shared.wait_exit().await?;
+        Ok(out)
+    };
+    // stdin errors after the command exited (it stopped reading) do not matter
+    let (w, r) = tokio::join!(writer, reader);
+    let out = r?;
+    if let Err(e) = w {
+        if out.exit == ExitInfo::default() && !out.truncated {
+            return Err(e);
+        }
+    }
+    Ok(out)
+}
+

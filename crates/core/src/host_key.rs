@@ -1,0 +1,293 @@
+//! Host key policy: strict known_hosts by default, trust-on-first-use, pinned
+//! fingerprints, a callback, or an explicit opt-out.
+
+use std::path::PathBuf;
+
+use russh::keys::{PublicKey, PublicKeyOrCertificate};
+
+use crate::error::{Error, HostKeyReason, Result};
+use crate::known_hosts::{self, KnownHostsFile, Verdict};
+use crate::options::{HostKeyInfo, HostKeyPolicy};
+
+/// The presented key in the forms the policy needs.
+pub(crate) struct Presented {
+    pub algorithm: String,
+    pub blob: Vec<u8>,
+    pub fingerprint: String,
+    pub certificate: Option<russh::keys::Certificate>,
+}
+
+pub(crate) fn describe(key: &PublicKeyOrCertificate) -> Result<Presented> {
+    let (public, certificate): (PublicKey, _) = match key {
+        PublicKeyOrCertificate::PublicKey { key, .. } => (key.clone(), None),
+        PublicKeyOrCertificate::Certificate(cert) => (PublicKey::from(cert.public_key().clone()), Some(cert.clone())),
+    };
+    let blob = public
+        .to_bytes()
+        .map_err(|e| Error::Protocol { message: format!("cannot encode the server's host key: {e}") })?;
+    Ok(Presented {
+        algorithm: public.algorithm().as_str().to_string(),
+        fingerprint: known_hosts::fingerprint_sha256(&blob),
+        blob,
+        certificate,
+    })
+}
+
+pub(crate) fn info(host: &str, port: u16, p: &Presented) -> HostKeyInfo {
+    use base64::Engine;
+    HostKeyInfo {
+        host: host.to_string(),
+        port,
+        algorithm: p.algorithm.clone(),
+        fingerprint: p.fingerprint.clone(),
+        public_key: format!("{} {}", p.algorithm, base64::engine::general_purpose::STANDARD.encode(&p.blob)),
+    }
+}
+
+fn load_files(files: &[PathBuf]) -> Result<Vec<KnownHostsFile>> {
+    files
+        .iter()
+        .map(|p| {
+            KnownHostsFile::load(p).map_err(|e| Error::Config {
+                option: Some("hostKey.knownHosts".into()),
+                file: Some(p.clone()),
+                line: None,
+                message: format!("cannot read known_hosts file: {e}"),
+            })
+        })
+        .collect()
+}
+
+/// Host key algorithms known for this host, to be offered first (as OpenSSH does) so
+/// that a known host never fails because the server preferred another key type.
+pub(crate) fn known_algorithms(policy: &HostKeyPolicy, host: &str, port: u16) -> Vec<String> {
+    match policy {
+        HostKeyPolicy::KnownHosts { files, .. } => match load_files(files) {
+            Ok(loaded) => known_hosts::known_key_types(&loaded, host, port),
+            Err(_) => Vec::new(),
+        },
+        _ => Vec::new(),
+    }
+}
+
+fn host_label(host: &str, port: u16) -> String {
+    if port == 22 {
+        host.to_string()
+    } else {
+        format!("[{host}]:{port}")
+    }
+}
+
+fn host_key_error(reason: HostKeyReason, host: &str, port: u16, p: &Presented, message: String) -> Error {
+    Error::HostKey {
+        reason,
+        host: host.to_string(),
+        port,
+        algorithm: p.algorithm.clone(),
+        fingerprint: p.fingerprint.clone(),
+        expected: Vec::new(),
+        file: None,
+        line: None,
+        message,
+    }
+}
+
+/// Applies the policy. Ok(()) means trusted.
+pub(crate) async fn verify(policy: &HostKeyPolicy, host: &str, port: u16, p: &Presented) -> Result<()> {
+    match policy {
+        HostKeyPolicy::InsecureAcceptAny => Ok(()),
+        HostKeyPolicy::Fingerprints(pins) => {
+            if pins.iter().any(|f| fingerprint_matches(f, &p.fingerprint)) {
+                return Ok(());
+            }
+            let mut e = host_key_error(
+                HostKeyReason::Rejected,
+                host,
+                port,
+                p,
+                format!(
+                    "host key for {} is {} {}, which is not a pinned fingerprint ({})",
+                    host_label(host, port),
+                    p.algorithm,
+                    p.fingerprint,
+                    pins.join(", ")
+                ),
+            );
+            if let Error::HostKey { expected, .. } = &mut e {
+                *expected = pins.clone();
+            }
+            Err(e)
+        }
+        HostKeyPolicy::Verify(cb) => {
+            if cb.verify(info(host, port, p)).await {
+                Ok(())
+            } else {
+                Err(host_key_error(
+                    HostKeyReason::Rejected,
+                    host,
+                    port,
+                    p,
+                    format!("host key {} {} for {} was rejected by the verify callback", p.algorithm, p.fingerprint, host_label(host, port)),
+                ))
+            }
+        }
+        HostKeyPolicy::KnownHosts { files, accept_new, hash } => verify_known_hosts(files, *accept_new, *hash, host, port, p),
+    }
+}
+
+fn fingerprint_matches(pin: &str, actual: &str) -> bool {
+    let pin = pin.trim();
+    // accept the bare base64 and a padded form too: people copy fingerprints from many places
+    let norm = |s: &str| s.strip_prefix("SHA256:").unwrap_or(s).trim_end_matches('=').to_string();
+    norm(pin) == norm(actual)
+}
+
+fn verify_known_hosts(files: &[PathBuf], accept_new: bool, hash: bool, host: &str, port: u16, p: &Presented) -> Result<()> {
+    let loaded = load_files(files)?;
+    if let Some(cert) = &p.certificate {
+        if let Some(()) = verify_host_certificate(&loaded, host, port, cert) {
+            return Ok(());
+        }
+    }
+    let label = host_label(host, port);
+    match known_hosts::check(&loaded, host, port, &p.algorithm, &p.blob) {
+        Verdict::Match(_) => Ok(()),
+        Verdict::Revoked(loc) => Err(Error::HostKey {
+            reason: HostKeyReason::Revoked,
+            host: host.into(),
+            port,
+            algorithm: p.algorithm.clone(),
+            fingerprint: p.fingerprint.clone(),
+            expected: Vec::new(),
+            file: loc.file.clone(),
+            line: Some(loc.line),
+            message: format!(
+                "host key {} {} for {label} is marked @revoked ({}:{})",
+                p.algorithm,
+                p.fingerprint,
+                loc.file.as_ref().map(|f| f.display().to_string()).unwrap_or_default(),
+                loc.line
+            ),
+        }),
+        Verdict::Changed { expected } => {
+            let first = expected.first();
+            let file = first.and_then(|e| e.location.file.clone());
+            let line = first.map(|e| e.location.line);
+            let were = expected
+                .iter()
+                .map(|e| format!("{} line {} has {}", e.location.file.as_ref().map(|f| f.display().to_string()).unwrap_or_default(), e.location.line, e.fingerprint))
+                .collect::<Vec<_>>()
+                .join("; ");
+            Err(Error::HostKey {
+                reason: HostKeyReason::Changed,
+                host: host.into(),
+                port,
+                algorithm: p.algorithm.clone(),
+                fingerprint: p.fingerprint.clone(),
+                expected: expected.iter().map(|e| e.fingerprint.clone()).collect(),
+                file,
+                line,
+                message: format!(
+                    "REMOTE HOST IDENTIFICATION HAS CHANGED: host key for {label} changed ({were}, server presented {} {}); if the change is expected, remove the old line with ssh-keygen -R '{label}'",
+                    p.algorithm, p.fingerprint
+                ),
+            })
+        }
+        Verdict::Unknown { other_types } if !other_types.is_empty() => {
+            // OpenSSH treats a host known only with other key types as changed: trusting a
+            // new key type on first use would let an attacker pick a type we never saw.
+            let first = other_types.first();
+            Err(Error::HostKey {
+                reason: HostKeyReason::Changed,
+                host: host.into(),
+                port,
+                algorithm: p.algorithm.clone(),
+                fingerprint: p.fingerprint.clone(),
+                expected: other_types.iter().map(|e| e.fingerprint.clone()).collect(),
+                file: first.and_then(|e| e.location.file.clone()),
+                line: first.map(|e| e.location.line),
+                message: format!(
+                    "host key for {label} changed: the server presented {} {}, but known_hosts only has {}; if the server really has a new key, remove the old lines with ssh-keygen -R '{label}'",
+                    p.algorithm,
+                    p.fingerprint,
+                    other_types
+                        .iter()
+                        .map(|e| format!("{} {} ({})", e.key_type, e.fingerprint, e.location))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            })
+        }
+        Verdict::Unknown { other_types } => {
+            if accept_new && known_hosts::is_recordable_host(host) {
+                if let Some(target) = files.first() {
+                    let line = known_hosts::format_line(host, port, &p.algorithm, &p.blob, hash);
+                    known_hosts::append_entry(target, &line).map_err(|e| Error::Config {
+                        option: Some("hostKey.knownHosts".into()),
+                        file: Some(target.clone()),
+                        line: None,
+                        message: format!("cannot add the new host key: {e}"),
+                    })?;
+                    return Ok(());
+                }
+            }
+            let searched = files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(", ");
+            let others = if other_types.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    " (known keys of other types: {})",
+                    other_types.iter().map(|e| format!("{} {}", e.key_type, e.fingerprint)).collect::<Vec<_>>().join(", ")
+                )
+            };
+            Err(Error::HostKey {
+                reason: HostKeyReason::Unknown,
+                host: host.into(),
+                port,
+                algorithm: p.algorithm.clone(),
+                fingerprint: p.fingerprint.clone(),
+                expected: other_types.iter().map(|e| e.fingerprint.clone()).collect(),
+                file: None,
+                line: None,
+                message: format!(
+                    "host key for {label} is not known ({} {}; searched {}){others}; verify the fingerprint and add it with ssh-keyscan, or pass hostKey: {{ knownHosts, acceptNew: true }} or a pinned fingerprint",
+                    p.algorithm,
+                    p.fingerprint,
+                    if searched.is_empty() { "no files".to_string() } else { searched }
+                ),
+            })
+        }
+    }
+}
+
+/// A host certificate is trusted when a @cert-authority line for the host names its CA,
+/// the signature verifies, it is a host certificate, valid now, and lists the host.
+fn verify_host_certificate(files: &[KnownHostsFile], host: &str, port: u16, cert: &russh::keys::Certificate) -> Option<()> {
+    let ca = PublicKey::from(cert.signature_key().clone());
+    let ca_blob = ca.to_bytes().ok()?;
+    known_hosts::cert_authority_trusted(files, host, port, ca.algorithm().as_str(), &ca_blob)?;
+    if cert.cert_type() != russh::keys::ssh_key::certificate::CertType::Host {
+        return None;
+    }
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).ok()?.as_secs();
+    let ca_fp = ca.fingerprint(russh::keys::HashAlg::Sha256);
+    cert.validate_at(now, [&ca_fp]).ok()?;
+    let principals = cert.valid_principals();
+    if !principals.is_empty() && !principals.iter().any(|p| p.eq_ignore_ascii_case(host)) {
+        return None;
+    }
+    Some(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pinned_fingerprint_forms() {
+        assert!(fingerprint_matches("SHA256:abcDEF", "SHA256:abcDEF"));
+        assert!(fingerprint_matches("abcDEF", "SHA256:abcDEF"));
+        assert!(fingerprint_matches("SHA256:abcDEF=", "SHA256:abcDEF"));
+        assert!(!fingerprint_matches("SHA256:abcDEG", "SHA256:abcDEF"));
+    }
+}

@@ -1,0 +1,19 @@
+//! ferrossh-core: the SSH logic of ferrossh on top of russh. No JavaScript here; the
+//! napi binding in `crates/node` only adapts these types.
+
+pub mod algorithms;
+mod auth;
+pub mod cancel;
+pub mod channel;
+pub mod client;
+pub mod error;
+mod host_key;
+pub mod keys;
+pub mod known_hosts;
+pub mod options;
+
+pub use cancel::CancelToken;
+pub use channel::{BufferLimits, Channel, ChannelShared, ExitInfo, ReadResult, Wake};
+pub use client::{Client, ExecOptions, ExecOutput, Negotiated, SessionRequest};
+pub use error::{AuthAttempt, Error, HostKeyReason, Result};
+pub use options::*;

@@ -1,0 +1,204 @@
+//! Connection options as core sees them: already validated and typed. The binding
+//! converts the JS option object into this; `lib/` resolves defaults that read `~/.ssh`.
+
+use std::fmt;
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::channel::BufferLimits;
+
+/// A string that must never be printed: passwords, passphrases.
+#[derive(Clone, Default)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Secret(s.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+/// Where a private key comes from (the text itself is never kept beyond parsing).
+#[derive(Clone)]
+pub enum KeySource {
+    Data(Arc<Vec<u8>>),
+    Path(PathBuf),
+}
+
+impl fmt::Debug for KeySource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            KeySource::Data(_) => f.write_str("KeySource::Data(<redacted>)"),
+            KeySource::Path(p) => write!(f, "KeySource::Path({})", p.display()),
+        }
+    }
+}
+
+pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+/// What the host key callback is shown.
+#[derive(Debug, Clone)]
+pub struct HostKeyInfo {
+    pub host: String,
+    pub port: u16,
+    pub algorithm: String,
+    pub fingerprint: String,
+    /// The key as an authorized_keys / known_hosts style `type base64` string.
+    pub public_key: String,
+}
+
+pub trait HostKeyVerifier: Send + Sync {
+    fn verify(&self, key: HostKeyInfo) -> BoxFuture<bool>;
+}
+
+#[derive(Clone)]
+pub enum HostKeyPolicy {
+    /// OpenSSH known_hosts files; `accept_new` appends unknown keys to the first file.
+    KnownHosts { files: Vec<PathBuf>, accept_new: bool, hash: bool },
+    /// Pinned SHA256 fingerprints (any of them).
+    Fingerprints(Vec<String>),
+    Verify(Arc<dyn HostKeyVerifier>),
+    InsecureAcceptAny,
+}
+
+impl fmt::Debug for HostKeyPolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HostKeyPolicy::KnownHosts { files, accept_new, hash } => {
+                write!(f, "KnownHosts({files:?}, accept_new={accept_new}, hash={hash})")
+            }
+            HostKeyPolicy::Fingerprints(v) => write!(f, "Fingerprints({v:?})"),
+            HostKeyPolicy::Verify(_) => f.write_str("Verify(<callback>)"),
+            HostKeyPolicy::InsecureAcceptAny => f.write_str("InsecureAcceptAny"),
+        }
+    }
+}
+
+/// Prompts of one keyboard-interactive round.
+#[derive(Debug, Clone)]
+pub struct KbdPrompt {
+    pub prompt: String,
+    pub echo: bool,
+}
+
+pub trait KeyboardInteractive: Send + Sync {
+    fn respond(&self, name: String, instructions: String, prompts: Vec<KbdPrompt>) -> BoxFuture<Option<Vec<Secret>>>;
+}
+
+/// One way to authenticate. The chain tries them in order (see `auth.rs`).
+#[derive(Clone)]
+pub enum AuthMethod {
+    PublicKey { source: KeySource, passphrase: Option<Secret> },
+    Password(Secret),
+    KeyboardInteractive(Arc<dyn KeyboardInteractive>),
+}
+
+impl AuthMethod {
+    pub fn name(&self) -> &'static str {
+        match self {
+            AuthMethod::PublicKey { .. } => "publickey",
+            AuthMethod::Password(_) => "password",
+            AuthMethod::KeyboardInteractive(_) => "keyboard-interactive",
+        }
+    }
+}
+
+impl fmt::Debug for AuthMethod {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AuthMethod::PublicKey { source, .. } => write!(f, "PublicKey({source:?})"),
+            AuthMethod::Password(_) => f.write_str("Password(<redacted>)"),
+            AuthMethod::KeyboardInteractive(_) => f.write_str("KeyboardInteractive(<callback>)"),
+        }
+    }
+}
+
+/// Algorithm preferences; `None` keeps ferrossh's default order for that list.
+#[derive(Debug, Clone, Default)]
+pub struct Algorithms {
+    pub kex: Option<Vec<String>>,
+    pub cipher: Option<Vec<String>>,
+    pub mac: Option<Vec<String>>,
+    pub host_key: Option<Vec<String>>,
+    pub compression: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct PtyOptions {
+    pub term: String,
+    pub cols: u32,
+    pub rows: u32,
+    pub width_px: u32,
+    pub height_px: u32,
+    /// RFC 4254 §8 opcode/value pairs.
+    pub modes: Vec<(u8, u32)>,
+}
+
+impl Default for PtyOptions {
+    fn default() -> Self {
+        PtyOptions { term: "xterm-256color".into(), cols: 80, rows: 24, width_px: 0, height_px: 0, modes: Vec::new() }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ConnectOptions {
+    pub host: String,
+    pub port: u16,
+    pub username: String,
+    pub auth: Vec<AuthMethod>,
+    pub host_key: HostKeyPolicy,
+    pub algorithms: Algorithms,
+    pub connect_timeout: Option<Duration>,
+    pub keepalive_interval: Option<Duration>,
+    pub keepalive_count_max: usize,
+    pub max_sessions: usize,
+    pub buffer: BufferLimits,
+    pub nodelay: bool,
+}
+
+impl ConnectOptions {
+    pub fn new(host: impl Into<String>, username: impl Into<String>) -> Self {
+        ConnectOptions {
+            host: host.into(),
+            port: 22,
+            username: username.into(),
+            auth: Vec::new(),
+            host_key: HostKeyPolicy::KnownHosts { files: Vec::new(), accept_new: false, hash: false },
+            algorithms: Algorithms::default(),
+            connect_timeout: Some(Duration::from_secs(20)),
+            keepalive_interval: None,
+            keepalive_count_max: 3,
+            max_sessions: 10,
+            buffer: BufferLimits::default(),
+            nodelay: true,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_are_redacted_in_debug() {
+        let m = AuthMethod::Password(Secret::new("hunter2"));
+        assert!(!format!("{m:?}").contains("hunter2"));
+        let k = AuthMethod::PublicKey {
+            source: KeySource::Data(Arc::new(b"-----BEGIN OPENSSH PRIVATE KEY-----".to_vec())),
+            passphrase: Some(Secret::new("pp")),
+        };
+        let s = format!("{k:?}");
+        assert!(!s.contains("BEGIN") && !s.contains("pp)"), "{s}");
+    }
+}

@@ -1,0 +1,145 @@
+//! `NativeChannel`: the JS side drains the channel's buffers with a synchronous
+//! `read()` into a Buffer it reuses; a weak threadsafe function wakes it when an armed
+//! read has something (DESIGN.md, "Data path and runtime").
+
+use std::sync::Arc;
+
+use ferrossh_core::{Channel, ReadResult, Wake};
+use napi::bindgen_prelude::{Buffer, BufferSlice, Function};
+use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
+use napi::Status;
+use napi_derive::napi;
+
+use crate::client::NativeExitInfo;
+use crate::errors::{self, IntoNapi};
+
+type WakeFn = ThreadsafeFunction<u32, (), u32, Status, false, true>;
+
+struct JsWake(WakeFn);
+
+impl Wake for JsWake {
+    fn wake(&self, stream: usize) {
+        self.0.call(stream as u32, ThreadsafeFunctionCallMode::NonBlocking);
+    }
+}
+
+#[napi]
+pub struct NativeChannel {
+    inner: Arc<Channel>,
+    last_error: std::sync::Mutex<Option<String>>,
+}
+
+impl NativeChannel {
+    pub fn new(ch: Channel) -> Self {
+        NativeChannel { inner: Arc::new(ch), last_error: std::sync::Mutex::new(None) }
+    }
+}
+
+/// `read()` results below zero.
+pub const READ_EOF: i32 = -1;
+pub const READ_ERROR: i32 = -2;
+
+#[napi]
+impl NativeChannel {
+    #[napi(getter)]
+    pub fn id(&self) -> u32 {
+        self.inner.shared().id
+    }
+
+    /// Installs the wake callback `(stream) => void` (0 = stdout, 1 = stderr).
+    #[napi]
+    pub fn set_waker(&self, cb: Function<u32, ()>) -> napi::Result<()> {
+        let tsfn: WakeFn = cb.build_threadsafe_function().weak::<true>().callee_handled::<false>().build()?;
+        self.inner.shared().set_waker(Some(Arc::new(JsWake(tsfn))));
+        Ok(())
+    }
+
+    /// Copies buffered bytes of `stream` into `buf`: > 0 bytes copied, 0 = nothing yet
+    /// (the reader is armed and will be woken), -1 = end of stream, -2 = the connection
+    /// failed first (see `takeError()`).
+    #[napi]
+    pub fn read(&self, stream: u32, mut buf: BufferSlice) -> i32 {
+        let s = if stream == 0 { 0 } else { 1 };
+        // a JS Buffer is at most 2^31-1 here (the return type), more than any wake batch
+        let max = buf.len().min(i32::MAX as usize);
+        match self.inner.shared().read_into(s, &mut buf[..max]) {
+            ReadResult::Data(n) => n as i32,
+            ReadResult::Pending => 0,
+            ReadResult::Eof => READ_EOF,
+            ReadResult::Failed(e) => {
+                *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(errors::to_string(&e));
+                READ_ERROR
+            }
+        }
+    }
+
+    /// The serialized error behind the last -2 from `read()`.
+    #[napi]
+    pub fn take_error(&self) -> Option<String> {
+        self.last_error.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+
+    #[napi]
+    pub fn buffered(&self, stream: u32) -> u32 {
+        self.inner.shared().buffered(if stream == 0 { 0 } else { 1 }) as u32
+    }
+
+    /// Sends one chunk (copied once), resolving when the peer's window took it.
+    #[napi]
+    pub async fn write(&self, data: Buffer) -> napi::Result<()> {
+        self.inner.write(data.to_vec()).await.js()
+    }
+
+    /// Sends several chunks gathered into one copy (Writable._writev).
+    #[napi]
+    pub async fn write_many(&self, chunks: Vec<Buffer>) -> napi::Result<()> {
+        let total = chunks.iter().map(|c| c.len()).sum();
+        let mut data = Vec::with_capacity(total);
+        for c in &chunks {
+            data.extend_from_slice(c);
+        }
+        drop(chunks);
+        self.inner.write(data).await.js()
+    }
+
+    #[napi]
+    pub async fn eof(&self) -> napi::Result<()> {
+        self.inner.eof().await.js()
+    }
+
+    #[napi]
+    pub async fn signal(&self, name: String) -> napi::Result<()> {
+        self.inner.signal(&name).await.js()
+    }
+
+    #[napi]
+    pub async fn resize(&self, cols: u32, rows: u32, width: Option<u32>, height: Option<u32>) -> napi::Result<()> {
+        self.inner.window_change(cols, rows, width.unwrap_or(0), height.unwrap_or(0)).await.js()
+    }
+
+    /// Resolves with the exit status/signal once known (or the channel closed).
+    #[napi]
+    pub async fn wait_exit(&self) -> napi::Result<NativeExitInfo> {
+        self.inner.shared().wait_exit().await.map(Into::into).js()
+    }
+
+    #[napi]
+    pub async fn wait_closed(&self) -> napi::Result<()> {
+        self.inner.shared().wait_closed().await;
+        Ok(())
+    }
+
+    #[napi]
+    pub async fn close(&self) -> napi::Result<()> {
+        self.inner.close().await.js()
+    }
+
+    /// The reader is gone: drop incoming bytes so the connection never waits on us.
+    #[napi]
+    pub fn discard(&self) {
+        self.inner.shared().discard();
+    }
+}
+
+#[allow(dead_code)]
+fn _status(_s: Status) {}

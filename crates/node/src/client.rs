@@ -1,0 +1,210 @@
+//! `NativeClient`: one SSH connection. Keeps Node's event loop alive while connected
+//! through a ref'd threadsafe function (its close callback), released when it ends.
+
+use std::sync::{Arc, Mutex};
+
+use ferrossh_core::{Client, ExecOptions, SessionRequest};
+use napi::bindgen_prelude::{Buffer, Function};
+use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
+use napi::{Env, Status};
+use napi_derive::napi;
+
+use crate::cancel::NativeCancel;
+use crate::channel::NativeChannel;
+use crate::errors::{self, IntoNapi};
+use crate::options::{self, KbdFn, NativeConnectOptions, NativeHostKeyInfo, NativePty, VerifyFn};
+
+type CloseFn = ThreadsafeFunction<Option<String>, (), Option<String>, Status, false>;
+
+#[napi]
+pub struct NativeClient {
+    inner: Arc<Client>,
+    keep_alive: Arc<Mutex<Option<CloseFn>>>,
+}
+
+#[napi(object)]
+pub struct NativeNegotiated {
+    pub kex: String,
+    pub host_key: String,
+    pub cipher: String,
+    pub mac: String,
+    pub mac_server_to_client: String,
+    pub compression: String,
+    pub compression_server_to_client: String,
+}
+
+#[napi(object)]
+pub struct NativeExecOptions {
+    pub env: Option<Vec<Vec<String>>>,
+    pub pty: Option<NativePty>,
+    pub stdin: Option<Buffer>,
+    pub max_buffer: Option<f64>,
+    pub timeout_ms: Option<f64>,
+}
+
+#[napi(object)]
+pub struct NativeExitInfo {
+    pub code: Option<u32>,
+    pub signal: Option<String>,
+    pub core_dumped: bool,
+    pub message: Option<String>,
+}
+
+impl From<ferrossh_core::ExitInfo> for NativeExitInfo {
+    fn from(e: ferrossh_core::ExitInfo) -> Self {
+        NativeExitInfo { code: e.code, signal: e.signal, core_dumped: e.core_dumped, message: e.message }
+    }
+}
+
+#[napi(object)]
+pub struct NativeExecOutput {
+    pub stdout: Buffer,
+    pub stderr: Buffer,
+    pub exit: NativeExitInfo,
+    pub truncated: bool,
+}
+
+#[napi(object)]
+pub struct NativeSessionOptions {
+    pub env: Option<Vec<Vec<String>>>,
+    pub pty: Option<NativePty>,
+    pub agent_forward: Option<bool>,
+}
+
+fn env_pairs(env: Option<Vec<Vec<String>>>) -> napi::Result<Vec<(String, String)>> {
+    let mut out = Vec::new();
+    for pair in env.unwrap_or_default() {
+        match <[String; 2]>::try_from(pair) {
+            Ok([k, v]) => {
+                if k.is_empty() || k.contains('=') || k.contains('\0') {
+                    return Err(errors::to_napi(ferrossh_core::Error::config("env", format!("invalid environment variable name {k:?}"))));
+                }
+                out.push((k, v));
+            }
+            Err(_) => return Err(errors::to_napi(ferrossh_core::Error::config("env", "env entries must be [name, value]"))),
+        }
+    }
+    Ok(out)
+}
+
+fn session_request(o: Option<NativeSessionOptions>) -> napi::Result<SessionRequest> {
+    let Some(o) = o else { return Ok(SessionRequest::default()) };
+    Ok(SessionRequest {
+        env: env_pairs(o.env)?,
+        pty: o.pty.map(options::pty).transpose().js()?,
+        agent_forward: o.agent_forward.unwrap_or(false),
+    })
+}
+
+#[napi]
+impl NativeClient {
+    /// Connects and authenticates. `on_close` is called once when the connection ends
+    /// (with a serialized error, or null after close()); until then it keeps Node alive.
+    #[napi(
+        ts_args_type = "options: NativeConnectOptions, onClose: (err: string | null) => void, verify?: (key: NativeHostKeyInfo) => Promise<boolean>, keyboardInteractive?: (req: NativeKbdRequest) => Promise<string[] | null>, cancel?: NativeCancel"
+    )]
+    pub async fn connect(
+        options: NativeConnectOptions,
+        on_close: CloseFn,
+        verify: Option<VerifyFn>,
+        keyboard_interactive: Option<KbdFn>,
+        cancel: Option<&NativeCancel>,
+    ) -> napi::Result<NativeClient> {
+        let opts = options::connect_options(options, verify, keyboard_interactive).js()?;
+        let token = cancel.map(|c| c.token.clone());
+        let client = Arc::new(Client::connect(opts, token).await.js()?);
+        let keep_alive = Arc::new(Mutex::new(Some(on_close)));
+        let ka = Arc::clone(&keep_alive);
+        client.on_close(move |err| {
+            let f = ka.lock().unwrap_or_else(|p| p.into_inner()).take();
+            if let Some(f) = f {
+                f.call(err.as_ref().map(errors::to_string), ThreadsafeFunctionCallMode::NonBlocking);
+                // dropping `f` releases the threadsafe function: Node may exit now
+            }
+        });
+        Ok(NativeClient { inner: client, keep_alive })
+    }
+
+    /// Stop (false) or resume (true) keeping the process alive while connected.
+    #[napi]
+    #[allow(deprecated)]
+    pub fn set_ref(&self, env: Env, keep: bool) -> napi::Result<()> {
+        let mut guard = self.keep_alive.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(f) = guard.as_mut() {
+            if keep {
+                f.refer(&env)?;
+            } else {
+                f.unref(&env)?;
+            }
+        }
+        Ok(())
+    }
+
+    #[napi(getter)]
+    pub fn algorithms(&self) -> Option<NativeNegotiated> {
+        self.inner.negotiated().map(|n| NativeNegotiated {
+            kex: n.kex,
+            host_key: n.host_key,
+            cipher: n.cipher,
+            mac: n.mac,
+            mac_server_to_client: n.mac_server_to_client,
+            compression: n.compression,
+            compression_server_to_client: n.compression_server_to_client,
+        })
+    }
+
+    #[napi(getter)]
+    pub fn host_key(&self) -> Option<NativeHostKeyInfo> {
+        self.inner.host_key().map(Into::into)
+    }
+
+    #[napi(getter)]
+    pub fn banner(&self) -> Option<String> {
+        self.inner.banner()
+    }
+
+    #[napi(getter)]
+    pub fn closed(&self) -> bool {
+        self.inner.is_closed()
+    }
+
+    #[napi]
+    pub async fn exec(&self, command: String, options: Option<NativeExecOptions>, cancel: Option<&NativeCancel>) -> napi::Result<NativeExecOutput> {
+        let mut opts = ExecOptions::default();
+        if let Some(o) = options {
+            opts.env = env_pairs(o.env)?;
+            opts.pty = o.pty.map(options::pty).transpose().js()?;
+            opts.stdin = o.stdin.map(|b| b.to_vec());
+            opts.max_buffer = o.max_buffer.filter(|m| m.is_finite() && *m >= 0.0).map(|m| m as usize);
+            opts.timeout = o.timeout_ms.filter(|t| t.is_finite() && *t > 0.0).map(|t| std::time::Duration::from_millis(t as u64));
+        }
+        let token = cancel.map(|c| c.token.clone());
+        let out = self.inner.exec(&command, opts, token.as_ref()).await.js()?;
+        Ok(NativeExecOutput { stdout: out.stdout.into(), stderr: out.stderr.into(), exit: out.exit.into(), truncated: out.truncated })
+    }
+
+    /// Starts `command` (a shell when null) and returns its channel for streaming.
+    #[napi]
+    pub async fn start(&self, command: Option<String>, options: Option<NativeSessionOptions>, cancel: Option<&NativeCancel>) -> napi::Result<NativeChannel> {
+        let req = session_request(options)?;
+        let token = cancel.map(|c| c.token.clone());
+        let ch = self.inner.start(command.as_deref(), &req, token.as_ref()).await.js()?;
+        Ok(NativeChannel::new(ch))
+    }
+
+    #[napi]
+    pub async fn subsystem(&self, name: String, cancel: Option<&NativeCancel>) -> napi::Result<NativeChannel> {
+        let token = cancel.map(|c| c.token.clone());
+        let ch = self.inner.subsystem(&name, token.as_ref()).await.js()?;
+        Ok(NativeChannel::new(ch))
+    }
+
+    #[napi]
+    pub async fn close(&self) -> napi::Result<()> {
+        self.inner.close().await;
+        Ok(())
+    }
+}
+
+#[allow(dead_code)]
+fn _assert_fn_types(_f: Function<'_, Option<String>, ()>) {}

@@ -1,0 +1,40 @@
+//! The napi-rs binding of ferrossh: converts JS values to `ferrossh_core` types and back.
+//! No SSH decisions are made here.
+
+mod cancel;
+mod channel;
+mod client;
+mod errors;
+mod options;
+
+use napi_derive::napi;
+
+/// napi-rs's default runtime has one worker per core; one worker measured best both
+/// ways for the channel data path (DESIGN.md) and costs no cross-worker hops.
+#[napi_derive::module_init]
+fn init() {
+    if let Ok(rt) = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("ferrossh")
+        .enable_all()
+        .build()
+    {
+        napi::bindgen_prelude::create_custom_tokio_runtime(rt);
+    }
+}
+
+/// Which crypto backend this build of the binding uses.
+#[napi]
+pub fn crypto_backend() -> &'static str {
+    if cfg!(feature = "aws-lc-rs") {
+        "aws-lc-rs"
+    } else {
+        "ring"
+    }
+}
+
+/// Algorithm names this build can negotiate, per list.
+#[napi]
+pub fn supported_algorithms() -> options::NativeAlgorithms {
+    options::algorithms_to_js(ferrossh_core::algorithms::supported())
+}

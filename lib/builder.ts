@@ -1,0 +1,59 @@
+import { connect, type SshClient } from './client'
+import type { AlgorithmOptions, AuthMethodName, ConnectOptions, HostKeyInfo, KeyboardInteractiveHandler } from './options'
+
+/**
+ * Builds {@link ConnectOptions} step by step.
+ * @example
+ * const ssh = await SshClient.builder().host('app.internal').user('deploy')
+ *   .identityFile('~/.ssh/id_ed25519').knownHosts('~/.ssh/known_hosts').connect()
+ */
+export class SshClientBuilder {
+  #o: Partial<ConnectOptions> = {}
+
+  host(host: string): this { this.#o.host = host; return this }
+  port(port: number): this { this.#o.port = port; return this }
+  /** The remote user name. */
+  user(username: string): this { this.#o.username = username; return this }
+  username(username: string): this { return this.user(username) }
+  /** A private key file (`~` expanded), with its passphrase when encrypted. */
+  identityFile(path: string, passphrase?: string): this {
+    this.#o.privateKeyPath = path
+    if (passphrase !== undefined) this.#o.passphrase = passphrase
+    return this
+  }
+  /** A private key given as text or bytes. */
+  privateKey(key: string | Buffer, passphrase?: string): this {
+    this.#o.privateKey = key
+    if (passphrase !== undefined) this.#o.passphrase = passphrase
+    return this
+  }
+  password(password: string): this { this.#o.password = password; return this }
+  keyboardInteractive(handler: KeyboardInteractiveHandler): this { this.#o.keyboardInteractive = handler; return this }
+  authOrder(order: AuthMethodName[]): this { this.#o.authOrder = order; return this }
+  /** Verify the host key against these known_hosts files. */
+  knownHosts(files: string | string[], options: { acceptNew?: boolean; hash?: boolean } = {}): this {
+    this.#o.hostKey = { knownHosts: files, ...options }
+    return this
+  }
+  /** Accept only a host key with one of these SHA256 fingerprints. */
+  hostKeyFingerprint(fingerprint: string | string[]): this { this.#o.hostKey = { fingerprint }; return this }
+  /** Decide about the host key in a callback. */
+  verifyHostKey(verify: (key: HostKeyInfo) => boolean | Promise<boolean>): this { this.#o.hostKey = { verify }; return this }
+  /** Accept any host key. Only for throwaway test servers. */
+  insecureAcceptAnyHostKey(): this { this.#o.hostKey = 'insecure-accept-any'; return this }
+  algorithms(algorithms: AlgorithmOptions): this { this.#o.algorithms = algorithms; return this }
+  connectTimeout(ms: number): this { this.#o.connectTimeout = ms; return this }
+  keepalive(intervalMs: number, countMax?: number): this {
+    this.#o.keepaliveInterval = intervalMs
+    if (countMax !== undefined) this.#o.keepaliveCountMax = countMax
+    return this
+  }
+  maxSessions(n: number): this { this.#o.maxSessions = n; return this }
+  signal(signal: AbortSignal): this { this.#o.signal = signal; return this }
+  /** Any other option by name. */
+  option<K extends keyof ConnectOptions>(name: K, value: ConnectOptions[K]): this { this.#o[name] = value; return this }
+  /** The options built so far. */
+  build(): ConnectOptions { return { ...this.#o } as ConnectOptions }
+  /** Connects with the options built so far. */
+  connect(): Promise<SshClient> { return connect(this.build()) }
+}

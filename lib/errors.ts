@@ -1,0 +1,189 @@
+/**
+ * Every error ferrossh raises is an {@link SshError} with a stable string `code`.
+ * The native core sends errors as data; {@link fromNative} builds the right class.
+ * @module
+ */
+
+/** Base class of every error raised by ferrossh. */
+export class SshError extends Error {
+  /** Stable machine-readable code, e.g. `ERR_SSH_AUTH`. */
+  readonly code: string
+  constructor(message: string, code: string, props: Record<string, unknown> = {}, options?: { cause?: unknown }) {
+    super(message, options)
+    this.name = new.target.name
+    this.code = code
+    for (const [k, v] of Object.entries(props)) {
+      if (k !== 'message' && k !== 'code' && v !== undefined) (this as Record<string, unknown>)[k] = v
+    }
+  }
+}
+
+/** The TCP connection could not be made. */
+export class ConnectError extends SshError {
+  declare readonly address?: string
+  /** The system error name, e.g. `ECONNREFUSED`, when there is one. */
+  declare readonly errno?: string
+  constructor(message: string, props: Record<string, unknown> = {}) { super(message, 'ERR_SSH_CONNECT', props) }
+}
+
+/** The server's host key was not trusted. */
+export class HostKeyError extends SshError {
+  /** `unknown`, `changed`, `revoked` or `rejected`. */
+  declare readonly reason: 'unknown' | 'changed' | 'revoked' | 'rejected'
+  declare readonly host: string
+  declare readonly port: number
+  declare readonly algorithm: string
+  /** SHA256 fingerprint of the key the server presented. */
+  declare readonly fingerprint: string
+  /** Fingerprints that were expected (known_hosts entries or pins). */
+  declare readonly expected: string[]
+  declare readonly file?: string | null
+  declare readonly line?: number | null
+  constructor(message: string, props: Record<string, unknown> = {}) { super(message, 'ERR_SSH_HOST_KEY', props) }
+}
+
+/** Client and server have no algorithm in common for one of the lists. */
+export class NegotiationError extends SshError {
+  /** `kex`, `hostKey`, `cipher`, `mac` or `compression`. */
+  declare readonly list: string
+  declare readonly ours: string[]
+  declare readonly theirs: string[]
+  constructor(message: string, props: Record<string, unknown> = {}) { super(message, 'ERR_SSH_NEGOTIATION', props) }
+}
+
+/** One authentication attempt and its outcome. */
+export interface AuthAttempt {
+  method: string
+  outcome: string
+  detail?: string | null
+}
+
+/** Authentication failed; lists every attempt and what the server still allows. */
+export class AuthError extends SshError {
+  declare readonly attempts: AuthAttempt[]
+  /** Methods the server said can continue. */
+  declare readonly allowed: string[]
+  constructor(message: string, props: Record<string, unknown> = {}) { super(message, 'ERR_SSH_AUTH', props) }
+}
+
+/** An operation took longer than its timeout. */
+export class TimeoutError extends SshError {
+  /** `connect`, `handshake`, `auth`, `exec`, `keepalive` or `idle`. */
+  declare readonly phase: string
+  constructor(message: string, props: Record<string, unknown> = {}) { super(message, 'ERR_SSH_TIMEOUT', props) }
+}
+
+/** The operation was aborted through its AbortSignal (same name and code as Node's own). */
+export class AbortError extends SshError {
+  constructor(message = 'The operation was aborted', options?: { cause?: unknown }) {
+    super(message, 'ABORT_ERR', {}, options)
+    this.name = 'AbortError'
+  }
+}
+
+/** A channel could not be opened or a channel request was refused. */
+export class ChannelError extends SshError {
+  /** e.g. `administratively-prohibited`, `connect-failed`, `request-failed`, `closed`. */
+  declare readonly reason: string
+  constructor(message: string, props: Record<string, unknown> = {}) { super(message, 'ERR_SSH_CHANNEL', props) }
+}
+
+/** A command failed (with `check: true`) or exceeded `maxBuffer`. */
+export class CommandError extends SshError {
+  declare readonly exitCode: number | null
+  declare readonly signal: string | null
+  declare readonly stdout: Buffer
+  declare readonly stderr: Buffer
+  /** `exit` (non-zero status or signal) or `maxBuffer`. */
+  declare readonly reason: 'exit' | 'maxBuffer'
+  constructor(message: string, props: Record<string, unknown> = {}) { super(message, 'ERR_SSH_COMMAND', props) }
+}
+
+/** An SFTP request failed; `code` is fs-style (ENOENT, EACCES, …). */
+export class SftpError extends SshError {
+  declare readonly status: number
+  declare readonly path?: string
+  constructor(message: string, code: string, props: Record<string, unknown> = {}) { super(message, code, props) }
+}
+
+/** A port forward could not be set up. */
+export class ForwardError extends SshError {
+  declare readonly spec: string
+  constructor(message: string, props: Record<string, unknown> = {}) { super(message, 'ERR_SSH_FORWARD', props) }
+}
+
+/** A jump host, proxy command or proxy failed. */
+export class ProxyError extends SshError {
+  declare readonly hop?: number
+  declare readonly host?: string
+  declare readonly command?: string
+  declare readonly stderr?: string
+  constructor(message: string, props: Record<string, unknown> = {}, options?: { cause?: unknown }) {
+    super(message, 'ERR_SSH_PROXY', props, options)
+  }
+}
+
+/** The connection ended (cut, closed by the server, MAC failure, keepalive timeout). */
+export class DisconnectError extends SshError {
+  declare readonly reason: string
+  declare readonly description: string
+  constructor(message: string, props: Record<string, unknown> = {}) { super(message, 'ERR_SSH_DISCONNECTED', props) }
+}
+
+/** An option or a file was invalid; `option`, `file` and `line` say where. */
+export class ConfigError extends SshError {
+  declare readonly option?: string | null
+  declare readonly file?: string | null
+  declare readonly line?: number | null
+  constructor(message: string, props: Record<string, unknown> = {}) { super(message, 'ERR_SSH_CONFIG', props) }
+}
+
+const MARKER = '\u0001ferrossh:'
+
+type Ctor = new (message: string, props: Record<string, unknown>) => SshError
+
+const BY_CODE: Record<string, Ctor> = {
+  ERR_SSH_CONNECT: ConnectError,
+  ERR_SSH_HOST_KEY: HostKeyError,
+  ERR_SSH_NEGOTIATION: NegotiationError,
+  ERR_SSH_AUTH: AuthError,
+  ERR_SSH_TIMEOUT: TimeoutError,
+  ERR_SSH_CHANNEL: ChannelError,
+  ERR_SSH_COMMAND: CommandError,
+  ERR_SSH_FORWARD: ForwardError,
+  ERR_SSH_PROXY: ProxyError,
+  ERR_SSH_DISCONNECTED: DisconnectError,
+  ERR_SSH_CONFIG: ConfigError,
+}
+
+/** Builds the typed error for a serialized core error (or passes other errors through). @internal */
+export function fromNative(e: unknown): Error {
+  const text = typeof e === 'string' ? e : e instanceof Error ? e.message : undefined
+  if (text === undefined || !text.startsWith(MARKER)) {
+    if (e instanceof Error) return e
+    return new SshError(String(e), 'ERR_SSH_INTERNAL')
+  }
+  let data: Record<string, unknown>
+  try {
+    data = JSON.parse(text.slice(MARKER.length)) as Record<string, unknown>
+  } catch {
+    return new SshError(text.slice(MARKER.length), 'ERR_SSH_INTERNAL')
+  }
+  const code = String(data.code)
+  const message = String(data.message)
+  if (code === 'ABORT_ERR') return new AbortError(message)
+  const C = BY_CODE[code]
+  const props = { ...data }
+  delete props.code
+  delete props.message
+  return C ? new C(message, props) : new SshError(message, code, props)
+}
+
+/** Runs `fn`, converting a rejected native promise into the typed error. @internal */
+export async function native<T>(fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn()
+  } catch (e) {
+    throw fromNative(e)
+  }
+}

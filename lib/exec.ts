@@ -1,0 +1,126 @@
+import { EventEmitter } from 'node:events'
+import type { Readable, Writable } from 'node:stream'
+
+import { AbortError, ConfigError, fromNative } from './errors'
+import type { NativeChannel, NativeExitInfo } from './native'
+import type { PtyOptions } from './options'
+import { ChannelReadable, ChannelWritable, wireChannel } from './stream'
+
+/** How a remote process ended. */
+export interface ExitStatus {
+  /** Exit status, or null when it ended by a signal (or the server sent none). */
+  code: number | null
+  /** Signal name without `SIG` (`'TERM'`), or null. */
+  signal: string | null
+}
+
+/** Result of {@link SshClient.exec}. */
+export interface ExecResult extends ExitStatus {
+  stdout: Buffer
+  stderr: Buffer
+}
+
+/** Options of {@link SshClient.exec}. */
+export interface ExecOptions {
+  /** Sent to the command's stdin, then EOF. A Readable is piped. */
+  stdin?: string | Buffer | Uint8Array | Readable
+  /** Environment variables (the server keeps only those its AcceptEnv allows). */
+  env?: Record<string, string>
+  /** Request a pseudo-terminal. */
+  pty?: boolean | PtyOptions
+  /** Milliseconds before the command is abandoned with a TimeoutError. */
+  timeout?: number
+  /** Bytes of stdout or stderr kept at most; more rejects with CommandError reason 'maxBuffer'. */
+  maxBuffer?: number
+  signal?: AbortSignal
+  /** Reject with CommandError when the exit status is not 0 or a signal ended it. */
+  check?: boolean
+}
+
+/** Options of {@link SshClient.spawn}. */
+export interface SpawnOptions {
+  env?: Record<string, string>
+  pty?: boolean | PtyOptions
+  signal?: AbortSignal
+}
+
+/** @internal */
+export function toExitStatus(e: NativeExitInfo): ExitStatus {
+  return { code: e.code ?? null, signal: e.signal ?? null }
+}
+
+/**
+ * A command running on the server, with Node streams. `exited` resolves after the
+ * exit status arrives; stdout may end just after it.
+ */
+export class RemoteProcess extends EventEmitter {
+  readonly stdin: Writable
+  readonly stdout: Readable
+  readonly stderr: Readable
+  /** Resolves with `{ code, signal }`; rejects if the channel could not be opened or the connection broke. */
+  readonly exited: Promise<ExitStatus>
+  readonly #chan: Promise<NativeChannel>
+
+  /** @internal */
+  constructor(chan: Promise<NativeChannel>, signal?: AbortSignal) {
+    super()
+    this.#chan = chan
+    const out = new ChannelReadable(0)
+    const err = new ChannelReadable(1)
+    this.stdout = out
+    this.stderr = err
+    this.stdin = new ChannelWritable(chan)
+    chan.then(
+      (c) => wireChannel(c, [out.source, err.source]),
+      (e) => {
+        out.destroy(e)
+        err.destroy(e)
+        ;(this.stdin as Writable).destroy(e)
+      },
+    )
+    this.exited = chan.then(async (c) => toExitStatus(await c.waitExit().catch((e: unknown) => { throw fromNative(e) })))
+    this.exited.catch(() => {}) // handled here: awaiting it still sees the rejection
+    if (signal) {
+      const onAbort = (): void => {
+        const e = new AbortError()
+        chan.then((c) => c.close(), () => {}).catch(() => {})
+        out.destroy(e)
+        err.destroy(e)
+        ;(this.stdin as Writable).destroy(e)
+      }
+      if (signal.aborted) onAbort()
+      else {
+        signal.addEventListener('abort', onAbort, { once: true })
+        this.exited.finally(() => signal.removeEventListener('abort', onAbort)).catch(() => {})
+      }
+    }
+    this.exited.then((s) => this.emit('exit', s.code, s.signal), () => {})
+  }
+
+  /** Sends a signal (`'TERM'`, `'INT'`, `'KILL'`, …) to the remote process. */
+  async kill(signal = 'TERM'): Promise<void> {
+    if (typeof signal !== 'string') throw new ConfigError('kill: signal must be a name such as TERM', { option: 'signal' })
+    const c = await this.#chan
+    try {
+      await c.signal(signal)
+    } catch (e) {
+      throw fromNative(e)
+    }
+  }
+
+  /** Changes the pseudo-terminal size. */
+  async resize(cols: number, rows: number): Promise<void> {
+    const c = await this.#chan
+    try {
+      await c.resize(cols, rows)
+    } catch (e) {
+      throw fromNative(e)
+    }
+  }
+
+  /** Closes the channel (the remote process usually gets SIGHUP). */
+  async close(): Promise<void> {
+    const c = await this.#chan.catch(() => undefined)
+    await c?.close().catch(() => {})
+  }
+}

@@ -1,0 +1,19 @@
+/**
+ * ferrossh: SSH for Node.js and Electron on a native russh core.
+ * @packageDocumentation
+ */
+export { connect, SshClient } from './client'
+export type { NegotiatedAlgorithms, ShellOptions } from './client'
+export { SshClientBuilder } from './builder'
+export { RemoteProcess } from './exec'
+export type { ExecOptions, ExecResult, ExitStatus, SpawnOptions } from './exec'
+export { ChannelDuplex } from './stream'
+export type {
+  AlgorithmOptions, AuthMethodName, ConnectOptions, HostKeyInfo, HostKeyPolicy, KeyboardInteractiveHandler, Prompt, PtyOptions,
+} from './options'
+export {
+  SshError, ConnectError, HostKeyError, NegotiationError, AuthError, TimeoutError, AbortError, ChannelError,
+  CommandError, SftpError, ForwardError, ProxyError, DisconnectError, ConfigError,
+} from './errors'
+export type { AuthAttempt } from './errors'
+export { cryptoBackend, supportedAlgorithms } from './info'

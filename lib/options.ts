@@ -1,0 +1,331 @@
+import { existsSync } from 'node:fs'
+import { homedir, userInfo } from 'node:os'
+import { join, resolve } from 'node:path'
+
+import { ConfigError } from './errors'
+import type { NativeAuthMethod, NativeConnectOptions, NativeHostKeyInfo, NativePty } from './native'
+
+/** The server's host key as shown to a `hostKey.verify` callback. */
+export interface HostKeyInfo {
+  host: string
+  port: number
+  /** e.g. `ssh-ed25519` */
+  algorithm: string
+  /** `SHA256:…`, as `ssh-keygen -l` prints it */
+  fingerprint: string
+  /** `type base64`, as in known_hosts */
+  publicKey: string
+}
+
+/**
+ * How the server's host key is checked. Strict by default: the key must be in
+ * `~/.ssh/known_hosts` or `/etc/ssh/ssh_known_hosts`.
+ */
+export type HostKeyPolicy =
+  | { knownHosts: string | string[]; acceptNew?: boolean; hash?: boolean }
+  | { fingerprint: string | string[] }
+  | { verify: (key: HostKeyInfo) => boolean | Promise<boolean> }
+  | 'insecure-accept-any'
+
+/** Algorithm lists: names in order, or an OpenSSH-style edit of the default (`+name`, `-name`, `^name`). */
+export interface AlgorithmOptions {
+  kex?: string | string[]
+  cipher?: string | string[]
+  mac?: string | string[]
+  hostKey?: string | string[]
+  compression?: string | string[]
+}
+
+/** A keyboard-interactive prompt. */
+export interface Prompt {
+  prompt: string
+  echo: boolean
+}
+
+/** Answers the server's keyboard-interactive prompts (one call per round). */
+export type KeyboardInteractiveHandler = (
+  prompts: Prompt[],
+  info: { name: string; instructions: string },
+) => string[] | Promise<string[]>
+
+/** Authentication methods, as named in `authOrder`. */
+export type AuthMethodName = 'publickey' | 'password' | 'keyboard-interactive'
+
+/** Options of {@link connect}. */
+export interface ConnectOptions {
+  /** Host name, IPv4 or IPv6 address. */
+  host: string
+  /** Default 22. */
+  port?: number
+  /** Default: the local user name. */
+  username?: string
+  /** A private key (OpenSSH or PEM text). */
+  privateKey?: string | Buffer
+  /** Path of a private key file (`~` expanded). */
+  privateKeyPath?: string
+  /** Passphrase of an encrypted private key. */
+  passphrase?: string
+  password?: string
+  keyboardInteractive?: KeyboardInteractiveHandler
+  /** The order methods are tried in; default publickey, keyboard-interactive, password. */
+  authOrder?: AuthMethodName[]
+  hostKey?: HostKeyPolicy
+  algorithms?: AlgorithmOptions
+  /** Milliseconds for connect + handshake + authentication (default 20000; 0 = none). */
+  connectTimeout?: number
+  /** Send a keepalive after this many idle milliseconds (0 = off, the default). */
+  keepaliveInterval?: number
+  /** Keepalives without answer before the connection is declared dead (default 3). */
+  keepaliveCountMax?: number
+  /** Channels open at once on this connection; further opens wait (default 10). */
+  maxSessions?: number
+  /** Bytes buffered per channel before the connection waits for a reader (default 4 MiB). */
+  highWaterMark?: number
+  signal?: AbortSignal
+}
+
+const KNOWN_OPTIONS = new Set([
+  'host', 'port', 'username', 'user', 'privateKey', 'privateKeyPath', 'passphrase', 'password',
+  'keyboardInteractive', 'authOrder', 'hostKey', 'algorithms', 'connectTimeout', 'keepaliveInterval',
+  'keepaliveCountMax', 'maxSessions', 'highWaterMark', 'signal',
+])
+
+/** Options of the design that later versions implement: named in errors, not silently ignored. */
+const NOT_YET = new Set(['agent', 'certificate', 'certificatePath', 'proxyJump', 'proxyCommand', 'proxy', 'sock', 'sshConfig', 'debug'])
+
+function expandHome(p: string): string {
+  if (p === '~') return homedir()
+  if (p.startsWith('~/')) return join(homedir(), p.slice(2))
+  return p
+}
+
+function closest(name: string): string | undefined {
+  let best: string | undefined
+  let bestScore = Infinity
+  for (const k of KNOWN_OPTIONS) {
+    const d = distance(name.toLowerCase(), k.toLowerCase())
+    if (d < bestScore) { bestScore = d; best = k }
+  }
+  return bestScore <= 3 ? best : undefined
+}
+
+function distance(a: string, b: string): number {
+  const dp = Array.from({ length: a.length + 1 }, (_, i) => [i, ...Array<number>(b.length).fill(0)])
+  for (let j = 1; j <= b.length; j++) dp[0][j] = j
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      dp[i][j] = Math.min(dp[i - 1][j] + 1, dp[i][j - 1] + 1, dp[i - 1][j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1))
+    }
+  }
+  return dp[a.length][b.length]
+}
+
+function bad(option: string, message: string): never {
+  throw new ConfigError(`${option}: ${message}`, { option })
+}
+
+function optString(o: Record<string, unknown>, key: string): string | undefined {
+  const v = o[key]
+  if (v === undefined || v === null) return undefined
+  if (typeof v !== 'string') bad(key, `must be a string, got ${typeof v}`)
+  return v
+}
+
+function optNumber(o: Record<string, unknown>, key: string, min: number, max: number, integer = true): number | undefined {
+  const v = o[key]
+  if (v === undefined || v === null) return undefined
+  if (typeof v !== 'number' || Number.isNaN(v) || (integer && !Number.isInteger(v)) || v < min || v > max) {
+    bad(key, `must be ${integer ? 'an integer' : 'a number'} between ${min} and ${max}, got ${typeof v === 'number' ? v : typeof v}`)
+  }
+  return v
+}
+
+function algorithmList(key: string, v: unknown): string[] | undefined {
+  if (v === undefined || v === null) return undefined
+  if (typeof v === 'string') return v.split(',').map((s) => s.trim()).filter(Boolean)
+  if (Array.isArray(v) && v.every((x) => typeof x === 'string')) return v as string[]
+  bad(`algorithms.${key}`, 'must be a comma-separated string or an array of names')
+}
+
+export const DEFAULT_KNOWN_HOSTS = (): string[] => [join(homedir(), '.ssh', 'known_hosts'), '/etc/ssh/ssh_known_hosts']
+
+const DEFAULT_IDENTITIES = ['id_ed25519', 'id_ecdsa', 'id_rsa']
+
+/** What lib/client.ts needs besides the native options. @internal */
+export interface Resolved {
+  native: NativeConnectOptions
+  verify?: (key: NativeHostKeyInfo) => Promise<boolean>
+  keyboardInteractive?: (req: { name: string; instructions: string; prompts: Prompt[] }) => Promise<string[] | null>
+  signal?: AbortSignal
+}
+
+/** Validates user options and turns them into the native shape. @internal */
+export function resolveOptions(input: ConnectOptions): Resolved {
+  if (input === null || typeof input !== 'object') {
+    throw new ConfigError('connect() needs an options object such as { host, username, privateKeyPath }', {})
+  }
+  const o = input as unknown as Record<string, unknown>
+  for (const key of Object.keys(o)) {
+    if (o[key] === undefined) continue
+    if (NOT_YET.has(key)) bad(key, 'is not supported by this version of ferrossh yet')
+    if (!KNOWN_OPTIONS.has(key)) {
+      const hint = closest(key)
+      throw new ConfigError(`unknown option '${key}'${hint ? `; did you mean '${hint}'?` : ''}`, { option: key })
+    }
+  }
+  const host = optString(o, 'host')
+  if (!host) bad('host', 'is required')
+  const port = optNumber(o, 'port', 1, 65535) ?? 22
+  const username = optString(o, 'username') ?? optString(o, 'user') ?? userInfo().username
+  const passphrase = optString(o, 'passphrase')
+  const password = optString(o, 'password')
+
+  const methods: Record<AuthMethodName, NativeAuthMethod[]> = { publickey: [], password: [], 'keyboard-interactive': [] }
+  if (o.privateKey !== undefined) {
+    const k = o.privateKey
+    if (typeof k !== 'string' && !Buffer.isBuffer(k)) bad('privateKey', 'must be a string or a Buffer')
+    methods.publickey.push({ kind: 'publickey', privateKey: Buffer.from(k), passphrase })
+  }
+  const keyPath = optString(o, 'privateKeyPath')
+  if (keyPath !== undefined) {
+    const path = resolve(expandHome(keyPath))
+    if (!existsSync(path)) throw new ConfigError(`privateKeyPath: no such file ${path}`, { option: 'privateKeyPath', file: path })
+    methods.publickey.push({ kind: 'publickey', privateKeyPath: path, passphrase })
+  }
+  if (password !== undefined) methods.password.push({ kind: 'password', password })
+  let keyboardInteractive: Resolved['keyboardInteractive']
+  if (o.keyboardInteractive !== undefined) {
+    const fn = o.keyboardInteractive
+    if (typeof fn !== 'function') bad('keyboardInteractive', 'must be a function (prompts, info) => answers')
+    keyboardInteractive = async (req) => {
+      try {
+        const answers = await (fn as KeyboardInteractiveHandler)(req.prompts, { name: req.name, instructions: req.instructions })
+        return Array.isArray(answers) ? answers.map(String) : null
+      } catch {
+        return null
+      }
+    }
+    methods['keyboard-interactive'].push({ kind: 'keyboard-interactive' })
+  }
+  const explicit = methods.publickey.length + methods.password.length + methods['keyboard-interactive'].length > 0
+  if (!explicit) {
+    // like ssh: the default identity files that exist (an encrypted one is skipped and reported)
+    for (const name of DEFAULT_IDENTITIES) {
+      const p = join(homedir(), '.ssh', name)
+      if (existsSync(p)) methods.publickey.push({ kind: 'publickey', privateKeyPath: p, passphrase })
+    }
+  }
+  let order: AuthMethodName[] = ['publickey', 'keyboard-interactive', 'password']
+  if (o.authOrder !== undefined) {
+    const a = o.authOrder
+    if (!Array.isArray(a) || !a.every((m) => typeof m === 'string')) bad('authOrder', 'must be an array of method names')
+    for (const m of a as string[]) {
+      if (!(m in methods)) bad('authOrder', `unknown method '${m}' (use publickey, keyboard-interactive, password)`)
+    }
+    order = a as AuthMethodName[]
+  }
+  const auth = order.flatMap((m) => methods[m])
+
+  const native: NativeConnectOptions = { host, port, username, auth, hostKeyMode: 'knownHosts' }
+  let verify: Resolved['verify']
+  const hk = o.hostKey
+  if (hk === undefined || hk === null) {
+    native.knownHosts = DEFAULT_KNOWN_HOSTS()
+  } else if (hk === 'insecure-accept-any') {
+    native.hostKeyMode = 'insecure'
+  } else if (typeof hk === 'object' && 'knownHosts' in hk) {
+    const files = (hk as { knownHosts: unknown }).knownHosts
+    const list = typeof files === 'string' ? [files] : files
+    if (!Array.isArray(list) || list.length === 0 || !list.every((f) => typeof f === 'string' && f.length > 0)) {
+      bad('hostKey.knownHosts', 'must be a path or a non-empty array of paths')
+    }
+    native.knownHosts = (list as string[]).map((f) => resolve(expandHome(f)))
+    native.acceptNew = Boolean((hk as { acceptNew?: boolean }).acceptNew)
+    native.hashKnownHosts = Boolean((hk as { hash?: boolean }).hash)
+  } else if (typeof hk === 'object' && 'fingerprint' in hk) {
+    const f = (hk as { fingerprint: unknown }).fingerprint
+    const list = typeof f === 'string' ? [f] : f
+    if (!Array.isArray(list) || list.length === 0 || !list.every((x) => typeof x === 'string' && /^(SHA256:)?[A-Za-z0-9+/]{43}=?$/.test(x.trim()))) {
+      bad('hostKey.fingerprint', "must be 'SHA256:…' (43 base64 characters) or an array of them")
+    }
+    native.hostKeyMode = 'fingerprint'
+    native.fingerprints = list as string[]
+  } else if (typeof hk === 'object' && 'verify' in hk) {
+    const fn = (hk as { verify: unknown }).verify
+    if (typeof fn !== 'function') bad('hostKey.verify', 'must be a function (key) => boolean | Promise<boolean>')
+    native.hostKeyMode = 'verify'
+    verify = async (key) => {
+      try {
+        return (await (fn as (k: HostKeyInfo) => boolean | Promise<boolean>)({ ...key })) === true
+      } catch {
+        return false
+      }
+    }
+  } else {
+    bad('hostKey', "must be { knownHosts }, { fingerprint }, { verify } or 'insecure-accept-any'")
+  }
+
+  if (o.algorithms !== undefined && o.algorithms !== null) {
+    const a = o.algorithms as Record<string, unknown>
+    if (typeof a !== 'object') bad('algorithms', 'must be an object { kex, cipher, mac, hostKey, compression }')
+    for (const k of Object.keys(a)) {
+      if (!['kex', 'cipher', 'mac', 'hostKey', 'compression'].includes(k)) bad(`algorithms.${k}`, 'unknown algorithm list (use kex, cipher, mac, hostKey, compression)')
+    }
+    native.algorithms = {
+      kex: algorithmList('kex', a.kex),
+      cipher: algorithmList('cipher', a.cipher),
+      mac: algorithmList('mac', a.mac),
+      hostKey: algorithmList('hostKey', a.hostKey),
+      compression: algorithmList('compression', a.compression),
+    }
+  }
+  const ct = optNumber(o, 'connectTimeout', 0, 2_147_483_647, false)
+  native.connectTimeoutMs = ct ?? 20_000
+  native.keepaliveIntervalMs = optNumber(o, 'keepaliveInterval', 0, 2_147_483_647, false)
+  native.keepaliveCountMax = optNumber(o, 'keepaliveCountMax', 1, 1000)
+  native.maxSessions = optNumber(o, 'maxSessions', 1, 1000)
+  native.highWaterMark = optNumber(o, 'highWaterMark', 65536, 1024 ** 3)
+  let signal: AbortSignal | undefined
+  if (o.signal !== undefined && o.signal !== null) {
+    if (!(o.signal instanceof AbortSignal)) bad('signal', 'must be an AbortSignal')
+    signal = o.signal
+  }
+  return { native, verify, keyboardInteractive, signal }
+}
+
+/** Pseudo-terminal request. */
+export interface PtyOptions {
+  /** Default `xterm-256color`. */
+  term?: string
+  cols?: number
+  rows?: number
+  width?: number
+  height?: number
+  /** Terminal modes as `{ opcode: value }` (RFC 4254 §8). */
+  modes?: Record<number, number>
+}
+
+/** @internal */
+export function ptyToNative(pty: boolean | PtyOptions | undefined): NativePty | undefined {
+  if (pty === undefined || pty === false) return undefined
+  if (pty === true) return {}
+  if (typeof pty !== 'object' || pty === null) bad('pty', 'must be true or { term, cols, rows, modes }')
+  const dim = (k: keyof PtyOptions): number | undefined => {
+    const v = pty[k]
+    if (v === undefined) return undefined
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 65535) bad(`pty.${k}`, 'must be an integer between 0 and 65535')
+    return v
+  }
+  const modes = pty.modes === undefined ? undefined : Object.entries(pty.modes).map(([k, v]) => [Number(k), Number(v)])
+  return { term: pty.term, cols: dim('cols'), rows: dim('rows'), width: dim('width'), height: dim('height'), modes }
+}
+
+/** @internal */
+export function envToNative(env: Record<string, string> | undefined): string[][] | undefined {
+  if (env === undefined) return undefined
+  if (env === null || typeof env !== 'object') bad('env', 'must be an object of name → value')
+  return Object.entries(env).map(([k, v]) => {
+    if (typeof v !== 'string') bad('env', `value of ${k} must be a string`)
+    return [k, v]
+  })
+}

@@ -1,0 +1,152 @@
+import { Duplex, Readable, Writable } from 'node:stream'
+
+import { fromNative } from './errors'
+import type { NativeChannel } from './native'
+
+/** Bytes per scratch buffer: at least the core's wake threshold (1 MiB) so a woken
+ * reader drains a whole batch in one native call. */
+const SCRATCH = 1024 * 1024 + 64 * 1024
+/** Above this a read hands its scratch buffer over instead of copying out of it. */
+const HAND_OVER = 256 * 1024
+
+const noop = (): void => {}
+
+/**
+ * Drains one stream (0 = stdout, 1 = stderr) of a channel with synchronous native reads.
+ * The native side wakes `pump()` only after a read found nothing (it is then "armed").
+ * @internal
+ */
+export class ChannelSource {
+  #chan: NativeChannel | undefined
+  #scratch = Buffer.allocUnsafeSlow(SCRATCH)
+  #waiting = false
+  #ended = false
+  constructor(
+    readonly stream: number,
+    private readonly push: (chunk: Buffer | null) => boolean,
+    private readonly fail: (err: Error) => void,
+  ) {}
+
+  attach(chan: NativeChannel): void {
+    this.#chan = chan
+    if (this.#waiting) this.pump()
+  }
+
+  /** Moves bytes to the consumer until it wants no more, nothing is left, or the end. */
+  pump(): void {
+    const chan = this.#chan
+    this.#waiting = true
+    if (!chan || this.#ended) return
+    for (;;) {
+      const n = chan.read(this.stream, this.#scratch)
+      if (n > 0) {
+        let chunk: Buffer
+        if (n >= HAND_OVER) {
+          chunk = this.#scratch.subarray(0, n)
+          this.#scratch = Buffer.allocUnsafeSlow(SCRATCH)
+        } else {
+          chunk = Buffer.allocUnsafe(n)
+          this.#scratch.copy(chunk, 0, 0, n)
+        }
+        if (!this.push(chunk)) {
+          this.#waiting = false
+          return
+        }
+        continue
+      }
+      if (n === 0) return // armed: the native side calls wake()
+      this.#ended = true
+      this.#waiting = false
+      if (n === -1) {
+        this.push(null)
+      } else {
+        this.fail(fromNative(chan.takeError() ?? 'the connection was lost'))
+      }
+      return
+    }
+  }
+
+  wake(): void {
+    if (this.#waiting) this.pump()
+  }
+
+  get ended(): boolean {
+    return this.#ended
+  }
+}
+
+/** A Readable fed by one stream of a channel. @internal */
+export class ChannelReadable extends Readable {
+  readonly source: ChannelSource
+  constructor(stream: number) {
+    super({ highWaterMark: 1024 * 1024 })
+    this.source = new ChannelSource(stream, (c) => this.push(c), (e) => this.destroy(e))
+    // errors reach pipeline()/for-await/'error' listeners; with none, never crash the process
+    this.on('error', noop)
+  }
+  override _read(): void {
+    this.source.pump()
+  }
+}
+
+/** Sends to a channel: one native call per write batch, EOF on end. @internal */
+export class ChannelWritable extends Writable {
+  #chan: Promise<NativeChannel>
+  constructor(chan: Promise<NativeChannel>) {
+    super({ highWaterMark: 1024 * 1024, decodeStrings: true })
+    this.#chan = chan
+    this.on('error', noop)
+  }
+  override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
+    this.#chan.then((c) => c.write(chunk)).then(() => cb(), (e) => cb(fromNative(e)))
+  }
+  override _writev(chunks: { chunk: Buffer }[], cb: (err?: Error | null) => void): void {
+    this.#chan.then((c) => c.writeMany(chunks.map((x) => x.chunk))).then(() => cb(), (e) => cb(fromNative(e)))
+  }
+  override _final(cb: (err?: Error | null) => void): void {
+    this.#chan.then((c) => c.eof()).then(() => cb(), (e) => cb(fromNative(e)))
+  }
+}
+
+/** Installs the single wake callback of a channel for its two sources. @internal */
+export function wireChannel(chan: NativeChannel, sources: ChannelSource[]): void {
+  chan.setWaker((stream: number) => {
+    for (const s of sources) if (s.stream === stream) s.wake()
+  })
+  for (const s of sources) s.attach(chan)
+}
+
+/**
+ * A shell or subsystem as one Duplex: reading gives the remote output, writing sends input.
+ * `stderr` carries extended data.
+ */
+export class ChannelDuplex extends Duplex {
+  /** The remote side's stderr (extended data). */
+  readonly stderr: Readable
+  readonly #out: ChannelSource
+  readonly #in: ChannelWritable
+  constructor(chan: Promise<NativeChannel>) {
+    super({ readableHighWaterMark: 1024 * 1024, writableHighWaterMark: 1024 * 1024, allowHalfOpen: true })
+    this.#out = new ChannelSource(0, (c) => this.push(c), (e) => this.destroy(e))
+    const err = new ChannelReadable(1)
+    this.stderr = err
+    this.#in = new ChannelWritable(chan)
+    this.on('error', noop)
+    chan.then((c) => wireChannel(c, [this.#out, err.source]), (e) => {
+      this.destroy(e)
+      err.destroy(e)
+    })
+  }
+  override _read(): void {
+    this.#out.pump()
+  }
+  override _write(chunk: Buffer, enc: BufferEncoding, cb: (err?: Error | null) => void): void {
+    this.#in._write(chunk, enc, cb)
+  }
+  override _writev(chunks: { chunk: Buffer }[], cb: (err?: Error | null) => void): void {
+    this.#in._writev(chunks, cb)
+  }
+  override _final(cb: (err?: Error | null) => void): void {
+    this.#in._final(cb)
+  }
+}
