@@ -92,12 +92,14 @@ async function main() {
     if (why) skipped[p.label] = why
   }
   const running = peers.filter((p) => !skipped[p.label])
-  const warning = rustFloor.staleWarning()
-  if (warning && running.includes(rustFloor)) log(`warning: ${warning}`)
+  const warnings = []
+  if (running.includes(rustFloor)) warnings.push(rustFloor.staleWarning())
+  if (running.includes(ferrossh)) warnings.push(ferrossh.buildWarning())
   for (const [label, why] of Object.entries(skipped)) log(`skipping ${label}: ${why}`)
   // Other work on the machine shows up as millisecond stalls in every latency percentile.
   const load = loadavg()[0]
-  if (load > cpus().length / 2) log(`warning: load average ${load.toFixed(1)} on ${cpus().length} CPUs; figures will be noisy`)
+  if (load > cpus().length / 2) warnings.push(`load average ${load.toFixed(1)} on ${cpus().length} CPUs; figures will be noisy`)
+  for (const w of warnings.filter(Boolean)) log(`warning: ${w}`)
 
   const specs = workloadSpecs(cfg)
   const chosenSpecs = Object.fromEntries(workloads.map((w) => [w, specs[w]]))
@@ -169,10 +171,11 @@ async function main() {
     'ratios are peer / ssh2: above 1× is better for MiB/s, below 1× is better for everything else',
   ]
   const tables = workloads.map((w) => renderWorkload(w, specs[w], labels, results, skipped, cfg.rounds))
-  process.stdout.write([...header, '', tables.join('\n\n'), ''].join('\n'))
-  if (Object.keys(skipped).length) {
-    process.stdout.write(`\nskipped: ${Object.entries(skipped).map(([l, w]) => `${l} — ${w}`).join('; ')}\n`)
-  }
+  const footer = [
+    ...warnings.filter(Boolean).map((w) => `warning: ${w}`),
+    ...Object.entries(skipped).map(([label, why]) => `skipped: ${label} — ${why}`),
+  ]
+  process.stdout.write([...header, '', tables.join('\n\n'), '', ...footer, ''].join('\n'))
 
   const outDir = here('./results/')
   mkdirSync(outDir, { recursive: true })
@@ -181,7 +184,7 @@ async function main() {
     meta: {
       date: new Date().toISOString(),
       quick: QUICK,
-      loadAverageAtStart: loadavg()[0],
+      warnings: warnings.filter(Boolean),
       config: cfg,
       node: process.version,
       cpus: cpus().length,
@@ -204,7 +207,7 @@ async function main() {
   log(`\nresults written to bench/results/latest.json`)
 
   if (errors.length) {
-    process.stdout.write(`\n${errors.length} run(s) failed:\n${errors.map((e) => `  ${e.workload} / ${e.peer} / round ${e.round}: ${e.error.split('\n')[0]}`).join('\n')}\n`)
+    process.stdout.write(`${errors.length} run(s) failed:\n${errors.map((e) => `  ${e.workload} / ${e.peer} / round ${e.round}: ${e.error.split('\n')[0]}`).join('\n')}\n`)
     process.exitCode = 1
   }
 }

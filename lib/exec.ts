@@ -83,7 +83,10 @@ export class RemoteProcess extends EventEmitter {
     if (signal) {
       const onAbort = (): void => {
         const e = new AbortError()
-        chan.then((c) => c.close(), () => {}).catch(() => {})
+        chan.then(async (c) => {
+          await c.signal('TERM').catch(() => {})
+          await c.close()
+        }, () => {}).catch(() => {})
         out.destroy(e)
         err.destroy(e)
         ;(this.stdin as Writable).destroy(e)

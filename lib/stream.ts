@@ -118,15 +118,20 @@ export function wireChannel(chan: NativeChannel, sources: ChannelSource[]): void
 
 /**
  * A shell or subsystem as one Duplex: reading gives the remote output, writing sends input.
- * `stderr` carries extended data.
+ * `stderr` carries extended data; `exited` resolves with the exit status.
  */
 export class ChannelDuplex extends Duplex {
   /** The remote side's stderr (extended data). */
   readonly stderr: Readable
+  /** Resolves with `{ code, signal }` once the remote side exits. */
+  readonly exited: Promise<{ code: number | null; signal: string | null }>
+  readonly #chan: Promise<NativeChannel>
   readonly #out: ChannelSource
   readonly #in: ChannelWritable
+  /** @internal */
   constructor(chan: Promise<NativeChannel>) {
     super({ readableHighWaterMark: 1024 * 1024, writableHighWaterMark: 1024 * 1024, allowHalfOpen: true })
+    this.#chan = chan
     this.#out = new ChannelSource(0, (c) => this.push(c), (e) => this.destroy(e))
     const err = new ChannelReadable(1)
     this.stderr = err
@@ -136,6 +141,29 @@ export class ChannelDuplex extends Duplex {
       this.destroy(e)
       err.destroy(e)
     })
+    this.exited = chan.then(async (c) => {
+      const e = await c.waitExit().catch((x: unknown) => { throw fromNative(x) })
+      return { code: e.code ?? null, signal: e.signal ?? null }
+    })
+    this.exited.catch(noop)
+  }
+
+  /** Changes the pseudo-terminal size (`stty size` on the remote side follows). */
+  async resize(cols: number, rows: number): Promise<void> {
+    const c = await this.#chan
+    await c.resize(cols, rows).catch((e: unknown) => { throw fromNative(e) })
+  }
+
+  /** Sends a signal (`'TERM'`, `'INT'`, …) to the remote process. */
+  async kill(signal = 'TERM'): Promise<void> {
+    const c = await this.#chan
+    await c.signal(signal).catch((e: unknown) => { throw fromNative(e) })
+  }
+
+  /** Closes the channel. */
+  async close(): Promise<void> {
+    const c = await this.#chan.catch(() => undefined)
+    await c?.close().catch(noop)
   }
   override _read(): void {
     this.#out.pump()

@@ -34,7 +34,7 @@ export function runChild(file, args, { timeoutMs, env } = {}) {
     let stderr = ''
     let timedOut = false
     child.stdout.setEncoding('utf8').on('data', (d) => { stdout += d })
-    child.stderr.setEncoding('utf8').on('data', (d) => { stderr = (stderr + d).slice(-8000) })
+    child.stderr.setEncoding('utf8').on('data', (d) => { stderr = stderr.length > 64_000 ? stderr : stderr + d })
     const timer = setTimeout(() => {
       timedOut = true
       killGroup(child)
@@ -42,7 +42,7 @@ export function runChild(file, args, { timeoutMs, env } = {}) {
     const finish = (code, signal, spawnError) => {
       clearTimeout(timer)
       active.delete(child)
-      const tail = stderr.trim().split('\n').slice(-6).join('\n')
+      const tail = excerpt(stderr)
       if (spawnError) return resolve({ error: `could not start ${file}: ${spawnError.message}` })
       if (timedOut) return resolve({ error: `timed out after ${timeoutMs / 1000} s${tail ? `\n${tail}` : ''}` })
       const result = lastJsonLine(stdout)
@@ -55,6 +55,13 @@ export function runChild(file, args, { timeoutMs, env } = {}) {
     child.on('error', (e) => finish(null, null, e))
     child.on('close', (code, signal) => finish(code, signal))
   })
+}
+
+/** The start (where the error message is) and the end of a child's stderr. */
+function excerpt(stderr) {
+  const lines = stderr.trim().split('\n')
+  if (lines.length <= 8) return lines.join('\n')
+  return [...lines.slice(0, 4), '    …', ...lines.slice(-3)].join('\n')
 }
 
 function lastJsonLine(text) {

@@ -1,7 +1,7 @@
 // ferrossh, the library under test, loaded from its built CommonJS entry exactly as a user's
 // `require('ferrossh')` would load it.
 import { createRequire } from 'node:module'
-import { existsSync } from 'node:fs'
+import { existsSync, readdirSync, readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { countBytes, writeAll } from '../lib/streams.mjs'
 
@@ -12,6 +12,19 @@ export const entry = fileURLToPath(new URL('../../dist/cjs/index.js', import.met
 export function unavailableReason() {
   if (!existsSync(entry)) return 'not built (dist/cjs/index.js is missing: run npm run build)'
   return null
+}
+
+/**
+ * A warning when the native module next to the loader is a debug build (`npm run build:debug`):
+ * its figures say nothing about the release. The release profile strips symbols, so a
+ * `.debug_info` section marks a debug build.
+ */
+export function buildWarning() {
+  const root = fileURLToPath(new URL('../../', import.meta.url))
+  const debug = readdirSync(root)
+    .filter((f) => f.startsWith('ferrossh.') && f.endsWith('.node'))
+    .filter((f) => readFileSync(root + f).includes('.debug_info'))
+  return debug.length ? `${debug.join(', ')} is a debug build; run npm run build for release figures` : null
 }
 
 let lib

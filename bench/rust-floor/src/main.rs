@@ -177,17 +177,11 @@ impl Handler for Client {
     }
 
     async fn exit_status(&mut self, _ch: ChannelId, status: u32, _s: &mut Session) -> Result<(), Self::Error> {
-        eprintln!("exit-status at {:?}", std::time::SystemTime::now());
         self.shared.exit_status.store(status as u64, Ordering::SeqCst);
         Ok(())
     }
 
-    async fn channel_eof(&mut self, _ch: ChannelId, _s: &mut Session) -> Result<(), Self::Error> {
-        eprintln!("eof at {:?}", std::time::SystemTime::now());
-        Ok(())
-    }
     async fn channel_close(&mut self, _ch: ChannelId, _s: &mut Session) -> Result<(), Self::Error> {
-        eprintln!("close at {:?}", std::time::SystemTime::now());
         self.shared.closed.store(true, Ordering::SeqCst);
         self.shared.notify.notify_one();
         Ok(())
@@ -214,11 +208,8 @@ fn config(a: &Args) -> Result<Arc<client::Config>, BoxError> {
 async fn connect(a: &Args, cfg: Arc<client::Config>, key: Arc<PrivateKey>) -> Result<Conn, BoxError> {
     let shared = Arc::new(Shared::default());
     let handler = Client { shared: shared.clone(), host_key: a.host_key.clone() };
-    let t0 = Instant::now();
     let mut handle = client::connect(cfg, (a.host.as_str(), a.port), handler).await?;
-    eprintln!("kex {:?}", t0.elapsed());
     let auth = handle.authenticate_publickey(a.user.clone(), PrivateKeyWithHashAlg::new(key, None)).await?;
-    eprintln!("auth {:?}", t0.elapsed());
     if !auth.success() {
         return Err("public key authentication failed".into());
     }
@@ -246,15 +237,9 @@ impl Conn {
 /// Connect, authenticate and run `true` to completion; the caller closes the connection, so the
 /// timed part ends where the JS peers' does (exit status received), before teardown.
 async fn exec_true(a: &Args, cfg: Arc<client::Config>, key: Arc<PrivateKey>) -> Result<Conn, BoxError> {
-    let t0 = Instant::now();
     let c = connect(a, cfg, key).await?;
-    eprintln!("connected {:?}", t0.elapsed());
-    let ch = c.handle.channel_open_session().await?;
-    eprintln!("opened {:?}", t0.elapsed());
-    ch.exec(false, "true").await?;
-    let (_r, _w) = ch.split();
+    let _w = c.exec("true").await?;
     c.shared.wait_closed().await;
-    eprintln!("closed {:?}", t0.elapsed());
     Ok(c)
 }
 

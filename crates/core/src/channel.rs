@@ -465,8 +465,10 @@ impl ChannelShared {
 /// The sending side of a channel, plus its shared receive state.
 pub struct Channel {
     pub(crate) shared: Arc<ChannelShared>,
-    pub(crate) tx: ChannelWriteHalf<Msg>,
+    pub(crate) tx: Arc<ChannelWriteHalf<Msg>>,
     pub(crate) conn: Arc<crate::client::ConnShared>,
+    /// Where Drop sends the CLOSE (Drop may run on a thread without a runtime).
+    pub(crate) runtime: tokio::runtime::Handle,
 }
 
 impl Channel {
@@ -504,7 +506,12 @@ impl Channel {
         if self.shared.is_closed() {
             return Ok(());
         }
-        self.tx.close().await.map_err(|e| self.send_error(e))
+        let sent = self.tx.close().await.map_err(|e| self.send_error(e));
+        // russh forgets a channel once we send CLOSE, and does not report the server's
+        // answer: the channel (and its session slot) is closed from here on. A server that
+        // is slower to free the slot is covered by the retry in `open_session`.
+        self.shared.on_close();
+        sent
     }
 
     pub async fn signal(&self, name: &str) -> Result<()> {
@@ -567,9 +574,19 @@ impl Channel {
 }
 
 impl Drop for Channel {
+    /// The owner is gone: a channel still open is closed in the background.
     fn drop(&mut self) {
         self.shared.discard();
-        self.conn.forget_channel(self.shared.id);
+        if self.shared.is_closed() {
+            self.conn.forget_channel(self.shared.id);
+            return;
+        }
+        let (tx, shared, conn) = (Arc::clone(&self.tx), Arc::clone(&self.shared), Arc::clone(&self.conn));
+        self.runtime.spawn(async move {
+            let _ = tx.close().await;
+            shared.on_close();
+            conn.forget_channel(shared.id);
+        });
     }
 }
 

@@ -370,6 +370,8 @@ impl Client {
         let methods = auth::prepare(&opts.auth)?;
         let deadline = opts.connect_timeout.map(|t| Instant::now() + t);
         let host = bare_host(&opts.host).to_string();
+        // bad algorithm names are a ConfigError before any packet is sent
+        algorithms::preferred(&opts.algorithms, &[])?;
         let address = if host.contains(':') { format!("[{host}]:{}", opts.port) } else { format!("{host}:{}", opts.port) };
         let stream = with_deadline(deadline, "connect", opts.connect_timeout, async {
             TcpStream::connect((host.as_str(), opts.port)).await.map_err(|e| Error::Connect {
@@ -527,15 +529,20 @@ impl Client {
             .acquire_owned()
             .await
             .map_err(|_| Error::disconnected("the connection was closed"))?;
-        let mut delay = Duration::from_millis(5);
-        let mut attempts = 0;
+        // OpenSSH refuses a session open past MaxSessions (as administratively prohibited,
+        // or connect-failed in some versions) until it has processed an earlier close.
+        let mut delay = Duration::from_millis(2);
+        let give_up = Instant::now() + Duration::from_secs(10);
         let ch = loop {
             match self.handle.channel_open_session().await {
                 Ok(ch) => break ch,
-                Err(russh::Error::ChannelOpenFailure(russh::ChannelOpenFailure::AdministrativelyProhibited)) if attempts < 12 => {
-                    attempts += 1;
+                Err(russh::Error::ChannelOpenFailure(
+                    russh::ChannelOpenFailure::AdministrativelyProhibited
+                    | russh::ChannelOpenFailure::ConnectFailed
+                    | russh::ChannelOpenFailure::ResourceShortage,
+                )) if Instant::now() < give_up => {
                     tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_millis(250));
+                    delay = (delay * 2).min(Duration::from_millis(200));
                 }
                 Err(e) => return Err(self.close_error().unwrap_or_else(|| Error::from(e))),
             }
@@ -546,7 +553,7 @@ impl Client {
         drop(read_half);
         let shared = self.shared.register(id);
         shared.set_permit(permit);
-        Ok(Channel { shared, tx, conn: Arc::clone(&self.shared) })
+        Ok(Channel { shared, tx: Arc::new(tx), conn: Arc::clone(&self.shared), runtime: tokio::runtime::Handle::current() })
     }
 
     /// Opens a session and starts `command` (or a shell when None) with env and pty.
@@ -604,6 +611,9 @@ impl Client {
         };
         let out = CancelToken::run(cancel, run).await;
         if out.is_err() || out.as_ref().map(|o| o.truncated).unwrap_or(false) {
+            // like child_process's timeout: TERM first, so the server frees the session now
+            // instead of when the command ends by itself
+            let _ = ch.signal("TERM").await;
             let _ = ch.close().await;
         }
         out

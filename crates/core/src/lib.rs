@@ -11,6 +11,7 @@ mod host_key;
 pub mod keys;
 pub mod known_hosts;
 pub mod options;
+pub mod ssh_config;
 
 pub use cancel::CancelToken;
 pub use channel::{BufferLimits, Channel, ChannelShared, ExitInfo, ReadResult, Wake};

@@ -1,0 +1,104 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { createHash, randomBytes } from 'node:crypto'
+import { Readable } from 'node:stream'
+import { inspect } from 'node:util'
+
+import { AbortError, CommandError, connect, ConfigError, type SshClient, TimeoutError } from '../dist/cjs/index.js'
+import { startSshd, type Sshd } from './fixtures/sshd.mjs'
+
+let sshd: Sshd
+let ssh: SshClient
+
+beforeAll(async () => {
+  sshd = await startSshd()
+  ssh = await connect({ host: sshd.host, port: sshd.port, username: sshd.user, privateKeyPath: sshd.userKey.path, hostKey: { knownHosts: sshd.knownHostsFile } })
+})
+afterAll(async () => {
+  await ssh?.close()
+  await sshd?.stop()
+})
+
+describe('exec', () => {
+  it('returns exit codes', async () => {
+    for (const code of [0, 1, 3, 255]) {
+      expect((await ssh.exec(`exit ${code}`)).code).toBe(code)
+    }
+  })
+  it('reports a signal by name', async () => {
+    const r = await ssh.exec('kill -TERM $$')
+    expect(r).toMatchObject({ code: null, signal: 'TERM' })
+    expect((await ssh.exec('kill -KILL $$')).signal).toBe('KILL')
+  })
+  it('keeps stderr apart from stdout, as Buffers', async () => {
+    const r = await ssh.exec('printf out; printf err >&2')
+    expect(Buffer.isBuffer(r.stdout)).toBe(true)
+    expect(r.stdout.toString()).toBe('out')
+    expect(r.stderr.toString()).toBe('err')
+  })
+  it('sends stdin as string, Buffer and Readable', async () => {
+    expect((await ssh.exec('cat', { stdin: 'hello' })).stdout.toString()).toBe('hello')
+    const bin = randomBytes(300_000)
+    expect((await ssh.exec('cat', { stdin: bin })).stdout.equals(bin)).toBe(true)
+    const fromStream = await ssh.exec('wc -c', { stdin: Readable.from([Buffer.from('abc'), Buffer.from('de')]) })
+    expect(fromStream.stdout.toString().trim()).toBe('5')
+  })
+  it('passes env the server accepts', async () => {
+    const r = await ssh.exec('printf "%s|%s" "$FERROSSH_A" "$NOT_ACCEPTED"', { env: { FERROSSH_A: 'one two', NOT_ACCEPTED: 'x' } })
+    expect(r.stdout.toString()).toBe('one two|')
+  })
+  it('keeps 64 MiB of binary output intact', async () => {
+    const r = await ssh.exec('head -c 67108864 /dev/urandom > /tmp/ferrossh-64m && sha256sum /tmp/ferrossh-64m >&2 && cat /tmp/ferrossh-64m; rm -f /tmp/ferrossh-64m')
+    expect(r.stdout.length).toBe(64 * 1024 * 1024)
+    expect(createHash('sha256').update(r.stdout).digest('hex')).toBe(r.stderr.toString().split(' ')[0])
+  })
+  it('maxBuffer stops at the limit with the output so far', async () => {
+    const e = (await ssh.exec('yes', { maxBuffer: 100_000 }).catch((x) => x)) as CommandError
+    expect(e).toBeInstanceOf(CommandError)
+    expect(e.reason).toBe('maxBuffer')
+    expect(e.stdout.length).toBe(100_000)
+    expect(e.stdout.subarray(0, 4).toString()).toBe('y\ny\n')
+    expect((await ssh.exec('echo still')).stdout.toString()).toBe('still\n')
+  })
+  it('timeout rejects with TimeoutError (phase exec) and the connection stays usable', async () => {
+    const t = Date.now()
+    const e = (await ssh.exec('sleep 10', { timeout: 300 }).catch((x) => x)) as TimeoutError
+    expect(e).toBeInstanceOf(TimeoutError)
+    expect(e.phase).toBe('exec')
+    expect(Date.now() - t).toBeLessThan(3000)
+    expect((await ssh.exec('echo alive')).stdout.toString()).toBe('alive\n')
+  })
+  it('abort rejects with AbortError and the connection stays usable', async () => {
+    const ac = new AbortController()
+    setTimeout(() => ac.abort(), 200)
+    const e = await ssh.exec('sleep 10', { signal: ac.signal }).catch((x) => x)
+    expect(e).toBeInstanceOf(AbortError)
+    expect(e.code).toBe('ABORT_ERR')
+    expect((await ssh.exec('echo alive')).stdout.toString()).toBe('alive\n')
+  })
+  it('check: true turns a failure into CommandError with the output', async () => {
+    const e = (await ssh.exec('echo partial; echo bad thing >&2; exit 4', { check: true }).catch((x) => x)) as CommandError
+    expect(e).toBeInstanceOf(CommandError)
+    expect(e).toMatchObject({ exitCode: 4, signal: null, reason: 'exit' })
+    expect(e.stdout.toString()).toBe('partial\n')
+    expect(e.message).toContain('bad thing')
+    await expect(ssh.exec('true', { check: true })).resolves.toMatchObject({ code: 0 })
+  })
+  it('stdin never shows up in errors or inspect', async () => {
+    const secret = 'stdin-secret-' + randomBytes(6).toString('hex')
+    const e = await ssh.exec('exit 2', { stdin: secret, check: true }).catch((x) => x)
+    expect(inspect(e) + e.message).not.toContain(secret)
+  })
+  it('bad options are ConfigErrors', async () => {
+    await expect(ssh.exec('')).rejects.toBeInstanceOf(ConfigError)
+    await expect(ssh.exec('true', { timeout: -1 })).rejects.toBeInstanceOf(ConfigError)
+    await expect(ssh.exec('true', { env: { 'A=B': 'x' } })).rejects.toBeInstanceOf(ConfigError)
+    await expect(ssh.exec('true', { stdin: 42 as never })).rejects.toBeInstanceOf(ConfigError)
+    await expect(ssh.exec('true', { pty: { cols: -3 } })).rejects.toBeInstanceOf(ConfigError)
+    await expect(ssh.spawn('true').kill(5 as never)).rejects.toBeInstanceOf(ConfigError)
+  })
+  it('a pty request gives the command a terminal', async () => {
+    const r = await ssh.exec('tty; stty size', { pty: { cols: 91, rows: 33 } })
+    expect(r.stdout.toString()).toMatch(/\/dev\/pts\/\d+/)
+    expect(r.stdout.toString()).toContain('33 91')
+  })
+})

@@ -1,0 +1,193 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { spawn, type ChildProcess } from 'node:child_process'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join, resolve } from 'node:path'
+
+import { connect, type SshClient } from '../dist/cjs/index.js'
+import { startSshd, type Sshd } from './fixtures/sshd.mjs'
+
+const LIBRARY = resolve(__dirname, '../dist/cjs/index.js')
+
+let sshd: Sshd
+let dir: string
+
+const options = () => ({
+  host: sshd.host, port: sshd.port, username: sshd.user,
+  privateKeyPath: sshd.userKey.path, hostKey: { knownHosts: sshd.knownHostsFile },
+})
+
+beforeAll(async () => {
+  sshd = await startSshd()
+  dir = mkdtempSync(join(tmpdir(), 'ferrossh-lifecycle-'))
+})
+afterAll(async () => {
+  await sshd?.stop()
+  if (dir) rmSync(dir, { recursive: true, force: true })
+})
+
+interface Child {
+  proc: ChildProcess
+  output: () => string
+  /** Resolves when a line of stdout equals `line`. */
+  line: (line: string, ms?: number) => Promise<void>
+  /** Resolves with the exit code, or 'running' if the process is still alive after `ms`. */
+  exit: (ms: number) => Promise<number | string | null>
+}
+
+/** Runs `body` in a fresh Node process with `ssh` options in scope and the library loaded. */
+function runChild(name: string, body: string): Child {
+  const file = join(dir, `${name}.cjs`)
+  writeFileSync(file, [
+    `const { connect } = require(${JSON.stringify(LIBRARY)})`,
+    'const options = JSON.parse(process.env.FERROSSH_TEST_OPTIONS)',
+    ';(async () => {',
+    body,
+    '})().catch((e) => { console.error(e); process.exit(99) })',
+  ].join('\n'))
+  const proc = spawn(process.execPath, [file], {
+    env: { ...process.env, FERROSSH_TEST_OPTIONS: JSON.stringify(options()) },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  let out = ''
+  let err = ''
+  proc.stdout!.on('data', (c: Buffer) => { out += c.toString() })
+  proc.stderr!.on('data', (c: Buffer) => { err += c.toString() })
+  const exited = new Promise<number | string | null>((r) => proc.once('exit', (code, signal) => r(code ?? signal)))
+  return {
+    proc,
+    output: () => `stdout: ${out}\nstderr: ${err}`,
+    line: (line, ms = 15_000) => new Promise((resolveLine, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no line '${line}' within ${ms} ms\n${out}\n${err}`)), ms)
+      const check = (): void => {
+        if (out.split('\n').includes(line)) { clearTimeout(timer); proc.stdout!.off('data', check); resolveLine() }
+      }
+      proc.stdout!.on('data', check)
+      exited.then(() => { if (!out.split('\n').includes(line)) { clearTimeout(timer); reject(new Error(`exited before '${line}'\n${out}\n${err}`)) } })
+      check()
+    }),
+    exit: (ms) => Promise.race([exited, new Promise<string>((r) => setTimeout(() => r('running'), ms))]),
+  }
+}
+
+describe('process lifetime', () => {
+  it('an open, idle connection keeps the process alive', async () => {
+    const child = runChild('idle', `
+      const ssh = await connect(options)
+      console.log('connected')
+    `)
+    try {
+      await child.line('connected')
+      expect(await child.exit(1500), child.output()).toBe('running')
+    } finally {
+      child.proc.kill('SIGKILL')
+    }
+  })
+
+  it('the process exits by itself with code 0 after close()', async () => {
+    const child = runChild('close', `
+      const ssh = await connect(options)
+      console.log('connected')
+      await ssh.close()
+      console.log('closed')
+    `)
+    try {
+      await child.line('closed')
+      const t0 = Date.now()
+      expect(await child.exit(5000), child.output()).toBe(0)
+      expect(Date.now() - t0).toBeLessThan(5000)
+    } finally {
+      child.proc.kill('SIGKILL')
+    }
+  })
+
+  it('the process exits after close() even with a shell, a running command and a subsystem open', async () => {
+    // every channel's wake callback must be released with the session, not only on channel close
+    const child = runChild('close-busy', `
+      const ssh = await connect(options)
+      const sh = await ssh.shell()
+      sh.resume()
+      const p = ssh.spawn('sleep 30')
+      p.stdout.resume()
+      p.stderr.resume()
+      const sub = await ssh.subsystem('sftp')
+      sub.resume()
+      console.log((await ssh.exec('echo ran')).stdout.toString().trim())
+      await ssh.close()
+      console.log('closed')
+    `)
+    try {
+      await child.line('closed')
+      expect(await child.exit(5000), child.output()).toBe(0)
+      expect(child.output()).toContain('ran')
+    } finally {
+      child.proc.kill('SIGKILL')
+    }
+  })
+
+  it('unref() lets the process exit while still connected', async () => {
+    const child = runChild('unref', `
+      const ssh = await connect(options)
+      ssh.unref()
+      process.on('exit', () => console.log('exit closed=' + ssh.isClosed))
+      console.log('connected')
+    `)
+    try {
+      await child.line('connected')
+      expect(await child.exit(5000), child.output()).toBe(0)
+      expect(child.output()).toContain('exit closed=false')
+    } finally {
+      child.proc.kill('SIGKILL')
+    }
+  })
+
+  it('ref() after unref() keeps the process alive again', async () => {
+    const child = runChild('reref', `
+      const ssh = await connect(options)
+      ssh.unref()
+      ssh.ref()
+      console.log('connected')
+    `)
+    try {
+      await child.line('connected')
+      expect(await child.exit(1500), child.output()).toBe('running')
+    } finally {
+      child.proc.kill('SIGKILL')
+    }
+  })
+})
+
+describe('close()', () => {
+  it("resolves `closed` with undefined and emits 'close' without an error", async () => {
+    const ssh: SshClient = await connect(options())
+    const events: unknown[][] = []
+    ssh.on('close', (...args: unknown[]) => events.push(args))
+    expect(ssh.isClosed).toBe(false)
+    await ssh.close()
+    expect(await ssh.closed).toBeUndefined()
+    expect(ssh.isClosed).toBe(true)
+    expect(events).toHaveLength(1)
+    expect(events[0][0]).toBeUndefined()
+    // closing twice is harmless, and nothing more is emitted
+    await ssh.close()
+    expect(events).toHaveLength(1)
+    const after = await ssh.exec('true').then(() => null, (e: Error) => e)
+    expect((after as { code?: string } | null)?.code).toBe('ERR_SSH_DISCONNECTED')
+  })
+
+  it('fails a running command and its open streams', async () => {
+    const ssh = await connect(options())
+    const p = ssh.spawn('sleep 30')
+    const outcome = new Promise<string>((r) => {
+      p.stdout.once('end', () => r('end'))
+      p.stdout.once('error', (e: Error) => r(`error ${(e as { code?: string }).code}`))
+      p.stdout.resume()
+    })
+    expect((await ssh.exec('echo up')).stdout.toString()).toBe('up\n')
+    await ssh.close()
+    // no EOF came from the server: the stream must not look complete
+    expect(await outcome).toBe('error ERR_SSH_DISCONNECTED')
+    const e = await p.exited.then(() => null, (err: Error) => err)
+    expect((e as { code?: string } | null)?.code).toBe('ERR_SSH_DISCONNECTED')
+  })
+})

@@ -1,0 +1,208 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { createHash, randomBytes } from 'node:crypto'
+import { Readable, Writable } from 'node:stream'
+import { pipeline } from 'node:stream/promises'
+import { setTimeout as sleep } from 'node:timers/promises'
+
+import { connect, DisconnectError, type ConnectOptions, type SshClient } from '../dist/cjs/index.js'
+import { startSshd, type Sshd } from './fixtures/sshd.mjs'
+
+let sshd: Sshd
+let ssh: SshClient
+
+const options = (extra: Partial<ConnectOptions> = {}): ConnectOptions => ({
+  host: sshd.host, port: sshd.port, username: sshd.user,
+  privateKeyPath: sshd.userKey.path, hostKey: { knownHosts: sshd.knownHostsFile }, ...extra,
+})
+
+beforeAll(async () => {
+  sshd = await startSshd()
+  ssh = await connect(options())
+})
+afterAll(async () => {
+  await ssh?.close()
+  await sshd?.stop()
+})
+
+const MiB = 1024 * 1024
+
+function collect(stream: Readable): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = []
+    stream.on('data', (c: Buffer) => chunks.push(c))
+    stream.once('end', () => resolve(Buffer.concat(chunks)))
+    stream.once('error', reject)
+  })
+}
+
+/** Settles to 'pending' if `p` has not settled within `ms`. */
+async function stateAfter(p: Promise<unknown>, ms: number): Promise<'pending' | 'resolved' | 'rejected'> {
+  return Promise.race([
+    p.then(() => 'resolved' as const, () => 'rejected' as const),
+    sleep(ms).then(() => 'pending' as const),
+  ])
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  const t = new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error(`${what}: not within ${ms} ms`)), ms) })
+  return Promise.race([p, t]).finally(() => clearTimeout(timer))
+}
+
+describe('stdin and stdout', () => {
+  it('20 MiB of random data round-trips through cat with pipeline()', async () => {
+    const data = randomBytes(20 * MiB)
+    const want = createHash('sha256').update(data).digest('hex')
+    const p = ssh.spawn('cat')
+    // uneven chunk sizes, so batching on either side cannot hide an off-by-one
+    const chunks: Buffer[] = []
+    for (let off = 0, i = 0; off < data.length; i++) {
+      const n = Math.min(data.length - off, 1 + ((i * 7919) % (300 * 1024)))
+      chunks.push(data.subarray(off, off + n))
+      off += n
+    }
+    const hash = createHash('sha256')
+    let received = 0
+    const sink = new Writable({
+      write(chunk: Buffer, _enc, cb) { hash.update(chunk); received += chunk.length; cb() },
+    })
+    p.stderr.resume()
+    await Promise.all([pipeline(Readable.from(chunks), p.stdin), pipeline(p.stdout, sink)])
+    expect(received).toBe(data.length)
+    expect(hash.digest('hex')).toBe(want)
+    expect(await p.exited).toEqual({ code: 0, signal: null })
+  }, 60_000)
+
+  it('stderr stays apart from stdout, each in order', async () => {
+    const p = ssh.spawn('for i in $(seq 1 3000); do echo o$i; echo e$i >&2; done')
+    const [out, err, status] = await Promise.all([collect(p.stdout), collect(p.stderr), p.exited])
+    const seq = (prefix: string): string => Array.from({ length: 3000 }, (_, i) => `${prefix}${i + 1}\n`).join('')
+    expect(out.toString()).toBe(seq('o'))
+    expect(err.toString()).toBe(seq('e'))
+    expect(status).toEqual({ code: 0, signal: null })
+  })
+})
+
+describe('backpressure', () => {
+  it('a paused 1 GiB stdout keeps memory bounded and the command waiting; all of it arrives on resume', async () => {
+    const conn = await connect(options())
+    try {
+      const total = 1024 * MiB
+      const p = conn.spawn(`head -c ${total} /dev/zero`)
+      p.stderr.resume()
+      global.gc?.()
+      const baseline = process.memoryUsage.rss()
+      // nobody reads stdout: the server must be held back by the SSH window, not by our memory
+      expect(await stateAfter(p.exited, 4000)).toBe('pending')
+      const grown = process.memoryUsage.rss() - baseline
+      expect(grown).toBeLessThan(100 * MiB)
+
+      // a second channel opened while the first is over its mark must not deadlock once
+      // the reader comes back (it may have to wait until then)
+      const other = conn.exec('echo ok')
+      other.catch(() => {})
+
+      const zeros = Buffer.alloc(2 * MiB)
+      let received = 0
+      let allZero = true
+      let peak = 0
+      const sink = new Writable({
+        highWaterMark: MiB,
+        write(chunk: Buffer, _enc, cb) {
+          for (let off = 0; off < chunk.length; off += zeros.length) {
+            const part = chunk.subarray(off, off + zeros.length)
+            if (!part.equals(zeros.subarray(0, part.length))) allZero = false
+          }
+          received += chunk.length
+          if ((received & (64 * MiB - 1)) < chunk.length) peak = Math.max(peak, process.memoryUsage.rss() - baseline)
+          cb()
+        },
+      })
+      await withTimeout(pipeline(p.stdout, sink), 50_000, 'reading 1 GiB')
+      expect(received).toBe(total)
+      expect(allZero).toBe(true)
+      expect(peak).toBeLessThan(200 * MiB)
+      expect(await p.exited).toEqual({ code: 0, signal: null })
+      expect((await withTimeout(other, 10_000, 'exec after resume')).stdout.toString()).toBe('ok\n')
+    } finally {
+      await conn.close()
+    }
+  }, 90_000)
+
+  it('another channel on the same connection keeps working while a paused one is below its mark', async () => {
+    const conn = await connect(options({ highWaterMark: 64 * MiB }))
+    try {
+      const size = 16 * MiB
+      // the command finishes: its 16 MiB, EOF and exit status all wait unread in our buffer
+      const p = conn.spawn(`f=$(mktemp); head -c ${size} /dev/urandom > $f; cat $f; sha256sum < $f >&2; rm -f $f`)
+      // stderr (the digest) is read; stdout stays paused
+      const digest = collect(p.stderr)
+      expect(await withTimeout(p.exited, 20_000, 'command end with stdout paused')).toEqual({ code: 0, signal: null })
+
+      const t0 = Date.now()
+      const results = await withTimeout(Promise.all(Array.from({ length: 5 }, (_, i) => conn.exec(`echo ok${i}`))), 10_000, 'exec beside a paused channel')
+      expect(results.map((r) => r.stdout.toString())).toEqual(['ok0\n', 'ok1\n', 'ok2\n', 'ok3\n', 'ok4\n'])
+      expect(Date.now() - t0).toBeLessThan(5000)
+
+      const out = await collect(p.stdout)
+      expect(out.length).toBe(size)
+      expect(createHash('sha256').update(out).digest('hex')).toBe((await digest).toString().split(' ')[0])
+    } finally {
+      await conn.close()
+    }
+  }, 60_000)
+})
+
+describe('connection cut', () => {
+  it('destroys open streams with DisconnectError, rejects exited and pending calls, emits close with the error', async () => {
+    const conn = await connect(options())
+    const unhandled: unknown[] = []
+    const onUnhandled = (e: unknown): void => { unhandled.push(e) }
+    process.on('unhandledRejection', onUnhandled)
+    try {
+      const closeEvent = new Promise<Error | undefined>((resolve) => conn.once('close', resolve))
+      const p = conn.spawn('sleep 60')
+      const events: string[] = []
+      const streamError = new Promise<Error>((resolve) => {
+        p.stdout.on('data', () => events.push('data'))
+        p.stdout.on('end', () => events.push('end'))
+        p.stdout.once('error', (e) => { events.push('error'); resolve(e) })
+      })
+      // make sure the channel is open before the cut
+      expect((await conn.exec('echo up')).stdout.toString()).toBe('up\n')
+      const pending = conn.exec('sleep 60')
+      pending.catch(() => {})
+      await sleep(200)
+
+      // $PPID of the command is the sshd session process that serves this connection
+      const killer = await conn.exec('kill -9 $PPID').then(() => null, (e: Error) => e)
+      expect(killer).toBeInstanceOf(DisconnectError)
+
+      const err = await withTimeout(streamError, 10_000, 'stdout error')
+      expect(err).toBeInstanceOf(DisconnectError)
+      expect((err as DisconnectError).code).toBe('ERR_SSH_DISCONNECTED')
+      expect(events).not.toContain('end')
+      expect(p.stdout.destroyed).toBe(true)
+
+      const exitErr = await p.exited.then(() => null, (e: Error) => e)
+      expect(exitErr).toBeInstanceOf(DisconnectError)
+      const pendingErr = await withTimeout(pending.then(() => null, (e: Error) => e), 10_000, 'pending exec')
+      expect(pendingErr).toBeInstanceOf(DisconnectError)
+
+      const closeErr = await withTimeout(closeEvent, 10_000, "'close' event")
+      expect(closeErr).toBeInstanceOf(DisconnectError)
+      expect(await conn.closed).toBe(closeErr)
+      expect(conn.isClosed).toBe(true)
+
+      // a call after the cut fails at once with the same kind of error
+      const after = await conn.exec('true').then(() => null, (e: Error) => e)
+      expect(after).toBeInstanceOf(DisconnectError)
+
+      await sleep(100)
+      expect(unhandled).toEqual([])
+    } finally {
+      process.off('unhandledRejection', onUnhandled)
+      await conn.close().catch(() => {})
+    }
+  }, 60_000)
+})

@@ -1,0 +1,57 @@
+import { describe, expect, it } from 'vitest'
+
+import { ConfigError, connect, SshClient } from '../../dist/cjs/index.js'
+
+async function configError(options: unknown, re: RegExp, option?: string) {
+  const e = await connect(options as never).then(() => null, (err: unknown) => err)
+  expect(e).toBeInstanceOf(ConfigError)
+  expect((e as ConfigError).code).toBe('ERR_SSH_CONFIG')
+  expect((e as Error).message).toMatch(re)
+  if (option) expect((e as ConfigError).option).toBe(option)
+}
+
+describe('connect() rejects bad options with ConfigError before touching the network', () => {
+  it('needs an object and a host', async () => {
+    await configError(undefined, /options object/)
+    await configError({}, /host.*required/, 'host')
+    await configError({ host: 42 }, /host.*string/, 'host')
+  })
+  it('suggests the intended name for an unknown option', async () => {
+    await configError({ host: 'h', usernme: 'x' }, /unknown option 'usernme'; did you mean 'username'/, 'usernme')
+  })
+  it('names options of later versions instead of ignoring them', async () => {
+    await configError({ host: 'h', proxyJump: 'b' }, /proxyJump.*not supported/, 'proxyJump')
+  })
+  it.each([0, 65536, -1, 1.5, '22', NaN])('port %s is out of range', async (port) => {
+    await configError({ host: 'h', port }, /port/, 'port')
+  })
+  it('checks key, password and host key shapes', async () => {
+    await configError({ host: 'h', privateKey: 12 }, /privateKey/, 'privateKey')
+    await configError({ host: 'h', privateKeyPath: '/nonexistent/id_ed25519' }, /no such file/, 'privateKeyPath')
+    await configError({ host: 'h', password: Buffer.from('x') }, /password.*string/, 'password')
+    await configError({ host: 'h', hostKey: 'accept-everything' }, /hostKey/, 'hostKey')
+    await configError({ host: 'h', hostKey: { fingerprint: 'md5:aa' } }, /fingerprint/, 'hostKey.fingerprint')
+    await configError({ host: 'h', hostKey: { knownHosts: [] } }, /knownHosts/, 'hostKey.knownHosts')
+    await configError({ host: 'h', hostKey: { verify: 'yes' } }, /verify/, 'hostKey.verify')
+    await configError({ host: 'h', keyboardInteractive: 'pw' }, /keyboardInteractive/, 'keyboardInteractive')
+    await configError({ host: 'h', authOrder: ['telepathy'] }, /authOrder/, 'authOrder')
+  })
+  it('checks timeouts, limits, algorithms and signal', async () => {
+    await configError({ host: 'h', connectTimeout: -5 }, /connectTimeout/, 'connectTimeout')
+    await configError({ host: 'h', keepaliveCountMax: 0 }, /keepaliveCountMax/, 'keepaliveCountMax')
+    await configError({ host: 'h', maxSessions: 0 }, /maxSessions/, 'maxSessions')
+    await configError({ host: 'h', algorithms: { cipher: 5 } }, /algorithms.cipher/, 'algorithms.cipher')
+    await configError({ host: 'h', algorithms: { ciphers: ['x'] } }, /unknown algorithm list/, 'algorithms.ciphers')
+    await configError({ host: 'h', signal: {} }, /AbortSignal/, 'signal')
+  })
+  it('rejects garbage key material with a clear message', async () => {
+    await configError({ host: '127.0.0.1', port: 1, privateKey: 'not a key at all', hostKey: 'insecure-accept-any' }, /privateKey/, 'privateKey')
+  })
+  it('rejects unknown algorithm names (checked natively)', async () => {
+    await configError({ host: '127.0.0.1', port: 1, password: 'x', hostKey: 'insecure-accept-any', algorithms: { cipher: ['rot13'] } }, /rot13/)
+  })
+  it('builder produces the same options', () => {
+    const o = SshClient.builder().host('h').port(2222).user('u').identityFile('~/k', 'pp').knownHosts('/kh', { acceptNew: true }).build()
+    expect(o).toEqual({ host: 'h', port: 2222, username: 'u', privateKeyPath: '~/k', passphrase: 'pp', hostKey: { knownHosts: '/kh', acceptNew: true } })
+  })
+})
