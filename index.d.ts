@@ -100,6 +100,10 @@ export interface NativeConnectOptions {
   keepaliveCountMax?: number
   maxSessions?: number
   highWaterMark?: number
+  /** Local agent socket reachable by forwarded agent channels. */
+  agentSocket?: string
+  /** Request agent forwarding on every session. */
+  agentForwardAll?: boolean
 }
 
 export interface NativeExecOptions {
@@ -108,6 +112,7 @@ export interface NativeExecOptions {
   stdin?: Buffer
   maxBuffer?: number
   timeoutMs?: number
+  agentForward?: boolean
 }
 
 export interface NativeExecOutput {

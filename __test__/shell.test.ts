@@ -181,9 +181,12 @@ describe('subsystem', () => {
 
 describe('signals', () => {
   it("kill('TERM') ends sleep 30 with { code: null, signal: 'TERM' }", async () => {
-    const p = ssh.spawn('sleep 30')
-    p.stdout.resume()
+    // a signal that reaches sshd's forked child before it has exec'd the command can be
+    // lost, so wait for the command's first output before sending it
+    const p = ssh.spawn('echo started; exec sleep 30')
     p.stderr.resume()
+    await readUntil(p.stdout, /started/)
+    p.stdout.resume()
     const t0 = Date.now()
     await p.kill('TERM')
     expect(await p.exited).toEqual({ code: null, signal: 'TERM' })

@@ -25,6 +25,8 @@ export interface ShellOptions {
   pty?: boolean | PtyOptions
   env?: Record<string, string>
   signal?: AbortSignal
+  /** Forward the local agent to this shell (default: the connection's `agentForward`). */
+  agentForward?: boolean
 }
 
 /** Runs `fn` with a native cancel token tied to `signal`. @internal */
@@ -112,7 +114,7 @@ export class SshClient extends EventEmitter {
   async exec(command: string, options: ExecOptions = {}): Promise<ExecResult> {
     if (typeof command !== 'string' || command.length === 0) throw new ConfigError('exec: command must be a non-empty string', { option: 'command' })
     this.#checkOpen()
-    const { stdin, env, pty, timeout, maxBuffer, signal, check } = options
+    const { stdin, env, pty, timeout, maxBuffer, signal, check, agentForward } = options
     if (timeout !== undefined && (typeof timeout !== 'number' || !(timeout > 0))) throw new ConfigError('timeout: must be a positive number of milliseconds', { option: 'timeout' })
     if (maxBuffer !== undefined && (typeof maxBuffer !== 'number' || !(maxBuffer >= 0))) throw new ConfigError('maxBuffer: must be a number of bytes', { option: 'maxBuffer' })
     let result: ExecResult
@@ -127,7 +129,7 @@ export class SshClient extends EventEmitter {
         else throw new ConfigError('stdin: must be a string, Buffer, Uint8Array or Readable', { option: 'stdin' })
       }
       const out = await withSignal(signal, (cancel) =>
-        this.#native.exec(command, { env: envToNative(env), pty: ptyToNative(pty), stdin: input, maxBuffer, timeoutMs: timeout }, cancel),
+        this.#native.exec(command, { env: envToNative(env), pty: ptyToNative(pty), stdin: input, maxBuffer, timeoutMs: timeout, agentForward }, cancel),
       )
       result = { stdout: out.stdout, stderr: out.stderr, ...toExitStatus(out.exit) }
       truncated = out.truncated
@@ -148,7 +150,7 @@ export class SshClient extends EventEmitter {
   }
 
   async #execStreaming(command: string, stdin: Readable, o: ExecOptions): Promise<{ result: ExecResult; truncated: boolean }> {
-    const p = this.spawn(command, { env: o.env, pty: o.pty, signal: o.signal })
+    const p = this.spawn(command, { env: o.env, pty: o.pty, signal: o.signal, agentForward: o.agentForward })
     const limit = o.maxBuffer ?? Infinity
     const collect = (r: Readable): Promise<{ data: Buffer; over: boolean }> =>
       new Promise((resolve, reject) => {
@@ -190,7 +192,7 @@ export class SshClient extends EventEmitter {
     this.#checkOpen()
     const env = envToNative(options.env)
     const pty = ptyToNative(options.pty)
-    const chan: Promise<NativeChannel> = withSignal(options.signal, (cancel) => this.#native.start(command, { env, pty }, cancel))
+    const chan: Promise<NativeChannel> = withSignal(options.signal, (cancel) => this.#native.start(command, { env, pty, agentForward: options.agentForward }, cancel))
     chan.catch(() => {})
     return new RemoteProcess(chan, options.signal)
   }
@@ -200,7 +202,7 @@ export class SshClient extends EventEmitter {
     this.#checkOpen()
     const env = envToNative(options.env)
     const pty = ptyToNative(options.pty ?? true)
-    const chan = await withSignal(options.signal, (cancel) => this.#native.start(null, { env, pty }, cancel))
+    const chan = await withSignal(options.signal, (cancel) => this.#native.start(null, { env, pty, agentForward: options.agentForward }, cancel))
     return new ChannelDuplex(Promise.resolve(chan))
   }
 

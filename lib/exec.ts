@@ -35,6 +35,8 @@ export interface ExecOptions {
   signal?: AbortSignal
   /** Reject with CommandError when the exit status is not 0 or a signal ended it. */
   check?: boolean
+  /** Forward the local agent to this command (default: the connection's `agentForward`). */
+  agentForward?: boolean
 }
 
 /** Options of {@link SshClient.spawn}. */
@@ -42,6 +44,8 @@ export interface SpawnOptions {
   env?: Record<string, string>
   pty?: boolean | PtyOptions
   signal?: AbortSignal
+  /** Forward the local agent to this command (default: the connection's `agentForward`). */
+  agentForward?: boolean
 }
 
 /** @internal */

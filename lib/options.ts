@@ -81,17 +81,22 @@ export interface ConnectOptions {
   maxSessions?: number
   /** Bytes buffered per channel before the connection waits for a reader (default 4 MiB). */
   highWaterMark?: number
+  /**
+   * Forward the local SSH agent to every session (like `ssh -A`): `true` uses `$SSH_AUTH_SOCK`,
+   * a string is the agent socket path. Per call, `agentForward` on exec/spawn/shell does the same.
+   */
+  agentForward?: boolean | string
   signal?: AbortSignal
 }
 
 const KNOWN_OPTIONS = new Set([
   'host', 'port', 'username', 'user', 'privateKey', 'privateKeyPath', 'passphrase', 'password',
   'keyboardInteractive', 'authOrder', 'hostKey', 'algorithms', 'connectTimeout', 'keepaliveInterval',
-  'keepaliveCountMax', 'maxSessions', 'highWaterMark', 'signal',
+  'keepaliveCountMax', 'maxSessions', 'highWaterMark', 'signal', 'agentForward',
 ])
 
 /** Options of the design that later versions implement: named in errors, not silently ignored. */
-const NOT_YET = new Set(['agent', 'certificate', 'certificatePath', 'proxyJump', 'proxyCommand', 'proxy', 'sock', 'sshConfig', 'debug'])
+const NOT_YET = new Set(['agent', 'certificate', 'certificatePath', 'proxyJump', 'proxyCommand', 'proxy', 'sock', 'sshConfig', 'debug', 'x11'])
 
 function expandHome(p: string): string {
   if (p === '~') return homedir()
@@ -285,6 +290,13 @@ export function resolveOptions(input: ConnectOptions): Resolved {
   native.keepaliveCountMax = optNumber(o, 'keepaliveCountMax', 1, 1000)
   native.maxSessions = optNumber(o, 'maxSessions', 1, 1000)
   native.highWaterMark = optNumber(o, 'highWaterMark', 65536, 1024 ** 3)
+  const af = o.agentForward
+  if (af !== undefined && typeof af !== 'boolean' && (typeof af !== 'string' || af.length === 0)) {
+    bad('agentForward', 'must be true, false or the agent socket path')
+  }
+  if (af === true && !process.env.SSH_AUTH_SOCK) bad('agentForward', 'is true but SSH_AUTH_SOCK is not set (no local agent to forward)')
+  native.agentSocket = typeof af === 'string' ? resolve(expandHome(af)) : process.env.SSH_AUTH_SOCK || undefined
+  native.agentForwardAll = af !== undefined && af !== false
   let signal: AbortSignal | undefined
   if (o.signal !== undefined && o.signal !== null) {
     if (!(o.signal instanceof AbortSignal)) bad('signal', 'must be an AbortSignal')

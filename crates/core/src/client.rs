@@ -72,6 +72,16 @@ impl ConnShared {
         Arc::clone(map.entry(id.number()).or_insert_with(|| ChannelShared::new(id.number(), self.limits)))
     }
 
+    /// Takes a channel the server opened: its read half is dropped (all its messages reach
+    /// the shared state through the handler), its state registered.
+    fn adopt(self: &Arc<Self>, channel: russh::Channel<client::Msg>) -> Channel {
+        let id = channel.id();
+        let (read_half, tx) = channel.split();
+        drop(read_half);
+        let shared = self.register(id);
+        Channel { shared, tx: Arc::new(tx), conn: Arc::clone(self), runtime: tokio::runtime::Handle::current() }
+    }
+
     pub(crate) fn forget_channel(&self, id: u32) {
         self.channels().remove(&id);
     }
@@ -116,6 +126,8 @@ pub struct ClientHandler {
     policy: HostKeyPolicy,
     host: String,
     port: u16,
+    /// The local agent socket that forwarded agent channels reach (`agentForward`).
+    agent_socket: Option<std::path::PathBuf>,
 }
 
 impl client::Handler for ClientHandler {
@@ -164,6 +176,31 @@ impl client::Handler for ClientHandler {
 
     async fn channel_open_confirmation(&mut self, id: ChannelId, _max: u32, _win: u32, _s: &mut Session) -> std::result::Result<(), Self::Error> {
         self.shared.register(id);
+        Ok(())
+    }
+
+    async fn server_channel_open_agent_forward(
+        &mut self,
+        channel: russh::Channel<client::Msg>,
+        reply: client::ChannelOpenHandle,
+        _s: &mut Session,
+    ) -> std::result::Result<(), Self::Error> {
+        let Some(path) = self.agent_socket.clone() else {
+            reply.reject(russh::ChannelOpenFailure::AdministrativelyProhibited).await;
+            return Ok(());
+        };
+        let ch = self.shared.adopt(channel);
+        reply.accept().await;
+        tokio::spawn(async move {
+            match crate::agent_socket::connect(&path).await {
+                Ok(sock) => {
+                    let _ = crate::bridge::bridge(ch, sock).await;
+                }
+                Err(_) => {
+                    let _ = ch.close().await;
+                }
+            }
+        });
         Ok(())
     }
 
@@ -277,6 +314,8 @@ pub struct ExecOptions {
     pub stdin: Option<Vec<u8>>,
     pub max_buffer: Option<usize>,
     pub timeout: Option<Duration>,
+    /// None: the connection's default.
+    pub agent_forward: Option<bool>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -293,7 +332,8 @@ pub struct ExecOutput {
 pub struct SessionRequest {
     pub env: Vec<(String, String)>,
     pub pty: Option<crate::options::PtyOptions>,
-    pub agent_forward: bool,
+    /// None: the connection's default.
+    pub agent_forward: Option<bool>,
 }
 
 /// An authenticated connection.
@@ -303,6 +343,10 @@ pub struct Client {
     sessions: Arc<Semaphore>,
     host: String,
     port: u16,
+    /// Request agent forwarding on every session (`agentForward: true` at connect).
+    agent_forward_default: bool,
+    agent_forward_possible: bool,
+    agent_requested: std::sync::atomic::AtomicBool,
 }
 
 fn errno_name(e: &std::io::Error) -> Option<String> {
@@ -423,7 +467,13 @@ impl Client {
             closed: Notify::new(),
             limits: opts.buffer,
         });
-        let handler = ClientHandler { shared: Arc::clone(&shared), policy: opts.host_key.clone(), host: host.clone(), port: opts.port };
+        let handler = ClientHandler {
+            shared: Arc::clone(&shared),
+            policy: opts.host_key.clone(),
+            host: host.clone(),
+            port: opts.port,
+            agent_socket: opts.agent_forward.clone(),
+        };
         let mut handle = with_deadline(deadline, "handshake", opts.connect_timeout, async {
             client::connect_stream(Arc::new(config), stream, handler).await.map_err(|e| {
                 if let Some(hk) = shared.state().host_key_error.take() {
@@ -442,7 +492,16 @@ impl Client {
             let _ = handle.disconnect(Disconnect::ByApplication, "", "").await;
             return Err(e);
         }
-        Ok(Client { handle, shared, sessions: Arc::new(Semaphore::new(opts.max_sessions)), host, port: opts.port })
+        Ok(Client {
+            handle,
+            shared,
+            sessions: Arc::new(Semaphore::new(opts.max_sessions)),
+            host,
+            port: opts.port,
+            agent_forward_default: opts.agent_forward.is_some() && opts.agent_forward_all,
+            agent_forward_possible: opts.agent_forward.is_some(),
+            agent_requested: std::sync::atomic::AtomicBool::new(false),
+        })
     }
 
     pub fn host(&self) -> &str {
@@ -563,8 +622,19 @@ impl Client {
             for (k, v) in &req.env {
                 ch.set_env(k, v).await?;
             }
-            if req.agent_forward {
-                ch.agent_forward().await?;
+            if req.agent_forward == Some(true) && !self.agent_forward_possible {
+                return Err(Error::config("agentForward", "agent forwarding needs a local agent: set SSH_AUTH_SOCK or pass agentForward with the agent socket at connect"));
+            }
+            // OpenSSH accepts one agent forwarding request per connection ("requested
+            // twice" is refused) and then offers the agent to every later session as well.
+            if req.agent_forward.unwrap_or(self.agent_forward_default)
+                && self.agent_forward_possible
+                && !self.agent_requested.swap(true, std::sync::atomic::Ordering::SeqCst)
+            {
+                if let Err(e) = ch.agent_forward().await {
+                    self.agent_requested.store(false, std::sync::atomic::Ordering::SeqCst);
+                    return Err(e);
+                }
             }
             if let Some(pty) = &req.pty {
                 ch.request_pty(pty).await?;
@@ -597,7 +667,7 @@ impl Client {
 
     /// Runs a command to completion, collecting its output in Rust.
     pub async fn exec(&self, command: &str, opts: ExecOptions, cancel: Option<&CancelToken>) -> Result<ExecOutput> {
-        let req = SessionRequest { env: opts.env.clone(), pty: opts.pty.clone(), agent_forward: false };
+        let req = SessionRequest { env: opts.env.clone(), pty: opts.pty.clone(), agent_forward: opts.agent_forward };
         let ch = self.start(Some(command), &req, cancel).await?;
         let run = collect(&ch, opts.stdin, opts.max_buffer);
         let run = async {

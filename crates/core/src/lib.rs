@@ -1,8 +1,10 @@
 //! ferrossh-core: the SSH logic of ferrossh on top of russh. No JavaScript here; the
 //! napi binding in `crates/node` only adapts these types.
 
+pub mod agent_socket;
 pub mod algorithms;
 mod auth;
+pub mod bridge;
 pub mod cancel;
 pub mod channel;
 pub mod client;

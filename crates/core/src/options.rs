@@ -165,6 +165,10 @@ pub struct ConnectOptions {
     pub max_sessions: usize,
     pub buffer: BufferLimits,
     pub nodelay: bool,
+    /// Local agent socket for agent forwarding; None disables it.
+    pub agent_forward: Option<PathBuf>,
+    /// Request agent forwarding on every session, not only those that ask.
+    pub agent_forward_all: bool,
 }
 
 impl ConnectOptions {
@@ -182,6 +186,8 @@ impl ConnectOptions {
             max_sessions: 10,
             buffer: BufferLimits::default(),
             nodelay: true,
+            agent_forward: None,
+            agent_forward_all: false,
         }
     }
 }

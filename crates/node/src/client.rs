@@ -40,6 +40,7 @@ pub struct NativeExecOptions {
     pub stdin: Option<Buffer>,
     pub max_buffer: Option<f64>,
     pub timeout_ms: Option<f64>,
+    pub agent_forward: Option<bool>,
 }
 
 #[napi(object)]
@@ -92,7 +93,7 @@ fn session_request(o: Option<NativeSessionOptions>) -> napi::Result<SessionReque
     Ok(SessionRequest {
         env: env_pairs(o.env)?,
         pty: o.pty.map(options::pty).transpose().js()?,
-        agent_forward: o.agent_forward.unwrap_or(false),
+        agent_forward: o.agent_forward,
     })
 }
 
@@ -176,6 +177,7 @@ impl NativeClient {
             opts.pty = o.pty.map(options::pty).transpose().js()?;
             opts.stdin = o.stdin.map(|b| b.to_vec());
             opts.max_buffer = o.max_buffer.filter(|m| m.is_finite() && *m >= 0.0).map(|m| m as usize);
+            opts.agent_forward = o.agent_forward;
             opts.timeout = o.timeout_ms.filter(|t| t.is_finite() && *t > 0.0).map(|t| std::time::Duration::from_millis(t as u64));
         }
         let token = cancel.map(|c| c.token.clone());

@@ -57,6 +57,10 @@ pub struct NativeConnectOptions {
     pub keepalive_count_max: Option<u32>,
     pub max_sessions: Option<u32>,
     pub high_water_mark: Option<f64>,
+    /// Local agent socket reachable by forwarded agent channels.
+    pub agent_socket: Option<String>,
+    /// Request agent forwarding on every session.
+    pub agent_forward_all: Option<bool>,
 }
 
 #[napi(object)]
@@ -207,6 +211,8 @@ pub fn connect_options(o: NativeConnectOptions, verify: Option<VerifyFn>, kbd: O
         let hwm = h as usize;
         c.buffer = BufferLimits { high_water_mark: hwm, wake_bytes: (hwm / 4).clamp(32 * 1024, 1024 * 1024) };
     }
+    c.agent_forward = o.agent_socket.filter(|p| !p.is_empty()).map(PathBuf::from);
+    c.agent_forward_all = o.agent_forward_all.unwrap_or(false);
     Ok(c)
 }
 

@@ -1,0 +1,44 @@
+//! Copies bytes between a channel and a local stream (a Unix or TCP socket) entirely in
+//! Rust: agent forwarding now, port forwarding later. Each direction ends with EOF on the
+//! other side; the channel is closed when both are done.
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use crate::channel::Channel;
+use crate::error::{Error, Result};
+
+const CHUNK: usize = 64 * 1024;
+
+/// Bytes copied (channel → stream, stream → channel).
+pub async fn bridge<S>(ch: Channel, stream: S) -> Result<(u64, u64)>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let (mut rd, mut wr) = tokio::io::split(stream);
+    let shared = std::sync::Arc::clone(ch.shared());
+    let down = async {
+        let mut n = 0u64;
+        while let Some([out, _err]) = shared.next_chunks().await? {
+            n += out.len() as u64;
+            wr.write_all(&out).await.map_err(|e| Error::disconnected(format!("local socket: {e}")))?;
+        }
+        let _ = wr.shutdown().await;
+        Ok::<u64, Error>(n)
+    };
+    let up = async {
+        let mut n = 0u64;
+        let mut buf = vec![0u8; CHUNK];
+        loop {
+            let got = rd.read(&mut buf).await.map_err(|e| Error::disconnected(format!("local socket: {e}")))?;
+            if got == 0 {
+                ch.eof().await?;
+                return Ok::<u64, Error>(n);
+            }
+            n += got as u64;
+            ch.write(buf[..got].to_vec()).await?;
+        }
+    };
+    let (d, u) = tokio::join!(down, up);
+    let _ = ch.close().await;
+    Ok((d?, u?))
+}
