@@ -48,7 +48,7 @@ export declare class NativeClient {
    * Connects and authenticates. `on_close` is called once when the connection ends
    * (with a serialized error, or null after close()); until then it keeps Node alive.
    */
-  static connect(options: NativeConnectOptions, onClose: (err: string | null) => void, verify?: (key: NativeHostKeyInfo) => Promise<boolean>, keyboardInteractive?: (req: NativeKbdRequest) => Promise<string[] | null>, cancel?: NativeCancel): Promise<NativeClient>
+  static connect(options: NativeConnectOptions, onClose: (err: string | null) => void, verify?: (key: NativeHostKeyInfo) => Promise<boolean>, keyboardInteractive?: (req: NativeKbdRequest) => Promise<string[] | null>, cancel?: NativeCancel, debug?: (line: string) => void): Promise<NativeClient>
   /** Stop (false) or resume (true) keeping the process alive while connected. */
   setRef(keep: boolean): void
   get algorithms(): NativeNegotiated | null

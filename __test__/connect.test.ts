@@ -217,6 +217,21 @@ describe('connection set-up', () => {
     expect(ssh.algorithms?.kex).toBeTruthy()
     await ssh.close()
   })
+  it('debug gives a protocol trace without secrets', async () => {
+    const lines: string[] = []
+    const ssh = await connect({ ...base(), privateKeyPath: join(dir, 'id_enc'), passphrase: PASSPHRASE, password: sshd.password, authOrder: ['password', 'publickey'], debug: (l) => lines.push(l) })
+    await ssh.exec('echo top-secret-command-text')
+    await ssh.close()
+    const text = lines.join('\n')
+    expect(text).toMatch(/connecting to 127\.0\.0\.1:\d+/)
+    expect(text).toContain(`server host key: ssh-ed25519 ${sshd.hostKeys.ed25519.fingerprint}`)
+    expect(text).toMatch(/kex: \S+ host key: ssh-ed25519 cipher: \S+/)
+    expect(text).toContain('auth password: accepted')
+    expect(text).toMatch(/channel \d+: exec \(\d+ bytes\)/)
+    expect(text).toContain('connection closed')
+    for (const secret of [sshd.password, PASSPHRASE, 'top-secret-command-text']) expect(text).not.toContain(secret)
+    await expect(connect({ ...base(), debug: 'loud' as never })).rejects.toBeInstanceOf(ConfigError)
+  })
   it('close() resolves closed with no error and later calls fail cleanly', async () => {
     const ssh = await connect({ ...base(), privateKeyPath: sshd.userKey.path })
     const events: unknown[] = []

@@ -103,9 +103,7 @@ describe('shell', () => {
     sh.write('stty size | sed "s/^/size=/"\n')
     await readUntil(sh, /size=30 100/)
     // a terminal emulator resizes the shell it drew, not a separate process
-    const resizable = sh as unknown as { resize?: (cols: number, rows: number) => Promise<void> }
-    expect(typeof resizable.resize).toBe('function')
-    await resizable.resize!(120, 40)
+    await sh.resize(120, 40)
     sh.write('stty size | sed "s/^/size=/"\n')
     await readUntil(sh, /size=40 120/)
     sh.write('exit\n')
@@ -114,11 +112,9 @@ describe('shell', () => {
 
   it('exited of a shell reports its exit status', async () => {
     const sh = await ssh.shell()
-    const exited = (sh as unknown as { exited?: Promise<{ code: number | null; signal: string | null }> }).exited
-    expect(exited).toBeInstanceOf(Promise)
     sh.resume()
     sh.write('exit 7\n')
-    expect(await exited).toEqual({ code: 7, signal: null })
+    expect(await sh.exited).toEqual({ code: 7, signal: null })
   })
 })
 

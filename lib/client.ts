@@ -248,7 +248,7 @@ export async function connect(options: ConnectOptions): Promise<SshClient> {
   const closed = new Promise<Error | undefined>((resolve) => { onClosed = resolve })
   const onClose = (err: string | null): void => onClosed(err ? fromNative(err) : undefined)
   const nat = await withSignal(r.signal, (cancel) =>
-    binding.NativeClient.connect(r.native, onClose, r.verify, r.keyboardInteractive, cancel),
+    binding.NativeClient.connect(r.native, onClose, r.verify, r.keyboardInteractive, cancel, r.debug),
   )
   return new SshClient(nat, closed)
 }

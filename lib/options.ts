@@ -86,17 +86,22 @@ export interface ConnectOptions {
    * a string is the agent socket path. Per call, `agentForward` on exec/spawn/shell does the same.
    */
   agentForward?: boolean | string
+  /**
+   * A protocol trace like `ssh -v`: `true` writes to stderr, a function receives each line.
+   * Passwords, passphrases, keys and command lines never appear in it.
+   */
+  debug?: boolean | ((line: string) => void)
   signal?: AbortSignal
 }
 
 const KNOWN_OPTIONS = new Set([
   'host', 'port', 'username', 'user', 'privateKey', 'privateKeyPath', 'passphrase', 'password',
   'keyboardInteractive', 'authOrder', 'hostKey', 'algorithms', 'connectTimeout', 'keepaliveInterval',
-  'keepaliveCountMax', 'maxSessions', 'highWaterMark', 'signal', 'agentForward',
+  'keepaliveCountMax', 'maxSessions', 'highWaterMark', 'signal', 'agentForward', 'debug',
 ])
 
 /** Options of the design that later versions implement: named in errors, not silently ignored. */
-const NOT_YET = new Set(['agent', 'certificate', 'certificatePath', 'proxyJump', 'proxyCommand', 'proxy', 'sock', 'sshConfig', 'debug', 'x11'])
+const NOT_YET = new Set(['agent', 'certificate', 'certificatePath', 'proxyJump', 'proxyCommand', 'proxy', 'sock', 'sshConfig', 'x11'])
 
 function expandHome(p: string): string {
   if (p === '~') return homedir()
@@ -162,6 +167,7 @@ export interface Resolved {
   verify?: (key: NativeHostKeyInfo) => Promise<boolean>
   keyboardInteractive?: (req: { name: string; instructions: string; prompts: Prompt[] }) => Promise<string[] | null>
   signal?: AbortSignal
+  debug?: (line: string) => void
 }
 
 /** Validates user options and turns them into the native shape. @internal */
@@ -302,7 +308,22 @@ export function resolveOptions(input: ConnectOptions): Resolved {
     if (!(o.signal instanceof AbortSignal)) bad('signal', 'must be an AbortSignal')
     signal = o.signal
   }
-  return { native, verify, keyboardInteractive, signal }
+  let debug: Resolved['debug']
+  if (o.debug === true) {
+    debug = (line) => process.stderr.write(`ferrossh: ${line}\n`)
+  } else if (typeof o.debug === 'function') {
+    const fn = o.debug as (line: string) => void
+    debug = (line) => {
+      try {
+        fn(line)
+      } catch {
+        // a throwing trace callback must not break the connection
+      }
+    }
+  } else if (o.debug !== undefined && o.debug !== false) {
+    bad('debug', 'must be true, false or a function (line) => void')
+  }
+  return { native, verify, keyboardInteractive, signal, debug }
 }
 
 /** Pseudo-terminal request. */

@@ -11,7 +11,7 @@ use russh::MethodKind;
 use crate::client::ClientHandler;
 use crate::error::{AuthAttempt, Error, Result};
 use crate::keys::{self, KeyError};
-use crate::options::{AuthMethod, KbdPrompt, KeySource, KeyboardInteractive, Secret};
+use crate::options::{AuthMethod, KbdPrompt, KeySource, KeyboardInteractive, Secret, Trace};
 
 /// A method ready to run: keys are loaded (and decrypted) before the network is touched.
 pub(crate) enum Prepared {
@@ -87,10 +87,15 @@ fn kind_name(k: &MethodKind) -> String {
 struct Chain {
     attempts: Vec<AuthAttempt>,
     allowed: Option<Vec<String>>,
+    trace: Option<Trace>,
 }
 
 impl Chain {
     fn record(&mut self, method: &str, outcome: &str, detail: Option<String>) {
+        Trace::emit(&self.trace, || match &detail {
+            Some(d) => format!("auth {method} ({d}): {outcome}"),
+            None => format!("auth {method}: {outcome}"),
+        });
         self.attempts.push(AuthAttempt { method: method.into(), outcome: outcome.into(), detail });
     }
 
@@ -104,6 +109,9 @@ impl Chain {
             AuthResult::Failure { remaining_methods, partial_success } => {
                 self.record(method, if partial_success { "partial success" } else { "rejected" }, detail);
                 self.allowed = Some(remaining_methods.iter().map(kind_name).collect());
+                if let Some(a) = &self.allowed {
+                    Trace::emit(&self.trace, || format!("server allows: {}", a.join(", ")));
+                }
                 false
             }
         }
@@ -114,8 +122,14 @@ impl Chain {
     }
 }
 
-pub(crate) async fn authenticate(handle: &mut Handle<ClientHandler>, user: &str, methods: Vec<Prepared>, target: &str) -> Result<()> {
-    let mut chain = Chain { attempts: Vec::new(), allowed: None };
+pub(crate) async fn authenticate(
+    handle: &mut Handle<ClientHandler>,
+    user: &str,
+    methods: Vec<Prepared>,
+    target: &str,
+    trace: &Option<Trace>,
+) -> Result<()> {
+    let mut chain = Chain { attempts: Vec::new(), allowed: None, trace: trace.clone() };
     if methods.is_empty() {
         // Some servers (and our own, configured so) let "none" in; otherwise say what to configure.
         let r = handle.authenticate_none(user).await.map_err(Error::from)?;

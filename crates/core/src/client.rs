@@ -18,7 +18,7 @@ use crate::cancel::CancelToken;
 use crate::channel::{signal_name, BufferLimits, Channel, ChannelShared, ExitInfo, STDERR, STDOUT};
 use crate::error::{Error, Result};
 use crate::host_key;
-use crate::options::{ConnectOptions, HostKeyInfo, HostKeyPolicy};
+use crate::options::{ConnectOptions, HostKeyInfo, HostKeyPolicy, Trace};
 
 /// What was negotiated (client→server; the `*_server_to_client` fields where they differ).
 #[derive(Debug, Clone, Default)]
@@ -48,6 +48,7 @@ struct ConnState {
 
 /// State shared by the connection's event loop (the handler) and the `Client`.
 pub struct ConnShared {
+    pub(crate) trace: Option<Trace>,
     channels: Mutex<HashMap<u32, Arc<ChannelShared>>>,
     state: Mutex<ConnState>,
     closed: Notify,
@@ -107,6 +108,10 @@ impl ConnShared {
             st.error = err.clone();
             (std::mem::take(&mut st.on_close), err)
         };
+        Trace::emit(&self.trace, || match &err {
+            Some(e) => format!("connection closed: {e}"),
+            None => "connection closed".to_string(),
+        });
         let channel_err = err.clone().unwrap_or_else(|| Error::disconnected("the connection was closed"));
         let chans: Vec<Arc<ChannelShared>> = self.channels().values().cloned().collect();
         for c in chans {
@@ -142,7 +147,12 @@ impl client::Handler for ClientHandler {
             }
         };
         let info = host_key::info(&self.host, self.port, &presented);
+        Trace::emit(&self.shared.trace, || format!("server host key: {} {}", presented.algorithm, presented.fingerprint));
         let verdict = host_key::verify(&self.policy, &self.host, self.port, &presented).await;
+        Trace::emit(&self.shared.trace, || match &verdict {
+            Ok(()) => format!("host key accepted ({:?} policy)", policy_name(&self.policy)),
+            Err(e) => format!("host key refused: {e}"),
+        });
         let mut st = self.shared.state();
         st.host_key = Some(info);
         match verdict {
@@ -165,6 +175,9 @@ impl client::Handler for ClientHandler {
             compression: compression_name(&comp(&names.client_compression)),
             compression_server_to_client: compression_name(&comp(&names.server_compression)),
         };
+        Trace::emit(&self.shared.trace, || {
+            format!("kex: {} host key: {} cipher: {} mac: {} compression: {}", n.kex, n.host_key, n.cipher, n.mac, n.compression)
+        });
         self.shared.state().negotiated = Some(n);
         Ok(())
     }
@@ -297,6 +310,15 @@ impl Drop for ClientHandler {
     }
 }
 
+fn policy_name(p: &HostKeyPolicy) -> &'static str {
+    match p {
+        HostKeyPolicy::KnownHosts { .. } => "known_hosts",
+        HostKeyPolicy::Fingerprints(_) => "pinned fingerprint",
+        HostKeyPolicy::Verify(_) => "verify callback",
+        HostKeyPolicy::InsecureAcceptAny => "insecure-accept-any",
+    }
+}
+
 fn compression_name(debug: &str) -> String {
     let d = debug.to_ascii_lowercase();
     if d.contains("zlib") {
@@ -417,6 +439,7 @@ impl Client {
         // bad algorithm names are a ConfigError before any packet is sent
         algorithms::preferred(&opts.algorithms, &[])?;
         let address = if host.contains(':') { format!("[{host}]:{}", opts.port) } else { format!("{host}:{}", opts.port) };
+        Trace::emit(&opts.trace, || format!("connecting to {address}"));
         let stream = with_deadline(deadline, "connect", opts.connect_timeout, async {
             TcpStream::connect((host.as_str(), opts.port)).await.map_err(|e| Error::Connect {
                 address: address.clone(),
@@ -428,6 +451,10 @@ impl Client {
         if opts.nodelay {
             let _ = stream.set_nodelay(true);
         }
+        Trace::emit(&opts.trace, || match stream.peer_addr() {
+            Ok(a) => format!("connection established to {a}"),
+            Err(_) => "connection established".into(),
+        });
         Self::handshake(opts, stream, methods, deadline).await
     }
 
@@ -462,6 +489,7 @@ impl Client {
             ..Default::default()
         };
         let shared = Arc::new(ConnShared {
+            trace: opts.trace.clone(),
             channels: Mutex::new(HashMap::new()),
             state: Mutex::new(ConnState::default()),
             closed: Notify::new(),
@@ -487,7 +515,7 @@ impl Client {
         })
         .await?;
         let target = if opts.port == 22 { host.clone() } else { format!("{host}:{}", opts.port) };
-        let authed = with_deadline(deadline, "auth", opts.connect_timeout, auth::authenticate(&mut handle, &opts.username, methods, &target)).await;
+        let authed = with_deadline(deadline, "auth", opts.connect_timeout, auth::authenticate(&mut handle, &opts.username, methods, &target, &opts.trace)).await;
         if let Err(e) = authed {
             let _ = handle.disconnect(Disconnect::ByApplication, "", "").await;
             return Err(e);
@@ -607,6 +635,7 @@ impl Client {
             }
         };
         let id = ch.id();
+        Trace::emit(&self.shared.trace, || format!("channel {}: session opened", id.number()));
         let (read_half, tx) = ch.split();
         // Dropping the read half makes russh skip its per-channel queue entirely.
         drop(read_half);
@@ -639,6 +668,11 @@ impl Client {
             if let Some(pty) = &req.pty {
                 ch.request_pty(pty).await?;
             }
+            // the command itself may hold secrets: only its size is traced
+            Trace::emit(&self.shared.trace, || match command {
+                Some(c) => format!("channel {}: exec ({} bytes){}", ch.shared.id, c.len(), if req.pty.is_some() { " with pty" } else { "" }),
+                None => format!("channel {}: shell", ch.shared.id),
+            });
             match command {
                 Some(c) => ch.exec(c).await,
                 None => ch.shell().await,

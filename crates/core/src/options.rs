@@ -151,6 +151,24 @@ impl Default for PtyOptions {
     }
 }
 
+/// Receives trace lines (like `ssh -v`); secrets never reach it.
+#[derive(Clone)]
+pub struct Trace(pub Arc<dyn Fn(String) + Send + Sync>);
+
+impl fmt::Debug for Trace {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Trace(<callback>)")
+    }
+}
+
+impl Trace {
+    pub fn emit(t: &Option<Trace>, line: impl FnOnce() -> String) {
+        if let Some(t) = t {
+            (t.0)(line());
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct ConnectOptions {
     pub host: String,
@@ -169,6 +187,7 @@ pub struct ConnectOptions {
     pub agent_forward: Option<PathBuf>,
     /// Request agent forwarding on every session, not only those that ask.
     pub agent_forward_all: bool,
+    pub trace: Option<Trace>,
 }
 
 impl ConnectOptions {
@@ -188,6 +207,7 @@ impl ConnectOptions {
             nodelay: true,
             agent_forward: None,
             agent_forward_all: false,
+            trace: None,
         }
     }
 }

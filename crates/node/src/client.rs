@@ -15,6 +15,8 @@ use crate::errors::{self, IntoNapi};
 use crate::options::{self, KbdFn, NativeConnectOptions, NativeHostKeyInfo, NativePty, VerifyFn};
 
 type CloseFn = ThreadsafeFunction<Option<String>, (), Option<String>, Status, false>;
+/// Weak: a trace callback must never keep the process alive.
+type DebugFn = ThreadsafeFunction<String, (), String, Status, false, true>;
 
 #[napi]
 pub struct NativeClient {
@@ -102,7 +104,7 @@ impl NativeClient {
     /// Connects and authenticates. `on_close` is called once when the connection ends
     /// (with a serialized error, or null after close()); until then it keeps Node alive.
     #[napi(
-        ts_args_type = "options: NativeConnectOptions, onClose: (err: string | null) => void, verify?: (key: NativeHostKeyInfo) => Promise<boolean>, keyboardInteractive?: (req: NativeKbdRequest) => Promise<string[] | null>, cancel?: NativeCancel"
+        ts_args_type = "options: NativeConnectOptions, onClose: (err: string | null) => void, verify?: (key: NativeHostKeyInfo) => Promise<boolean>, keyboardInteractive?: (req: NativeKbdRequest) => Promise<string[] | null>, cancel?: NativeCancel, debug?: (line: string) => void"
     )]
     pub async fn connect(
         options: NativeConnectOptions,
@@ -110,8 +112,15 @@ impl NativeClient {
         verify: Option<VerifyFn>,
         keyboard_interactive: Option<KbdFn>,
         cancel: Option<&NativeCancel>,
+        debug: Option<DebugFn>,
     ) -> napi::Result<NativeClient> {
-        let opts = options::connect_options(options, verify, keyboard_interactive).js()?;
+        let mut opts = options::connect_options(options, verify, keyboard_interactive).js()?;
+        if let Some(f) = debug {
+            let f = Arc::new(f);
+            opts.trace = Some(ferrossh_core::Trace(Arc::new(move |line: String| {
+                f.call(line, ThreadsafeFunctionCallMode::NonBlocking);
+            })));
+        }
         let token = cancel.map(|c| c.token.clone());
         let client = Arc::new(Client::connect(opts, token).await.js()?);
         let keep_alive = Arc::new(Mutex::new(Some(on_close)));
