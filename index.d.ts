@@ -113,6 +113,7 @@ export interface NativeExecOptions {
   maxBuffer?: number
   timeoutMs?: number
   agentForward?: boolean
+  x11?: NativeX11
 }
 
 export interface NativeExecOutput {
@@ -172,6 +173,16 @@ export interface NativeSessionOptions {
   env?: Array<Array<string>>
   pty?: NativePty
   agentForward?: boolean
+  x11?: NativeX11
+}
+
+export interface NativeX11 {
+  /** `:N`, `host:N` or a socket path */
+  display: string
+  /** The local display's MIT-MAGIC-COOKIE-1 in hex (none: the X server needs no cookie) */
+  cookie?: string
+  single?: boolean
+  screen?: number
 }
 
 /** Algorithm names this build can negotiate, per list. */

@@ -4,7 +4,7 @@ import { Readable } from 'node:stream'
 import { AbortError, CommandError, ConfigError, fromNative, native } from './errors'
 import { RemoteProcess, type ExecOptions, type ExecResult, type SpawnOptions, toExitStatus } from './exec'
 import binding, { type NativeChannel, type NativeClient } from './native'
-import { type ConnectOptions, type HostKeyInfo, envToNative, ptyToNative, resolveOptions, type PtyOptions } from './options'
+import { type ConnectOptions, type HostKeyInfo, envToNative, ptyToNative, resolveOptions, type PtyOptions, type X11Options, x11ToNative } from './options'
 import { ChannelDuplex } from './stream'
 import type { SshClientBuilder } from './builder'
 
@@ -27,6 +27,8 @@ export interface ShellOptions {
   signal?: AbortSignal
   /** Forward the local agent to this shell (default: the connection's `agentForward`). */
   agentForward?: boolean
+  /** Forward X11 connections from this shell to a local display. */
+  x11?: boolean | X11Options
 }
 
 /** Runs `fn` with a native cancel token tied to `signal`. @internal */
@@ -115,6 +117,7 @@ export class SshClient extends EventEmitter {
     if (typeof command !== 'string' || command.length === 0) throw new ConfigError('exec: command must be a non-empty string', { option: 'command' })
     this.#checkOpen()
     const { stdin, env, pty, timeout, maxBuffer, signal, check, agentForward } = options
+    const x11 = x11ToNative(options.x11)
     if (timeout !== undefined && (typeof timeout !== 'number' || !(timeout > 0))) throw new ConfigError('timeout: must be a positive number of milliseconds', { option: 'timeout' })
     if (maxBuffer !== undefined && (typeof maxBuffer !== 'number' || !(maxBuffer >= 0))) throw new ConfigError('maxBuffer: must be a number of bytes', { option: 'maxBuffer' })
     let result: ExecResult
@@ -129,7 +132,7 @@ export class SshClient extends EventEmitter {
         else throw new ConfigError('stdin: must be a string, Buffer, Uint8Array or Readable', { option: 'stdin' })
       }
       const out = await withSignal(signal, (cancel) =>
-        this.#native.exec(command, { env: envToNative(env), pty: ptyToNative(pty), stdin: input, maxBuffer, timeoutMs: timeout, agentForward }, cancel),
+        this.#native.exec(command, { env: envToNative(env), pty: ptyToNative(pty), stdin: input, maxBuffer, timeoutMs: timeout, agentForward, x11 }, cancel),
       )
       result = { stdout: out.stdout, stderr: out.stderr, ...toExitStatus(out.exit) }
       truncated = out.truncated
@@ -150,7 +153,7 @@ export class SshClient extends EventEmitter {
   }
 
   async #execStreaming(command: string, stdin: Readable, o: ExecOptions): Promise<{ result: ExecResult; truncated: boolean }> {
-    const p = this.spawn(command, { env: o.env, pty: o.pty, signal: o.signal, agentForward: o.agentForward })
+    const p = this.spawn(command, { env: o.env, pty: o.pty, signal: o.signal, agentForward: o.agentForward, x11: o.x11 })
     const limit = o.maxBuffer ?? Infinity
     const collect = (r: Readable): Promise<{ data: Buffer; over: boolean }> =>
       new Promise((resolve, reject) => {
@@ -192,7 +195,8 @@ export class SshClient extends EventEmitter {
     this.#checkOpen()
     const env = envToNative(options.env)
     const pty = ptyToNative(options.pty)
-    const chan: Promise<NativeChannel> = withSignal(options.signal, (cancel) => this.#native.start(command, { env, pty, agentForward: options.agentForward }, cancel))
+    const x11 = x11ToNative(options.x11)
+    const chan: Promise<NativeChannel> = withSignal(options.signal, (cancel) => this.#native.start(command, { env, pty, agentForward: options.agentForward, x11 }, cancel))
     chan.catch(() => {})
     return new RemoteProcess(chan, options.signal)
   }
@@ -202,7 +206,8 @@ export class SshClient extends EventEmitter {
     this.#checkOpen()
     const env = envToNative(options.env)
     const pty = ptyToNative(options.pty ?? true)
-    const chan = await withSignal(options.signal, (cancel) => this.#native.start(null, { env, pty, agentForward: options.agentForward }, cancel))
+    const x11 = x11ToNative(options.x11)
+    const chan = await withSignal(options.signal, (cancel) => this.#native.start(null, { env, pty, agentForward: options.agentForward, x11 }, cancel))
     return new ChannelDuplex(Promise.resolve(chan))
   }
 

@@ -3,7 +3,7 @@ import type { Readable, Writable } from 'node:stream'
 
 import { AbortError, ConfigError, fromNative } from './errors'
 import type { NativeChannel, NativeExitInfo } from './native'
-import type { PtyOptions } from './options'
+import type { PtyOptions, X11Options } from './options'
 import { ChannelReadable, ChannelWritable, wireChannel } from './stream'
 
 /** How a remote process ended. */
@@ -37,6 +37,8 @@ export interface ExecOptions {
   check?: boolean
   /** Forward the local agent to this command (default: the connection's `agentForward`). */
   agentForward?: boolean
+  /** Forward X11 connections from this command to a local display. */
+  x11?: boolean | X11Options
 }
 
 /** Options of {@link SshClient.spawn}. */
@@ -46,6 +48,8 @@ export interface SpawnOptions {
   signal?: AbortSignal
   /** Forward the local agent to this command (default: the connection's `agentForward`). */
   agentForward?: boolean
+  /** Forward X11 connections from this command to a local display. */
+  x11?: boolean | X11Options
 }
 
 /** @internal */

@@ -9,7 +9,7 @@ export { RemoteProcess } from './exec'
 export type { ExecOptions, ExecResult, ExitStatus, SpawnOptions } from './exec'
 export { ChannelDuplex } from './stream'
 export type {
-  AlgorithmOptions, AuthMethodName, ConnectOptions, HostKeyInfo, HostKeyPolicy, KeyboardInteractiveHandler, Prompt, PtyOptions,
+  AlgorithmOptions, AuthMethodName, ConnectOptions, HostKeyInfo, HostKeyPolicy, KeyboardInteractiveHandler, Prompt, PtyOptions, X11Options,
 } from './options'
 export {
   SshError, ConnectError, HostKeyError, NegotiationError, AuthError, TimeoutError, AbortError, ChannelError,

@@ -101,7 +101,7 @@ const KNOWN_OPTIONS = new Set([
 ])
 
 /** Options of the design that later versions implement: named in errors, not silently ignored. */
-const NOT_YET = new Set(['agent', 'certificate', 'certificatePath', 'proxyJump', 'proxyCommand', 'proxy', 'sock', 'sshConfig', 'x11'])
+const NOT_YET = new Set(['agent', 'certificate', 'certificatePath', 'proxyJump', 'proxyCommand', 'proxy', 'sock', 'sshConfig'])
 
 function expandHome(p: string): string {
   if (p === '~') return homedir()
@@ -351,6 +351,42 @@ export function ptyToNative(pty: boolean | PtyOptions | undefined): NativePty | 
   }
   const modes = pty.modes === undefined ? undefined : Object.entries(pty.modes).map(([k, v]) => [Number(k), Number(v)])
   return { term: pty.term, cols: dim('cols'), rows: dim('rows'), width: dim('width'), height: dim('height'), modes }
+}
+
+/** X11 forwarding: `true` forwards `$DISPLAY`; the real cookie is read with `xauth list`. */
+export interface X11Options {
+  /** Local display (`:0`, `host:0`, or a socket path). Default `$DISPLAY`. */
+  display?: string
+  /** The local display's MIT-MAGIC-COOKIE-1 as hex; default from `xauth list`, none if xauth has none. */
+  cookie?: string
+  /** Forward only the first X11 connection. */
+  single?: boolean
+  screen?: number
+}
+
+/** @internal */
+export function x11ToNative(x11: boolean | X11Options | undefined): { display: string; cookie?: string; single?: boolean; screen?: number } | undefined {
+  if (x11 === undefined || x11 === false) return undefined
+  const o: X11Options = x11 === true ? {} : x11
+  if (typeof o !== 'object' || o === null) bad('x11', 'must be true or { display, cookie, single, screen }')
+  const display = o.display ?? process.env.DISPLAY
+  if (!display || typeof display !== 'string') bad('x11', 'no X display: set DISPLAY or pass x11: { display }')
+  let cookie = o.cookie
+  if (cookie !== undefined && (typeof cookie !== 'string' || !/^([0-9a-fA-F]{2})*$/.test(cookie))) bad('x11.cookie', 'must be hex digits')
+  if (cookie === undefined) cookie = xauthCookie(display)
+  return { display, cookie, single: o.single, screen: o.screen }
+}
+
+function xauthCookie(display: string): string | undefined {
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const { execFileSync } = require('node:child_process') as typeof import('node:child_process')
+    const out = execFileSync('xauth', ['list', display], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], timeout: 5000 })
+    const m = /MIT-MAGIC-COOKIE-1\s+([0-9a-fA-F]+)/.exec(out)
+    return m?.[1]
+  } catch {
+    return undefined
+  }
 }
 
 /** @internal */

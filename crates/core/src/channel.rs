@@ -566,6 +566,15 @@ impl Channel {
         self.await_reply(rx, "subsystem").await
     }
 
+    pub(crate) async fn request_x11(&self, t: &crate::x11::X11Target) -> Result<()> {
+        let rx = self.shared.expect_reply();
+        self.tx
+            .request_x11(true, t.single_connection, crate::x11::AUTH_PROTOCOL, crate::x11::hex(&t.fake_cookie), t.screen)
+            .await
+            .map_err(|e| self.send_error(e))?;
+        self.await_reply(rx, "x11 forwarding").await
+    }
+
     pub async fn agent_forward(&self) -> Result<()> {
         let rx = self.shared.expect_reply();
         self.tx.agent_forward(true).await.map_err(|e| self.send_error(e))?;

@@ -49,6 +49,7 @@ struct ConnState {
 /// State shared by the connection's event loop (the handler) and the `Client`.
 pub struct ConnShared {
     pub(crate) trace: Option<Trace>,
+    x11: X11Slot,
     channels: Mutex<HashMap<u32, Arc<ChannelShared>>>,
     state: Mutex<ConnState>,
     closed: Notify,
@@ -135,6 +136,9 @@ pub struct ClientHandler {
     agent_socket: Option<std::path::PathBuf>,
 }
 
+/// X11 forwarding set up by a session request; forwarded connections use it.
+type X11Slot = Arc<Mutex<Option<crate::x11::X11Target>>>;
+
 impl client::Handler for ClientHandler {
     type Error = russh::Error;
 
@@ -213,6 +217,31 @@ impl client::Handler for ClientHandler {
                     let _ = ch.close().await;
                 }
             }
+        });
+        Ok(())
+    }
+
+    async fn server_channel_open_x11(
+        &mut self,
+        channel: russh::Channel<client::Msg>,
+        _originator_address: &str,
+        _originator_port: u32,
+        reply: client::ChannelOpenHandle,
+        _s: &mut Session,
+    ) -> std::result::Result<(), Self::Error> {
+        let target = self.shared.x11.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let Some(target) = target else {
+            reply.reject(russh::ChannelOpenFailure::AdministrativelyProhibited).await;
+            return Ok(());
+        };
+        if target.single_connection {
+            *self.shared.x11.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        }
+        let ch = self.shared.adopt(channel);
+        reply.accept().await;
+        Trace::emit(&self.shared.trace, || format!("channel {}: x11 connection forwarded to {}", ch.shared().id, target.display));
+        tokio::spawn(async move {
+            let _ = crate::x11::serve(ch, target).await;
         });
         Ok(())
     }
@@ -338,6 +367,7 @@ pub struct ExecOptions {
     pub timeout: Option<Duration>,
     /// None: the connection's default.
     pub agent_forward: Option<bool>,
+    pub x11: Option<X11Options>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -356,6 +386,23 @@ pub struct SessionRequest {
     pub pty: Option<crate::options::PtyOptions>,
     /// None: the connection's default.
     pub agent_forward: Option<bool>,
+    /// Request X11 forwarding to this local display.
+    pub x11: Option<X11Options>,
+}
+
+/// X11 forwarding request options.
+#[derive(Clone, Default)]
+pub struct X11Options {
+    pub display: String,
+    pub real_cookie: Vec<u8>,
+    pub single_connection: bool,
+    pub screen: Option<u32>,
+}
+
+impl std::fmt::Debug for X11Options {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "X11Options({}, cookie redacted)", self.display)
+    }
 }
 
 /// An authenticated connection.
@@ -490,6 +537,7 @@ impl Client {
         };
         let shared = Arc::new(ConnShared {
             trace: opts.trace.clone(),
+            x11: Arc::new(Mutex::new(None)),
             channels: Mutex::new(HashMap::new()),
             state: Mutex::new(ConnState::default()),
             closed: Notify::new(),
@@ -668,6 +716,18 @@ impl Client {
             if let Some(pty) = &req.pty {
                 ch.request_pty(pty).await?;
             }
+            if let Some(x) = &req.x11 {
+                let (_, display_screen) = crate::x11::parse_display(&x.display)?;
+                let target = crate::x11::X11Target {
+                    display: x.display.clone(),
+                    real_cookie: x.real_cookie.clone(),
+                    fake_cookie: crate::x11::random_cookie(),
+                    single_connection: x.single_connection,
+                    screen: x.screen.unwrap_or(display_screen),
+                };
+                ch.request_x11(&target).await?;
+                *self.shared.x11.lock().unwrap_or_else(|p| p.into_inner()) = Some(target);
+            }
             // the command itself may hold secrets: only its size is traced
             Trace::emit(&self.shared.trace, || match command {
                 Some(c) => format!("channel {}: exec ({} bytes){}", ch.shared.id, c.len(), if req.pty.is_some() { " with pty" } else { "" }),
@@ -701,7 +761,7 @@ impl Client {
 
     /// Runs a command to completion, collecting its output in Rust.
     pub async fn exec(&self, command: &str, opts: ExecOptions, cancel: Option<&CancelToken>) -> Result<ExecOutput> {
-        let req = SessionRequest { env: opts.env.clone(), pty: opts.pty.clone(), agent_forward: opts.agent_forward };
+        let req = SessionRequest { env: opts.env.clone(), pty: opts.pty.clone(), agent_forward: opts.agent_forward, x11: opts.x11.clone() };
         let ch = self.start(Some(command), &req, cancel).await?;
         let run = collect(&ch, opts.stdin, opts.max_buffer);
         let run = async {

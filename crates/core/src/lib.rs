@@ -14,9 +14,10 @@ pub mod keys;
 pub mod known_hosts;
 pub mod options;
 pub mod ssh_config;
+pub mod x11;
 
 pub use cancel::CancelToken;
 pub use channel::{BufferLimits, Channel, ChannelShared, ExitInfo, ReadResult, Wake};
-pub use client::{Client, ExecOptions, ExecOutput, Negotiated, SessionRequest};
+pub use client::{Client, ExecOptions, ExecOutput, Negotiated, SessionRequest, X11Options};
 pub use error::{AuthAttempt, Error, HostKeyReason, Result};
 pub use options::*;

@@ -43,6 +43,7 @@ pub struct NativeExecOptions {
     pub max_buffer: Option<f64>,
     pub timeout_ms: Option<f64>,
     pub agent_forward: Option<bool>,
+    pub x11: Option<NativeX11>,
 }
 
 #[napi(object)]
@@ -72,6 +73,33 @@ pub struct NativeSessionOptions {
     pub env: Option<Vec<Vec<String>>>,
     pub pty: Option<NativePty>,
     pub agent_forward: Option<bool>,
+    pub x11: Option<NativeX11>,
+}
+
+#[napi(object)]
+pub struct NativeX11 {
+    /// `:N`, `host:N` or a socket path
+    pub display: String,
+    /// The local display's MIT-MAGIC-COOKIE-1 in hex (none: the X server needs no cookie)
+    pub cookie: Option<String>,
+    pub single: Option<bool>,
+    pub screen: Option<u32>,
+}
+
+fn x11(o: Option<NativeX11>) -> napi::Result<Option<ferrossh_core::X11Options>> {
+    let Some(o) = o else { return Ok(None) };
+    let cookie = match o.cookie.as_deref() {
+        None | Some("") => Vec::new(),
+        Some(h) => decode_hex(h).ok_or_else(|| errors::to_napi(ferrossh_core::Error::config("x11.cookie", "x11.cookie must be an even number of hex digits")))?,
+    };
+    Ok(Some(ferrossh_core::X11Options { display: o.display, real_cookie: cookie, single_connection: o.single.unwrap_or(false), screen: o.screen }))
+}
+
+fn decode_hex(h: &str) -> Option<Vec<u8>> {
+    if h.len() % 2 != 0 || h.len() > 512 {
+        return None;
+    }
+    (0..h.len()).step_by(2).map(|i| u8::from_str_radix(h.get(i..i + 2)?, 16).ok()).collect()
 }
 
 fn env_pairs(env: Option<Vec<Vec<String>>>) -> napi::Result<Vec<(String, String)>> {
@@ -96,6 +124,7 @@ fn session_request(o: Option<NativeSessionOptions>) -> napi::Result<SessionReque
         env: env_pairs(o.env)?,
         pty: o.pty.map(options::pty).transpose().js()?,
         agent_forward: o.agent_forward,
+        x11: x11(o.x11)?,
     })
 }
 
@@ -187,6 +216,7 @@ impl NativeClient {
             opts.stdin = o.stdin.map(|b| b.to_vec());
             opts.max_buffer = o.max_buffer.filter(|m| m.is_finite() && *m >= 0.0).map(|m| m as usize);
             opts.agent_forward = o.agent_forward;
+            opts.x11 = x11(o.x11)?;
             opts.timeout = o.timeout_ms.filter(|t| t.is_finite() && *t > 0.0).map(|t| std::time::Duration::from_millis(t as u64));
         }
         let token = cancel.map(|c| c.token.clone());
