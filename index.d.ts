@@ -62,8 +62,26 @@ export declare class NativeClient {
   close(): Promise<void>
 }
 
+export declare class NativeKnownHosts {
+  constructor(sources: Array<NativeKnownHostsSource>)
+  issues(): Array<NativeKnownHostsIssue>
+  /** Entries whose host field matches (any marker). */
+  lookup(host: string, portNumber: number): Array<NativeKnownHostsEntry>
+  check(host: string, portNumber: number, key: string): NativeKnownHostsCheck
+  knownKeyTypes(host: string, portNumber: number): Array<string>
+}
+
 /** Which crypto backend this build of the binding uses. */
 export declare function cryptoBackend(): string
+
+/** A new key pair in OpenSSH format (encrypted when a passphrase is given). */
+export declare function generateKey(keyType: string, bits?: number | undefined | null, comment?: string | undefined | null, passphrase?: string | undefined | null): NativeGeneratedKey
+
+/** Appends a line under an exclusive lock, so concurrent writers never corrupt the file. */
+export declare function knownHostsAppend(path: string, line: string): void
+
+/** A known_hosts line for `key` (`type base64`), hashed like `ssh-keygen -H` when asked. */
+export declare function knownHostsLine(host: string, portNumber: number, key: string, hashed: boolean): string
 
 export interface NativeAlgorithms {
   kex?: Array<string>
@@ -81,6 +99,11 @@ export interface NativeAuthMethod {
   privateKeyPath?: string
   passphrase?: string
   password?: string
+  /** 'agent': the agent socket */
+  agentSocket?: string
+  /** OpenSSH user certificate (text) or its path, for 'publickey' and 'agent' */
+  certificate?: Buffer
+  certificatePath?: string
 }
 
 export interface NativeConnectOptions {
@@ -130,6 +153,19 @@ export interface NativeExitInfo {
   message?: string
 }
 
+export interface NativeExpected {
+  keyType: string
+  fingerprint: string
+  file?: string
+  line: number
+}
+
+export interface NativeGeneratedKey {
+  privateKey: string
+  publicKey: string
+  fingerprint: string
+}
+
 export interface NativeHostKeyInfo {
   host: string
   port: number
@@ -142,6 +178,51 @@ export interface NativeKbdRequest {
   name: string
   instructions: string
   prompts: Array<NativePrompt>
+}
+
+export interface NativeKeyInfo {
+  keyType: string
+  bits: number
+  fingerprint: string
+  publicKey: string
+  comment: string
+  encrypted: boolean
+}
+
+export interface NativeKnownHostsCheck {
+  /** 'match' | 'changed' | 'unknown' | 'revoked' */
+  status: string
+  file?: string
+  line?: number
+  /** Keys known for the host (changed: same type; unknown: other types). */
+  expected: Array<NativeExpected>
+}
+
+export interface NativeKnownHostsEntry {
+  /** '' | 'cert-authority' | 'revoked' */
+  marker: string
+  keyType: string
+  fingerprint: string
+  /** `type base64` */
+  publicKey: string
+  file?: string
+  line: number
+  hashed: boolean
+  /** The host patterns as written (none when hashed). */
+  hosts?: string
+  comment?: string
+}
+
+export interface NativeKnownHostsIssue {
+  file?: string
+  line: number
+  message: string
+}
+
+export interface NativeKnownHostsSource {
+  /** The file name shown in results (none for text given directly). */
+  path?: string
+  text: string
 }
 
 export interface NativeNegotiated {
@@ -184,6 +265,9 @@ export interface NativeX11 {
   single?: boolean
   screen?: number
 }
+
+/** Public facts about a private or public key (never the secret part). */
+export declare function parseKey(data: Buffer, passphrase?: string | undefined | null): NativeKeyInfo
 
 /** Algorithm names this build can negotiate, per list. */
 export declare function supportedAlgorithms(): NativeAlgorithms

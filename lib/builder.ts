@@ -28,6 +28,10 @@ export class SshClientBuilder {
     return this
   }
   password(password: string): this { this.#o.password = password; return this }
+  /** Authenticate with an SSH agent (`$SSH_AUTH_SOCK`, or the given socket). */
+  agent(socket: string | true = true): this { this.#o.agent = socket; return this }
+  /** An OpenSSH user certificate file for the key (or the agent's key). */
+  certificateFile(path: string): this { this.#o.certificatePath = path; return this }
   keyboardInteractive(handler: KeyboardInteractiveHandler): this { this.#o.keyboardInteractive = handler; return this }
   authOrder(order: AuthMethodName[]): this { this.#o.authOrder = order; return this }
   /** Verify the host key against these known_hosts files. */

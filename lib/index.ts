@@ -17,3 +17,7 @@ export {
 } from './errors'
 export type { AuthAttempt } from './errors'
 export { cryptoBackend, supportedAlgorithms } from './info'
+export { parseKey, generateKey } from './keys'
+export type { KeyInfo, GeneratedKey, GenerateKeyOptions } from './keys'
+export { KnownHosts, defaultKnownHostsFiles } from './known-hosts'
+export type { KnownHostsEntry, KnownHostsIssue, KnownHostsCheck } from './known-hosts'

@@ -3,6 +3,7 @@ import { homedir, userInfo } from 'node:os'
 import { join, resolve } from 'node:path'
 
 import { ConfigError } from './errors'
+import { defaultKnownHostsFiles } from './known-hosts'
 import type { NativeAuthMethod, NativeConnectOptions, NativeHostKeyInfo, NativePty } from './native'
 
 /** The server's host key as shown to a `hostKey.verify` callback. */
@@ -49,7 +50,7 @@ export type KeyboardInteractiveHandler = (
 ) => string[] | Promise<string[]>
 
 /** Authentication methods, as named in `authOrder`. */
-export type AuthMethodName = 'publickey' | 'password' | 'keyboard-interactive'
+export type AuthMethodName = 'publickey' | 'agent' | 'password' | 'keyboard-interactive'
 
 /** Options of {@link connect}. */
 export interface ConnectOptions {
@@ -65,9 +66,15 @@ export interface ConnectOptions {
   privateKeyPath?: string
   /** Passphrase of an encrypted private key. */
   passphrase?: string
+  /** An OpenSSH user certificate (`*-cert.pub` contents) for the private key or the agent's key. */
+  certificate?: string | Buffer
+  /** Path of the certificate; `<privateKeyPath>-cert.pub` is used when it exists, as ssh does. */
+  certificatePath?: string
+  /** Authenticate with the keys of an SSH agent: `true` = `$SSH_AUTH_SOCK`, or the socket path. */
+  agent?: boolean | string
   password?: string
   keyboardInteractive?: KeyboardInteractiveHandler
-  /** The order methods are tried in; default publickey, keyboard-interactive, password. */
+  /** The order methods are tried in; default publickey, agent, keyboard-interactive, password. */
   authOrder?: AuthMethodName[]
   hostKey?: HostKeyPolicy
   algorithms?: AlgorithmOptions
@@ -95,13 +102,13 @@ export interface ConnectOptions {
 }
 
 const KNOWN_OPTIONS = new Set([
-  'host', 'port', 'username', 'user', 'privateKey', 'privateKeyPath', 'passphrase', 'password',
+  'host', 'port', 'username', 'user', 'privateKey', 'privateKeyPath', 'passphrase', 'password', 'agent', 'certificate', 'certificatePath',
   'keyboardInteractive', 'authOrder', 'hostKey', 'algorithms', 'connectTimeout', 'keepaliveInterval',
   'keepaliveCountMax', 'maxSessions', 'highWaterMark', 'signal', 'agentForward', 'debug',
 ])
 
 /** Options of the design that later versions implement: named in errors, not silently ignored. */
-const NOT_YET = new Set(['agent', 'certificate', 'certificatePath', 'proxyJump', 'proxyCommand', 'proxy', 'sock', 'sshConfig'])
+const NOT_YET = new Set(['proxyJump', 'proxyCommand', 'proxy', 'sock', 'sshConfig'])
 
 function expandHome(p: string): string {
   if (p === '~') return homedir()
@@ -157,7 +164,6 @@ function algorithmList(key: string, v: unknown): string[] | undefined {
   bad(`algorithms.${key}`, 'must be a comma-separated string or an array of names')
 }
 
-export const DEFAULT_KNOWN_HOSTS = (): string[] => [join(homedir(), '.ssh', 'known_hosts'), '/etc/ssh/ssh_known_hosts']
 
 const DEFAULT_IDENTITIES = ['id_ed25519', 'id_ecdsa', 'id_rsa']
 
@@ -191,17 +197,43 @@ export function resolveOptions(input: ConnectOptions): Resolved {
   const passphrase = optString(o, 'passphrase')
   const password = optString(o, 'password')
 
-  const methods: Record<AuthMethodName, NativeAuthMethod[]> = { publickey: [], password: [], 'keyboard-interactive': [] }
+  const methods: Record<AuthMethodName, NativeAuthMethod[]> = { publickey: [], agent: [], password: [], 'keyboard-interactive': [] }
+  let certificate: Buffer | undefined
+  if (o.certificate !== undefined) {
+    const c = o.certificate
+    if (typeof c !== 'string' && !Buffer.isBuffer(c)) bad('certificate', 'must be a string or a Buffer')
+    certificate = Buffer.from(c)
+  }
+  let certificatePath = optString(o, 'certificatePath')
+  if (certificatePath !== undefined) {
+    certificatePath = resolve(expandHome(certificatePath))
+    if (!existsSync(certificatePath)) throw new ConfigError(`certificatePath: no such file ${certificatePath}`, { option: 'certificatePath', file: certificatePath })
+  }
+  const cert = { certificate, certificatePath }
   if (o.privateKey !== undefined) {
     const k = o.privateKey
     if (typeof k !== 'string' && !Buffer.isBuffer(k)) bad('privateKey', 'must be a string or a Buffer')
-    methods.publickey.push({ kind: 'publickey', privateKey: Buffer.from(k), passphrase })
+    methods.publickey.push({ kind: 'publickey', privateKey: Buffer.from(k), passphrase, ...cert })
   }
   const keyPath = optString(o, 'privateKeyPath')
   if (keyPath !== undefined) {
     const path = resolve(expandHome(keyPath))
     if (!existsSync(path)) throw new ConfigError(`privateKeyPath: no such file ${path}`, { option: 'privateKeyPath', file: path })
-    methods.publickey.push({ kind: 'publickey', privateKeyPath: path, passphrase })
+    // like ssh: a certificate beside the key is used with it
+    const beside = certificate || certificatePath ? undefined : existsSync(`${path}-cert.pub`) ? `${path}-cert.pub` : undefined
+    methods.publickey.push({ kind: 'publickey', privateKeyPath: path, passphrase, ...cert, ...(beside ? { certificatePath: beside } : {}) })
+  }
+  const agent = o.agent
+  if (agent !== undefined && agent !== false) {
+    if (agent !== true && (typeof agent !== 'string' || agent.length === 0)) bad('agent', 'must be true (SSH_AUTH_SOCK) or the agent socket path')
+    const socket = agent === true ? process.env.SSH_AUTH_SOCK : resolve(expandHome(agent as string))
+    if (!socket) bad('agent', 'is true but SSH_AUTH_SOCK is not set: start ssh-agent or pass the socket path')
+    // a certificate without a private key is presented with the agent's key
+    const agentCert = methods.publickey.length === 0 ? cert : {}
+    methods.agent.push({ kind: 'agent', agentSocket: socket, ...agentCert })
+  }
+  if (methods.publickey.length === 0 && methods.agent.length === 0 && (certificate || certificatePath)) {
+    bad('certificate', 'needs the private key (privateKey, privateKeyPath) or an agent holding it')
   }
   if (password !== undefined) methods.password.push({ kind: 'password', password })
   let keyboardInteractive: Resolved['keyboardInteractive']
@@ -218,20 +250,22 @@ export function resolveOptions(input: ConnectOptions): Resolved {
     }
     methods['keyboard-interactive'].push({ kind: 'keyboard-interactive' })
   }
-  const explicit = methods.publickey.length + methods.password.length + methods['keyboard-interactive'].length > 0
+  const explicit = Object.values(methods).some((m) => m.length > 0)
   if (!explicit) {
-    // like ssh: the default identity files that exist (an encrypted one is skipped and reported)
+    // like ssh: the agent when one runs, then the default identity files that exist
+    // (an encrypted one is skipped and reported)
+    if (process.env.SSH_AUTH_SOCK) methods.agent.push({ kind: 'agent', agentSocket: process.env.SSH_AUTH_SOCK })
     for (const name of DEFAULT_IDENTITIES) {
       const p = join(homedir(), '.ssh', name)
-      if (existsSync(p)) methods.publickey.push({ kind: 'publickey', privateKeyPath: p, passphrase })
+      if (existsSync(p)) methods.publickey.push({ kind: 'publickey', privateKeyPath: p, passphrase, ...(existsSync(`${p}-cert.pub`) ? { certificatePath: `${p}-cert.pub` } : {}) })
     }
   }
-  let order: AuthMethodName[] = ['publickey', 'keyboard-interactive', 'password']
+  let order: AuthMethodName[] = ['publickey', 'agent', 'keyboard-interactive', 'password']
   if (o.authOrder !== undefined) {
     const a = o.authOrder
     if (!Array.isArray(a) || !a.every((m) => typeof m === 'string')) bad('authOrder', 'must be an array of method names')
     for (const m of a as string[]) {
-      if (!(m in methods)) bad('authOrder', `unknown method '${m}' (use publickey, keyboard-interactive, password)`)
+      if (!(m in methods)) bad('authOrder', `unknown method '${m}' (use publickey, agent, keyboard-interactive, password)`)
     }
     order = a as AuthMethodName[]
   }
@@ -241,7 +275,7 @@ export function resolveOptions(input: ConnectOptions): Resolved {
   let verify: Resolved['verify']
   const hk = o.hostKey
   if (hk === undefined || hk === null) {
-    native.knownHosts = DEFAULT_KNOWN_HOSTS()
+    native.knownHosts = defaultKnownHostsFiles()
   } else if (hk === 'insecure-accept-any') {
     native.hostKeyMode = 'insecure'
   } else if (typeof hk === 'object' && 'knownHosts' in hk) {

@@ -35,6 +35,9 @@ describe('connect() rejects bad options with ConfigError before touching the net
     await configError({ host: 'h', hostKey: { verify: 'yes' } }, /verify/, 'hostKey.verify')
     await configError({ host: 'h', keyboardInteractive: 'pw' }, /keyboardInteractive/, 'keyboardInteractive')
     await configError({ host: 'h', authOrder: ['telepathy'] }, /authOrder/, 'authOrder')
+    await configError({ host: 'h', agent: 5 }, /agent/, 'agent')
+    await configError({ host: 'h', certificate: 'x' }, /certificate.*needs the private key/, 'certificate')
+    await configError({ host: 'h', certificatePath: '/nonexistent-cert.pub', privateKey: 'k' }, /no such file/, 'certificatePath')
   })
   it('checks timeouts, limits, algorithms and signal', async () => {
     await configError({ host: 'h', connectTimeout: -5 }, /connectTimeout/, 'connectTimeout')

@@ -4,8 +4,12 @@
 
 use std::sync::Arc;
 
+use std::path::PathBuf;
+
 use russh::client::{AuthResult, Handle, KeyboardInteractiveAuthResponse};
-use russh::keys::{PrivateKey, PrivateKeyWithHashAlg};
+use russh::keys::agent::client::AgentClient;
+use russh::keys::agent::AgentIdentity;
+use russh::keys::{Certificate, HashAlg, PrivateKey, PrivateKeyWithHashAlg, PublicKey};
 use russh::MethodKind;
 
 use crate::client::ClientHandler;
@@ -15,10 +19,43 @@ use crate::options::{AuthMethod, KbdPrompt, KeySource, KeyboardInteractive, Secr
 
 /// A method ready to run: keys are loaded (and decrypted) before the network is touched.
 pub(crate) enum Prepared {
-    PublicKey { key: Arc<PrivateKey>, label: String },
+    PublicKey { key: Arc<PrivateKey>, label: String, certificate: Option<Certificate> },
+    Agent { socket: PathBuf, certificate: Option<Certificate> },
     BadKey { label: String, error: KeyError },
     Password(Secret),
     KeyboardInteractive(Arc<dyn KeyboardInteractive>),
+}
+
+/// Agent identities tried at most: OpenSSH servers drop the connection after MaxAuthTries
+/// (default 6) failures, and the other configured methods need their turn too.
+const MAX_AGENT_IDENTITIES: usize = 5;
+
+fn load_certificate(source: &KeySource) -> Result<Certificate> {
+    let (option, file) = match source {
+        KeySource::Path(p) => ("certificatePath", Some(p.clone())),
+        KeySource::Data(_) => ("certificate", None),
+    };
+    let data = match source {
+        KeySource::Data(d) => d.as_ref().clone(),
+        KeySource::Path(p) => std::fs::read(p).map_err(|e| Error::Config {
+            option: Some(option.into()),
+            file: file.clone(),
+            line: None,
+            message: format!("cannot read certificate {}: {e}", p.display()),
+        })?,
+    };
+    let text = String::from_utf8(data).map_err(|_| Error::Config {
+        option: Some(option.into()),
+        file: file.clone(),
+        line: None,
+        message: format!("{option}: not an OpenSSH certificate (not text)"),
+    })?;
+    Certificate::from_openssh(text.trim()).map_err(|e| Error::Config {
+        option: Some(option.into()),
+        file,
+        line: None,
+        message: format!("{option}: not an OpenSSH user certificate ({e}); expected the contents of a *-cert.pub file"),
+    })
 }
 
 fn key_label(source: &KeySource) -> String {
@@ -34,7 +71,12 @@ pub(crate) fn prepare(methods: &[AuthMethod]) -> Result<Vec<Prepared>> {
     let mut out = Vec::new();
     for m in methods {
         out.push(match m {
-            AuthMethod::PublicKey { source, passphrase } => {
+            AuthMethod::Agent { socket, certificate } => Prepared::Agent {
+                socket: socket.clone(),
+                certificate: certificate.as_ref().map(load_certificate).transpose()?,
+            },
+            AuthMethod::PublicKey { source, passphrase, certificate } => {
+                let certificate = certificate.as_ref().map(load_certificate).transpose()?;
                 let label = key_label(source);
                 let option = match source {
                     KeySource::Path(_) => "privateKeyPath",
@@ -50,7 +92,17 @@ pub(crate) fn prepare(methods: &[AuthMethod]) -> Result<Vec<Prepared>> {
                     })?,
                 };
                 match keys::load_private_key(&data, passphrase.as_ref().map(Secret::expose)) {
-                    Ok(key) => Prepared::PublicKey { key: Arc::new(key), label },
+                    Ok(key) => {
+                        if let Some(c) = &certificate {
+                            if c.public_key() != key.public_key().key_data() {
+                                return Err(Error::config(
+                                    "certificate",
+                                    format!("the certificate is for another key than {label} (certificate key {})", keys::fingerprint(&PublicKey::from(c.public_key().clone()))),
+                                ));
+                            }
+                        }
+                        Prepared::PublicKey { key: Arc::new(key), label, certificate }
+                    }
                     Err(e @ (KeyError::WrongPassphrase | KeyError::PassphraseRequired)) => Prepared::BadKey { label, error: e },
                     Err(e) => {
                         return Err(Error::Config {
@@ -74,7 +126,7 @@ pub(crate) fn prepare(methods: &[AuthMethod]) -> Result<Vec<Prepared>> {
 
 fn method_name(p: &Prepared) -> &'static str {
     match p {
-        Prepared::PublicKey { .. } | Prepared::BadKey { .. } => "publickey",
+        Prepared::PublicKey { .. } | Prepared::BadKey { .. } | Prepared::Agent { .. } => "publickey",
         Prepared::Password(_) => "password",
         Prepared::KeyboardInteractive(_) => "keyboard-interactive",
     }
@@ -153,12 +205,8 @@ pub(crate) async fn authenticate(
                 chain.record(name, outcome, Some(label.clone()));
                 false
             }
-            Prepared::PublicKey { key, label } => {
-                let hash = if key.algorithm().is_rsa() {
-                    handle.best_supported_rsa_hash().await.map_err(Error::from)?.flatten()
-                } else {
-                    None
-                };
+            Prepared::PublicKey { key, label, certificate: None } => {
+                let hash = rsa_hash(handle, key.algorithm().is_rsa()).await?;
                 let detail = Some(format!("{} {}", keys::fingerprint(key.public_key()), label));
                 let r = handle
                     .authenticate_publickey(user, PrivateKeyWithHashAlg::new(Arc::clone(key), hash))
@@ -166,6 +214,12 @@ pub(crate) async fn authenticate(
                     .map_err(Error::from)?;
                 chain.result(r, name, detail)
             }
+            Prepared::PublicKey { key, label, certificate: Some(cert) } => {
+                let detail = Some(format!("certificate {:?} for {} {}", cert.key_id(), keys::fingerprint(key.public_key()), label));
+                let r = handle.authenticate_openssh_cert(user, Arc::clone(key), cert.clone()).await.map_err(Error::from)?;
+                chain.result(r, name, detail)
+            }
+            Prepared::Agent { socket, certificate } => agent_auth(handle, user, socket, certificate.as_ref(), &mut chain).await?,
             Prepared::Password(p) => {
                 let r = handle.authenticate_password(user, p.expose()).await.map_err(Error::from)?;
                 chain.result(r, name, None)
@@ -177,6 +231,75 @@ pub(crate) async fn authenticate(
         }
     }
     Err(auth_error(&chain, user, target, "all configured authentication methods failed"))
+}
+
+async fn rsa_hash(handle: &Handle<ClientHandler>, is_rsa: bool) -> Result<Option<HashAlg>> {
+    if !is_rsa {
+        return Ok(None);
+    }
+    // servers without server-sig-algs (RFC 8308) still take rsa-sha2-256 in practice
+    Ok(handle.best_supported_rsa_hash().await.map_err(Error::from)?.flatten().or(Some(HashAlg::Sha256)))
+}
+
+/// Tries the agent's identities (a user certificate first when one is configured).
+async fn agent_auth(handle: &mut Handle<ClientHandler>, user: &str, socket: &std::path::Path, certificate: Option<&Certificate>, chain: &mut Chain) -> Result<bool> {
+    let label = format!("agent {}", socket.display());
+    let stream = match crate::agent_socket::connect(socket).await {
+        Ok(s) => s,
+        Err(_) => {
+            chain.record("publickey", "agent not running (cannot connect to its socket)", Some(label));
+            return Ok(false);
+        }
+    };
+    let mut agent = AgentClient::connect(stream);
+    let identities = match agent.request_identities().await {
+        Ok(ids) => ids,
+        Err(e) => {
+            chain.record("publickey", &format!("agent did not list its keys ({e})"), Some(label));
+            return Ok(false);
+        }
+    };
+    if identities.is_empty() {
+        chain.record("publickey", "agent has no keys", Some(label));
+        return Ok(false);
+    }
+    // a configured certificate goes first, signed by the agent's key for it
+    let mut tries: Vec<(Option<Certificate>, PublicKey)> = Vec::new();
+    if let Some(cert) = certificate {
+        let key = PublicKey::from(cert.public_key().clone());
+        let held = identities.iter().any(|i| matches!(i, AgentIdentity::PublicKey { key: k, .. } if k.key_data() == key.key_data()));
+        if held {
+            tries.push((Some(cert.clone()), key));
+        } else {
+            chain.record("publickey", "the agent does not hold the key of the certificate", Some(label.clone()));
+        }
+    }
+    for id in &identities {
+        match id {
+            AgentIdentity::PublicKey { key, .. } => tries.push((None, key.clone())),
+            AgentIdentity::Certificate { certificate, .. } => tries.push((Some(certificate.clone()), PublicKey::from(certificate.public_key().clone()))),
+        }
+    }
+    for (cert, key) in tries.into_iter().take(MAX_AGENT_IDENTITIES) {
+        if !chain.allows("publickey") {
+            break;
+        }
+        let hash = rsa_hash(handle, key.algorithm().is_rsa()).await?;
+        let detail = Some(format!("{}{} from {label}", if cert.is_some() { "certificate for " } else { "" }, keys::fingerprint(&key)));
+        let r = match cert {
+            Some(c) => handle.authenticate_certificate_with(user, c, hash, &mut agent).await,
+            None => handle.authenticate_publickey_with(user, key, hash, &mut agent).await,
+        };
+        match r {
+            Ok(r) => {
+                if chain.result(r, "publickey", detail) {
+                    return Ok(true);
+                }
+            }
+            Err(e) => chain.record("publickey", &format!("agent refused to sign ({e})"), detail),
+        }
+    }
+    Ok(false)
 }
 
 /// Runs rounds of prompts (RFC 4256) until the server decides. Bounded so a server that

@@ -525,7 +525,11 @@ impl Client {
     {
         let host = bare_host(&opts.host).to_string();
         let known = host_key::known_algorithms(&opts.host_key, &host, opts.port);
-        let preferred = algorithms::preferred(&opts.algorithms, &known)?;
+        let mut preferred = algorithms::preferred(&opts.algorithms, &known)?;
+        if host_key::has_cert_authority(&opts.host_key, &host, opts.port) {
+            // a @cert-authority line for this host: ask for host certificates first
+            preferred.host_key_certificates = preferred.key.clone();
+        }
         let config = client::Config {
             preferred,
             keepalive_interval: opts.keepalive_interval,

@@ -70,6 +70,13 @@ pub(crate) fn known_algorithms(policy: &HostKeyPolicy, host: &str, port: u16) ->
     }
 }
 
+pub(crate) fn has_cert_authority(policy: &HostKeyPolicy, host: &str, port: u16) -> bool {
+    match policy {
+        HostKeyPolicy::KnownHosts { files, .. } => load_files(files).map(|f| known_hosts::has_cert_authority(&f, host, port)).unwrap_or(false),
+        _ => false,
+    }
+}
+
 fn host_label(host: &str, port: u16) -> String {
     if port == 22 {
         host.to_string()
@@ -148,6 +155,16 @@ fn verify_known_hosts(files: &[PathBuf], accept_new: bool, hash: bool, host: &st
         if let Some(()) = verify_host_certificate(&loaded, host, port, cert) {
             return Ok(());
         }
+        return Err(host_key_error(
+            HostKeyReason::Rejected,
+            host,
+            port,
+            p,
+            format!(
+                "the host certificate of {} is not signed by a @cert-authority trusted for it, expired, revoked or not issued for this name",
+                host_label(host, port)
+            ),
+        ));
     }
     let label = host_label(host, port);
     match known_hosts::check(&loaded, host, port, &p.algorithm, &p.blob) {
@@ -265,6 +282,11 @@ fn verify_known_hosts(files: &[PathBuf], accept_new: bool, hash: bool, host: &st
 fn verify_host_certificate(files: &[KnownHostsFile], host: &str, port: u16, cert: &russh::keys::Certificate) -> Option<()> {
     let ca = PublicKey::from(cert.signature_key().clone());
     let ca_blob = ca.to_bytes().ok()?;
+    let key_blob = PublicKey::from(cert.public_key().clone()).to_bytes().ok()?;
+    // a revoked CA or a revoked certified key is never trusted (as OpenSSH)
+    if known_hosts::revoked(files, host, port, &ca_blob).is_some() || known_hosts::revoked(files, host, port, &key_blob).is_some() {
+        return None;
+    }
     known_hosts::cert_authority_trusted(files, host, port, ca.algorithm().as_str(), &ca_blob)?;
     if cert.cert_type() != russh::keys::ssh_key::certificate::CertType::Host {
         return None;

@@ -99,7 +99,10 @@ pub trait KeyboardInteractive: Send + Sync {
 /// One way to authenticate. The chain tries them in order (see `auth.rs`).
 #[derive(Clone)]
 pub enum AuthMethod {
-    PublicKey { source: KeySource, passphrase: Option<Secret> },
+    /// A private key, optionally with the OpenSSH user certificate for it.
+    PublicKey { source: KeySource, passphrase: Option<Secret>, certificate: Option<KeySource> },
+    /// Every identity of an SSH agent (a certificate, when given, with the agent's key for it).
+    Agent { socket: PathBuf, certificate: Option<KeySource> },
     Password(Secret),
     KeyboardInteractive(Arc<dyn KeyboardInteractive>),
 }
@@ -108,6 +111,7 @@ impl AuthMethod {
     pub fn name(&self) -> &'static str {
         match self {
             AuthMethod::PublicKey { .. } => "publickey",
+            AuthMethod::Agent { .. } => "agent",
             AuthMethod::Password(_) => "password",
             AuthMethod::KeyboardInteractive(_) => "keyboard-interactive",
         }
@@ -118,6 +122,7 @@ impl fmt::Debug for AuthMethod {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             AuthMethod::PublicKey { source, .. } => write!(f, "PublicKey({source:?})"),
+            AuthMethod::Agent { socket, .. } => write!(f, "Agent({})", socket.display()),
             AuthMethod::Password(_) => f.write_str("Password(<redacted>)"),
             AuthMethod::KeyboardInteractive(_) => f.write_str("KeyboardInteractive(<callback>)"),
         }
@@ -223,6 +228,7 @@ mod tests {
         let k = AuthMethod::PublicKey {
             source: KeySource::Data(Arc::new(b"-----BEGIN OPENSSH PRIVATE KEY-----".to_vec())),
             passphrase: Some(Secret::new("pp")),
+            certificate: None,
         };
         let s = format!("{k:?}");
         assert!(!s.contains("BEGIN") && !s.contains("pp)"), "{s}");

@@ -5,6 +5,8 @@ mod cancel;
 mod channel;
 mod client;
 mod errors;
+mod keys;
+mod known_hosts;
 mod options;
 
 use napi_derive::napi;

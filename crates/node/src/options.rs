@@ -37,6 +37,11 @@ pub struct NativeAuthMethod {
     pub private_key_path: Option<String>,
     pub passphrase: Option<String>,
     pub password: Option<String>,
+    /// 'agent': the agent socket
+    pub agent_socket: Option<String>,
+    /// OpenSSH user certificate (text) or its path, for 'publickey' and 'agent'
+    pub certificate: Option<Buffer>,
+    pub certificate_path: Option<String>,
 }
 
 #[napi(object)]
@@ -138,14 +143,23 @@ fn ms(option: &str, v: Option<f64>) -> Result<Option<Duration>, Error> {
 
 fn auth_method(m: NativeAuthMethod, kbd: &Option<Arc<KbdFn>>) -> Result<AuthMethod, Error> {
     let passphrase = m.passphrase.map(Secret::new);
+    let certificate = match (m.certificate, m.certificate_path) {
+        (Some(data), _) => Some(KeySource::Data(Arc::new(data.to_vec()))),
+        (None, Some(path)) => Some(KeySource::Path(PathBuf::from(path))),
+        (None, None) => None,
+    };
     match m.kind.as_str() {
+        "agent" => match m.agent_socket {
+            Some(socket) if !socket.is_empty() => Ok(AuthMethod::Agent { socket: PathBuf::from(socket), certificate }),
+            _ => Err(Error::config("agent", "agent authentication needs the agent socket (SSH_AUTH_SOCK)")),
+        },
         "publickey" => {
             let source = match (m.private_key, m.private_key_path) {
                 (Some(data), _) => KeySource::Data(Arc::new(data.to_vec())),
                 (None, Some(path)) => KeySource::Path(PathBuf::from(path)),
                 (None, None) => return Err(Error::config("privateKey", "a publickey method needs privateKey or privateKeyPath")),
             };
-            Ok(AuthMethod::PublicKey { source, passphrase })
+            Ok(AuthMethod::PublicKey { source, passphrase, certificate })
         }
         "password" => match m.password {
             Some(p) => Ok(AuthMethod::Password(Secret::new(p))),

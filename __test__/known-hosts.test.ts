@@ -1,0 +1,197 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { execFileSync, spawn } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import { copyFileSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join, resolve } from 'node:path'
+
+import { ConfigError, connect, generateKey, HostKeyError, KnownHosts, parseKey } from '../dist/cjs/index.js'
+import { keygen, startSshd, type Sshd } from './fixtures/sshd.mjs'
+
+let sshd: Sshd
+let certSshd: Sshd
+let dir: string
+let ca: { path: string; publicKey: string }
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'ferrossh-kh-'))
+  sshd = await startSshd({ hostKeyTypes: ['ed25519', 'ecdsa', 'rsa'] })
+  // a server with a host certificate signed by our CA
+  ca = keygen(join(dir, 'host_ca'), 'ed25519', { comment: 'host-ca' })
+  const hostKey = keygen(join(dir, 'certified_host'), 'ed25519', { comment: 'certified' })
+  execFileSync('ssh-keygen', ['-q', '-s', ca.path, '-h', '-I', 'test-host', '-n', '127.0.0.1,localhost', '-V', '-5m:+1h', hostKey.path + '.pub'])
+  certSshd = await startSshd({ config: [`HostKey ${hostKey.path}`, `HostCertificate ${hostKey.path}-cert.pub`] })
+})
+afterAll(async () => {
+  await sshd?.stop()
+  await certSshd?.stop()
+})
+
+const login = (s: Sshd) => ({ host: s.host, port: s.port, username: s.user, privateKeyPath: s.userKey.path })
+
+describe('known_hosts policy on real connections', () => {
+  it('hashed known_hosts (ssh-keygen -H) is matched', async () => {
+    const kh = join(dir, 'hashed')
+    copyFileSync(sshd.knownHostsFile, kh)
+    execFileSync('ssh-keygen', ['-q', '-H', '-f', kh])
+    expect(readFileSync(kh, 'utf8')).toMatch(/^\|1\|/)
+    const ssh = await connect({ ...login(sshd), hostKey: { knownHosts: kh } })
+    await ssh.close()
+  })
+  it('wildcard and negated patterns follow ssh', async () => {
+    const [type, blob] = sshd.hostKeys.ed25519.publicKey.split(' ')
+    const ok = join(dir, 'wild')
+    writeFileSync(ok, `[127.0.0.*]:${sshd.port} ${type} ${blob}\n`)
+    await (await connect({ ...login(sshd), hostKey: { knownHosts: ok }, algorithms: { hostKey: ['ssh-ed25519'] } })).close()
+    const neg = join(dir, 'negated')
+    writeFileSync(neg, `[127.0.0.*]:${sshd.port},![127.0.0.1]:${sshd.port} ${type} ${blob}\n`)
+    const e = await connect({ ...login(sshd), hostKey: { knownHosts: neg } }).catch((x) => x)
+    expect(e).toBeInstanceOf(HostKeyError)
+    expect(e.reason).toBe('unknown')
+  })
+  it('@revoked refuses the key', async () => {
+    const [type, blob] = sshd.hostKeys.ed25519.publicKey.split(' ')
+    const kh = join(dir, 'revoked')
+    writeFileSync(kh, `@revoked * ${type} ${blob}\n${sshd.knownHostsLines.join('\n')}\n`)
+    const e = await connect({ ...login(sshd), hostKey: { knownHosts: kh }, algorithms: { hostKey: ['ssh-ed25519'] } }).catch((x) => x)
+    expect(e).toBeInstanceOf(HostKeyError)
+    expect(e).toMatchObject({ reason: 'revoked', file: kh, line: 1 })
+  })
+  it('a host known with several key types connects with whichever is known', async () => {
+    for (const t of ['ecdsa', 'rsa', 'ed25519']) {
+      const kh = join(dir, `only-${t}`)
+      const prefix = { ecdsa: 'ecdsa-sha2', rsa: 'ssh-rsa', ed25519: 'ssh-ed25519' }[t]!
+      writeFileSync(kh, sshd.knownHostsLines.filter((l) => l.split(' ')[1].startsWith(prefix)).join('\n') + '\n')
+      const ssh = await connect({ ...login(sshd), hostKey: { knownHosts: kh } })
+      expect(ssh.hostKey?.algorithm.startsWith(prefix)).toBe(true)
+      await ssh.close()
+    }
+  })
+  it('a key of a type the file does not have, for a known host, is "changed" and never added on first use', async () => {
+    const kh = join(dir, 'ed-only-tofu')
+    writeFileSync(kh, sshd.knownHostsLines.filter((l) => l.includes('ssh-ed25519')).join('\n') + '\n')
+    const before = readFileSync(kh, 'utf8')
+    const e = await connect({ ...login(sshd), hostKey: { knownHosts: kh, acceptNew: true }, algorithms: { hostKey: ['ecdsa-sha2-nistp256'] } }).catch((x) => x)
+    expect(e).toBeInstanceOf(HostKeyError)
+    expect(e.reason).toBe('changed')
+    expect(readFileSync(kh, 'utf8')).toBe(before)
+  })
+  it('@cert-authority accepts a host certificate signed by that CA', async () => {
+    const kh = join(dir, 'ca')
+    writeFileSync(kh, `@cert-authority [127.0.0.1]:${certSshd.port} ${ca.publicKey}\n`)
+    const ssh = await connect({ ...login(certSshd), hostKey: { knownHosts: kh } })
+    expect((await ssh.exec('echo via-cert')).stdout.toString()).toBe('via-cert\n')
+    await ssh.close()
+    const other = keygen(join(dir, 'other_ca'), 'ed25519')
+    const wrong = join(dir, 'wrong-ca')
+    writeFileSync(wrong, `@cert-authority [127.0.0.1]:${certSshd.port} ${other.publicKey}\n`)
+    await expect(connect({ ...login(certSshd), hostKey: { knownHosts: wrong } })).rejects.toBeInstanceOf(HostKeyError)
+    const revokedCa = join(dir, 'revoked-ca')
+    writeFileSync(revokedCa, `@cert-authority [127.0.0.1]:${certSshd.port} ${ca.publicKey}\n@revoked * ${ca.publicKey}\n`)
+    await expect(connect({ ...login(certSshd), hostKey: { knownHosts: revokedCa } })).rejects.toBeInstanceOf(HostKeyError)
+  })
+  it('trust on first use from several processes at once never corrupts the file', async () => {
+    const kh = join(dir, 'tofu-race')
+    const hashedKh = join(dir, 'tofu-race-hashed')
+    const script = `const { connect } = require(${JSON.stringify(resolve(__dirname, '../dist/cjs/index.js'))});
+      (async () => { const o = JSON.parse(process.argv[1]); const s = await connect(o); await s.close() })().catch((e) => { console.error(e.message); process.exit(1) })`
+    const run = (file: string, hash: boolean) => new Promise<number>((res) => {
+      const o = { ...login(sshd), hostKey: { knownHosts: file, acceptNew: true, hash } }
+      spawn(process.execPath, ['-e', script, JSON.stringify(o)], { stdio: 'inherit' }).on('exit', (c) => res(c ?? 1))
+    })
+    const codes = await Promise.all([...Array(8)].map((_, i) => run(i % 2 ? kh : hashedKh, i % 2 === 0)))
+    expect(codes).toEqual(Array(8).fill(0))
+    for (const f of [kh, hashedKh]) {
+      const text = readFileSync(f, 'utf8')
+      const parsed = KnownHosts.parse(text, f)
+      expect(parsed.issues).toEqual([])
+      expect(text.endsWith('\n')).toBe(true)
+      expect(parsed.check('127.0.0.1', sshd.port, sshd.hostKeys.ed25519.publicKey).status).toBe('match')
+    }
+    expect(readFileSync(hashedKh, 'utf8')).toMatch(/^\|1\|/)
+  }, 60_000)
+})
+
+describe('KnownHosts class', () => {
+  it('agrees with ssh-keygen -F on lookups', () => {
+    const file = join(dir, 'corpus')
+    const k1 = keygen(join(dir, 'k1'), 'ed25519').publicKey.split(' ').slice(0, 2).join(' ')
+    const k2 = keygen(join(dir, 'k2'), 'ecdsa').publicKey.split(' ').slice(0, 2).join(' ')
+    writeFileSync(file, ['# corpus', `web*.example.com,!web9.example.com ${k1}`, `[db.example.com]:2222 ${k2}`, `10.0.0.? ${k1}`, 'garbage line', ''].join('\n'))
+    const kh = KnownHosts.loadSync(file)
+    expect(kh.issues).toEqual([expect.objectContaining({ line: 5 })])
+    for (const [host, port] of [['web1.example.com', 22], ['web9.example.com', 22], ['db.example.com', 2222], ['db.example.com', 22], ['10.0.0.7', 22], ['10.0.0.17', 22]] as const) {
+      const name = port === 22 ? host : `[${host}]:${port}`
+      let lines: number[] = []
+      try {
+        const out = execFileSync('ssh-keygen', ['-F', name, '-f', file], { encoding: 'utf8' })
+        lines = [...out.matchAll(/found: line (\d+)/g)].map((m) => Number(m[1]))
+      } catch {
+        lines = []
+      }
+      expect(kh.lookup(host, port).map((e) => e.line), name).toEqual(lines)
+    }
+  })
+  it('check, formatLine and add', () => {
+    const file = join(dir, 'added')
+    KnownHosts.add(file, 'example.com', 2200, sshd.hostKeys.ed25519.publicKey, { hash: true })
+    const kh = KnownHosts.loadSync(file)
+    expect(kh.check('example.com', 2200, sshd.hostKeys.ed25519.publicKey)).toMatchObject({ status: 'match', line: 1 })
+    expect(kh.check('example.com', 2200, sshd.hostKeys.rsa.publicKey).status).toBe('changed')
+    expect(kh.check('other.com', 22, sshd.hostKeys.ed25519.publicKey).status).toBe('unknown')
+    expect(KnownHosts.formatLine('h', 22, sshd.hostKeys.ed25519.publicKey)).toBe(`h ${sshd.hostKeys.ed25519.publicKey.split(' ').slice(0, 2).join(' ')}`)
+    expect(() => kh.check('h', 22, 'not a key')).toThrow(ConfigError)
+    expect(() => kh.lookup('h', 70000)).toThrow(ConfigError)
+  })
+  it('random and truncated lines only ever become issues', () => {
+    const good = sshd.knownHostsLines[0]
+    const lines: string[] = []
+    for (let i = 0; i < 3000; i++) {
+      const r = randomBytes(1 + (i % 90))
+      lines.push(i % 3 === 0 ? good.slice(0, i % good.length) : i % 3 === 1 ? r.toString('base64') : r.toString('latin1'))
+    }
+    const kh = KnownHosts.parse(lines.join('\n'))
+    expect(kh.issues.length).toBeGreaterThan(100)
+    expect(() => kh.lookup('127.0.0.1', sshd.port)).not.toThrow()
+  })
+})
+
+describe('parseKey and generateKey', () => {
+  it('generated keys are accepted by ssh-keygen and by the server', async () => {
+    for (const opts of [{ type: 'ed25519' as const }, { type: 'ecdsa' as const, bits: 384 }, { type: 'rsa' as const, bits: 2048 }]) {
+      const k = generateKey({ ...opts, comment: 'gen', passphrase: 'pp' })
+      const file = join(dir, `gen-${opts.type}`)
+      writeFileSync(file, k.privateKey, { mode: 0o600 })
+      const pub = execFileSync('ssh-keygen', ['-y', '-P', 'pp', '-f', file], { encoding: 'utf8' }).trim()
+      expect(pub.split(' ').slice(0, 2)).toEqual(k.publicKey.split(' ').slice(0, 2))
+      expect(parseKey(k.privateKey)).toMatchObject({ fingerprint: k.fingerprint, encrypted: true })
+      expect(parseKey(k.privateKey, 'pp').comment).toBe('gen')
+    }
+    const k = generateKey({ type: 'ed25519' })
+    const withKey = await startSshd({ authorizedKeys: [k.publicKey] })
+    try {
+      const ssh = await connect({ host: withKey.host, port: withKey.port, username: withKey.user, privateKey: k.privateKey, hostKey: { knownHosts: withKey.knownHostsFile } })
+      await ssh.close()
+    } finally {
+      await withKey.stop()
+    }
+  })
+  it('parseKey reads ssh-keygen keys and public keys, and rejects garbage with ConfigError', () => {
+    const info = parseKey(readFileSync(sshd.userKey.path))
+    expect(info).toMatchObject({ type: 'ssh-ed25519', fingerprint: sshd.userKey.fingerprint, encrypted: false })
+    expect(parseKey(sshd.userKey.publicKey).fingerprint).toBe(sshd.userKey.fingerprint)
+    const enc = keygen(join(dir, 'enc-parse'), 'ecdsa', { passphrase: 'secret-pp' })
+    expect(() => parseKey(readFileSync(enc.path), 'wrong')).toThrow(/wrong passphrase/)
+    for (let i = 0; i < 500; i++) {
+      const junk = randomBytes(i * 7 % 3000)
+      try {
+        parseKey(i % 2 ? junk : Buffer.concat([Buffer.from('-----BEGIN OPENSSH PRIVATE KEY-----\n'), Buffer.from(junk.toString('base64'))]))
+      } catch (e) {
+        expect(e).toBeInstanceOf(ConfigError)
+      }
+    }
+    expect(() => generateKey({ type: 'dsa' as never })).toThrow(ConfigError)
+    expect(() => generateKey({ type: 'rsa', bits: 1024 })).toThrow(ConfigError)
+    expect(() => generateKey({ type: 'ecdsa', bits: 255 })).toThrow(ConfigError)
+  })
+})

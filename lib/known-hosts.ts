@@ -1,0 +1,142 @@
+import { readFile } from 'node:fs/promises'
+import { readFileSync } from 'node:fs'
+import { homedir } from 'node:os'
+import { join, resolve } from 'node:path'
+
+import { ConfigError, fromNative } from './errors'
+import binding from './native'
+
+/** One known_hosts line that matches a host. */
+export interface KnownHostsEntry {
+  /** `''`, `'cert-authority'` or `'revoked'` */
+  marker: '' | 'cert-authority' | 'revoked'
+  keyType: string
+  fingerprint: string
+  /** `type base64` */
+  publicKey: string
+  file: string | null
+  line: number
+  hashed: boolean
+  /** The host patterns as written; null for a hashed line. */
+  hosts: string | null
+  comment: string | null
+}
+
+/** A line that could not be used (the rest of the file still is). */
+export interface KnownHostsIssue {
+  file: string | null
+  line: number
+  message: string
+}
+
+/** What the files say about a host's key. */
+export interface KnownHostsCheck {
+  /** `match`, `changed` (another key is known for the host), `unknown` or `revoked`. */
+  status: 'match' | 'changed' | 'unknown' | 'revoked'
+  file: string | null
+  line: number | null
+  /** The keys known for the host when the status is `changed`. */
+  expected: { keyType: string; fingerprint: string; file: string | null; line: number }[]
+}
+
+/** The files ssh reads by default: `~/.ssh/known_hosts` and `/etc/ssh/ssh_known_hosts`. */
+export function defaultKnownHostsFiles(): string[] {
+  return [join(homedir(), '.ssh', 'known_hosts'), '/etc/ssh/ssh_known_hosts']
+}
+
+function checkPort(port: number): number {
+  if (!Number.isInteger(port) || port < 1 || port > 65535) throw new ConfigError('port: must be between 1 and 65535', { option: 'port' })
+  return port
+}
+
+/**
+ * OpenSSH known_hosts files, parsed and matched exactly as ssh does: plain and hashed
+ * names, `[host]:port`, `*`/`?` wildcards, `!` negation, `@revoked`, `@cert-authority`.
+ * @example
+ * const kh = await KnownHosts.load()
+ * kh.check('github.com', 22, 'ssh-ed25519 AAAA…').status // 'match'
+ */
+export class KnownHosts {
+  readonly #native: InstanceType<typeof binding.NativeKnownHosts>
+
+  private constructor(sources: { path?: string; text: string }[]) {
+    this.#native = new binding.NativeKnownHosts(sources)
+  }
+
+  /** Reads files (default: ssh's); a missing file counts as empty. */
+  static async load(files: string | string[] = defaultKnownHostsFiles()): Promise<KnownHosts> {
+    const list = (typeof files === 'string' ? [files] : files).map((f) => resolve(f))
+    const sources = await Promise.all(list.map(async (path) => ({ path, text: await readFile(path, 'utf8').catch((e: NodeJS.ErrnoException) => {
+      if (e.code === 'ENOENT') return ''
+      throw new ConfigError(`cannot read known_hosts file ${path}: ${e.message}`, { option: 'knownHosts', file: path })
+    }) })))
+    return new KnownHosts(sources)
+  }
+
+  /** The same as {@link KnownHosts.load}, synchronously. */
+  static loadSync(files: string | string[] = defaultKnownHostsFiles()): KnownHosts {
+    const list = (typeof files === 'string' ? [files] : files).map((f) => resolve(f))
+    return new KnownHosts(list.map((path) => {
+      try {
+        return { path, text: readFileSync(path, 'utf8') }
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { path, text: '' }
+        throw new ConfigError(`cannot read known_hosts file ${path}: ${(e as Error).message}`, { option: 'knownHosts', file: path })
+      }
+    }))
+  }
+
+  /** Parses known_hosts text. */
+  static parse(text: string, file?: string): KnownHosts {
+    if (typeof text !== 'string') throw new ConfigError('known_hosts text must be a string', { option: 'knownHosts' })
+    return new KnownHosts([{ path: file, text }])
+  }
+
+  /** Lines that could not be used, with file and line. */
+  get issues(): KnownHostsIssue[] {
+    return this.#native.issues().map((i) => ({ file: i.file ?? null, line: i.line, message: i.message }))
+  }
+
+  /** Every line whose host field matches `host` (and `port`, default 22). */
+  lookup(host: string, port = 22): KnownHostsEntry[] {
+    try {
+      return this.#native.lookup(host, checkPort(port)).map((e) => ({ ...e, marker: e.marker as KnownHostsEntry['marker'], file: e.file ?? null, hosts: e.hosts ?? null, comment: e.comment ?? null }))
+    } catch (e) {
+      throw fromNative(e)
+    }
+  }
+
+  /** Checks a host key (`type base64`) the way ssh's StrictHostKeyChecking does. */
+  check(host: string, port: number, key: string): KnownHostsCheck {
+    try {
+      const r = this.#native.check(host, checkPort(port), key)
+      return { status: r.status as KnownHostsCheck['status'], file: r.file ?? null, line: r.line ?? null, expected: r.expected.map((e) => ({ ...e, file: e.file ?? null })) }
+    } catch (e) {
+      throw fromNative(e)
+    }
+  }
+
+  /** Key types known for a host, in file order (ssh negotiates these first). */
+  knownKeyTypes(host: string, port = 22): string[] {
+    return this.#native.knownKeyTypes(host, checkPort(port))
+  }
+
+  /** A known_hosts line for `key`, hashed like `ssh-keygen -H` when `hash` is set. */
+  static formatLine(host: string, port: number, key: string, options: { hash?: boolean } = {}): string {
+    try {
+      return binding.knownHostsLine(host, checkPort(port), key, Boolean(options.hash))
+    } catch (e) {
+      throw fromNative(e)
+    }
+  }
+
+  /** Appends a host key to a file under a lock (safe against concurrent writers). */
+  static add(file: string, host: string, port: number, key: string, options: { hash?: boolean } = {}): void {
+    const line = KnownHosts.formatLine(host, port, key, options)
+    try {
+      binding.knownHostsAppend(resolve(file), line)
+    } catch (e) {
+      throw fromNative(e)
+    }
+  }
+}
