@@ -10,10 +10,13 @@ import type { AlgorithmOptions, AuthMethodName, ConnectOptions, HostKeyInfo, Key
 export class SshClientBuilder {
   #o: Partial<ConnectOptions> = {}
 
+  /** The server's host name or address. */
   host(host: string): this { this.#o.host = host; return this }
+  /** The server's port (default 22). */
   port(port: number): this { this.#o.port = port; return this }
   /** The remote user name. */
   user(username: string): this { this.#o.username = username; return this }
+  /** The same as {@link SshClientBuilder.user}. */
   username(username: string): this { return this.user(username) }
   /** A private key file (`~` expanded), with its passphrase when encrypted. */
   identityFile(path: string, passphrase?: string): this {
@@ -27,12 +30,15 @@ export class SshClientBuilder {
     if (passphrase !== undefined) this.#o.passphrase = passphrase
     return this
   }
+  /** A password for `password` authentication. */
   password(password: string): this { this.#o.password = password; return this }
   /** Authenticate with an SSH agent (`$SSH_AUTH_SOCK`, or the given socket). */
   agent(socket: string | true = true): this { this.#o.agent = socket; return this }
   /** An OpenSSH user certificate file for the key (or the agent's key). */
   certificateFile(path: string): this { this.#o.certificatePath = path; return this }
+  /** Answers `keyboard-interactive` prompts (PAM passwords, one-time codes). */
   keyboardInteractive(handler: KeyboardInteractiveHandler): this { this.#o.keyboardInteractive = handler; return this }
+  /** The order authentication methods are tried in. */
   authOrder(order: AuthMethodName[]): this { this.#o.authOrder = order; return this }
   /** Verify the host key against these known_hosts files. */
   knownHosts(files: string | string[], options: { acceptNew?: boolean; hash?: boolean } = {}): this {
@@ -45,14 +51,19 @@ export class SshClientBuilder {
   verifyHostKey(verify: (key: HostKeyInfo) => boolean | Promise<boolean>): this { this.#o.hostKey = { verify }; return this }
   /** Accept any host key. Only for throwaway test servers. */
   insecureAcceptAnyHostKey(): this { this.#o.hostKey = 'insecure-accept-any'; return this }
+  /** Algorithms to offer (kex, cipher, mac, hostKey, compression), in OpenSSH list syntax. */
   algorithms(algorithms: AlgorithmOptions): this { this.#o.algorithms = algorithms; return this }
+  /** Milliseconds for connect + handshake + authentication (0 = none). */
   connectTimeout(ms: number): this { this.#o.connectTimeout = ms; return this }
+  /** Send a keepalive after `intervalMs` idle; give up after `countMax` unanswered ones (like `ServerAliveInterval`/`ServerAliveCountMax`). */
   keepalive(intervalMs: number, countMax?: number): this {
     this.#o.keepaliveInterval = intervalMs
     if (countMax !== undefined) this.#o.keepaliveCountMax = countMax
     return this
   }
+  /** Channels open at once on the connection; further opens wait. */
   maxSessions(n: number): this { this.#o.maxSessions = n; return this }
+  /** Aborts connecting. */
   signal(signal: AbortSignal): this { this.#o.signal = signal; return this }
   /** Any other option by name. */
   option<K extends keyof ConnectOptions>(name: K, value: ConnectOptions[K]): this { this.#o[name] = value; return this }

@@ -10,12 +10,19 @@ import type { SshClientBuilder } from './builder'
 
 /** Algorithms negotiated for a connection (client→server; `*ServerToClient` where they differ). */
 export interface NegotiatedAlgorithms {
+  /** Key exchange algorithm, e.g. `curve25519-sha256`. */
   kex: string
+  /** Host key algorithm the server signed with, e.g. `ssh-ed25519`. */
   hostKey: string
+  /** Cipher, e.g. `chacha20-poly1305@openssh.com`. */
   cipher: string
+  /** MAC client→server (an AEAD cipher such as chacha20-poly1305 needs none). */
   mac: string
+  /** MAC server→client. */
   macServerToClient: string
+  /** Compression client→server, e.g. `none`. */
   compression: string
+  /** Compression server→client. */
   compressionServerToClient: string
 }
 
@@ -23,7 +30,9 @@ export interface NegotiatedAlgorithms {
 export interface ShellOptions {
   /** Default: a pty with `xterm-256color`, 80×24. Pass `false` for none. */
   pty?: boolean | PtyOptions
+  /** Environment variables (the server keeps only those its AcceptEnv allows). */
   env?: Record<string, string>
+  /** Aborts opening the shell; {@link SshClient.shell} then rejects with an AbortError. */
   signal?: AbortSignal
   /** Forward the local agent to this shell (default: the connection's `agentForward`). */
   agentForward?: boolean
@@ -84,7 +93,14 @@ export class SshClient extends EventEmitter {
   }
 
   /** The server's host key. */
-  get hostKey(): { algorithm: string; fingerprint: string; publicKey: string } | undefined {
+  get hostKey(): {
+    /** e.g. `ssh-ed25519` */
+    algorithm: string
+    /** `SHA256:…`, as `ssh-keygen -l` prints it */
+    fingerprint: string
+    /** `type base64`, as in known_hosts */
+    publicKey: string
+  } | undefined {
     const k = this.#native.hostKey
     return k ? { algorithm: k.algorithm, fingerprint: k.fingerprint, publicKey: k.publicKey } : undefined
   }
@@ -237,6 +253,7 @@ export class SshClient extends EventEmitter {
     await this.#closed
   }
 
+  /** Closes the connection, so `await using ssh = await connect(…)` closes it at the end of the scope. */
   async [Symbol.asyncDispose](): Promise<void> {
     await this.close()
   }

@@ -20,6 +20,7 @@ export class SshError extends Error {
 
 /** The TCP connection could not be made. */
 export class ConnectError extends SshError {
+  /** The address dialed, `host:port` (`[host]:port` for IPv6). */
   declare readonly address?: string
   /** The system error name, e.g. `ECONNREFUSED`, when there is one. */
   declare readonly errno?: string
@@ -30,14 +31,19 @@ export class ConnectError extends SshError {
 export class HostKeyError extends SshError {
   /** `unknown`, `changed`, `revoked` or `rejected`. */
   declare readonly reason: 'unknown' | 'changed' | 'revoked' | 'rejected'
+  /** The host connected to, as given in the options. */
   declare readonly host: string
+  /** The server's TCP port. */
   declare readonly port: number
+  /** Type of the key the server presented, e.g. `ssh-ed25519`. */
   declare readonly algorithm: string
   /** SHA256 fingerprint of the key the server presented. */
   declare readonly fingerprint: string
   /** Fingerprints that were expected (known_hosts entries or pins). */
   declare readonly expected: string[]
+  /** The known_hosts file of the line that decided (the old key when `changed`, the `@revoked` line), if any. */
   declare readonly file?: string | null
+  /** That line's number in `file` (1-based), if any. */
   declare readonly line?: number | null
   constructor(message: string, props: Record<string, unknown> = {}) { super(message, 'ERR_SSH_HOST_KEY', props) }
 }
@@ -46,20 +52,26 @@ export class HostKeyError extends SshError {
 export class NegotiationError extends SshError {
   /** `kex`, `hostKey`, `cipher`, `mac` or `compression`. */
   declare readonly list: string
+  /** The algorithms ferrossh offered for that list, in order of preference. */
   declare readonly ours: string[]
+  /** The algorithms the server offered for that list. */
   declare readonly theirs: string[]
   constructor(message: string, props: Record<string, unknown> = {}) { super(message, 'ERR_SSH_NEGOTIATION', props) }
 }
 
 /** One authentication attempt and its outcome. */
 export interface AuthAttempt {
+  /** The method tried: `publickey`, `password`, `keyboard-interactive`, … (agent keys count as `publickey`). */
   method: string
+  /** What happened, e.g. `accepted`, `rejected`, `partial success`, `agent has no keys`. */
   outcome: string
+  /** Which key or identity, when there is one (a fingerprint or file name, never a secret). */
   detail?: string | null
 }
 
 /** Authentication failed; lists every attempt and what the server still allows. */
 export class AuthError extends SshError {
+  /** Every authentication attempt, in the order made. */
   declare readonly attempts: AuthAttempt[]
   /** Methods the server said can continue. */
   declare readonly allowed: string[]
@@ -90,9 +102,13 @@ export class ChannelError extends SshError {
 
 /** A command failed (with `check: true`) or exceeded `maxBuffer`. */
 export class CommandError extends SshError {
+  /** The command's exit status; null when a signal ended it or no status was received. */
   declare readonly exitCode: number | null
+  /** Name of the signal that ended the command, without `SIG` (`'TERM'`), or null. */
   declare readonly signal: string | null
+  /** The command's stdout (cut at `maxBuffer` when that was exceeded). */
   declare readonly stdout: Buffer
+  /** The command's stderr (cut at `maxBuffer` when that was exceeded). */
   declare readonly stderr: Buffer
   /** `exit` (non-zero status or signal) or `maxBuffer`. */
   declare readonly reason: 'exit' | 'maxBuffer'
@@ -101,22 +117,29 @@ export class CommandError extends SshError {
 
 /** An SFTP request failed; `code` is fs-style (ENOENT, EACCES, …). */
 export class SftpError extends SshError {
+  /** The SFTP status code the server returned (`SSH_FX_*`). */
   declare readonly status: number
+  /** The remote path of the failed request, when it has one. */
   declare readonly path?: string
   constructor(message: string, code: string, props: Record<string, unknown> = {}) { super(message, code, props) }
 }
 
 /** A port forward could not be set up. */
 export class ForwardError extends SshError {
+  /** The forward that failed, as it was specified. */
   declare readonly spec: string
   constructor(message: string, props: Record<string, unknown> = {}) { super(message, 'ERR_SSH_FORWARD', props) }
 }
 
 /** A jump host, proxy command or proxy failed. */
 export class ProxyError extends SshError {
+  /** Position of the failing jump host in the chain, when a jump host failed. */
   declare readonly hop?: number
+  /** The jump host or proxy that failed. */
   declare readonly host?: string
+  /** The proxy command that failed (as in ssh's `ProxyCommand`). */
   declare readonly command?: string
+  /** What the proxy command wrote to stderr. */
   declare readonly stderr?: string
   constructor(message: string, props: Record<string, unknown> = {}, options?: { cause?: unknown }) {
     super(message, 'ERR_SSH_PROXY', props, options)
@@ -125,15 +148,20 @@ export class ProxyError extends SshError {
 
 /** The connection ended (cut, closed by the server, MAC failure, keepalive timeout). */
 export class DisconnectError extends SshError {
+  /** The server's SSH disconnect reason code (e.g. `ByApplication`), or `connection-lost`. */
   declare readonly reason: string
+  /** The server's disconnect message, or what ended the connection. */
   declare readonly description: string
   constructor(message: string, props: Record<string, unknown> = {}) { super(message, 'ERR_SSH_DISCONNECTED', props) }
 }
 
 /** An option or a file was invalid; `option`, `file` and `line` say where. */
 export class ConfigError extends SshError {
+  /** The option at fault, e.g. `privateKeyPath` or `hostKey.knownHosts`. */
   declare readonly option?: string | null
+  /** The file at fault, when a file was involved. */
   declare readonly file?: string | null
+  /** The line in `file` (1-based), when known. */
   declare readonly line?: number | null
   constructor(message: string, props: Record<string, unknown> = {}) { super(message, 'ERR_SSH_CONFIG', props) }
 }

@@ -16,7 +16,9 @@ export interface ExitStatus {
 
 /** Result of {@link SshClient.exec}. */
 export interface ExecResult extends ExitStatus {
+  /** Everything the command wrote to stdout. */
   stdout: Buffer
+  /** Everything the command wrote to stderr. */
   stderr: Buffer
 }
 
@@ -32,6 +34,7 @@ export interface ExecOptions {
   timeout?: number
   /** Bytes of stdout or stderr kept at most; more rejects with CommandError reason 'maxBuffer'. */
   maxBuffer?: number
+  /** Aborts the command (it is sent SIGTERM and its channel closed); exec rejects with an AbortError. */
   signal?: AbortSignal
   /** Reject with CommandError when the exit status is not 0 or a signal ended it. */
   check?: boolean
@@ -43,8 +46,11 @@ export interface ExecOptions {
 
 /** Options of {@link SshClient.spawn}. */
 export interface SpawnOptions {
+  /** Environment variables (the server keeps only those its AcceptEnv allows). */
   env?: Record<string, string>
+  /** Request a pseudo-terminal. */
   pty?: boolean | PtyOptions
+  /** Aborts the command: it is sent SIGTERM, its channel closed and its streams destroyed with an AbortError. */
   signal?: AbortSignal
   /** Forward the local agent to this command (default: the connection's `agentForward`). */
   agentForward?: boolean
@@ -62,8 +68,11 @@ export function toExitStatus(e: NativeExitInfo): ExitStatus {
  * exit status arrives; stdout may end just after it.
  */
 export class RemoteProcess extends EventEmitter {
+  /** The command's stdin; ending it sends EOF. */
   readonly stdin: Writable
+  /** The command's stdout. */
   readonly stdout: Readable
+  /** The command's stderr (SSH extended data). */
   readonly stderr: Readable
   /** Resolves with `{ code, signal }`; rejects if the channel could not be opened or the connection broke. */
   readonly exited: Promise<ExitStatus>

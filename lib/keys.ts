@@ -5,11 +5,13 @@ import binding from './native'
 export interface KeyInfo {
   /** `ssh-ed25519`, `ecdsa-sha2-nistp256`, `ssh-rsa`, … */
   type: string
+  /** Key size in bits (256 for ed25519; the curve size for ecdsa; the modulus size for rsa). */
   bits: number
   /** `SHA256:…`, as `ssh-keygen -l` prints it */
   fingerprint: string
   /** authorized_keys line */
   publicKey: string
+  /** The key's comment (often `user@host`); empty when it has none. */
   comment: string
   /** The private key is stored encrypted. */
   encrypted: boolean
@@ -21,14 +23,17 @@ export interface GeneratedKey {
   privateKey: string
   /** authorized_keys line */
   publicKey: string
+  /** `SHA256:…`, as `ssh-keygen -l` prints it */
   fingerprint: string
 }
 
 /** Options of {@link generateKey}. */
 export interface GenerateKeyOptions {
+  /** The key type, as `ssh-keygen -t`. */
   type: 'ed25519' | 'ecdsa' | 'rsa'
   /** ecdsa: 256 (default), 384 or 521; rsa: 2048–16384 (default 3072). */
   bits?: number
+  /** The key's comment, as `ssh-keygen -C` (often `user@host`). */
   comment?: string
   /** Encrypts the private key (aes256-ctr, bcrypt-pbkdf), as `ssh-keygen -N`. */
   passphrase?: string

@@ -10,22 +10,31 @@ import binding from './native'
 export interface KnownHostsEntry {
   /** `''`, `'cert-authority'` or `'revoked'` */
   marker: '' | 'cert-authority' | 'revoked'
+  /** The key type the key itself names, e.g. `ssh-ed25519` (`ssh-rsa` for any RSA key). */
   keyType: string
+  /** `SHA256:…`, as `ssh-keygen -l` prints it */
   fingerprint: string
   /** `type base64` */
   publicKey: string
+  /** The file the line is in; null for text given to {@link KnownHosts.parse} without a name. */
   file: string | null
+  /** The line number (1-based). */
   line: number
+  /** The host field is hashed (`|1|salt|hash`, as `HashKnownHosts` writes). */
   hashed: boolean
   /** The host patterns as written; null for a hashed line. */
   hosts: string | null
+  /** Text after the key on the line, or null. */
   comment: string | null
 }
 
 /** A line that could not be used (the rest of the file still is). */
 export interface KnownHostsIssue {
+  /** The file the line is in; null for text given without a name. */
   file: string | null
+  /** The line number (1-based). */
   line: number
+  /** What is wrong with the line. */
   message: string
 }
 
@@ -33,10 +42,21 @@ export interface KnownHostsIssue {
 export interface KnownHostsCheck {
   /** `match`, `changed` (another key is known for the host), `unknown` or `revoked`. */
   status: 'match' | 'changed' | 'unknown' | 'revoked'
+  /** File of the matching or `@revoked` line; null otherwise. */
   file: string | null
+  /** Line number (1-based) of the matching or `@revoked` line; null otherwise. */
   line: number | null
   /** The keys known for the host when the status is `changed`. */
-  expected: { keyType: string; fingerprint: string; file: string | null; line: number }[]
+  expected: {
+    /** The known key's type, e.g. `ssh-ed25519`. */
+    keyType: string
+    /** The known key's `SHA256:…` fingerprint. */
+    fingerprint: string
+    /** The file of its line; null for text given without a name. */
+    file: string | null
+    /** Its line number (1-based). */
+    line: number
+  }[]
 }
 
 /** The files ssh reads by default: `~/.ssh/known_hosts` and `/etc/ssh/ssh_known_hosts`. */

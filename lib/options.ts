@@ -8,7 +8,9 @@ import type { NativeAuthMethod, NativeConnectOptions, NativeHostKeyInfo, NativeP
 
 /** The server's host key as shown to a `hostKey.verify` callback. */
 export interface HostKeyInfo {
+  /** The host name or address connected to, as given in the options. */
   host: string
+  /** The server's TCP port. */
   port: number
   /** e.g. `ssh-ed25519` */
   algorithm: string
@@ -23,23 +25,43 @@ export interface HostKeyInfo {
  * `~/.ssh/known_hosts` or `/etc/ssh/ssh_known_hosts`.
  */
 export type HostKeyPolicy =
-  | { knownHosts: string | string[]; acceptNew?: boolean; hash?: boolean }
-  | { fingerprint: string | string[] }
-  | { verify: (key: HostKeyInfo) => boolean | Promise<boolean> }
+  | {
+      /** known_hosts file(s) to check against (`~` expanded), like ssh's `UserKnownHostsFile`. */
+      knownHosts: string | string[]
+      /** Record an unknown host's key in the first file, like `StrictHostKeyChecking accept-new`; a changed key is still refused. */
+      acceptNew?: boolean
+      /** Write recorded lines with hashed host names, like `HashKnownHosts yes`. */
+      hash?: boolean
+    }
+  | {
+      /** Pinned SHA256 fingerprint(s) (`SHA256:…`, as `ssh-keygen -l` prints); any other key is refused. */
+      fingerprint: string | string[]
+    }
+  | {
+      /** Decides about the key: only `true` accepts it; `false`, another value or a throw refuses it. */
+      verify: (key: HostKeyInfo) => boolean | Promise<boolean>
+    }
   | 'insecure-accept-any'
 
 /** Algorithm lists: names in order, or an OpenSSH-style edit of the default (`+name`, `-name`, `^name`). */
 export interface AlgorithmOptions {
+  /** Key exchange algorithms, like ssh's `KexAlgorithms` (e.g. `curve25519-sha256`). */
   kex?: string | string[]
+  /** Ciphers, like ssh's `Ciphers` (e.g. `chacha20-poly1305@openssh.com`). */
   cipher?: string | string[]
+  /** MAC algorithms, like ssh's `MACs` (e.g. `hmac-sha2-256-etm@openssh.com`). */
   mac?: string | string[]
+  /** Host key algorithms accepted from the server, like ssh's `HostKeyAlgorithms` (e.g. `ssh-ed25519`). */
   hostKey?: string | string[]
+  /** Compression algorithms (e.g. `none`, `zlib@openssh.com`). */
   compression?: string | string[]
 }
 
 /** A keyboard-interactive prompt. */
 export interface Prompt {
+  /** The text the server shows, e.g. `Password: ` or `Verification code: `. */
   prompt: string
+  /** Whether the answer may be shown as it is typed (false for secrets). */
   echo: boolean
 }
 
@@ -72,11 +94,15 @@ export interface ConnectOptions {
   certificatePath?: string
   /** Authenticate with the keys of an SSH agent: `true` = `$SSH_AUTH_SOCK`, or the socket path. */
   agent?: boolean | string
+  /** Password for `password` authentication. */
   password?: string
+  /** Answers `keyboard-interactive` prompts (PAM passwords, one-time codes). */
   keyboardInteractive?: KeyboardInteractiveHandler
   /** The order methods are tried in; default publickey, agent, keyboard-interactive, password. */
   authOrder?: AuthMethodName[]
+  /** How the server's host key is checked; default: strictly, against `~/.ssh/known_hosts` and `/etc/ssh/ssh_known_hosts`. */
   hostKey?: HostKeyPolicy
+  /** Algorithm lists to offer: names in order, or edits of the defaults (`+name`, `-name`, `^name`) as in ssh_config. */
   algorithms?: AlgorithmOptions
   /** Milliseconds for connect + handshake + authentication (default 20000; 0 = none). */
   connectTimeout?: number
@@ -98,6 +124,7 @@ export interface ConnectOptions {
    * Passwords, passphrases, keys and command lines never appear in it.
    */
   debug?: boolean | ((line: string) => void)
+  /** Aborts connecting (TCP, handshake, authentication); {@link connect} then rejects with an AbortError. */
   signal?: AbortSignal
 }
 
@@ -364,9 +391,13 @@ export function resolveOptions(input: ConnectOptions): Resolved {
 export interface PtyOptions {
   /** Default `xterm-256color`. */
   term?: string
+  /** Terminal width in characters (default 80). */
   cols?: number
+  /** Terminal height in rows (default 24). */
   rows?: number
+  /** Terminal width in pixels (default 0: not given). */
   width?: number
+  /** Terminal height in pixels (default 0: not given). */
   height?: number
   /** Terminal modes as `{ opcode: value }` (RFC 4254 §8). */
   modes?: Record<number, number>
@@ -395,6 +426,7 @@ export interface X11Options {
   cookie?: string
   /** Forward only the first X11 connection. */
   single?: boolean
+  /** X screen number sent to the server; default: the one in `display` (`:0.1` → 1), else 0. */
   screen?: number
 }
 

@@ -124,7 +124,12 @@ export class ChannelDuplex extends Duplex {
   /** The remote side's stderr (extended data). */
   readonly stderr: Readable
   /** Resolves with `{ code, signal }` once the remote side exits. */
-  readonly exited: Promise<{ code: number | null; signal: string | null }>
+  readonly exited: Promise<{
+    /** Exit status, or null when it ended by a signal (or the server sent none). */
+    code: number | null
+    /** Signal name without `SIG` (`'TERM'`), or null. */
+    signal: string | null
+  }>
   readonly #chan: Promise<NativeChannel>
   readonly #out: ChannelSource
   readonly #in: ChannelWritable
@@ -165,15 +170,19 @@ export class ChannelDuplex extends Duplex {
     const c = await this.#chan.catch(() => undefined)
     await c?.close().catch(noop)
   }
+  /** @internal */
   override _read(): void {
     this.#out.pump()
   }
+  /** @internal */
   override _write(chunk: Buffer, enc: BufferEncoding, cb: (err?: Error | null) => void): void {
     this.#in._write(chunk, enc, cb)
   }
+  /** @internal */
   override _writev(chunks: { chunk: Buffer }[], cb: (err?: Error | null) => void): void {
     this.#in._writev(chunks, cb)
   }
+  /** @internal */
   override _final(cb: (err?: Error | null) => void): void {
     this.#in._final(cb)
   }

@@ -18,7 +18,9 @@ use crate::cancel::CancelToken;
 use crate::channel::{signal_name, BufferLimits, Channel, ChannelShared, ExitInfo, STDERR, STDOUT};
 use crate::error::{Error, Result};
 use crate::host_key;
-use crate::options::{ConnectOptions, HostKeyInfo, HostKeyPolicy, Trace};
+use crate::forward::Target;
+use crate::options::{ConnectOptions, HostKeyInfo, HostKeyPolicy, Route, Trace};
+use crate::transport::{self, ProxyCommand};
 
 /// What was negotiated (client→server; the `*_server_to_client` fields where they differ).
 #[derive(Debug, Clone, Default)]
@@ -50,6 +52,9 @@ struct ConnState {
 pub struct ConnShared {
     pub(crate) trace: Option<Trace>,
     x11: X11Slot,
+    /// -R forwards: (bind address, bound port) → where their connections go.
+    remote_tcp: Mutex<Vec<(String, u32, Target)>>,
+    remote_unix: Mutex<HashMap<String, Target>>,
     channels: Mutex<HashMap<u32, Arc<ChannelShared>>>,
     state: Mutex<ConnState>,
     closed: Notify,
@@ -221,6 +226,53 @@ impl client::Handler for ClientHandler {
         Ok(())
     }
 
+    async fn server_channel_open_forwarded_tcpip(
+        &mut self,
+        channel: russh::Channel<client::Msg>,
+        connected_address: &str,
+        connected_port: u32,
+        _originator_address: &str,
+        _originator_port: u32,
+        reply: client::ChannelOpenHandle,
+        _s: &mut Session,
+    ) -> std::result::Result<(), Self::Error> {
+        let target = {
+            let fwds = self.shared.remote_tcp.lock().unwrap_or_else(|p| p.into_inner());
+            // servers echo the bind address as requested; the port identifies the forward
+            fwds.iter()
+                .find(|(a, p, _)| *p == connected_port && a == connected_address)
+                .or_else(|| fwds.iter().find(|(_, p, _)| *p == connected_port))
+                .map(|(_, _, t)| t.clone())
+        };
+        let Some(target) = target else {
+            reply.reject(russh::ChannelOpenFailure::AdministrativelyProhibited).await;
+            return Ok(());
+        };
+        let ch = self.shared.adopt(channel);
+        reply.accept().await;
+        Trace::emit(&self.shared.trace, || format!("channel {}: forwarded connection to {} → {}", ch.shared().id, connected_port, target.describe()));
+        tokio::spawn(crate::forward::serve_remote(ch, target));
+        Ok(())
+    }
+
+    async fn server_channel_open_forwarded_streamlocal(
+        &mut self,
+        channel: russh::Channel<client::Msg>,
+        socket_path: &str,
+        reply: client::ChannelOpenHandle,
+        _s: &mut Session,
+    ) -> std::result::Result<(), Self::Error> {
+        let target = self.shared.remote_unix.lock().unwrap_or_else(|p| p.into_inner()).get(socket_path).cloned();
+        let Some(target) = target else {
+            reply.reject(russh::ChannelOpenFailure::AdministrativelyProhibited).await;
+            return Ok(());
+        };
+        let ch = self.shared.adopt(channel);
+        reply.accept().await;
+        tokio::spawn(crate::forward::serve_remote(ch, target));
+        Ok(())
+    }
+
     async fn server_channel_open_x11(
         &mut self,
         channel: russh::Channel<client::Msg>,
@@ -357,6 +409,37 @@ fn compression_name(debug: &str) -> String {
     }
 }
 
+/// What carries a connection besides its socket.
+#[derive(Default)]
+struct Guard {
+    proxy_command: Option<ProxyCommand>,
+    parent: Option<(Arc<Client>, bool)>,
+}
+
+/// A handshake over a proxy command failed: say so with the command's stderr, after a
+/// moment for it to exit (a command that exits at once is the usual cause).
+async fn proxy_command_error(pc: &mut ProxyCommand, e: Error) -> Error {
+    let status = tokio::time::timeout(Duration::from_millis(500), pc.child.wait()).await.ok().and_then(|r| r.ok());
+    let _ = pc.child.kill().await;
+    let stderr = pc.stderr_text();
+    let exit = match status {
+        Some(s) => format!("exited with {s}"),
+        None => "is still running".into(),
+    };
+    Error::Proxy {
+        hop: None,
+        host: None,
+        command: Some(pc.command.clone()),
+        stderr: if stderr.is_empty() { None } else { Some(stderr.clone()) },
+        message: format!(
+            "proxy command {:?} {exit} before SSH was established: {e}{}",
+            pc.command,
+            if stderr.is_empty() { String::new() } else { format!("; its stderr: {stderr}") }
+        ),
+        cause: Some(Box::new(e)),
+    }
+}
+
 /// Options for `exec` when the whole output is collected in Rust.
 #[derive(Debug, Clone, Default)]
 pub struct ExecOptions {
@@ -416,6 +499,10 @@ pub struct Client {
     agent_forward_default: bool,
     agent_forward_possible: bool,
     agent_requested: std::sync::atomic::AtomicBool,
+    /// The proxy command carrying this connection (killed when it closes).
+    proxy_command: Mutex<Option<ProxyCommand>>,
+    /// The jump host this connection runs through, and whether we close it too.
+    parent: Option<(Arc<Client>, bool)>,
 }
 
 fn errno_name(e: &std::io::Error) -> Option<String> {
@@ -485,6 +572,34 @@ impl Client {
         let host = bare_host(&opts.host).to_string();
         // bad algorithm names are a ConfigError before any packet is sent
         algorithms::preferred(&opts.algorithms, &[])?;
+        match opts.route.clone() {
+            Route::Direct => {}
+            Route::Proxy(p) => {
+                Trace::emit(&opts.trace, || format!("connecting to {host}:{} through proxy {}:{}", opts.port, p.host, p.port));
+                let stream = with_deadline(deadline, "connect", opts.connect_timeout, transport::connect_via_proxy(&p, &host, opts.port)).await?;
+                return Self::handshake(opts, stream, methods, deadline, Guard::default()).await;
+            }
+            Route::ProxyCommand { template, original_host } => {
+                let command = transport::expand_proxy_command(&template, &host, opts.port, &opts.username, &original_host)?;
+                Trace::emit(&opts.trace, || format!("running proxy command {command:?}"));
+                let (mut pc, stream) = transport::spawn_proxy_command(&command)?;
+                let r = Self::handshake(opts, stream, methods, deadline, Guard::default()).await;
+                return match r {
+                    Ok(c) => {
+                        *c.proxy_command.lock().unwrap_or_else(|p| p.into_inner()) = Some(pc);
+                        Ok(c)
+                    }
+                    Err(e) => Err(proxy_command_error(&mut pc, e).await),
+                };
+            }
+            Route::Via { parent, owned } => {
+                Trace::emit(&opts.trace, || format!("connecting to {host}:{} through {}:{}", opts.port, parent.host(), parent.port()));
+                let ch = with_deadline(deadline, "connect", opts.connect_timeout, parent.open_direct_tcpip(&host, opts.port, "127.0.0.1", 0)).await?;
+                let stream = transport::channel_stream(ch);
+                let guard = Guard { proxy_command: None, parent: Some((Arc::clone(&parent), owned)) };
+                return Self::handshake(opts, stream, methods, deadline, guard).await;
+            }
+        }
         let address = if host.contains(':') { format!("[{host}]:{}", opts.port) } else { format!("{host}:{}", opts.port) };
         Trace::emit(&opts.trace, || format!("connecting to {address}"));
         let stream = with_deadline(deadline, "connect", opts.connect_timeout, async {
@@ -502,7 +617,7 @@ impl Client {
             Ok(a) => format!("connection established to {a}"),
             Err(_) => "connection established".into(),
         });
-        Self::handshake(opts, stream, methods, deadline).await
+        Self::handshake(opts, stream, methods, deadline, Guard::default()).await
     }
 
     /// Runs SSH over an already connected stream (proxies, jump hosts, tests).
@@ -514,12 +629,12 @@ impl Client {
             validate(&opts)?;
             let methods = auth::prepare(&opts.auth)?;
             let deadline = opts.connect_timeout.map(|t| Instant::now() + t);
-            Self::handshake(opts, stream, methods, deadline).await
+            Self::handshake(opts, stream, methods, deadline, Guard::default()).await
         })
         .await
     }
 
-    async fn handshake<S>(opts: ConnectOptions, stream: S, methods: Vec<auth::Prepared>, deadline: Option<Instant>) -> Result<Client>
+    async fn handshake<S>(opts: ConnectOptions, stream: S, methods: Vec<auth::Prepared>, deadline: Option<Instant>, guard: Guard) -> Result<Client>
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
@@ -542,6 +657,8 @@ impl Client {
         let shared = Arc::new(ConnShared {
             trace: opts.trace.clone(),
             x11: Arc::new(Mutex::new(None)),
+            remote_tcp: Mutex::new(Vec::new()),
+            remote_unix: Mutex::new(HashMap::new()),
             channels: Mutex::new(HashMap::new()),
             state: Mutex::new(ConnState::default()),
             closed: Notify::new(),
@@ -581,6 +698,8 @@ impl Client {
             agent_forward_default: opts.agent_forward.is_some() && opts.agent_forward_all,
             agent_forward_possible: opts.agent_forward.is_some(),
             agent_requested: std::sync::atomic::AtomicBool::new(false),
+            proxy_command: Mutex::new(guard.proxy_command),
+            parent: guard.parent,
         })
     }
 
@@ -651,6 +770,99 @@ impl Client {
         if tokio::time::timeout(Duration::from_secs(3), self.closed()).await.is_err() {
             self.shared.finish(None);
         }
+        self.release_transport().await;
+    }
+
+    /// Ends what carried this connection: the proxy command, a jump host we opened.
+    async fn release_transport(&self) {
+        let pc = self.proxy_command.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(mut pc) = pc {
+            let _ = pc.child.kill().await;
+        }
+        if let Some((parent, true)) = &self.parent {
+            Box::pin(parent.close()).await;
+        }
+    }
+
+    /// Opens a direct-tcpip channel (RFC 4254 §7.2): the server connects to host:port.
+    /// These do not count against maxSessions (OpenSSH limits only sessions).
+    pub async fn open_direct_tcpip(&self, host: &str, port: u16, originator: &str, originator_port: u16) -> Result<Channel> {
+        if let Some(e) = self.close_error() {
+            return Err(e);
+        }
+        let ch = self
+            .handle
+            .channel_open_direct_tcpip(host, port as u32, originator, originator_port as u32)
+            .await
+            .map_err(|e| match e {
+                russh::Error::ChannelOpenFailure(r) => {
+                    let reason = crate::error::channel_open_failure_name(&r);
+                    Error::channel(reason, format!("the server could not open a connection to {host}:{port} ({reason})"))
+                }
+                other => self.close_error().unwrap_or_else(|| Error::from(other)),
+            })?;
+        Trace::emit(&self.shared.trace, || format!("channel {}: direct-tcpip to {host}:{port}", ch.id().number()));
+        Ok(self.shared.adopt(ch))
+    }
+
+    /// Opens a direct-streamlocal channel: the server connects to a Unix socket.
+    pub async fn open_direct_streamlocal(&self, path: &str) -> Result<Channel> {
+        if let Some(e) = self.close_error() {
+            return Err(e);
+        }
+        let ch = self.handle.channel_open_direct_streamlocal(path).await.map_err(|e| match e {
+            russh::Error::ChannelOpenFailure(r) => {
+                let reason = crate::error::channel_open_failure_name(&r);
+                Error::channel(reason, format!("the server could not open a connection to {path} ({reason})"))
+            }
+            other => self.close_error().unwrap_or_else(|| Error::from(other)),
+        })?;
+        Ok(self.shared.adopt(ch))
+    }
+
+    /// -R: asks the server to listen on bind_address:port (0 = any port) and send its
+    /// connections to `target`. Returns the port the server bound.
+    pub async fn forward_remote(&self, bind_address: &str, port: u16, target: Target) -> Result<u16> {
+        let spec = format!("{bind_address}:{port} → {}", target.describe());
+        let bound = self.handle.tcpip_forward(bind_address, port as u32).await.map_err(|e| match e {
+            russh::Error::RequestDenied => Error::Forward {
+                spec: spec.clone(),
+                message: "the server refused to listen there (AllowTcpForwarding, GatewayPorts, a port in use or below 1024?)".into(),
+            },
+            other => self.close_error().unwrap_or_else(|| Error::from(other)),
+        })?;
+        let bound = if bound == 0 { port as u32 } else { bound };
+        self.shared.remote_tcp.lock().unwrap_or_else(|p| p.into_inner()).push((bind_address.to_string(), bound, target));
+        Ok(bound as u16)
+    }
+
+    pub async fn cancel_forward_remote(&self, bind_address: &str, port: u16) -> Result<()> {
+        self.shared.remote_tcp.lock().unwrap_or_else(|p| p.into_inner()).retain(|(a, p, _)| !(a == bind_address && *p == port as u32));
+        if self.is_closed() {
+            return Ok(());
+        }
+        self.handle.cancel_tcpip_forward(bind_address, port as u32).await.map_err(Error::from)
+    }
+
+    /// -R with a remote Unix socket (streamlocal-forward@openssh.com).
+    pub async fn forward_remote_unix(&self, path: &str, target: Target) -> Result<()> {
+        self.handle.streamlocal_forward(path).await.map_err(|e| match e {
+            russh::Error::RequestDenied => Error::Forward {
+                spec: format!("{path} → {}", target.describe()),
+                message: "the server refused to listen on that socket (AllowStreamLocalForwarding, an existing file?)".into(),
+            },
+            other => self.close_error().unwrap_or_else(|| Error::from(other)),
+        })?;
+        self.shared.remote_unix.lock().unwrap_or_else(|p| p.into_inner()).insert(path.to_string(), target);
+        Ok(())
+    }
+
+    pub async fn cancel_forward_remote_unix(&self, path: &str) -> Result<()> {
+        self.shared.remote_unix.lock().unwrap_or_else(|p| p.into_inner()).remove(path);
+        if self.is_closed() {
+            return Ok(());
+        }
+        self.handle.cancel_streamlocal_forward(path).await.map_err(Error::from)
     }
 
     /// Opens a session channel, waiting for a free slot under maxSessions, and retrying

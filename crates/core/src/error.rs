@@ -58,6 +58,9 @@ pub enum Error {
     Disconnect { reason: String, description: String },
     Config { option: Option<String>, file: Option<PathBuf>, line: Option<usize>, message: String },
     Protocol { message: String },
+    /// A jump host (`hop`, 0-based, and its `host`), a proxy command (with its stderr) or a proxy failed.
+    Proxy { hop: Option<usize>, host: Option<String>, command: Option<String>, stderr: Option<String>, message: String, cause: Option<Box<Error>> },
+    Forward { spec: String, message: String },
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -76,6 +79,8 @@ impl Error {
             Error::Command { .. } => "ERR_SSH_COMMAND",
             Error::Disconnect { .. } | Error::Protocol { .. } => "ERR_SSH_DISCONNECTED",
             Error::Config { .. } => "ERR_SSH_CONFIG",
+            Error::Proxy { .. } => "ERR_SSH_PROXY",
+            Error::Forward { .. } => "ERR_SSH_FORWARD",
         }
     }
 
@@ -125,6 +130,8 @@ impl fmt::Display for Error {
                 }
             }
             Error::Protocol { message } => write!(f, "protocol error: {message}"),
+            Error::Proxy { message, .. } => f.write_str(message),
+            Error::Forward { spec, message } => write!(f, "forwarding {spec}: {message}"),
         }
     }
 }

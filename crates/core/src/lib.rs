@@ -9,11 +9,13 @@ pub mod cancel;
 pub mod channel;
 pub mod client;
 pub mod error;
+pub mod forward;
 mod host_key;
 pub mod keys;
 pub mod known_hosts;
 pub mod options;
 pub mod ssh_config;
+pub mod transport;
 pub mod x11;
 
 pub use cancel::CancelToken;

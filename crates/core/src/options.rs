@@ -174,6 +174,31 @@ impl Trace {
     }
 }
 
+/// How the SSH server is reached.
+#[derive(Clone, Default)]
+pub enum Route {
+    #[default]
+    Direct,
+    /// `socks5://…`, `socks4a://…`, `http://…` (CONNECT)
+    Proxy(crate::transport::ProxyUrl),
+    /// A command whose stdin/stdout carry the connection (`%h %p %r %n %%` expanded).
+    ProxyCommand { template: String, original_host: String },
+    /// A direct-tcpip channel of another connection (a jump host). `owned`: closing this
+    /// connection closes that one too.
+    Via { parent: Arc<crate::client::Client>, owned: bool },
+}
+
+impl fmt::Debug for Route {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Route::Direct => f.write_str("Direct"),
+            Route::Proxy(p) => write!(f, "Proxy({p:?})"),
+            Route::ProxyCommand { template, .. } => write!(f, "ProxyCommand({template:?})"),
+            Route::Via { parent, owned } => write!(f, "Via({}:{}, owned={owned})", parent.host(), parent.port()),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct ConnectOptions {
     pub host: String,
@@ -193,6 +218,7 @@ pub struct ConnectOptions {
     /// Request agent forwarding on every session, not only those that ask.
     pub agent_forward_all: bool,
     pub trace: Option<Trace>,
+    pub route: Route,
 }
 
 impl ConnectOptions {
@@ -213,6 +239,7 @@ impl ConnectOptions {
             agent_forward: None,
             agent_forward_all: false,
             trace: None,
+            route: Route::Direct,
         }
     }
 }

@@ -60,6 +60,18 @@ pub fn to_json(e: &Error) -> Value {
             o.insert("file".into(), path_value(file));
             o.insert("line".into(), json!(line));
         }
+        Error::Proxy { hop, host, command, stderr, cause, .. } => {
+            o.insert("hop".into(), json!(hop));
+            o.insert("host".into(), json!(host));
+            o.insert("command".into(), json!(command));
+            o.insert("stderr".into(), json!(stderr));
+            if let Some(c) = cause {
+                o.insert("cause".into(), to_json(c));
+            }
+        }
+        Error::Forward { spec, .. } => {
+            o.insert("spec".into(), json!(spec));
+        }
         Error::Aborted | Error::Command { .. } | Error::Protocol { .. } => {}
     }
     Value::Object(o)
