@@ -48,7 +48,7 @@ export declare class NativeClient {
    * Connects and authenticates. `on_close` is called once when the connection ends
    * (with a serialized error, or null after close()); until then it keeps Node alive.
    */
-  static connect(options: NativeConnectOptions, onClose: (err: string | null) => void, verify?: (key: NativeHostKeyInfo) => Promise<boolean>, keyboardInteractive?: (req: NativeKbdRequest) => Promise<string[] | null>, cancel?: NativeCancel, debug?: (line: string) => void): Promise<NativeClient>
+  static connect(options: NativeConnectOptions, onClose: (err: string | null) => void, verify?: (key: NativeHostKeyInfo) => Promise<boolean>, keyboardInteractive?: (req: NativeKbdRequest) => Promise<string[] | null>, cancel?: NativeCancel, debug?: (line: string) => void, via?: NativeClient, viaOwned?: boolean): Promise<NativeClient>
   /** Stop (false) or resume (true) keeping the process alive while connected. */
   setRef(keep: boolean): void
   get algorithms(): NativeNegotiated | null
@@ -59,6 +59,25 @@ export declare class NativeClient {
   /** Starts `command` (a shell when null) and returns its channel for streaming. */
   start(command?: string | undefined | null, options?: NativeSessionOptions | undefined | null, cancel?: NativeCancel | undefined | null): Promise<NativeChannel>
   subsystem(name: string, cancel?: NativeCancel | undefined | null): Promise<NativeChannel>
+  close(): Promise<void>
+  /** A direct-tcpip channel to host:port, as a stream. */
+  openTcp(host: string, port: number, cancel?: NativeCancel | undefined | null): Promise<NativeChannel>
+  /** A direct-streamlocal channel to a Unix socket on the server, as a stream. */
+  openUnix(path: string, cancel?: NativeCancel | undefined | null): Promise<NativeChannel>
+  forwardLocal(spec: NativeLocalForward): Promise<NativeForward>
+  forwardDynamic(bindHost: string, bindPort: number): Promise<NativeForward>
+  /** -R: returns the port the server bound. */
+  forwardRemote(bindAddress: string, port: number, target: NativeTarget): Promise<number>
+  cancelForwardRemote(bindAddress: string, port: number): Promise<void>
+  forwardRemoteUnix(path: string, target: NativeTarget): Promise<void>
+  cancelForwardRemoteUnix(path: string): Promise<void>
+}
+
+export declare class NativeForward {
+  get localPort(): number | null
+  get localAddress(): string | null
+  get localPath(): string | null
+  /** Stops listening and ends every connection the forward carries. */
   close(): Promise<void>
 }
 
@@ -106,6 +125,14 @@ export interface NativeAuthMethod {
   certificatePath?: string
 }
 
+export interface NativeConfigEntry {
+  /** Lowercase keyword, as `ssh -G` prints it. */
+  key: string
+  values: Array<string>
+  /** Set by a configuration file (not only a default). */
+  explicit: boolean
+}
+
 export interface NativeConnectOptions {
   host: string
   port: number
@@ -127,6 +154,12 @@ export interface NativeConnectOptions {
   agentSocket?: string
   /** Request agent forwarding on every session. */
   agentForwardAll?: boolean
+  /** `socks5://…`, `socks4://…`, `socks4a://…`, `http://…` */
+  proxy?: string
+  /** Run through the shell; `%h %p %r %n %%` expanded. */
+  proxyCommand?: string
+  /** The name the user gave (for %n), before HostName. */
+  originalHost?: string
 }
 
 export interface NativeExecOptions {
@@ -225,6 +258,14 @@ export interface NativeKnownHostsSource {
   text: string
 }
 
+export interface NativeLocalForward {
+  /** TCP listener (with bind_port) or, with bind_path, a Unix socket listener. */
+  bindHost?: string
+  bindPort?: number
+  bindPath?: string
+  target: NativeTarget
+}
+
 export interface NativeNegotiated {
   kex: string
   hostKey: string
@@ -257,6 +298,12 @@ export interface NativeSessionOptions {
   x11?: NativeX11
 }
 
+export interface NativeTarget {
+  host?: string
+  port?: number
+  path?: string
+}
+
 export interface NativeX11 {
   /** `:N`, `host:N` or a socket path */
   display: string
@@ -268,6 +315,12 @@ export interface NativeX11 {
 
 /** Public facts about a private or public key (never the secret part). */
 export declare function parseKey(data: Buffer, passphrase?: string | undefined | null): NativeKeyInfo
+
+/**
+ * Resolves every keyword for `host`. `file` replaces ~/.ssh/config (like ssh -F, which
+ * then also skips /etc/ssh/ssh_config).
+ */
+export declare function resolveConfig(host: string, file?: string | undefined | null, user?: string | undefined | null, port?: number | undefined | null): Array<NativeConfigEntry>
 
 /** Algorithm names this build can negotiate, per list. */
 export declare function supportedAlgorithms(): NativeAlgorithms

@@ -6,7 +6,7 @@
 // in the machine's load hits all of them alike. See bench/README.md for the knobs.
 import { mkdirSync, writeFileSync, readFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
-import { execFileSync } from 'node:child_process'
+import { spawnSync } from 'node:child_process'
 import { cpus, loadavg, totalmem } from 'node:os'
 import { fileURLToPath } from 'node:url'
 import { startSshd } from '../__test__/fixtures/sshd.mjs'
@@ -77,11 +77,9 @@ function requireSsh2Binding() {
 }
 
 function sshVersion() {
-  try {
-    return execFileSync('ssh', ['-V'], { stdio: ['ignore', 'pipe', 'pipe'] }).toString().trim() || null
-  } catch (e) {
-    return e.stderr?.toString().trim() ?? null
-  }
+  // `ssh -V` prints its version on stderr
+  const r = spawnSync('ssh', ['-V'], { encoding: 'utf8' })
+  return (r.stderr || r.stdout || '').trim() || null
 }
 
 async function main() {

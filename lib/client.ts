@@ -7,6 +7,10 @@ import binding, { type NativeChannel, type NativeClient } from './native'
 import { type ConnectOptions, type HostKeyInfo, envToNative, ptyToNative, resolveOptions, type PtyOptions, type X11Options, x11ToNative } from './options'
 import { ChannelDuplex } from './stream'
 import type { SshClientBuilder } from './builder'
+import type { DynamicForwardOptions, Forward, LocalForwardOptions, LocalUnixForwardOptions, RemoteForwardOptions, RemoteUnixForwardOptions } from './forward'
+import { hopOptions, parseJumpSpec } from './jump'
+import { applySshConfig } from './config'
+import { ProxyError } from './errors'
 
 /** Algorithms negotiated for a connection (client→server; `*ServerToClient` where they differ). */
 export interface NegotiatedAlgorithms {
@@ -64,6 +68,7 @@ export async function withSignal<T>(signal: AbortSignal | undefined, fn: (cancel
 export class SshClient extends EventEmitter {
   readonly #native: NativeClient
   readonly #closed: Promise<Error | undefined>
+  readonly #forwards = new Set<Forward>()
   #closeError: Error | undefined
   #isClosed = false
 
@@ -76,9 +81,11 @@ export class SshClient extends EventEmitter {
   constructor(nat: NativeClient, closed: Promise<Error | undefined>) {
     super()
     this.#native = nat
-    this.#closed = closed.then((err) => {
+    this.#closed = closed.then(async (err) => {
       this.#isClosed = true
       this.#closeError = err
+      // forwards end with their connection: their listeners must not outlive it
+      await Promise.all([...this.#forwards].map((f) => f.close().catch(() => {})))
       // an 'error' event nobody listens to would crash the process: 'close' carries the error
       this.emit('close', err)
       return err
@@ -235,6 +242,109 @@ export class SshClient extends EventEmitter {
     return new ChannelDuplex(Promise.resolve(chan))
   }
 
+  /**
+   * A direct-tcpip channel: the server connects to `host:port`, the Duplex carries the bytes.
+   * @example
+   * const db = await ssh.openTcp('db.internal', 5432)
+   */
+  async openTcp(host: string, port: number, options: { signal?: AbortSignal } = {}): Promise<ChannelDuplex> {
+    if (typeof host !== 'string' || !host) throw new ConfigError('openTcp: host must be a non-empty string', { option: 'host' })
+    checkPort('port', port, false)
+    this.#checkOpen()
+    const chan = await withSignal(options.signal, (cancel) => this.#native.openTcp(host, port, cancel))
+    return new ChannelDuplex(Promise.resolve(chan))
+  }
+
+  /** A channel to a Unix socket on the server (direct-streamlocal@openssh.com), as a Duplex. */
+  async openUnix(path: string, options: { signal?: AbortSignal } = {}): Promise<ChannelDuplex> {
+    if (typeof path !== 'string' || !path) throw new ConfigError('openUnix: path must be a non-empty string', { option: 'path' })
+    this.#checkOpen()
+    const chan = await withSignal(options.signal, (cancel) => this.#native.openUnix(path, cancel))
+    return new ChannelDuplex(Promise.resolve(chan))
+  }
+
+  #track(f: Forward): Forward {
+    this.#forwards.add(f)
+    const close = f.close.bind(f)
+    return Object.freeze({ ...pick(f), close: async () => { this.#forwards.delete(f); await close() } })
+  }
+
+  /**
+   * `ssh -L`: listens locally; each connection reaches `remoteHost:remotePort` (or `remotePath`)
+   * through the server. Bytes are copied natively.
+   * @example
+   * const fwd = await ssh.forwardLocal({ localPort: 0, remoteHost: 'db', remotePort: 5432 })
+   * console.log(fwd.localPort); await fwd.close()
+   */
+  async forwardLocal(options: LocalForwardOptions): Promise<Forward> {
+    const o = forwardOptions(options, 'forwardLocal')
+    this.#checkOpen()
+    const target = remoteTarget(o)
+    const localHost = optHost(o, 'localHost') ?? '127.0.0.1'
+    const localPort = o.localPort === undefined ? 0 : checkPort('localPort', o.localPort, true)
+    const f = await native(() => this.#native.forwardLocal({ bindHost: localHost, bindPort: localPort, target }))
+    return this.#track(nativeForward(f))
+  }
+
+  /** `ssh -L /path:…`: a local Unix socket listener forwarded through the server. */
+  async forwardLocalUnix(options: LocalUnixForwardOptions): Promise<Forward> {
+    const o = forwardOptions(options, 'forwardLocalUnix')
+    if (typeof o.localPath !== 'string' || !o.localPath) throw new ConfigError('forwardLocalUnix: localPath is required', { option: 'localPath' })
+    this.#checkOpen()
+    const f = await native(() => this.#native.forwardLocal({ bindPath: o.localPath as string, target: remoteTarget(o) }))
+    return this.#track(nativeForward(f))
+  }
+
+  /** `ssh -D`: a local SOCKS 4, 4a and 5 proxy whose connections go out from the server. */
+  async forwardDynamic(options: DynamicForwardOptions = {}): Promise<Forward> {
+    const o = forwardOptions(options, 'forwardDynamic')
+    this.#checkOpen()
+    const localHost = optHost(o, 'localHost') ?? '127.0.0.1'
+    const localPort = o.localPort === undefined ? 0 : checkPort('localPort', o.localPort, true)
+    const f = await native(() => this.#native.forwardDynamic(localHost, localPort))
+    return this.#track(nativeForward(f))
+  }
+
+  /**
+   * `ssh -R`: the server listens on `remoteHost:remotePort` (0 = any, reported) and its
+   * connections come to `localHost:localPort` (or `localPath`).
+   */
+  async forwardRemote(options: RemoteForwardOptions): Promise<Forward> {
+    const o = forwardOptions(options, 'forwardRemote')
+    this.#checkOpen()
+    const bind = optHost(o, 'remoteHost') ?? 'localhost'
+    const port = o.remotePort === undefined ? 0 : checkPort('remotePort', o.remotePort, true)
+    const target = localTarget(o)
+    const bound = await native(() => this.#native.forwardRemote(bind, port, target))
+    const nat = this.#native
+    return this.#track({ remotePort: bound, close: async () => { if (!this.isClosed) await native(() => nat.cancelForwardRemote(bind, bound)).catch(() => {}) } })
+  }
+
+  /** `ssh -R /path:…`: the server listens on a Unix socket. */
+  async forwardRemoteUnix(options: RemoteUnixForwardOptions): Promise<Forward> {
+    const o = forwardOptions(options, 'forwardRemoteUnix')
+    if (typeof o.remotePath !== 'string' || !o.remotePath) throw new ConfigError('forwardRemoteUnix: remotePath is required', { option: 'remotePath' })
+    this.#checkOpen()
+    const path = o.remotePath as string
+    await native(() => this.#native.forwardRemoteUnix(path, localTarget(o)))
+    const nat = this.#native
+    return this.#track({ close: async () => { if (!this.isClosed) await native(() => nat.cancelForwardRemoteUnix(path)).catch(() => {}) } })
+  }
+
+  /**
+   * A new client whose connection runs through this one (a jump); closing it leaves this
+   * connection open.
+   */
+  async jump(options: ConnectOptions): Promise<SshClient> {
+    this.#checkOpen()
+    return connectVia(options, this, false)
+  }
+
+  /** @internal */
+  get nativeHandle(): NativeClient {
+    return this.#native
+  }
+
   /** Lets the process exit while this connection is open (like `socket.unref()`). */
   unref(): this {
     if (!this.isClosed) this.#native.setRef(false)
@@ -264,15 +374,124 @@ export class SshClient extends EventEmitter {
  * @example
  * const ssh = await connect({ host: 'app.internal', username: 'deploy', privateKeyPath: '~/.ssh/id_ed25519' })
  */
-export async function connect(options: ConnectOptions): Promise<SshClient> {
+export async function connect(input: ConnectOptions): Promise<SshClient> {
+  const sshConfig = input && typeof input === 'object' ? input.sshConfig : undefined
+  const options = input && typeof input === 'object' ? applySshConfig(input) : input
+  const jump = options && typeof options === 'object' ? options.proxyJump : undefined
+  if (jump === undefined || jump === null || (Array.isArray(jump) && jump.length === 0)) return connectVia(options, undefined, false)
+  const { proxyJump: _ignored, ...target } = options
+  if (target.proxy !== undefined || target.proxyCommand !== undefined) {
+    throw new ConfigError('proxyJump cannot be combined with proxy or proxyCommand', { option: 'proxyJump' })
+  }
+  const hops: (Partial<ConnectOptions> | SshClient)[] = (Array.isArray(jump) ? jump : [jump]).flatMap((h): (Partial<ConnectOptions> | SshClient)[] =>
+    typeof h === 'string'
+      // hops named in ProxyJump are resolved through the same configuration, as ssh does
+      ? parseJumpSpec(h).map((hop) => (sshConfig ? withoutJump(applySshConfig({ ...hop, sshConfig } as ConnectOptions)) : hop))
+      : [h])
+  let via: SshClient | undefined
+  let owned = false
+  const opened: SshClient[] = []
+  try {
+    for (const [i, hop] of hops.entries()) {
+      if (hop instanceof SshClient) {
+        if (hop.isClosed) throw new ProxyError(`jump host ${i} is a closed client`, { hop: i })
+        via = hop
+        owned = false
+        continue
+      }
+      if (hop === null || typeof hop !== 'object' || typeof (hop as ConnectOptions).host !== 'string') {
+        throw new ConfigError(`proxyJump: hop ${i} must be 'user@host:port', connect options or an SshClient`, { option: 'proxyJump' })
+      }
+      const hopOpts = hopOptions(hop as Partial<ConnectOptions>, target as ConnectOptions)
+      try {
+        via = await connectVia(hopOpts, via, owned)
+      } catch (e) {
+        if (e instanceof ConfigError || (e as Error).name === 'AbortError') throw e
+        throw new ProxyError(`jump host ${i} (${hopOpts.host}${hopOpts.port ? `:${hopOpts.port}` : ''}) failed: ${(e as Error).message}`, { hop: i, host: hopOpts.host }, { cause: e })
+      }
+      opened.push(via)
+      owned = true
+    }
+    return await connectVia(target as ConnectOptions, via, owned)
+  } catch (e) {
+    // the hops we opened go with the failure; a client the caller passed in stays open
+    for (const c of opened.reverse()) await c.close().catch(() => {})
+    throw e
+  }
+}
+
+async function connectVia(options: ConnectOptions, via: SshClient | undefined, owned: boolean): Promise<SshClient> {
   const r = resolveOptions(options)
   let onClosed!: (err: Error | undefined) => void
   const closed = new Promise<Error | undefined>((resolve) => { onClosed = resolve })
   const onClose = (err: string | null): void => onClosed(err ? fromNative(err) : undefined)
   const nat = await withSignal(r.signal, (cancel) =>
-    binding.NativeClient.connect(r.native, onClose, r.verify, r.keyboardInteractive, cancel, r.debug),
+    binding.NativeClient.connect(r.native, onClose, r.verify, r.keyboardInteractive, cancel, r.debug, via?.nativeHandle, owned),
   )
-  return new SshClient(nat, closed)
+  const client = new SshClient(nat, closed)
+  if (via && owned) {
+    // a hop we opened lives exactly as long as the connection through it
+    void client.closed.then(() => via.close())
+  }
+  return client
+}
+
+function withoutJump(o: ConnectOptions): Partial<ConnectOptions> {
+  const { proxyJump: _jump, ...rest } = o
+  return rest
+}
+
+function pick(f: Forward): Omit<Forward, 'close'> {
+  const out: Record<string, unknown> = {}
+  for (const k of ['localPort', 'localAddress', 'localPath', 'remotePort'] as const) if (f[k] !== undefined && f[k] !== null) out[k] = f[k]
+  return out as Omit<Forward, 'close'>
+}
+
+function nativeForward(f: InstanceType<typeof binding.NativeForward>): Forward {
+  return {
+    localPort: f.localPort ?? undefined,
+    localAddress: f.localAddress ?? undefined,
+    localPath: f.localPath ?? undefined,
+    close: () => native(() => f.close()),
+  }
+}
+
+function forwardOptions(o: unknown, what: string): Record<string, unknown> {
+  if (o === null || typeof o !== 'object') throw new ConfigError(`${what}: needs an options object`, { option: what })
+  return o as Record<string, unknown>
+}
+
+function checkPort(option: string, v: unknown, zeroOk: boolean): number {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < (zeroOk ? 0 : 1) || v > 65535) {
+    throw new ConfigError(`${option}: must be an integer between ${zeroOk ? 0 : 1} and 65535`, { option })
+  }
+  return v
+}
+
+function optHost(o: Record<string, unknown>, option: string): string | undefined {
+  const v = o[option]
+  if (v === undefined) return undefined
+  if (typeof v !== 'string' || !v) throw new ConfigError(`${option}: must be a non-empty string`, { option })
+  return v
+}
+
+function remoteTarget(o: Record<string, unknown>): { host?: string; port?: number; path?: string } {
+  if (o.remotePath !== undefined) {
+    if (typeof o.remotePath !== 'string' || !o.remotePath) throw new ConfigError('remotePath: must be a non-empty string', { option: 'remotePath' })
+    if (o.remoteHost !== undefined || o.remotePort !== undefined) throw new ConfigError('remotePath: give either remotePath or remoteHost/remotePort', { option: 'remotePath' })
+    return { path: o.remotePath }
+  }
+  const host = optHost(o, 'remoteHost')
+  if (!host) throw new ConfigError('remoteHost: is required (or remotePath)', { option: 'remoteHost' })
+  return { host, port: checkPort('remotePort', o.remotePort, false) }
+}
+
+function localTarget(o: Record<string, unknown>): { host?: string; port?: number; path?: string } {
+  if (o.localPath !== undefined) {
+    if (typeof o.localPath !== 'string' || !o.localPath) throw new ConfigError('localPath: must be a non-empty string', { option: 'localPath' })
+    return { path: o.localPath }
+  }
+  return { host: optHost(o, 'localHost') ?? '127.0.0.1', port: checkPort('localPort', o.localPort, false) }
 }
 
 export type { HostKeyInfo }

@@ -84,8 +84,8 @@ export interface ConnectOptions {
   username?: string
   /** A private key (OpenSSH or PEM text). */
   privateKey?: string | Buffer
-  /** Path of a private key file (`~` expanded). */
-  privateKeyPath?: string
+  /** Path of a private key file (`~` expanded), or several, tried in order. */
+  privateKeyPath?: string | string[]
   /** Passphrase of an encrypted private key. */
   passphrase?: string
   /** An OpenSSH user certificate (`*-cert.pub` contents) for the private key or the agent's key. */
@@ -120,6 +120,24 @@ export interface ConnectOptions {
    */
   agentForward?: boolean | string
   /**
+   * Jump hosts, like `ssh -J`: `'user@bastion:2222,hop2'`, connect options, a connected
+   * `SshClient`, or an array of them. Each hop has its host key checked under its own name;
+   * hops take the target's authentication and host key options unless they give their own.
+   */
+  proxyJump?: string | Partial<ConnectOptions> | import('./client').SshClient | (string | Partial<ConnectOptions> | import('./client').SshClient)[]
+  /** A command whose stdin/stdout carry the connection (`nc %h %p`, `ssh -W %h:%p bastion`); `%h %p %r %n %%` are expanded. */
+  proxyCommand?: string
+  /**
+   * Read OpenSSH client configuration: `true` = `~/.ssh/config` (then `/etc/ssh/ssh_config`),
+   * or a file path. HostName, User, Port, IdentityFile, CertificateFile, IdentityAgent,
+   * ProxyJump (hops resolved through it too), ProxyCommand, UserKnownHostsFile,
+   * StrictHostKeyChecking, ServerAliveInterval, ConnectTimeout, Ciphers, … apply; options given
+   * here always win.
+   */
+  sshConfig?: boolean | string
+  /** A proxy: `socks5://[user:pass@]host:port`, `socks4://…`, `socks4a://…` or `http://[user:pass@]host:port` (CONNECT). */
+  proxy?: string
+  /**
    * A protocol trace like `ssh -v`: `true` writes to stderr, a function receives each line.
    * Passwords, passphrases, keys and command lines never appear in it.
    */
@@ -131,11 +149,12 @@ export interface ConnectOptions {
 const KNOWN_OPTIONS = new Set([
   'host', 'port', 'username', 'user', 'privateKey', 'privateKeyPath', 'passphrase', 'password', 'agent', 'certificate', 'certificatePath',
   'keyboardInteractive', 'authOrder', 'hostKey', 'algorithms', 'connectTimeout', 'keepaliveInterval',
-  'keepaliveCountMax', 'maxSessions', 'highWaterMark', 'signal', 'agentForward', 'debug',
+  'keepaliveCountMax', 'maxSessions', 'highWaterMark', 'signal', 'agentForward', 'debug', 'proxyJump', 'proxyCommand', 'proxy',
+  'sshConfig',
 ])
 
 /** Options of the design that later versions implement: named in errors, not silently ignored. */
-const NOT_YET = new Set(['proxyJump', 'proxyCommand', 'proxy', 'sock', 'sshConfig'])
+const NOT_YET = new Set(['sock'])
 
 function expandHome(p: string): string {
   if (p === '~') return homedir()
@@ -242,13 +261,17 @@ export function resolveOptions(input: ConnectOptions): Resolved {
     if (typeof k !== 'string' && !Buffer.isBuffer(k)) bad('privateKey', 'must be a string or a Buffer')
     methods.publickey.push({ kind: 'publickey', privateKey: Buffer.from(k), passphrase, ...cert })
   }
-  const keyPath = optString(o, 'privateKeyPath')
-  if (keyPath !== undefined) {
-    const path = resolve(expandHome(keyPath))
-    if (!existsSync(path)) throw new ConfigError(`privateKeyPath: no such file ${path}`, { option: 'privateKeyPath', file: path })
-    // like ssh: a certificate beside the key is used with it
-    const beside = certificate || certificatePath ? undefined : existsSync(`${path}-cert.pub`) ? `${path}-cert.pub` : undefined
-    methods.publickey.push({ kind: 'publickey', privateKeyPath: path, passphrase, ...cert, ...(beside ? { certificatePath: beside } : {}) })
+  const keyPaths = o.privateKeyPath
+  if (keyPaths !== undefined && keyPaths !== null) {
+    const list = typeof keyPaths === 'string' ? [keyPaths] : keyPaths
+    if (!Array.isArray(list) || list.length === 0 || !list.every((p) => typeof p === 'string' && p.length > 0)) bad('privateKeyPath', 'must be a path or a non-empty array of paths')
+    for (const keyPath of list as string[]) {
+      const path = resolve(expandHome(keyPath))
+      if (!existsSync(path)) throw new ConfigError(`privateKeyPath: no such file ${path}`, { option: 'privateKeyPath', file: path })
+      // like ssh: a certificate beside the key is used with it
+      const beside = certificate || certificatePath ? undefined : existsSync(`${path}-cert.pub`) ? `${path}-cert.pub` : undefined
+      methods.publickey.push({ kind: 'publickey', privateKeyPath: path, passphrase, ...cert, ...(beside ? { certificatePath: beside } : {}) })
+    }
   }
   const agent = o.agent
   if (agent !== undefined && agent !== false) {
@@ -364,6 +387,15 @@ export function resolveOptions(input: ConnectOptions): Resolved {
   if (af === true && !process.env.SSH_AUTH_SOCK) bad('agentForward', 'is true but SSH_AUTH_SOCK is not set (no local agent to forward)')
   native.agentSocket = typeof af === 'string' ? resolve(expandHome(af)) : process.env.SSH_AUTH_SOCK || undefined
   native.agentForwardAll = af !== undefined && af !== false
+  const proxy = optString(o, 'proxy')
+  const proxyCommand = optString(o, 'proxyCommand')
+  if (proxy !== undefined && proxyCommand !== undefined) bad('proxy', 'give either proxy or proxyCommand, not both')
+  if (proxy !== undefined) native.proxy = proxy
+  if (proxyCommand !== undefined) {
+    if (!proxyCommand.trim()) bad('proxyCommand', 'must not be empty')
+    native.proxyCommand = proxyCommand
+    native.originalHost = host
+  }
   let signal: AbortSignal | undefined
   if (o.signal !== undefined && o.signal !== null) {
     if (!(o.signal instanceof AbortSignal)) bad('signal', 'must be an AbortSignal')

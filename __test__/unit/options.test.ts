@@ -20,7 +20,7 @@ describe('connect() rejects bad options with ConfigError before touching the net
     await configError({ host: 'h', usernme: 'x' }, /unknown option 'usernme'; did you mean 'username'/, 'usernme')
   })
   it('names options of later versions instead of ignoring them', async () => {
-    await configError({ host: 'h', proxyJump: 'b' }, /proxyJump.*not supported/, 'proxyJump')
+    await configError({ host: 'h', sock: {} }, /sock.*not supported/, 'sock')
   })
   it.each([0, 65536, -1, 1.5, '22', NaN])('port %s is out of range', async (port) => {
     await configError({ host: 'h', port }, /port/, 'port')

@@ -133,7 +133,7 @@ impl NativeClient {
     /// Connects and authenticates. `on_close` is called once when the connection ends
     /// (with a serialized error, or null after close()); until then it keeps Node alive.
     #[napi(
-        ts_args_type = "options: NativeConnectOptions, onClose: (err: string | null) => void, verify?: (key: NativeHostKeyInfo) => Promise<boolean>, keyboardInteractive?: (req: NativeKbdRequest) => Promise<string[] | null>, cancel?: NativeCancel, debug?: (line: string) => void"
+        ts_args_type = "options: NativeConnectOptions, onClose: (err: string | null) => void, verify?: (key: NativeHostKeyInfo) => Promise<boolean>, keyboardInteractive?: (req: NativeKbdRequest) => Promise<string[] | null>, cancel?: NativeCancel, debug?: (line: string) => void, via?: NativeClient, viaOwned?: boolean"
     )]
     pub async fn connect(
         options: NativeConnectOptions,
@@ -142,8 +142,16 @@ impl NativeClient {
         keyboard_interactive: Option<KbdFn>,
         cancel: Option<&NativeCancel>,
         debug: Option<DebugFn>,
+        via: Option<&NativeClient>,
+        via_owned: Option<bool>,
     ) -> napi::Result<NativeClient> {
         let mut opts = options::connect_options(options, verify, keyboard_interactive).js()?;
+        if let Some(parent) = via {
+            if !matches!(opts.route, ferrossh_core::Route::Direct) {
+                return Err(errors::to_napi(ferrossh_core::Error::config("proxyJump", "a jump host cannot be combined with proxy or proxyCommand")));
+            }
+            opts.route = ferrossh_core::Route::Via { parent: Arc::clone(&parent.inner), owned: via_owned.unwrap_or(false) };
+        }
         if let Some(f) = debug {
             let f = Arc::new(f);
             opts.trace = Some(ferrossh_core::Trace(Arc::new(move |line: String| {
@@ -244,6 +252,58 @@ impl NativeClient {
     pub async fn close(&self) -> napi::Result<()> {
         self.inner.close().await;
         Ok(())
+    }
+
+    /// A direct-tcpip channel to host:port, as a stream.
+    #[napi]
+    pub async fn open_tcp(&self, host: String, port: u32, cancel: Option<&NativeCancel>) -> napi::Result<NativeChannel> {
+        let port = crate::forward::port("port", port)?;
+        let token = cancel.map(|c| c.token.clone());
+        let ch = ferrossh_core::CancelToken::run(token.as_ref(), self.inner.open_direct_tcpip(&host, port, "127.0.0.1", 0)).await.js()?;
+        Ok(NativeChannel::new(ch))
+    }
+
+    /// A direct-streamlocal channel to a Unix socket on the server, as a stream.
+    #[napi]
+    pub async fn open_unix(&self, path: String, cancel: Option<&NativeCancel>) -> napi::Result<NativeChannel> {
+        let token = cancel.map(|c| c.token.clone());
+        let ch = ferrossh_core::CancelToken::run(token.as_ref(), self.inner.open_direct_streamlocal(&path)).await.js()?;
+        Ok(NativeChannel::new(ch))
+    }
+
+    #[napi]
+    pub async fn forward_local(&self, spec: crate::forward::NativeLocalForward) -> napi::Result<crate::forward::NativeForward> {
+        crate::forward::local(Arc::clone(&self.inner), spec).await
+    }
+
+    #[napi]
+    pub async fn forward_dynamic(&self, bind_host: String, bind_port: u32) -> napi::Result<crate::forward::NativeForward> {
+        crate::forward::dynamic(Arc::clone(&self.inner), bind_host, bind_port).await
+    }
+
+    /// -R: returns the port the server bound.
+    #[napi]
+    pub async fn forward_remote(&self, bind_address: String, port: u32, target: crate::forward::NativeTarget) -> napi::Result<u32> {
+        let port = if port == 0 { 0 } else { crate::forward::port("remotePort", port)? };
+        let t = crate::forward::target(target)?;
+        Ok(self.inner.forward_remote(&bind_address, port, t).await.js()? as u32)
+    }
+
+    #[napi]
+    pub async fn cancel_forward_remote(&self, bind_address: String, port: u32) -> napi::Result<()> {
+        let port = crate::forward::port("remotePort", port)?;
+        self.inner.cancel_forward_remote(&bind_address, port).await.js()
+    }
+
+    #[napi]
+    pub async fn forward_remote_unix(&self, path: String, target: crate::forward::NativeTarget) -> napi::Result<()> {
+        let t = crate::forward::target(target)?;
+        self.inner.forward_remote_unix(&path, t).await.js()
+    }
+
+    #[napi]
+    pub async fn cancel_forward_remote_unix(&self, path: String) -> napi::Result<()> {
+        self.inner.cancel_forward_remote_unix(&path).await.js()
     }
 }
 

@@ -3,8 +3,10 @@
 
 mod cancel;
 mod channel;
+mod config;
 mod client;
 mod errors;
+mod forward;
 mod keys;
 mod known_hosts;
 mod options;

@@ -66,6 +66,12 @@ pub struct NativeConnectOptions {
     pub agent_socket: Option<String>,
     /// Request agent forwarding on every session.
     pub agent_forward_all: Option<bool>,
+    /// `socks5://…`, `socks4://…`, `socks4a://…`, `http://…`
+    pub proxy: Option<String>,
+    /// Run through the shell; `%h %p %r %n %%` expanded.
+    pub proxy_command: Option<String>,
+    /// The name the user gave (for %n), before HostName.
+    pub original_host: Option<String>,
 }
 
 #[napi(object)]
@@ -225,6 +231,13 @@ pub fn connect_options(o: NativeConnectOptions, verify: Option<VerifyFn>, kbd: O
         let hwm = h as usize;
         c.buffer = BufferLimits { high_water_mark: hwm, wake_bytes: (hwm / 4).clamp(32 * 1024, 1024 * 1024) };
     }
+    c.route = match (o.proxy, o.proxy_command) {
+        (Some(_), Some(_)) => return Err(Error::config("proxy", "give either proxy or proxyCommand, not both")),
+        (Some(url), None) => ferrossh_core::Route::Proxy(ferrossh_core::transport::ProxyUrl::parse(&url)?),
+        (None, Some(cmd)) if cmd.trim().is_empty() => return Err(Error::config("proxyCommand", "proxyCommand is empty")),
+        (None, Some(cmd)) => ferrossh_core::Route::ProxyCommand { template: cmd, original_host: o.original_host.clone().unwrap_or_else(|| c.host.clone()) },
+        (None, None) => ferrossh_core::Route::Direct,
+    };
     c.agent_forward = o.agent_socket.filter(|p| !p.is_empty()).map(PathBuf::from);
     c.agent_forward_all = o.agent_forward_all.unwrap_or(false);
     Ok(c)

@@ -1,0 +1,125 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { execFileSync } from 'node:child_process'
+import { mkdtempSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+
+import { ConfigError, connect, resolveConfig } from '../dist/cjs/index.js'
+import { startSshd, type Sshd } from './fixtures/sshd.mjs'
+
+let target: Sshd
+let bastion: Sshd
+let dir: string
+let knownHosts: string
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'ferrossh-config-'))
+  ;[target, bastion] = await Promise.all([startSshd(), startSshd()])
+  knownHosts = join(dir, 'known_hosts')
+  writeFileSync(knownHosts, [...target.knownHostsLines, ...bastion.knownHostsLines].join('\n') + '\n')
+})
+afterAll(async () => {
+  await target?.stop()
+  await bastion?.stop()
+})
+
+function sshG(file: string, host: string, extra: string[] = []): Record<string, string[]> {
+  const out = execFileSync('ssh', ['-G', '-F', file, ...extra, host], { encoding: 'utf8' })
+  const m: Record<string, string[]> = {}
+  for (const line of out.split('\n')) {
+    const i = line.indexOf(' ')
+    if (i > 0) (m[line.slice(0, i)] ??= []).push(line.slice(i + 1))
+  }
+  return m
+}
+
+describe('resolveConfig', () => {
+  it('agrees with ssh -G', () => {
+    const file = join(dir, 'cfg1')
+    writeFileSync(file, [
+      'Host web-* !web-9',
+      '  User deploy',
+      '  Port 2201',
+      '  IdentityFile /keys/%r-%h',
+      'Host *.internal',
+      '  ProxyJump bastion.example.com:2222',
+      '  ServerAliveInterval 15',
+      'Host db',
+      '  HostName db.internal',
+      '  LocalForward 5433 localhost:5432',
+      'Host *',
+      '  Ciphers ^aes128-gcm@openssh.com',
+      '  UserKnownHostsFile /kh/one /kh/two',
+      '',
+    ].join('\n'))
+    for (const host of ['web-1', 'web-9', 'db', 'x.internal', 'plain']) {
+      const ours = resolveConfig(host, { file })
+      const theirs = sshG(file, host)
+      expect(ours.hostname, host).toBe(theirs.hostname[0])
+      expect(ours.user, host).toBe(theirs.user[0])
+      expect(String(ours.port), host).toBe(theirs.port[0])
+      expect(ours.identityFile.length, host).toBe(theirs.identityfile.length)
+      expect(ours.proxyJump, host).toBe(theirs.proxyjump?.[0])
+      expect(ours.ciphers, host).toBe(theirs.ciphers[0])
+      expect(ours.userKnownHostsFile, host).toEqual(theirs.userknownhostsfile[0].split(' '))
+      expect(ours.localForward, host).toEqual(theirs.localforward ?? [])
+      expect(String(ours.serverAliveInterval), host).toBe(theirs.serveraliveinterval[0])
+    }
+    expect(resolveConfig('web-1', { file, user: 'alice', port: 9 })).toMatchObject({ user: 'alice', port: 9 })
+  })
+  it('malformed lines are ConfigErrors with file and line', () => {
+    const file = join(dir, 'bad')
+    writeFileSync(file, 'Host a\n  Port notaport\n')
+    const e = (() => { try { resolveConfig('a', { file }); return null } catch (x) { return x } })() as ConfigError
+    expect(e).toBeInstanceOf(ConfigError)
+    expect(e.file).toBe(file)
+    expect(e.line).toBe(2)
+    expect(() => resolveConfig('a', { file: join(dir, 'missing') })).toThrow(ConfigError)
+    expect(() => resolveConfig('')).toThrow(ConfigError)
+  })
+})
+
+describe('sshConfig in connect()', () => {
+  it('takes HostName, Port, User, IdentityFile, UserKnownHostsFile and ProxyJump from the file; options win', async () => {
+    const file = join(dir, 'cfg-connect')
+    writeFileSync(file, [
+      'Host app',
+      '  HostName 127.0.0.1',
+      `  Port ${target.port}`,
+      `  User ${target.user}`,
+      `  IdentityFile ${target.userKey.path}`,
+      `  UserKnownHostsFile ${knownHosts}`,
+      'Host via-bastion',
+      '  HostName 127.0.0.1',
+      `  Port ${target.port}`,
+      `  User ${target.user}`,
+      `  IdentityFile ${target.userKey.path}`,
+      `  UserKnownHostsFile ${knownHosts}`,
+      '  ProxyJump jump',
+      'Host jump',
+      '  HostName 127.0.0.1',
+      `  Port ${bastion.port}`,
+      `  User ${bastion.user}`,
+      `  IdentityFile ${bastion.userKey.path}`,
+      `  UserKnownHostsFile ${knownHosts}`,
+      '',
+    ].join('\n'))
+    const ssh = await connect({ host: 'app', sshConfig: file })
+    expect((await ssh.exec('echo from-config')).stdout.toString()).toBe('from-config\n')
+    await ssh.close()
+    const before = bastion.log().split('\n').filter((l) => /direct-tcpip|server_request_direct_tcpip/.test(l)).length
+    const viaJump = await connect({ host: 'via-bastion', sshConfig: file })
+    expect((await viaJump.exec('echo through-jump')).stdout.toString()).toBe('through-jump\n')
+    await viaJump.close()
+    const after = bastion.log().split('\n').filter((l) => /direct-tcpip|server_request_direct_tcpip/.test(l)).length
+    expect(after).toBeGreaterThan(before)
+    // an explicit option wins over the file
+    await expect(connect({ host: 'app', sshConfig: file, port: 1, connectTimeout: 2000 })).rejects.toMatchObject({ code: 'ERR_SSH_CONNECT' })
+  })
+  it('a broken file fails connect with ConfigError', async () => {
+    const file = join(dir, 'broken')
+    writeFileSync(file, 'Host app\n  Match nonsense\n')
+    await expect(connect({ host: 'app', sshConfig: file })).rejects.toBeInstanceOf(ConfigError)
+    await expect(connect({ host: 'app', sshConfig: 42 as never })).rejects.toBeInstanceOf(ConfigError)
+  })
+})

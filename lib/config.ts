@@ -1,0 +1,179 @@
+import { existsSync } from 'node:fs'
+import { homedir } from 'node:os'
+import { isAbsolute, join, resolve as resolvePath } from 'node:path'
+
+import { ConfigError, fromNative } from './errors'
+import binding from './native'
+import type { ConnectOptions } from './options'
+
+/** OpenSSH's spelling of each keyword `ssh -G` prints in lowercase (camelCased from it). */
+const SPELLING = [
+  'AddKeysToAgent', 'AddressFamily', 'BatchMode', 'BindAddress', 'BindInterface', 'CanonicalDomains',
+  'CanonicalizeFallbackLocal', 'CanonicalizeHostname', 'CanonicalizeMaxDots', 'CanonicalizePermittedCNAMEs',
+  'CASignatureAlgorithms', 'CertificateFile', 'CheckHostIP', 'Ciphers', 'ClearAllForwardings', 'Compression',
+  'ConnectionAttempts', 'ConnectTimeout', 'ControlMaster', 'ControlPath', 'ControlPersist', 'DynamicForward',
+  'EnableEscapeCommandline', 'EnableSSHKeysign', 'EscapeChar', 'ExitOnForwardFailure', 'FingerprintHash',
+  'ForkAfterAuthentication', 'ForwardAgent', 'ForwardX11', 'ForwardX11Timeout', 'ForwardX11Trusted',
+  'GatewayPorts', 'GlobalKnownHostsFile', 'GSSAPIAuthentication', 'GSSAPIDelegateCredentials', 'HashKnownHosts',
+  'HostbasedAcceptedAlgorithms', 'HostbasedAuthentication', 'HostKeyAlgorithms', 'HostKeyAlias', 'HostName',
+  'IdentitiesOnly', 'IdentityAgent', 'IdentityFile', 'IgnoreUnknown', 'IPQoS', 'KbdInteractiveAuthentication',
+  'KbdInteractiveDevices', 'KexAlgorithms', 'KnownHostsCommand', 'LocalCommand', 'LocalForward', 'LogLevel',
+  'LogVerbose', 'MACs', 'NoHostAuthenticationForLocalhost', 'NumberOfPasswordPrompts', 'ObscureKeystrokeTiming',
+  'PasswordAuthentication', 'PermitLocalCommand', 'PermitRemoteOpen', 'PKCS11Provider', 'Port',
+  'PreferredAuthentications', 'ProxyCommand', 'ProxyJump', 'ProxyUseFdpass', 'PubkeyAcceptedAlgorithms',
+  'PubkeyAuthentication', 'RekeyLimit', 'RemoteCommand', 'RemoteForward', 'RequestTTY', 'RequiredRSASize',
+  'RevokedHostKeys', 'SecurityKeyProvider', 'SendEnv', 'ServerAliveCountMax', 'ServerAliveInterval', 'SessionType',
+  'SetEnv', 'StdinNull', 'StreamLocalBindMask', 'StreamLocalBindUnlink', 'StrictHostKeyChecking', 'SyslogFacility',
+  'TCPKeepAlive', 'Tag', 'Tunnel', 'TunnelDevice', 'UpdateHostKeys', 'User', 'UserKnownHostsFile', 'VerifyHostKeyDNS',
+  'VisualHostKey', 'XAuthLocation',
+]
+const CAMEL = new Map(SPELLING.map((k) => [k.toLowerCase(), k[0].toLowerCase() + k.slice(1)]))
+CAMEL.set('hostname', 'hostname')
+CAMEL.set('macs', 'macs')
+
+/** Keywords that may appear several times or hold several values: always arrays. */
+const MULTI = new Set(['identityfile', 'certificatefile', 'localforward', 'remoteforward', 'dynamicforward', 'sendenv', 'setenv', 'userknownhostsfile', 'globalknownhostsfile', 'canonicaldomains', 'permitremoteopen'])
+
+/** An OpenSSH client configuration resolved for one host: every `ssh -G` key, camelCased. */
+export interface ResolvedConfig {
+  /** The host to connect to (HostName, or the name given). */
+  hostname: string
+  /** Remote user. */
+  user: string
+  /** Remote port. */
+  port: number
+  /** Identity files, `~` and `%` tokens expanded. */
+  identityFile: string[]
+  /** Certificate files, expanded. */
+  certificateFile: string[]
+  /** Known hosts files. */
+  userKnownHostsFile: string[]
+  /** System known hosts files. */
+  globalKnownHostsFile: string[]
+  /** `LocalForward` specs as `ssh -G` prints them. */
+  localForward: string[]
+  /** `RemoteForward` specs. */
+  remoteForward: string[]
+  /** `DynamicForward` specs. */
+  dynamicForward: string[]
+  /** `SendEnv` patterns. */
+  sendEnv: string[]
+  /** `SetEnv` assignments (`NAME=value`). */
+  setEnv: string[]
+  /** `ProxyJump`, when set. */
+  proxyJump?: string
+  /** `ProxyCommand`, when set (tokens not yet expanded). */
+  proxyCommand?: string
+  /** Every other keyword. */
+  [key: string]: string | number | string[] | undefined
+}
+
+/** Options of {@link resolveConfig}. */
+export interface ResolveConfigOptions {
+  /** A file to read instead of `~/.ssh/config` (like `ssh -F`; `/etc/ssh/ssh_config` is then skipped). */
+  file?: string
+  /** The user given explicitly (like `ssh -l`); wins over `User`. */
+  user?: string
+  /** The port given explicitly (like `ssh -p`); wins over `Port`. */
+  port?: number
+}
+
+function expandHome(p: string): string {
+  return p === '~' ? homedir() : p.startsWith('~/') ? join(homedir(), p.slice(2)) : p
+}
+
+function resolveRaw(host: string, o: ResolveConfigOptions): { resolved: ResolvedConfig; explicit: Set<string> } {
+  if (typeof host !== 'string' || !host) throw new ConfigError('resolveConfig: host must be a non-empty string', { option: 'host' })
+  const file = o.file === undefined ? undefined : resolvePath(expandHome(o.file))
+  let entries
+  try {
+    entries = binding.resolveConfig(host, file, o.user, o.port)
+  } catch (e) {
+    throw fromNative(e)
+  }
+  const out: Record<string, unknown> = {}
+  const explicit = new Set<string>()
+  for (const { key, values, explicit: ex } of entries) {
+    const name = CAMEL.get(key) ?? key
+    if (ex) explicit.add(name)
+    out[name] = MULTI.has(key) ? values : key === 'port' ? Number(values[0]) : values.join(' ')
+  }
+  for (const k of MULTI) {
+    const name = CAMEL.get(k) ?? k
+    if (out[name] === undefined) out[name] = []
+  }
+  return { resolved: out as ResolvedConfig, explicit }
+}
+
+/**
+ * Resolves the OpenSSH client configuration for `host` exactly as `ssh -G host` does:
+ * Host/Match blocks, Include, first value wins, `%` tokens and `~`.
+ * @example
+ * const cfg = resolveConfig('prod-db')   // { hostname, user, port, identityFile: [...], proxyJump, ... }
+ */
+export function resolveConfig(host: string, options: ResolveConfigOptions = {}): ResolvedConfig {
+  return resolveRaw(host, options).resolved
+}
+
+const seconds = (v: unknown): number | undefined => {
+  const n = Number(v)
+  return Number.isFinite(n) && n > 0 ? n * 1000 : undefined
+}
+
+/**
+ * Fills connect options from the configuration (options given explicitly always win).
+ * @internal
+ */
+export function applySshConfig(options: ConnectOptions): ConnectOptions {
+  const sc = options.sshConfig
+  if (sc === undefined || sc === false) return options
+  if (sc !== true && (typeof sc !== 'string' || !sc)) throw new ConfigError('sshConfig: must be true (~/.ssh/config) or a file path', { option: 'sshConfig' })
+  const file = sc === true ? undefined : sc
+  const { resolved: c, explicit } = resolveRaw(options.host, { file, user: options.username, port: options.port })
+  const o: Record<string, unknown> = { ...options }
+  delete o.sshConfig
+  const set = (k: keyof ConnectOptions, v: unknown): void => {
+    if (o[k] === undefined && v !== undefined) o[k] = v
+  }
+  o.host = c.hostname
+  set('port', c.port)
+  set('username', c.user)
+  const hasAuth = ['privateKey', 'privateKeyPath', 'password', 'agent', 'keyboardInteractive'].some((k) => o[k] !== undefined)
+  if (!hasAuth) {
+    // like ssh: identity files that do not exist are skipped
+    const ids = c.identityFile.filter((f) => isAbsolute(f) && existsSync(f))
+    if (ids.length) set('privateKeyPath', ids)
+    const ia = typeof c.identityAgent === 'string' ? c.identityAgent : undefined
+    if (c.identitiesOnly !== 'yes' && ia !== 'none') {
+      const sock = ia && ia !== 'SSH_AUTH_SOCK' ? expandHome(ia) : process.env.SSH_AUTH_SOCK
+      if (sock) set('agent', sock)
+    }
+    if (explicit.has('certificateFile') && c.certificateFile.length) set('certificatePath', c.certificateFile[0])
+  }
+  if (c.proxyJump && c.proxyJump !== 'none') set('proxyJump', c.proxyJump)
+  if (c.proxyCommand && c.proxyCommand !== 'none' && o.proxyJump === undefined) set('proxyCommand', c.proxyCommand)
+  if (o.hostKey === undefined && (explicit.has('userKnownHostsFile') || explicit.has('globalKnownHostsFile') || explicit.has('strictHostKeyChecking') || explicit.has('hashKnownHosts'))) {
+    const files = [...c.userKnownHostsFile, ...c.globalKnownHostsFile].map(expandHome)
+    const strict = String(c.strictHostKeyChecking ?? 'ask')
+    // ssh's "no" also adds unknown keys; a changed key is refused either way
+    o.hostKey = { knownHosts: files, acceptNew: strict === 'accept-new' || strict === 'false' || strict === 'no', hash: c.hashKnownHosts === 'yes' }
+  }
+  if (explicit.has('serverAliveInterval')) set('keepaliveInterval', seconds(c.serverAliveInterval))
+  if (explicit.has('serverAliveCountMax')) set('keepaliveCountMax', Number(c.serverAliveCountMax) || undefined)
+  if (explicit.has('connectTimeout')) set('connectTimeout', seconds(c.connectTimeout))
+  if (explicit.has('forwardAgent') && c.forwardAgent === 'yes' && process.env.SSH_AUTH_SOCK) set('agentForward', true)
+  const algos: Record<string, string[]> = {}
+  const supported = binding.supportedAlgorithms()
+  const pick = (name: string, list: unknown, from: string[] | undefined): void => {
+    if (!explicit.has(name) || typeof list !== 'string') return
+    const names = list.split(',').filter((a) => (from ?? []).includes(a))
+    if (names.length) algos[name === 'kexAlgorithms' ? 'kex' : name === 'ciphers' ? 'cipher' : name === 'macs' ? 'mac' : 'hostKey'] = names
+  }
+  pick('ciphers', c.ciphers, supported.cipher)
+  pick('kexAlgorithms', c.kexAlgorithms, supported.kex)
+  pick('macs', c.macs, supported.mac)
+  pick('hostKeyAlgorithms', c.hostKeyAlgorithms, supported.hostKey)
+  if (explicit.has('compression') && c.compression === 'yes') algos.compression = ['zlib@openssh.com', 'zlib', 'none']
+  if (Object.keys(algos).length) o.algorithms = { ...algos, ...(options.algorithms ?? {}) }
+  return o as unknown as ConnectOptions
+}

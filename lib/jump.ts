@@ -1,0 +1,62 @@
+import { ConfigError } from './errors'
+import type { ConnectOptions } from './options'
+
+/** One jump host: a spec string (`user@host:port`), options, or a connected client. */
+export type JumpHost = string | Partial<ConnectOptions> | { readonly isClosed: boolean }
+
+/**
+ * Splits an OpenSSH ProxyJump value (`user@bastion:2222,[2001:db8::1]:22,hop2`) into hops.
+ * @internal
+ */
+export function parseJumpSpec(spec: string): { host: string; port?: number; username?: string }[] {
+  if (typeof spec !== 'string' || spec.trim() === '') throw new ConfigError('proxyJump: must not be empty', { option: 'proxyJump' })
+  return spec.split(',').map((raw) => {
+    let s = raw.trim()
+    if (s.startsWith('ssh://')) s = s.slice('ssh://'.length)
+    let username: string | undefined
+    const at = s.lastIndexOf('@')
+    if (at >= 0) {
+      username = s.slice(0, at)
+      s = s.slice(at + 1)
+    }
+    let host = s
+    let port: number | undefined
+    const v6 = /^\[([^\]]+)\](?::(\d+))?$/.exec(s)
+    if (v6) {
+      host = v6[1]
+      port = v6[2] === undefined ? undefined : Number(v6[2])
+    } else if (/^[^:]+:\d+$/.test(s)) {
+      const i = s.lastIndexOf(':')
+      host = s.slice(0, i)
+      port = Number(s.slice(i + 1))
+    } else if (s.includes(':') && !/^[0-9a-fA-F:]+$/.test(s)) {
+      throw new ConfigError(`proxyJump: cannot read hop '${raw.trim()}' (use [user@]host[:port], IPv6 as [addr]:port)`, { option: 'proxyJump' })
+    }
+    if (!host || (username !== undefined && username === '')) {
+      throw new ConfigError(`proxyJump: cannot read hop '${raw.trim()}'`, { option: 'proxyJump' })
+    }
+    if (port !== undefined && (!Number.isInteger(port) || port < 1 || port > 65535)) {
+      throw new ConfigError(`proxyJump: port of hop '${raw.trim()}' must be between 1 and 65535`, { option: 'proxyJump' })
+    }
+    return { host, port, username }
+  })
+}
+
+/** Options a hop takes from the target when it gives none of its own. @internal */
+const INHERITED: (keyof ConnectOptions)[] = [
+  'username', 'privateKey', 'privateKeyPath', 'passphrase', 'certificate', 'certificatePath', 'agent',
+  'keyboardInteractive', 'connectTimeout', 'keepaliveInterval', 'keepaliveCountMax', 'algorithms', 'debug',
+]
+
+/** Builds the options of one hop. Host key policy is inherited unless it pins a fingerprint (that is the target's key). @internal */
+export function hopOptions(hop: Partial<ConnectOptions>, target: ConnectOptions): ConnectOptions {
+  const out: Record<string, unknown> = {}
+  for (const k of INHERITED) if (target[k] !== undefined) out[k] = target[k]
+  const hk = target.hostKey
+  if (hk !== undefined && !(typeof hk === 'object' && 'fingerprint' in hk)) out.hostKey = hk
+  // the hop's own authentication replaces the target's as a whole
+  if (hop.privateKey !== undefined || hop.privateKeyPath !== undefined || hop.agent !== undefined || hop.password !== undefined) {
+    for (const k of ['privateKey', 'privateKeyPath', 'passphrase', 'certificate', 'certificatePath', 'agent']) delete out[k]
+  }
+  return { ...out, ...hop } as ConnectOptions
+}
