@@ -48,7 +48,7 @@ export declare class NativeClient {
    * Connects and authenticates. `on_close` is called once when the connection ends
    * (with a serialized error, or null after close()); until then it keeps Node alive.
    */
-  static connect(options: NativeConnectOptions, onClose: (err: string | null) => void, verify?: (key: NativeHostKeyInfo) => Promise<boolean>, keyboardInteractive?: (req: NativeKbdRequest) => Promise<string[] | null>, cancel?: NativeCancel, debug?: (line: string) => void, via?: NativeClient, viaOwned?: boolean): Promise<NativeClient>
+  static connect(options: NativeConnectOptions, onClose: (err: string | null) => void, verify?: (key: NativeHostKeyInfo) => Promise<boolean>, keyboardInteractive?: (req: NativeKbdRequest) => Promise<string[] | null>, cancel?: NativeCancel, debug?: (line: string) => void, via?: NativeClient, viaOwned?: boolean, sock?: NativeSocketBridge): Promise<NativeClient>
   /** Stop (false) or resume (true) keeping the process alive while connected. */
   setRef(keep: boolean): void
   get algorithms(): NativeNegotiated | null
@@ -88,6 +88,15 @@ export declare class NativeKnownHosts {
   lookup(host: string, portNumber: number): Array<NativeKnownHostsEntry>
   check(host: string, portNumber: number, key: string): NativeKnownHostsCheck
   knownKeyTypes(host: string, portNumber: number): Array<string>
+}
+
+export declare class NativeSocketBridge {
+  /** `on_output(chunk)` receives what SSH sends (null at the end). */
+  constructor(onOutput: (arg: Buffer | undefined | null) => void)
+  /** Bytes the Duplex produced. */
+  push(data: Buffer): void
+  /** The Duplex ended. */
+  end(): void
 }
 
 /** Which crypto backend this build of the binding uses. */

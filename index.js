@@ -840,6 +840,7 @@ module.exports.NativeChannel = nativeBinding.NativeChannel
 module.exports.NativeClient = nativeBinding.NativeClient
 module.exports.NativeForward = nativeBinding.NativeForward
 module.exports.NativeKnownHosts = nativeBinding.NativeKnownHosts
+module.exports.NativeSocketBridge = nativeBinding.NativeSocketBridge
 module.exports.cryptoBackend = nativeBinding.cryptoBackend
 module.exports.generateKey = nativeBinding.generateKey
 module.exports.knownHostsAppend = nativeBinding.knownHostsAppend

@@ -162,6 +162,20 @@ describe('connection set-up', () => {
       await v6.stop()
     }
   })
+  it('sock: SSH over a Duplex the caller connected', async () => {
+    const sock = net.connect(sshd.port, sshd.host)
+    await new Promise((r) => sock.once('connect', r))
+    const ssh = await connect({ ...base(), privateKeyPath: sshd.userKey.path, sock })
+    expect((await ssh.exec('echo over-sock')).stdout.toString()).toBe('over-sock\n')
+    await ssh.close()
+    await new Promise((r) => (sock.destroyed || sock.writableEnded ? r(null) : sock.once('close', r)))
+    // a stream that ends before the banner is a clean error
+    const dead = net.connect(sshd.port, sshd.host)
+    await new Promise((r) => dead.once('connect', r))
+    dead.end()
+    dead.destroy()
+    await expect(connect({ ...base(), password: 'x', sock: dead, connectTimeout: 3000 })).rejects.toHaveProperty('code')
+  })
   it('a refused port is a ConnectError with errno', async () => {
     const srv = net.createServer().listen(0, '127.0.0.1')
     await new Promise((r) => srv.once('listening', r))

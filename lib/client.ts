@@ -425,15 +425,33 @@ async function connectVia(options: ConnectOptions, via: SshClient | undefined, o
   let onClosed!: (err: Error | undefined) => void
   const closed = new Promise<Error | undefined>((resolve) => { onClosed = resolve })
   const onClose = (err: string | null): void => onClosed(err ? fromNative(err) : undefined)
+  const bridge = r.sock ? bridgeSocket(r.sock) : undefined
   const nat = await withSignal(r.signal, (cancel) =>
-    binding.NativeClient.connect(r.native, onClose, r.verify, r.keyboardInteractive, cancel, r.debug, via?.nativeHandle, owned),
-  )
+    binding.NativeClient.connect(r.native, onClose, r.verify, r.keyboardInteractive, cancel, r.debug, via?.nativeHandle, owned, bridge),
+  ).catch((e: unknown) => {
+    bridge?.end()
+    throw e
+  })
   const client = new SshClient(nat, closed)
   if (via && owned) {
     // a hop we opened lives exactly as long as the connection through it
     void client.closed.then(() => via.close())
   }
   return client
+}
+
+/** Carries SSH over a caller's Duplex: what it reads goes to the native side, and back. */
+function bridgeSocket(sock: import('node:stream').Duplex): InstanceType<typeof binding.NativeSocketBridge> {
+  const bridge = new binding.NativeSocketBridge((chunk: Buffer | null | undefined) => {
+    if (chunk) sock.write(chunk)
+    else sock.end()
+  })
+  sock.on('data', (d: Buffer) => bridge.push(Buffer.isBuffer(d) ? d : Buffer.from(d)))
+  sock.once('end', () => bridge.end())
+  sock.once('close', () => bridge.end())
+  // the connection reports the failure; an 'error' nobody listens to must not crash
+  sock.on('error', () => bridge.end())
+  return bridge
 }
 
 function withoutJump(o: ConnectOptions): Partial<ConnectOptions> {

@@ -135,6 +135,8 @@ export interface ConnectOptions {
    * here always win.
    */
   sshConfig?: boolean | string
+  /** An already connected stream to the SSH server (any Duplex: a socket, a TLS stream, a channel of your own). */
+  sock?: import('node:stream').Duplex
   /** A proxy: `socks5://[user:pass@]host:port`, `socks4://…`, `socks4a://…` or `http://[user:pass@]host:port` (CONNECT). */
   proxy?: string
   /**
@@ -150,11 +152,11 @@ const KNOWN_OPTIONS = new Set([
   'host', 'port', 'username', 'user', 'privateKey', 'privateKeyPath', 'passphrase', 'password', 'agent', 'certificate', 'certificatePath',
   'keyboardInteractive', 'authOrder', 'hostKey', 'algorithms', 'connectTimeout', 'keepaliveInterval',
   'keepaliveCountMax', 'maxSessions', 'highWaterMark', 'signal', 'agentForward', 'debug', 'proxyJump', 'proxyCommand', 'proxy',
-  'sshConfig',
+  'sshConfig', 'sock',
 ])
 
 /** Options of the design that later versions implement: named in errors, not silently ignored. */
-const NOT_YET = new Set(['sock'])
+const NOT_YET = new Set<string>([])
 
 function expandHome(p: string): string {
   if (p === '~') return homedir()
@@ -220,6 +222,7 @@ export interface Resolved {
   keyboardInteractive?: (req: { name: string; instructions: string; prompts: Prompt[] }) => Promise<string[] | null>
   signal?: AbortSignal
   debug?: (line: string) => void
+  sock?: import('node:stream').Duplex
 }
 
 /** Validates user options and turns them into the native shape. @internal */
@@ -416,7 +419,14 @@ export function resolveOptions(input: ConnectOptions): Resolved {
   } else if (o.debug !== undefined && o.debug !== false) {
     bad('debug', 'must be true, false or a function (line) => void')
   }
-  return { native, verify, keyboardInteractive, signal, debug }
+  let sock: Resolved['sock']
+  if (o.sock !== undefined && o.sock !== null) {
+    const d = o.sock as { write?: unknown; on?: unknown; end?: unknown }
+    if (typeof d !== 'object' || typeof d.write !== 'function' || typeof d.on !== 'function' || typeof d.end !== 'function') bad('sock', 'must be a connected Duplex stream')
+    if (proxy !== undefined || proxyCommand !== undefined) bad('sock', 'cannot be combined with proxy or proxyCommand')
+    sock = o.sock as import('node:stream').Duplex
+  }
+  return { native, verify, keyboardInteractive, signal, debug, sock }
 }
 
 /** Pseudo-terminal request. */

@@ -19,8 +19,14 @@ describe('connect() rejects bad options with ConfigError before touching the net
   it('suggests the intended name for an unknown option', async () => {
     await configError({ host: 'h', usernme: 'x' }, /unknown option 'usernme'; did you mean 'username'/, 'usernme')
   })
-  it('names options of later versions instead of ignoring them', async () => {
-    await configError({ host: 'h', sock: {} }, /sock.*not supported/, 'sock')
+  it('checks transports', async () => {
+    await configError({ host: 'h', sock: {} }, /sock.*Duplex/, 'sock')
+    await configError({ host: 'h', proxy: 'ftp://x:1', password: 'p' }, /proxy/, 'proxy')
+    await configError({ host: 'h', proxy: 'socks5://p:1', proxyCommand: 'nc %h %p' }, /either proxy or proxyCommand/, 'proxy')
+    await configError({ host: 'h', proxyCommand: '  ' }, /proxyCommand/, 'proxyCommand')
+    await configError({ host: 'h', proxyJump: 'a@', password: 'p' }, /proxyJump/, 'proxyJump')
+    await configError({ host: 'h', proxyJump: 'b:99999' }, /proxyJump/, 'proxyJump')
+    await configError({ host: 'h', proxyJump: 'b', proxy: 'socks5://p:1' }, /proxyJump/, 'proxyJump')
   })
   it.each([0, 65536, -1, 1.5, '22', NaN])('port %s is out of range', async (port) => {
     await configError({ host: 'h', port }, /port/, 'port')

@@ -592,6 +592,11 @@ impl Client {
                     Err(e) => Err(proxy_command_error(&mut pc, e).await),
                 };
             }
+            Route::Stream(slot) => {
+                let stream = slot.lock().unwrap_or_else(|p| p.into_inner()).take();
+                let stream = stream.ok_or_else(|| Error::config("sock", "this stream was already used for a connection"))?;
+                return Self::handshake(opts, stream, methods, deadline, Guard::default()).await;
+            }
             Route::Via { parent, owned } => {
                 Trace::emit(&opts.trace, || format!("connecting to {host}:{} through {}:{}", opts.port, parent.host(), parent.port()));
                 let ch = with_deadline(deadline, "connect", opts.connect_timeout, parent.open_direct_tcpip(&host, opts.port, "127.0.0.1", 0)).await?;

@@ -186,6 +186,8 @@ pub enum Route {
     /// A direct-tcpip channel of another connection (a jump host). `owned`: closing this
     /// connection closes that one too.
     Via { parent: Arc<crate::client::Client>, owned: bool },
+    /// An already connected stream supplied by the caller (taken once).
+    Stream(Arc<std::sync::Mutex<Option<tokio::io::DuplexStream>>>),
 }
 
 impl fmt::Debug for Route {
@@ -195,6 +197,7 @@ impl fmt::Debug for Route {
             Route::Proxy(p) => write!(f, "Proxy({p:?})"),
             Route::ProxyCommand { template, .. } => write!(f, "ProxyCommand({template:?})"),
             Route::Via { parent, owned } => write!(f, "Via({}:{}, owned={owned})", parent.host(), parent.port()),
+            Route::Stream(_) => f.write_str("Stream"),
         }
     }
 }

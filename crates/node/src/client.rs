@@ -133,7 +133,7 @@ impl NativeClient {
     /// Connects and authenticates. `on_close` is called once when the connection ends
     /// (with a serialized error, or null after close()); until then it keeps Node alive.
     #[napi(
-        ts_args_type = "options: NativeConnectOptions, onClose: (err: string | null) => void, verify?: (key: NativeHostKeyInfo) => Promise<boolean>, keyboardInteractive?: (req: NativeKbdRequest) => Promise<string[] | null>, cancel?: NativeCancel, debug?: (line: string) => void, via?: NativeClient, viaOwned?: boolean"
+        ts_args_type = "options: NativeConnectOptions, onClose: (err: string | null) => void, verify?: (key: NativeHostKeyInfo) => Promise<boolean>, keyboardInteractive?: (req: NativeKbdRequest) => Promise<string[] | null>, cancel?: NativeCancel, debug?: (line: string) => void, via?: NativeClient, viaOwned?: boolean, sock?: NativeSocketBridge"
     )]
     pub async fn connect(
         options: NativeConnectOptions,
@@ -144,6 +144,7 @@ impl NativeClient {
         debug: Option<DebugFn>,
         via: Option<&NativeClient>,
         via_owned: Option<bool>,
+        sock: Option<&crate::sock::NativeSocketBridge>,
     ) -> napi::Result<NativeClient> {
         let mut opts = options::connect_options(options, verify, keyboard_interactive).js()?;
         if let Some(parent) = via {
@@ -151,6 +152,12 @@ impl NativeClient {
                 return Err(errors::to_napi(ferrossh_core::Error::config("proxyJump", "a jump host cannot be combined with proxy or proxyCommand")));
             }
             opts.route = ferrossh_core::Route::Via { parent: Arc::clone(&parent.inner), owned: via_owned.unwrap_or(false) };
+        }
+        if let Some(s) = sock {
+            if !matches!(opts.route, ferrossh_core::Route::Direct) {
+                return Err(errors::to_napi(ferrossh_core::Error::config("sock", "sock cannot be combined with proxyJump, proxy or proxyCommand")));
+            }
+            opts.route = ferrossh_core::Route::Stream(Arc::clone(&s.ssh_side));
         }
         if let Some(f) = debug {
             let f = Arc::new(f);
