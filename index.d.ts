@@ -9,6 +9,18 @@
  */
 export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-wasip1'
 
+/**
+ * A bounded buffer filled by a Rust task, drained synchronously by JS (same contract as
+ * NativeChannel.read).
+ */
+export declare class NativeBufferReader {
+  setWaker(cb: (arg: number) => void): void
+  read(stream: number, buf: Buffer): number
+  takeError(): string | null
+  /** Stops reading (the reader is gone). */
+  close(): void
+}
+
 /** Native side of an AbortSignal: lib/ calls `cancel()` from the signal's 'abort' event. */
 export declare class NativeCancel {
   constructor()
@@ -88,6 +100,59 @@ export declare class NativeKnownHosts {
   lookup(host: string, portNumber: number): Array<NativeKnownHostsEntry>
   check(host: string, portNumber: number, key: string): NativeKnownHostsCheck
   knownKeyTypes(host: string, portNumber: number): Array<string>
+}
+
+export declare class NativeSftp {
+  static open(client: NativeClient, cancel?: NativeCancel | undefined | null): Promise<NativeSftp>
+  /** Ends the session: its channel closes. */
+  close(): void
+  get info(): NativeSftpInfo
+  stat(path: string): Promise<NativeStat>
+  lstat(path: string): Promise<NativeStat>
+  setstat(path: string, stat: NativeStat): Promise<void>
+  realpath(path: string): Promise<string>
+  readlink(path: string): Promise<string>
+  symlink(target: string, path: string): Promise<void>
+  mkdir(path: string, mode?: number | undefined | null): Promise<void>
+  rmdir(path: string): Promise<void>
+  unlink(path: string): Promise<void>
+  rename(from: string, to: string): Promise<void>
+  hardlink(from: string, to: string): Promise<void>
+  copyData(from: string, to: string): Promise<void>
+  statvfs(path: string): Promise<NativeFsStats>
+  expandPath(path: string): Promise<string>
+  readdir(path: string): Promise<Array<NativeDirEntry>>
+  opendir(path: string): Promise<string>
+  /** One batch of entries; null at the end. */
+  readdirBatch(handle: string, path: string): Promise<Array<NativeDirEntry> | null>
+  openFile(path: string, flags: string, mode?: number | undefined | null): Promise<string>
+  closeHandle(handle: string): Promise<void>
+  /** Up to `length` bytes at `position`; empty at end of file. */
+  read(handle: string, position: number, length: number): Promise<Buffer>
+  write(handle: string, position: number, data: Buffer): Promise<void>
+  fstat(handle: string): Promise<NativeStat>
+  fsetstat(handle: string, stat: NativeStat): Promise<void>
+  fsync(handle: string): Promise<void>
+  readFile(path: string, max?: number | undefined | null): Promise<Buffer>
+  writeFile(path: string, data: Buffer, flags: string, mode?: number | undefined | null): Promise<void>
+  /** Remote → local, path to path; resolves with the bytes transferred. */
+  download(remote: string, local: string, options?: NativeTransferOptions, progress?: (done: number, total: number) => void, cancel?: NativeCancel): Promise<number>
+  /** Local → remote, path to path. */
+  upload(local: string, remote: string, options?: NativeTransferOptions, progress?: (done: number, total: number) => void, cancel?: NativeCancel): Promise<number>
+  /** A pipelined read of [start, end) that JS drains like a channel. */
+  readStream(path: string, start: number, end?: number | undefined | null, concurrency?: number | undefined | null, highWaterMark?: number | undefined | null): Promise<NativeBufferReader>
+  /** A pipelined writer: writes resolve once queued (up to `concurrency` in flight). */
+  writeStream(path: string, flags: string, start?: number | undefined | null, mode?: number | undefined | null, concurrency?: number | undefined | null): Promise<NativeSftpWriter>
+}
+
+export declare class NativeSftpWriter {
+  /**
+   * Queues `data` (split at the server's write limit); waits only while `concurrency`
+   * writes are in flight. An earlier write's failure is reported here.
+   */
+  write(data: Buffer): Promise<void>
+  /** Waits for every write and closes the file. */
+  close(): Promise<void>
 }
 
 export declare class NativeSocketBridge {
@@ -171,6 +236,12 @@ export interface NativeConnectOptions {
   originalHost?: string
 }
 
+export interface NativeDirEntry {
+  name: string
+  longname: string
+  stat: NativeStat
+}
+
 export interface NativeExecOptions {
   env?: Array<Array<string>>
   pty?: NativePty
@@ -200,6 +271,20 @@ export interface NativeExpected {
   fingerprint: string
   file?: string
   line: number
+}
+
+export interface NativeFsStats {
+  blockSize: number
+  fragmentSize: number
+  blocks: number
+  blocksFree: number
+  blocksAvail: number
+  files: number
+  filesFree: number
+  filesAvail: number
+  fsid: number
+  flags: number
+  nameMax: number
 }
 
 export interface NativeGeneratedKey {
@@ -307,10 +392,34 @@ export interface NativeSessionOptions {
   x11?: NativeX11
 }
 
+export interface NativeSftpInfo {
+  extensions: Array<string>
+  maxRead: number
+  maxWrite: number
+  maxOpenHandles?: number
+}
+
+export interface NativeStat {
+  size?: number
+  uid?: number
+  gid?: number
+  mode?: number
+  atime?: number
+  mtime?: number
+}
+
 export interface NativeTarget {
   host?: string
   port?: number
   path?: string
+}
+
+export interface NativeTransferOptions {
+  concurrency?: number
+  chunkSize?: number
+  resume?: boolean
+  keepPartial?: boolean
+  mode?: number
 }
 
 export interface NativeX11 {

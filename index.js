@@ -835,11 +835,14 @@ function __napiStampBindingTarget(exportsObject, target) {
 // linked import resolves to `undefined`.
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
+module.exports.NativeBufferReader = nativeBinding.NativeBufferReader
 module.exports.NativeCancel = nativeBinding.NativeCancel
 module.exports.NativeChannel = nativeBinding.NativeChannel
 module.exports.NativeClient = nativeBinding.NativeClient
 module.exports.NativeForward = nativeBinding.NativeForward
 module.exports.NativeKnownHosts = nativeBinding.NativeKnownHosts
+module.exports.NativeSftp = nativeBinding.NativeSftp
+module.exports.NativeSftpWriter = nativeBinding.NativeSftpWriter
 module.exports.NativeSocketBridge = nativeBinding.NativeSocketBridge
 module.exports.cryptoBackend = nativeBinding.cryptoBackend
 module.exports.generateKey = nativeBinding.generateKey

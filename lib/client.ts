@@ -10,6 +10,8 @@ import type { SshClientBuilder } from './builder'
 import type { DynamicForwardOptions, Forward, LocalForwardOptions, LocalUnixForwardOptions, RemoteForwardOptions, RemoteUnixForwardOptions } from './forward'
 import { hopOptions, parseJumpSpec } from './jump'
 import { applySshConfig } from './config'
+import { withSignal } from './signal'
+import { SftpClient } from './sftp'
 import { ProxyError } from './errors'
 
 /** Algorithms negotiated for a connection (client→server; `*ServerToClient` where they differ). */
@@ -42,21 +44,6 @@ export interface ShellOptions {
   agentForward?: boolean
   /** Forward X11 connections from this shell to a local display. */
   x11?: boolean | X11Options
-}
-
-/** Runs `fn` with a native cancel token tied to `signal`. @internal */
-export async function withSignal<T>(signal: AbortSignal | undefined, fn: (cancel?: InstanceType<typeof binding.NativeCancel>) => Promise<T>): Promise<T> {
-  if (!signal) return native(() => fn(undefined))
-  if (!(signal instanceof AbortSignal)) throw new ConfigError('signal: must be an AbortSignal', { option: 'signal' })
-  if (signal.aborted) throw new AbortError(undefined, { cause: signal.reason })
-  const cancel = new binding.NativeCancel()
-  const onAbort = (): void => cancel.cancel()
-  signal.addEventListener('abort', onAbort, { once: true })
-  try {
-    return await native(() => fn(cancel))
-  } finally {
-    signal.removeEventListener('abort', onAbort)
-  }
 }
 
 /**
@@ -338,6 +325,18 @@ export class SshClient extends EventEmitter {
   async jump(options: ConnectOptions): Promise<SshClient> {
     this.#checkOpen()
     return connectVia(options, this, false)
+  }
+
+  /**
+   * Starts an SFTP session on this connection.
+   * @example
+   * const sftp = await ssh.sftp()
+   * for (const name of await sftp.readdir('.')) console.log(name)
+   */
+  async sftp(options: { signal?: AbortSignal } = {}): Promise<SftpClient> {
+    this.#checkOpen()
+    const n = await withSignal(options.signal, (cancel) => binding.NativeSftp.open(this.#native, cancel))
+    return new SftpClient(n)
   }
 
   /** @internal */

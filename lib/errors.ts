@@ -200,6 +200,13 @@ export function fromNative(e: unknown): Error {
   const code = String(data.code)
   const message = String(data.message)
   if (code === 'ABORT_ERR') return new AbortError(message)
+  if (data.sftp === true) {
+    const props = { ...data }
+    delete props.code
+    delete props.message
+    delete props.sftp
+    return new SftpError(message, code, props)
+  }
   const C = BY_CODE[code]
   const props = { ...data }
   delete props.code

@@ -61,6 +61,8 @@ pub enum Error {
     /// A jump host (`hop`, 0-based, and its `host`), a proxy command (with its stderr) or a proxy failed.
     Proxy { hop: Option<usize>, host: Option<String>, command: Option<String>, stderr: Option<String>, message: String, cause: Option<Box<Error>> },
     Forward { spec: String, message: String },
+    /// An SFTP request failed: `code` is fs-style (ENOENT, EACCES, …), `status` the SFTP status.
+    Sftp { code: String, status: u32, message: String, path: Option<String> },
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -81,6 +83,7 @@ impl Error {
             Error::Config { .. } => "ERR_SSH_CONFIG",
             Error::Proxy { .. } => "ERR_SSH_PROXY",
             Error::Forward { .. } => "ERR_SSH_FORWARD",
+            Error::Sftp { .. } => "ERR_SSH_SFTP",
         }
     }
 
@@ -132,6 +135,7 @@ impl fmt::Display for Error {
             Error::Protocol { message } => write!(f, "protocol error: {message}"),
             Error::Proxy { message, .. } => f.write_str(message),
             Error::Forward { spec, message } => write!(f, "forwarding {spec}: {message}"),
+            Error::Sftp { message, .. } => f.write_str(message),
         }
     }
 }

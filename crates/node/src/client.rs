@@ -128,6 +128,12 @@ fn session_request(o: Option<NativeSessionOptions>) -> napi::Result<SessionReque
     })
 }
 
+impl NativeClient {
+    pub(crate) fn core(&self) -> &Client {
+        &self.inner
+    }
+}
+
 #[napi]
 impl NativeClient {
     /// Connects and authenticates. `on_close` is called once when the connection ends

@@ -69,6 +69,12 @@ pub fn to_json(e: &Error) -> Value {
                 o.insert("cause".into(), to_json(c));
             }
         }
+        Error::Sftp { code, status, path, .. } => {
+            o.insert("code".into(), json!(code));
+            o.insert("sftp".into(), json!(true));
+            o.insert("status".into(), json!(status));
+            o.insert("path".into(), json!(path));
+        }
         Error::Forward { spec, .. } => {
             o.insert("spec".into(), json!(spec));
         }

@@ -10,6 +10,7 @@ mod forward;
 mod keys;
 mod known_hosts;
 mod options;
+mod sftp;
 mod sock;
 
 use napi_derive::napi;

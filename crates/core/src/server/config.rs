@@ -1,0 +1,309 @@
+//! Server options as core sees them, host key loading (given, generated, or generated once
+//! and persisted) and the russh configuration built from them.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use russh::keys::PrivateKey;
+use russh::server::Config;
+use russh::{MethodKind, MethodSet, SshId};
+
+use super::HostKeyDescription;
+use crate::channel::BufferLimits;
+use crate::error::{Error, Result};
+use crate::keys;
+use crate::options::{Algorithms, Secret};
+
+/// A host key: its text (any format `keys::load_private_key` reads) or a file.
+#[derive(Clone)]
+pub enum HostKeySource {
+    Data(Arc<Vec<u8>>, Option<Secret>),
+    Path(PathBuf, Option<Secret>),
+}
+
+impl std::fmt::Debug for HostKeySource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HostKeySource::Data(..) => f.write_str("HostKeySource::Data(<redacted>)"),
+            HostKeySource::Path(p, _) => write!(f, "HostKeySource::Path({})", p.display()),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct SftpOptions {
+    /// Every path the client names is inside this directory.
+    pub root: PathBuf,
+    pub read_only: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerLimits {
+    /// Failed authentication attempts per connection before it is dropped (OpenSSH MaxAuthTries).
+    pub max_auth_tries: u32,
+    /// A connection not authenticated by then is dropped (OpenSSH LoginGraceTime).
+    pub auth_timeout: Duration,
+    /// Connections at once, authenticated or not.
+    pub max_connections: usize,
+    /// Unauthenticated connections at once; past it the one that has made the least progress
+    /// is dropped to make room (a flood cannot lock well-behaved clients out).
+    pub max_startups: usize,
+    /// Open channels per connection (OpenSSH MaxSessions counts sessions only; we count every
+    /// channel, forwarded ones included, to bound memory per connection).
+    pub max_channels: usize,
+    pub keepalive_interval: Option<Duration>,
+    /// How long an embedder callback may take before it counts as a refusal.
+    pub callback_timeout: Duration,
+}
+
+impl Default for ServerLimits {
+    fn default() -> Self {
+        ServerLimits {
+            max_auth_tries: 6,
+            auth_timeout: Duration::from_secs(120),
+            max_connections: 1000,
+            max_startups: 64,
+            max_channels: 64,
+            keepalive_interval: None,
+            callback_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ServerOptions {
+    pub host_keys: Vec<HostKeySource>,
+    /// Load the host key from here, or generate an ed25519 key and save it here first.
+    pub host_key_path: Option<PathBuf>,
+    pub banner: Option<String>,
+    pub password: bool,
+    pub public_key: bool,
+    pub keyboard_interactive: bool,
+    /// Let anyone in without authentication (demos, tests).
+    pub none: bool,
+    pub exec: bool,
+    pub shell: bool,
+    /// Subsystem names the embedder serves.
+    pub subsystems: Vec<String>,
+    pub sftp: Option<SftpOptions>,
+    pub forward_direct: bool,
+    pub forward_remote: bool,
+    /// Environment variable names (glob patterns) passed on; None passes every one.
+    pub accept_env: Option<Vec<String>>,
+    pub limits: ServerLimits,
+    pub algorithms: Algorithms,
+    pub buffer: BufferLimits,
+}
+
+/// Limits on what one client can make us keep for a session's environment.
+pub(crate) const MAX_ENV_VARS: usize = 64;
+pub(crate) const MAX_ENV_BYTES: usize = 64 * 1024;
+
+impl ServerOptions {
+    pub(crate) fn validate(&self) -> Result<()> {
+        let l = &self.limits;
+        if l.max_connections == 0 {
+            return Err(Error::config("limits.maxConnections", "limits.maxConnections must be at least 1"));
+        }
+        if l.max_startups == 0 {
+            return Err(Error::config("limits.maxStartups", "limits.maxStartups must be at least 1"));
+        }
+        if l.max_auth_tries == 0 {
+            return Err(Error::config("limits.maxAuthTries", "limits.maxAuthTries must be at least 1"));
+        }
+        if l.auth_timeout.is_zero() {
+            return Err(Error::config("limits.authTimeout", "limits.authTimeout must be a positive number of milliseconds"));
+        }
+        if !(self.password || self.public_key || self.keyboard_interactive || self.none) {
+            return Err(Error::config("auth", "no authentication method: give auth.password, auth.publicKey, auth.keyboardInteractive or auth.none"));
+        }
+        for name in &self.subsystems {
+            if name.is_empty() || name.len() > 256 {
+                return Err(Error::config("subsystem", format!("invalid subsystem name {name:?}")));
+            }
+        }
+        if let Some(banner) = &self.banner {
+            if banner.len() > 64 * 1024 {
+                return Err(Error::config("banner", "banner is longer than 64 KiB"));
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) fn methods(&self) -> MethodSet {
+        let mut kinds = Vec::new();
+        if self.public_key {
+            kinds.push(MethodKind::PublicKey);
+        }
+        if self.keyboard_interactive {
+            kinds.push(MethodKind::KeyboardInteractive);
+        }
+        if self.password {
+            kinds.push(MethodKind::Password);
+        }
+        if kinds.is_empty() {
+            // `none` only: the first probe is accepted, but the list must name something
+            kinds.push(MethodKind::None);
+        }
+        MethodSet::from(&kinds[..])
+    }
+}
+
+/// Loads or makes every host key.
+pub(crate) fn load_host_keys(opts: &ServerOptions) -> Result<Vec<PrivateKey>> {
+    let mut out = Vec::new();
+    for (i, src) in opts.host_keys.iter().enumerate() {
+        let (data, pass, what) = match src {
+            HostKeySource::Data(d, p) => (d.as_ref().clone(), p.clone(), format!("hostKeys[{i}]")),
+            HostKeySource::Path(path, p) => {
+                let d = std::fs::read(path).map_err(|e| host_key_error(&format!("hostKeys[{i}]"), &format!("cannot read {}: {e}", path.display())))?;
+                (d, p.clone(), format!("hostKeys[{i}] ({})", path.display()))
+            }
+        };
+        let key = keys::load_private_key(&data, pass.as_ref().map(Secret::expose)).map_err(|e| host_key_error(&what, &e.to_string()))?;
+        out.push(key);
+    }
+    if let Some(path) = &opts.host_key_path {
+        out.push(load_or_create(path)?);
+    }
+    if out.is_empty() {
+        let mut rng = russh::keys::key::safe_rng();
+        let key = PrivateKey::random(&mut rng, russh::keys::Algorithm::Ed25519).map_err(|e| host_key_error("hostKeys", &format!("cannot generate a host key: {e}")))?;
+        out.push(key);
+    }
+    Ok(out)
+}
+
+fn host_key_error(option: &str, message: &str) -> Error {
+    Error::config(option.to_string(), format!("{option}: {message}"))
+}
+
+/// The key at `path`, or a new ed25519 key written there (mode 0600, never over an existing
+/// file) with its `.pub` beside it, as `ssh-keygen` lays them out.
+fn load_or_create(path: &Path) -> Result<PrivateKey> {
+    match std::fs::read(path) {
+        Ok(data) => {
+            return keys::load_private_key(&data, None).map_err(|e| host_key_error("hostKeyPath", &format!("{}: {e}", path.display())));
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(host_key_error("hostKeyPath", &format!("cannot read {}: {e}", path.display()))),
+    }
+    let generated = keys::generate_key(keys::KeyType::Ed25519, "ferrossh host key", None).map_err(|e| host_key_error("hostKeyPath", &e.to_string()))?;
+    write_new(path, generated.private_key.as_bytes(), true)?;
+    let pub_path = PathBuf::from(format!("{}.pub", path.display()));
+    // the public half is a convenience; the server works without it
+    let _ = write_new(&pub_path, format!("{}\n", generated.public_key).as_bytes(), false);
+    keys::load_private_key(generated.private_key.as_bytes(), None).map_err(|e| host_key_error("hostKeyPath", &e.to_string()))
+}
+
+fn write_new(path: &Path, data: &[u8], private: bool) -> Result<()> {
+    use std::io::Write;
+    let mut o = std::fs::OpenOptions::new();
+    o.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        o.mode(if private { 0o600 } else { 0o644 });
+    }
+    #[cfg(not(unix))]
+    let _ = private;
+    let mut f = o.open(path).map_err(|e| host_key_error("hostKeyPath", &format!("cannot create {}: {e}", path.display())))?;
+    f.write_all(data).map_err(|e| host_key_error("hostKeyPath", &format!("cannot write {}: {e}", path.display())))?;
+    Ok(())
+}
+
+pub(crate) fn describe(key: &PrivateKey) -> HostKeyDescription {
+    let public = key.public_key();
+    let line = keys::public_key_line(public, "");
+    HostKeyDescription { algorithm: public.algorithm().as_str().to_string(), fingerprint: keys::fingerprint(public), public_key: line }
+}
+
+/// Shared auth failures are answered after this long at the least, so timing does not tell
+/// a client which users or keys exist.
+const AUTH_REJECTION_TIME: Duration = Duration::from_millis(250);
+
+pub(crate) fn russh_config(opts: &ServerOptions, keys: Vec<PrivateKey>) -> Result<Config> {
+    let preferred = crate::algorithms::preferred(&opts.algorithms, &[])?;
+    Ok(Config {
+        server_id: SshId::Standard(format!("SSH-2.0-ferrossh_{}", env!("CARGO_PKG_VERSION")).into()),
+        methods: opts.methods(),
+        auth_rejection_time: AUTH_REJECTION_TIME,
+        // OpenSSH probes with "none" first: answering it slowly only delays honest clients
+        auth_rejection_time_initial: Some(Duration::ZERO),
+        keys,
+        // the handler enforces the limit itself (russh would also count the "none" probe)
+        max_auth_attempts: 0,
+        // authentication time is bounded by the listener; an authenticated session may idle
+        inactivity_timeout: None,
+        keepalive_interval: opts.limits.keepalive_interval,
+        keepalive_max: 3,
+        window_size: 8 * 1024 * 1024,
+        maximum_packet_size: 32768,
+        nodelay: true,
+        preferred,
+        ..Default::default()
+    })
+}
+
+/// `*` and `?` glob, as sshd's AcceptEnv.
+pub(crate) fn glob_match(pattern: &str, name: &str) -> bool {
+    fn go(p: &[u8], n: &[u8]) -> bool {
+        match (p.first(), n.first()) {
+            (None, None) => true,
+            (Some(b'*'), _) => go(&p[1..], n) || (!n.is_empty() && go(p, &n[1..])),
+            (Some(b'?'), Some(_)) => go(&p[1..], &n[1..]),
+            (Some(a), Some(b)) if a == b => go(&p[1..], &n[1..]),
+            _ => false,
+        }
+    }
+    // names are short (bounded by MAX_ENV_BYTES) and patterns come from the embedder
+    go(pattern.as_bytes(), name.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globs_match_like_accept_env() {
+        assert!(glob_match("LC_*", "LC_ALL"));
+        assert!(glob_match("LANG", "LANG"));
+        assert!(!glob_match("LANG", "LANGUAGE"));
+        assert!(glob_match("A?C", "ABC"));
+        assert!(!glob_match("LC_*", "XLC_ALL"));
+        assert!(glob_match("*", ""));
+    }
+
+    #[test]
+    fn generated_key_is_persisted_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("host_ed25519");
+        let a = load_or_create(&path).unwrap();
+        let b = load_or_create(&path).unwrap();
+        assert_eq!(describe(&a).fingerprint, describe(&b).fingerprint);
+        assert!(dir.path().join("host_ed25519.pub").exists());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600);
+        }
+    }
+
+    #[test]
+    fn bad_host_key_is_a_config_error() {
+        let opts = ServerOptions { host_keys: vec![HostKeySource::Data(Arc::new(b"nope".to_vec()), None)], password: true, ..Default::default() };
+        let e = load_host_keys(&opts).unwrap_err();
+        assert_eq!(e.code(), "ERR_SSH_CONFIG");
+        assert!(e.to_string().contains("hostKeys[0]"), "{e}");
+    }
+
+    #[test]
+    fn ephemeral_key_when_none_given() {
+        let opts = ServerOptions { password: true, ..Default::default() };
+        let keys = load_host_keys(&opts).unwrap();
+        assert_eq!(keys.len(), 1);
+        assert_eq!(describe(&keys[0]).algorithm, "ssh-ed25519");
+    }
+}

@@ -1,0 +1,361 @@
+//! Pipelined transfers: many reads or writes in flight, results delivered in order.
+//! Downloads go to a temporary name and are renamed only when complete and of the
+//! expected size; uploads the same on the server.
+
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use russh_sftp::client::rawsession::RawSftpSession;
+use russh_sftp::protocol::StatusCode;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::task::JoinHandle;
+
+use super::{sftp_error, Sftp, DEFAULT_CONCURRENCY};
+use crate::cancel::CancelToken;
+use crate::channel::{BufferLimits, ChannelShared, STDOUT};
+use crate::error::{Error, Result};
+
+/// Called with (bytes done, total) at most every PROGRESS_EVERY and once at the end.
+pub type Progress = Arc<dyn Fn(u64, u64) + Send + Sync>;
+const PROGRESS_EVERY: Duration = Duration::from_millis(100);
+
+#[derive(Clone, Default)]
+pub struct TransferOptions {
+    pub concurrency: Option<usize>,
+    pub chunk_size: Option<u32>,
+    pub progress: Option<Progress>,
+    /// Continue from the partial file a failed transfer left.
+    pub resume: bool,
+    /// Leave the partial file after a failure (it is removed otherwise).
+    pub keep_partial: bool,
+    pub mode: Option<u32>,
+}
+
+fn local_error(path: &Path, what: &str, e: std::io::Error) -> Error {
+    let code = match e.kind() {
+        std::io::ErrorKind::NotFound => "ENOENT",
+        std::io::ErrorKind::PermissionDenied => "EACCES",
+        std::io::ErrorKind::AlreadyExists => "EEXIST",
+        _ => "EIO",
+    };
+    Error::Sftp { code: code.into(), status: 0, message: format!("{code}: {what} {}: {e}", path.display()), path: Some(path.display().to_string()) }
+}
+
+struct Reporter {
+    cb: Option<Progress>,
+    last: Instant,
+    total: u64,
+}
+
+impl Reporter {
+    fn new(cb: Option<Progress>, total: u64) -> Self {
+        Reporter { cb, last: Instant::now() - PROGRESS_EVERY, total }
+    }
+    fn tick(&mut self, done: u64) {
+        if let Some(cb) = &self.cb {
+            if self.last.elapsed() >= PROGRESS_EVERY {
+                self.last = Instant::now();
+                cb(done, self.total.max(done));
+            }
+        }
+    }
+    fn finish(&self, done: u64) {
+        if let Some(cb) = &self.cb {
+            cb(done, self.total.max(done));
+        }
+    }
+}
+
+type Pending = JoinHandle<std::result::Result<Vec<u8>, russh_sftp::client::error::Error>>;
+
+fn spawn_read(raw: &Arc<RawSftpSession>, handle: &Arc<str>, offset: u64, len: u32) -> Pending {
+    let (raw, handle) = (Arc::clone(raw), Arc::clone(handle));
+    tokio::spawn(async move {
+        match raw.read(handle.to_string(), offset, len).await {
+            Ok(d) => Ok(d.data),
+            Err(russh_sftp::client::error::Error::Status(s)) if s.status_code == StatusCode::Eof => Ok(Vec::new()),
+            Err(e) => Err(e),
+        }
+    })
+}
+
+/// Where read_ordered delivers, in file order.
+pub(crate) trait Sink {
+    async fn put(&mut self, data: Vec<u8>) -> Result<()>;
+}
+
+struct FileSink<'a> {
+    file: tokio::io::BufWriter<tokio::fs::File>,
+    path: &'a Path,
+    done: u64,
+    rep: Reporter,
+}
+
+impl Sink for FileSink<'_> {
+    async fn put(&mut self, data: Vec<u8>) -> Result<()> {
+        self.done += data.len() as u64;
+        self.rep.tick(self.done);
+        self.file.write_all(&data).await.map_err(|e| local_error(self.path, "cannot write", e))
+    }
+}
+
+struct VecSink<'a> {
+    out: Vec<u8>,
+    max: Option<u64>,
+    path: &'a str,
+}
+
+impl Sink for VecSink<'_> {
+    async fn put(&mut self, data: Vec<u8>) -> Result<()> {
+        self.out.extend_from_slice(&data);
+        if self.max.is_some_and(|m| self.out.len() as u64 > m) {
+            return Err(Error::Sftp { code: "EFBIG".into(), status: 0, message: format!("EFBIG: '{}' is larger than the limit", self.path), path: Some(self.path.into()) });
+        }
+        Ok(())
+    }
+}
+
+struct BufferSink(Arc<ChannelShared>);
+
+impl Sink for BufferSink {
+    async fn put(&mut self, data: Vec<u8>) -> Result<()> {
+        self.0.push(STDOUT, &data).await;
+        Ok(())
+    }
+}
+
+/// Reads [start, end) (end None = to EOF) with `concurrency` reads in flight, handing each
+/// piece to `sink` in file order. A short read (allowed anywhere by the protocol) is
+/// completed by reading the gap before anything after it is delivered.
+pub(crate) async fn read_ordered<S: Sink>(sftp: &Sftp, handle: &str, start: u64, end: Option<u64>, concurrency: usize, chunk: u32, sink: &mut S) -> Result<u64> {
+    let chunk = chunk.clamp(1, sftp.limits.read);
+    let handle: Arc<str> = Arc::from(handle);
+    let mut queue: VecDeque<(u64, u32, Pending)> = VecDeque::new();
+    let mut next = start;
+    let mut eof = false;
+    let mut done = 0u64;
+    let schedule = |queue: &mut VecDeque<(u64, u32, Pending)>, next: &mut u64, eof: bool| {
+        while !eof && queue.len() < concurrency.max(1) && end.is_none_or(|e| *next < e) {
+            let len = end.map_or(chunk as u64, |e| (e - *next).min(chunk as u64)) as u32;
+            queue.push_back((*next, len, spawn_read(&sftp.raw, &handle, *next, len)));
+            *next += len as u64;
+        }
+    };
+    schedule(&mut queue, &mut next, eof);
+    let result = async {
+        while let Some((offset, len, task)) = queue.pop_front() {
+            let data = task.await.map_err(|_| Error::Protocol { message: "read task failed".into() })?.map_err(|e| sftp_error(e, None, "read"))?;
+            if data.is_empty() {
+                eof = true;
+                break;
+            }
+            let got = data.len() as u32;
+            done += got as u64;
+            sink.put(data).await?;
+            if got < len {
+                queue.push_front((offset + got as u64, len - got, spawn_read(&sftp.raw, &handle, offset + got as u64, len - got)));
+            }
+            schedule(&mut queue, &mut next, eof);
+        }
+        Ok::<(), Error>(())
+    }
+    .await;
+    for (_, _, t) in queue {
+        t.abort();
+    }
+    result.map(|_| done)
+}
+
+/// Writes `data` at `offset` with up to `concurrency` writes in flight.
+pub(crate) async fn write_all(sftp: &Sftp, handle: &str, offset: u64, data: &[u8], concurrency: usize) -> Result<()> {
+    let chunk = sftp.limits.write as usize;
+    let handle: Arc<str> = Arc::from(handle);
+    let mut inflight: VecDeque<JoinHandle<Result<()>>> = VecDeque::new();
+    for (i, piece) in data.chunks(chunk.max(1)).enumerate() {
+        if inflight.len() >= concurrency.max(1) {
+            if let Some(t) = inflight.pop_front() {
+                t.await.map_err(|_| Error::Protocol { message: "write task failed".into() })??;
+            }
+        }
+        let (raw, h, piece) = (Arc::clone(&sftp.raw), Arc::clone(&handle), piece.to_vec());
+        let at = offset + (i * chunk) as u64;
+        inflight.push_back(tokio::spawn(async move { raw.write(h.to_string(), at, piece).await.map(|_| ()).map_err(|e| sftp_error(e, None, "write")) }));
+    }
+    for t in inflight {
+        t.await.map_err(|_| Error::Protocol { message: "write task failed".into() })??;
+    }
+    Ok(())
+}
+
+fn partial_name(path: &Path) -> PathBuf {
+    let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    name.push(".ferrossh-partial");
+    path.with_file_name(name)
+}
+
+/// Remote file → local file. The bytes never leave Rust.
+pub async fn download(sftp: &Sftp, remote: &str, local: &Path, opts: &TransferOptions, cancel: Option<&CancelToken>) -> Result<u64> {
+    let handle = sftp.open_file(remote, "r", None).await?;
+    let result = CancelToken::run(cancel, download_inner(sftp, &handle, remote, local, opts)).await;
+    let _ = sftp.close(&handle).await;
+    let partial = partial_name(local);
+    match result {
+        Ok(n) => Ok(n),
+        Err(e) => {
+            if !opts.keep_partial && !opts.resume {
+                let _ = tokio::fs::remove_file(&partial).await;
+            }
+            Err(e)
+        }
+    }
+}
+
+async fn download_inner(sftp: &Sftp, handle: &str, remote: &str, local: &Path, opts: &TransferOptions) -> Result<u64> {
+    let total = sftp.fstat(handle).await?.size;
+    let partial = partial_name(local);
+    let start = if opts.resume { tokio::fs::metadata(&partial).await.map(|m| m.len()).unwrap_or(0) } else { 0 };
+    if let Some(dir) = local.parent().filter(|d| !d.as_os_str().is_empty()) {
+        if !dir.is_dir() {
+            return Err(local_error(dir, "no such local directory", std::io::Error::from(std::io::ErrorKind::NotFound)));
+        }
+    }
+    let mut file = tokio::fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(start == 0)
+        .open(&partial)
+        .await
+        .map_err(|e| local_error(&partial, "cannot write", e))?;
+    if start > 0 {
+        file.set_len(start).await.map_err(|e| local_error(&partial, "cannot resume", e))?;
+        use tokio::io::AsyncSeekExt;
+        file.seek(std::io::SeekFrom::Start(start)).await.map_err(|e| local_error(&partial, "cannot resume", e))?;
+    }
+    let mut sink = FileSink { file: tokio::io::BufWriter::with_capacity(1024 * 1024, file), path: &partial, done: start, rep: Reporter::new(opts.progress.clone(), total.unwrap_or(0)) };
+    let concurrency = opts.concurrency.unwrap_or(DEFAULT_CONCURRENCY);
+    let chunk = opts.chunk_size.unwrap_or(sftp.limits.read);
+    read_ordered(sftp, handle, start, None, concurrency, chunk, &mut sink).await?;
+    sink.file.flush().await.map_err(|e| local_error(&partial, "cannot write", e))?;
+    sink.file.get_ref().sync_all().await.map_err(|e| local_error(&partial, "cannot sync", e))?;
+    let done = sink.done;
+    let rep = sink.rep;
+    if let Some(t) = total {
+        if done != t {
+            return Err(Error::Sftp {
+                code: "EIO".into(),
+                status: 0,
+                message: format!("EIO: download of '{remote}' stopped at {done} of {t} bytes"),
+                path: Some(remote.into()),
+            });
+        }
+    }
+    tokio::fs::rename(&partial, local).await.map_err(|e| local_error(local, "cannot rename into", e))?;
+    rep.finish(done);
+    Ok(done)
+}
+
+/// Local file → remote file, written under a temporary name and renamed when complete.
+pub async fn upload(sftp: &Sftp, local: &Path, remote: &str, opts: &TransferOptions, cancel: Option<&CancelToken>) -> Result<u64> {
+    let partial = format!("{remote}.ferrossh-partial");
+    let r = CancelToken::run(cancel, upload_inner(sftp, local, remote, &partial, opts)).await;
+    if r.is_err() && !opts.keep_partial && !opts.resume {
+        let _ = sftp.unlink(&partial).await;
+    }
+    r
+}
+
+async fn upload_inner(sftp: &Sftp, local: &Path, remote: &str, partial: &str, opts: &TransferOptions) -> Result<u64> {
+    let mut file = tokio::fs::File::open(local).await.map_err(|e| local_error(local, "cannot read", e))?;
+    let meta = file.metadata().await.map_err(|e| local_error(local, "cannot read", e))?;
+    if meta.is_dir() {
+        return Err(Error::Sftp { code: "EISDIR".into(), status: 0, message: format!("EISDIR: {} is a directory (use uploadDir)", local.display()), path: Some(local.display().to_string()) });
+    }
+    let total = meta.len();
+    let start = if opts.resume { sftp.stat(partial).await.ok().and_then(|s| s.size).unwrap_or(0).min(total) } else { 0 };
+    let handle = sftp.open_file(partial, if start > 0 { "r+" } else { "w" }, opts.mode.or(Some(0o644))).await?;
+    let r = async {
+        if start > 0 {
+            use tokio::io::AsyncSeekExt;
+            file.seek(std::io::SeekFrom::Start(start)).await.map_err(|e| local_error(local, "cannot resume", e))?;
+        }
+        let chunk = opts.chunk_size.unwrap_or(sftp.limits.write).clamp(1, sftp.limits.write) as usize;
+        let concurrency = opts.concurrency.unwrap_or(DEFAULT_CONCURRENCY).max(1);
+        let h: Arc<str> = Arc::from(handle.as_str());
+        let mut inflight: VecDeque<JoinHandle<Result<()>>> = VecDeque::new();
+        let mut offset = start;
+        let mut rep = Reporter::new(opts.progress.clone(), total);
+        loop {
+            let mut buf = vec![0u8; chunk];
+            let mut filled = 0;
+            while filled < chunk {
+                let n = file.read(&mut buf[filled..]).await.map_err(|e| local_error(local, "cannot read", e))?;
+                if n == 0 {
+                    break;
+                }
+                filled += n;
+            }
+            if filled == 0 {
+                break;
+            }
+            buf.truncate(filled);
+            if inflight.len() >= concurrency {
+                if let Some(t) = inflight.pop_front() {
+                    t.await.map_err(|_| Error::Protocol { message: "write task failed".into() })??;
+                }
+            }
+            let (raw, hh, at) = (Arc::clone(&sftp.raw), Arc::clone(&h), offset);
+            inflight.push_back(tokio::spawn(async move { raw.write(hh.to_string(), at, buf).await.map(|_| ()).map_err(|e| sftp_error(e, None, "write")) }));
+            offset += filled as u64;
+            rep.tick(offset);
+        }
+        for t in inflight {
+            t.await.map_err(|_| Error::Protocol { message: "write task failed".into() })??;
+        }
+        if offset != total {
+            return Err(Error::Sftp { code: "EIO".into(), status: 0, message: format!("EIO: {} changed size during the upload", local.display()), path: Some(local.display().to_string()) });
+        }
+        rep.finish(offset);
+        Ok(offset)
+    }
+    .await;
+    let closed = sftp.close(&handle).await;
+    let n = r?;
+    closed?;
+    let size = sftp.stat(partial).await?.size;
+    if size.is_some_and(|s| s != total) {
+        return Err(Error::Sftp { code: "EIO".into(), status: 0, message: format!("EIO: upload to '{remote}' has {} of {total} bytes", size.unwrap_or(0)), path: Some(remote.into()) });
+    }
+    if !sftp.extensions.posix_rename {
+        // a plain SFTP rename refuses an existing target: make room first
+        let _ = sftp.unlink(remote).await;
+    }
+    sftp.rename(partial, remote).await?;
+    Ok(n)
+}
+
+/// A pipelined read of [start, end) into a bounded buffer that JavaScript drains like a
+/// channel; the task waits when the reader stops (high-water mark).
+pub fn read_stream(sftp: Arc<Sftp>, handle: String, start: u64, end: Option<u64>, concurrency: usize, chunk: u32, limits: BufferLimits) -> (Arc<ChannelShared>, JoinHandle<()>) {
+    let shared = ChannelShared::new(0, limits);
+    let out = Arc::clone(&shared);
+    let task = tokio::spawn(async move {
+        let r = read_ordered(&sftp, &handle, start, end, concurrency, chunk, &mut BufferSink(Arc::clone(&out))).await;
+        let _ = sftp.close(&handle).await;
+        match r {
+            Ok(_) => out.on_eof(),
+            Err(e) => out.on_broken(e),
+        }
+    });
+    (shared, task)
+}
+
+/// Remote file → memory.
+pub async fn read_file(sftp: &Sftp, path: &str, max: Option<u64>) -> Result<Vec<u8>> {
+    let handle = sftp.open_file(path, "r", None).await?;
+    let mut sink = VecSink { out: Vec::new(), max, path };
+    let r = read_ordered(sftp, &handle, 0, None, DEFAULT_CONCURRENCY, sftp.limits.read, &mut sink).await;
+    let _ = sftp.close(&handle).await;
+    r.map(|_| sink.out)
+}

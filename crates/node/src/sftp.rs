@@ -1,0 +1,436 @@
+//! `NativeSftp`: the SFTP client of crates/core for lib/sftp.ts.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use ferrossh_core::sftp::{self, DirEntry, Sftp, Stat, TransferOptions};
+use ferrossh_core::{BufferLimits, ChannelShared, Error, ReadResult};
+use napi::bindgen_prelude::{Buffer, BufferSlice, Function};
+use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
+use napi::Status;
+use napi_derive::napi;
+use tokio::sync::Mutex;
+
+use crate::cancel::NativeCancel;
+use crate::client::NativeClient;
+use crate::errors::{self, IntoNapi};
+
+#[napi(object)]
+pub struct NativeStat {
+    pub size: Option<f64>,
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+    pub mode: Option<u32>,
+    pub atime: Option<u32>,
+    pub mtime: Option<u32>,
+}
+
+impl From<Stat> for NativeStat {
+    fn from(s: Stat) -> Self {
+        NativeStat { size: s.size.map(|v| v as f64), uid: s.uid, gid: s.gid, mode: s.mode, atime: s.atime, mtime: s.mtime }
+    }
+}
+
+fn to_stat(s: NativeStat) -> napi::Result<Stat> {
+    let size = match s.size {
+        None => None,
+        Some(v) if v.is_finite() && v >= 0.0 && v <= 9.007_199_254_740_991e15 => Some(v as u64),
+        Some(_) => return Err(errors::to_napi(Error::config("size", "size must be a non-negative integer"))),
+    };
+    Ok(Stat { size, uid: s.uid, gid: s.gid, mode: s.mode, atime: s.atime, mtime: s.mtime })
+}
+
+#[napi(object)]
+pub struct NativeDirEntry {
+    pub name: String,
+    pub longname: String,
+    pub stat: NativeStat,
+}
+
+impl From<DirEntry> for NativeDirEntry {
+    fn from(e: DirEntry) -> Self {
+        NativeDirEntry { name: e.name, longname: e.longname, stat: e.stat.into() }
+    }
+}
+
+#[napi(object)]
+pub struct NativeFsStats {
+    pub block_size: f64,
+    pub fragment_size: f64,
+    pub blocks: f64,
+    pub blocks_free: f64,
+    pub blocks_avail: f64,
+    pub files: f64,
+    pub files_free: f64,
+    pub files_avail: f64,
+    pub fsid: f64,
+    pub flags: f64,
+    pub name_max: f64,
+}
+
+#[napi(object)]
+pub struct NativeSftpInfo {
+    pub extensions: Vec<String>,
+    pub max_read: u32,
+    pub max_write: u32,
+    pub max_open_handles: Option<f64>,
+}
+
+#[napi(object)]
+pub struct NativeTransferOptions {
+    pub concurrency: Option<u32>,
+    pub chunk_size: Option<u32>,
+    pub resume: Option<bool>,
+    pub keep_partial: Option<bool>,
+    pub mode: Option<u32>,
+}
+
+/// Weak: progress reports never keep the process alive.
+type ProgressFn = ThreadsafeFunction<(f64, f64), (), (f64, f64), Status, false, true>;
+
+fn transfer_options(o: Option<NativeTransferOptions>, progress: Option<ProgressFn>) -> napi::Result<TransferOptions> {
+    let o = o.unwrap_or(NativeTransferOptions { concurrency: None, chunk_size: None, resume: None, keep_partial: None, mode: None });
+    if o.concurrency.is_some_and(|c| c == 0 || c > 256) {
+        return Err(errors::to_napi(Error::config("concurrency", "concurrency must be between 1 and 256")));
+    }
+    if o.chunk_size.is_some_and(|c| c == 0) {
+        return Err(errors::to_napi(Error::config("chunkSize", "chunkSize must be positive")));
+    }
+    let progress = progress.map(|f| {
+        let f = Arc::new(f);
+        Arc::new(move |done: u64, total: u64| {
+            f.call((done as f64, total as f64), ThreadsafeFunctionCallMode::NonBlocking);
+        }) as sftp::Progress
+    });
+    Ok(TransferOptions {
+        concurrency: o.concurrency.map(|c| c as usize),
+        chunk_size: o.chunk_size,
+        progress,
+        resume: o.resume.unwrap_or(false),
+        keep_partial: o.keep_partial.unwrap_or(false),
+        mode: o.mode,
+    })
+}
+
+#[napi]
+pub struct NativeSftp {
+    inner: Arc<Sftp>,
+}
+
+#[napi]
+impl NativeSftp {
+    #[napi(factory)]
+    pub async fn open(client: &NativeClient, cancel: Option<&NativeCancel>) -> napi::Result<NativeSftp> {
+        let token = cancel.map(|c| c.token.clone());
+        let s = Sftp::open(client.core(), token.as_ref()).await.js()?;
+        Ok(NativeSftp { inner: Arc::new(s) })
+    }
+
+    /// Ends the session: its channel closes.
+    #[napi]
+    pub fn close(&self) {
+        self.inner.end();
+    }
+
+    #[napi(getter)]
+    pub fn info(&self) -> NativeSftpInfo {
+        let mut ext: Vec<String> = self.inner.extensions.all.keys().cloned().collect();
+        ext.sort();
+        NativeSftpInfo { extensions: ext, max_read: self.inner.limits.read, max_write: self.inner.limits.write, max_open_handles: self.inner.limits.open_handles.map(|v| v as f64) }
+    }
+
+    #[napi]
+    pub async fn stat(&self, path: String) -> napi::Result<NativeStat> {
+        self.inner.stat(&path).await.map(Into::into).js()
+    }
+    #[napi]
+    pub async fn lstat(&self, path: String) -> napi::Result<NativeStat> {
+        self.inner.lstat(&path).await.map(Into::into).js()
+    }
+    #[napi]
+    pub async fn setstat(&self, path: String, stat: NativeStat) -> napi::Result<()> {
+        let s = to_stat(stat)?;
+        self.inner.setstat(&path, &s).await.js()
+    }
+    #[napi]
+    pub async fn realpath(&self, path: String) -> napi::Result<String> {
+        self.inner.realpath(&path).await.js()
+    }
+    #[napi]
+    pub async fn readlink(&self, path: String) -> napi::Result<String> {
+        self.inner.readlink(&path).await.js()
+    }
+    #[napi]
+    pub async fn symlink(&self, target: String, path: String) -> napi::Result<()> {
+        self.inner.symlink(&target, &path).await.js()
+    }
+    #[napi]
+    pub async fn mkdir(&self, path: String, mode: Option<u32>) -> napi::Result<()> {
+        self.inner.mkdir(&path, mode).await.js()
+    }
+    #[napi]
+    pub async fn rmdir(&self, path: String) -> napi::Result<()> {
+        self.inner.rmdir(&path).await.js()
+    }
+    #[napi]
+    pub async fn unlink(&self, path: String) -> napi::Result<()> {
+        self.inner.unlink(&path).await.js()
+    }
+    #[napi]
+    pub async fn rename(&self, from: String, to: String) -> napi::Result<()> {
+        self.inner.rename(&from, &to).await.js()
+    }
+    #[napi]
+    pub async fn hardlink(&self, from: String, to: String) -> napi::Result<()> {
+        self.inner.hardlink(&from, &to).await.js()
+    }
+    #[napi]
+    pub async fn copy_data(&self, from: String, to: String) -> napi::Result<()> {
+        self.inner.copy_data(&from, &to).await.js()
+    }
+    #[napi]
+    pub async fn statvfs(&self, path: String) -> napi::Result<NativeFsStats> {
+        let s = self.inner.statvfs(&path).await.js()?;
+        Ok(NativeFsStats {
+            block_size: s.block_size as f64,
+            fragment_size: s.fragment_size as f64,
+            blocks: s.blocks as f64,
+            blocks_free: s.blocks_free as f64,
+            blocks_avail: s.blocks_avail as f64,
+            files: s.files as f64,
+            files_free: s.files_free as f64,
+            files_avail: s.files_avail as f64,
+            fsid: s.fsid as f64,
+            flags: s.flags as f64,
+            name_max: s.name_max as f64,
+        })
+    }
+    #[napi]
+    pub async fn expand_path(&self, path: String) -> napi::Result<String> {
+        self.inner.expand_path(&path).await.js()
+    }
+    #[napi]
+    pub async fn readdir(&self, path: String) -> napi::Result<Vec<NativeDirEntry>> {
+        Ok(self.inner.readdir(&path).await.js()?.into_iter().map(Into::into).collect())
+    }
+    #[napi]
+    pub async fn opendir(&self, path: String) -> napi::Result<String> {
+        self.inner.opendir(&path).await.js()
+    }
+    /// One batch of entries; null at the end.
+    #[napi]
+    pub async fn readdir_batch(&self, handle: String, path: String) -> napi::Result<Option<Vec<NativeDirEntry>>> {
+        Ok(self.inner.readdir_batch(&handle, &path).await.js()?.map(|v| v.into_iter().map(Into::into).collect()))
+    }
+    #[napi]
+    pub async fn open_file(&self, path: String, flags: String, mode: Option<u32>) -> napi::Result<String> {
+        self.inner.open_file(&path, &flags, mode).await.js()
+    }
+    #[napi]
+    pub async fn close_handle(&self, handle: String) -> napi::Result<()> {
+        self.inner.close(&handle).await.js()
+    }
+    /// Up to `length` bytes at `position`; empty at end of file.
+    #[napi]
+    pub async fn read(&self, handle: String, position: f64, length: u32) -> napi::Result<Buffer> {
+        Ok(self.inner.read(&handle, position as u64, length).await.js()?.into())
+    }
+    #[napi]
+    pub async fn write(&self, handle: String, position: f64, data: Buffer) -> napi::Result<()> {
+        let d = data.to_vec();
+        self.inner.write(&handle, position as u64, &d).await.js()
+    }
+    #[napi]
+    pub async fn fstat(&self, handle: String) -> napi::Result<NativeStat> {
+        self.inner.fstat(&handle).await.map(Into::into).js()
+    }
+    #[napi]
+    pub async fn fsetstat(&self, handle: String, stat: NativeStat) -> napi::Result<()> {
+        let s = to_stat(stat)?;
+        self.inner.fsetstat(&handle, &s).await.js()
+    }
+    #[napi]
+    pub async fn fsync(&self, handle: String) -> napi::Result<()> {
+        self.inner.fsync(&handle).await.js()
+    }
+    #[napi]
+    pub async fn read_file(&self, path: String, max: Option<f64>) -> napi::Result<Buffer> {
+        Ok(sftp::read_file(&self.inner, &path, max.map(|m| m as u64)).await.js()?.into())
+    }
+    #[napi]
+    pub async fn write_file(&self, path: String, data: Buffer, flags: String, mode: Option<u32>) -> napi::Result<()> {
+        let h = self.inner.open_file(&path, &flags, mode).await.js()?;
+        let d = data.to_vec();
+        let start = if flags.starts_with('a') { self.inner.fstat(&h).await.ok().and_then(|s| s.size).unwrap_or(0) } else { 0 };
+        let r = self.inner.write(&h, start, &d).await;
+        let c = self.inner.close(&h).await;
+        r.js()?;
+        c.js()
+    }
+
+    /// Remote → local, path to path; resolves with the bytes transferred.
+    #[napi(ts_args_type = "remote: string, local: string, options?: NativeTransferOptions, progress?: (done: number, total: number) => void, cancel?: NativeCancel")]
+    pub async fn download(&self, remote: String, local: String, options: Option<NativeTransferOptions>, progress: Option<ProgressFn>, cancel: Option<&NativeCancel>) -> napi::Result<f64> {
+        let o = transfer_options(options, progress)?;
+        let token = cancel.map(|c| c.token.clone());
+        Ok(sftp::download(&self.inner, &remote, &PathBuf::from(local), &o, token.as_ref()).await.js()? as f64)
+    }
+
+    /// Local → remote, path to path.
+    #[napi(ts_args_type = "local: string, remote: string, options?: NativeTransferOptions, progress?: (done: number, total: number) => void, cancel?: NativeCancel")]
+    pub async fn upload(&self, local: String, remote: String, options: Option<NativeTransferOptions>, progress: Option<ProgressFn>, cancel: Option<&NativeCancel>) -> napi::Result<f64> {
+        let o = transfer_options(options, progress)?;
+        let token = cancel.map(|c| c.token.clone());
+        Ok(sftp::upload(&self.inner, &PathBuf::from(local), &remote, &o, token.as_ref()).await.js()? as f64)
+    }
+
+    /// A pipelined read of [start, end) that JS drains like a channel.
+    #[napi]
+    pub async fn read_stream(&self, path: String, start: f64, end: Option<f64>, concurrency: Option<u32>, high_water_mark: Option<f64>) -> napi::Result<NativeBufferReader> {
+        let h = self.inner.open_file(&path, "r", None).await.js()?;
+        let hwm = high_water_mark.filter(|h| h.is_finite() && *h >= 65536.0).map(|h| h as usize).unwrap_or(4 * 1024 * 1024);
+        let limits = BufferLimits { high_water_mark: hwm, wake_bytes: (hwm / 4).clamp(32 * 1024, 1024 * 1024) };
+        let conc = concurrency.unwrap_or(sftp::DEFAULT_CONCURRENCY as u32).clamp(1, 256) as usize;
+        let (shared, task) = sftp::read_stream(Arc::clone(&self.inner), h, start as u64, end.map(|e| e as u64), conc, self.inner.limits.read, limits);
+        Ok(NativeBufferReader { shared, task: Some(task), last_error: std::sync::Mutex::new(None) })
+    }
+
+    /// A pipelined writer: writes resolve once queued (up to `concurrency` in flight).
+    #[napi]
+    pub async fn write_stream(&self, path: String, flags: String, start: Option<f64>, mode: Option<u32>, concurrency: Option<u32>) -> napi::Result<NativeSftpWriter> {
+        let h = self.inner.open_file(&path, &flags, mode).await.js()?;
+        let offset = match start {
+            Some(s) => s as u64,
+            None if flags.starts_with('a') => self.inner.fstat(&h).await.ok().and_then(|s| s.size).unwrap_or(0),
+            None => 0,
+        };
+        Ok(NativeSftpWriter {
+            sftp: Arc::clone(&self.inner),
+            state: Arc::new(Mutex::new(WriterState { handle: Some(h), offset, inflight: std::collections::VecDeque::new() })),
+            concurrency: concurrency.unwrap_or(sftp::DEFAULT_CONCURRENCY as u32).clamp(1, 256) as usize,
+        })
+    }
+}
+
+type WakeFn = ThreadsafeFunction<u32, (), u32, Status, false, true>;
+
+struct JsWake(WakeFn);
+
+impl ferrossh_core::Wake for JsWake {
+    fn wake(&self, stream: usize) {
+        self.0.call(stream as u32, ThreadsafeFunctionCallMode::NonBlocking);
+    }
+}
+
+/// A bounded buffer filled by a Rust task, drained synchronously by JS (same contract as
+/// NativeChannel.read).
+#[napi]
+pub struct NativeBufferReader {
+    shared: Arc<ChannelShared>,
+    task: Option<tokio::task::JoinHandle<()>>,
+    last_error: std::sync::Mutex<Option<String>>,
+}
+
+#[napi]
+impl NativeBufferReader {
+    #[napi]
+    pub fn set_waker(&self, cb: Function<u32, ()>) -> napi::Result<()> {
+        let tsfn: WakeFn = cb.build_threadsafe_function().weak::<true>().callee_handled::<false>().build()?;
+        self.shared.set_waker(Some(Arc::new(JsWake(tsfn))));
+        Ok(())
+    }
+
+    #[napi]
+    pub fn read(&self, _stream: u32, mut buf: BufferSlice) -> i32 {
+        let max = buf.len().min(i32::MAX as usize);
+        match self.shared.read_into(0, &mut buf[..max]) {
+            ReadResult::Data(n) => n as i32,
+            ReadResult::Pending => 0,
+            ReadResult::Eof => -1,
+            ReadResult::Failed(e) => {
+                *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(errors::to_string(&e));
+                -2
+            }
+        }
+    }
+
+    #[napi]
+    pub fn take_error(&self) -> Option<String> {
+        self.last_error.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+
+    /// Stops reading (the reader is gone).
+    #[napi]
+    pub fn close(&mut self) {
+        self.shared.discard();
+        if let Some(t) = self.task.take() {
+            t.abort();
+        }
+    }
+}
+
+struct WriterState {
+    handle: Option<String>,
+    offset: u64,
+    inflight: std::collections::VecDeque<tokio::task::JoinHandle<ferrossh_core::Result<()>>>,
+}
+
+#[napi]
+pub struct NativeSftpWriter {
+    sftp: Arc<Sftp>,
+    state: Arc<Mutex<WriterState>>,
+    concurrency: usize,
+}
+
+#[napi]
+impl NativeSftpWriter {
+    /// Queues `data` (split at the server's write limit); waits only while `concurrency`
+    /// writes are in flight. An earlier write's failure is reported here.
+    #[napi]
+    pub async fn write(&self, data: Buffer) -> napi::Result<()> {
+        let bytes = data.to_vec();
+        let chunk = self.sftp.limits.write as usize;
+        let mut st = self.state.lock().await;
+        let Some(handle) = st.handle.clone() else {
+            return Err(errors::to_napi(Error::Sftp { code: "EBADF".into(), status: 0, message: "EBADF: write after close".into(), path: None }));
+        };
+        for piece in bytes.chunks(chunk.max(1)) {
+            while st.inflight.len() >= self.concurrency {
+                if let Some(t) = st.inflight.pop_front() {
+                    t.await.map_err(|_| errors::to_napi(Error::Protocol { message: "write task failed".into() }))?.js()?;
+                }
+            }
+            let (s, h, at, p) = (Arc::clone(&self.sftp), handle.clone(), st.offset, piece.to_vec());
+            st.inflight.push_back(tokio::spawn(async move { s.write(&h, at, &p).await }));
+            st.offset += piece.len() as u64;
+        }
+        Ok(())
+    }
+
+    /// Waits for every write and closes the file.
+    #[napi]
+    pub async fn close(&self) -> napi::Result<()> {
+        let mut st = self.state.lock().await;
+        let mut first_err = None;
+        while let Some(t) = st.inflight.pop_front() {
+            match t.await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    first_err.get_or_insert(e);
+                }
+                Err(_) => {
+                    first_err.get_or_insert(Error::Protocol { message: "write task failed".into() });
+                }
+            }
+        }
+        if let Some(h) = st.handle.take() {
+            if let Err(e) = self.sftp.close(&h).await {
+                first_err.get_or_insert(e);
+            }
+        }
+        match first_err {
+            Some(e) => Err(errors::to_napi(e)),
+            None => Ok(()),
+        }
+    }
+}

@@ -1,0 +1,590 @@
+import { mkdir as mkdirLocal, readdir as readdirLocal, lstat as lstatLocal, readlink as readlinkLocal, symlink as symlinkLocal, stat as statLocal } from 'node:fs/promises'
+import { join, posix } from 'node:path'
+import { Readable, Writable } from 'node:stream'
+
+import { ConfigError, fromNative, native, SftpError } from './errors'
+import binding from './native'
+import { withSignal } from './signal'
+import { ChannelSource } from './stream'
+
+type NativeSftp = InstanceType<typeof binding.NativeSftp>
+type NativeStat = { size?: number | null; uid?: number | null; gid?: number | null; mode?: number | null; atime?: number | null; mtime?: number | null }
+
+const S_IFMT = 0o170000
+const S_IFDIR = 0o040000
+const S_IFREG = 0o100000
+const S_IFLNK = 0o120000
+
+/** File attributes, shaped like `fs.Stats` (SFTP v3 carries second resolution times). */
+export class Stats {
+  /** Size in bytes (a bigint with `{ bigint: true }`). */
+  readonly size: number | bigint
+  /** Permission and file type bits. */
+  readonly mode: number
+  /** Owner user id. */
+  readonly uid: number
+  /** Owner group id. */
+  readonly gid: number
+  /** Last access, in milliseconds since the epoch. */
+  readonly atimeMs: number
+  /** Last modification, in milliseconds since the epoch. */
+  readonly mtimeMs: number
+  /** Last access. */
+  readonly atime: Date
+  /** Last modification. */
+  readonly mtime: Date
+  /** @internal */
+  constructor(s: NativeStat, bigint = false) {
+    this.size = bigint ? BigInt(s.size ?? 0) : (s.size ?? 0)
+    this.mode = s.mode ?? 0
+    this.uid = s.uid ?? 0
+    this.gid = s.gid ?? 0
+    this.atimeMs = (s.atime ?? 0) * 1000
+    this.mtimeMs = (s.mtime ?? 0) * 1000
+    this.atime = new Date(this.atimeMs)
+    this.mtime = new Date(this.mtimeMs)
+  }
+  /** A regular file. */
+  isFile(): boolean { return (this.mode & S_IFMT) === S_IFREG }
+  /** A directory. */
+  isDirectory(): boolean { return (this.mode & S_IFMT) === S_IFDIR }
+  /** A symbolic link (only from `lstat`). */
+  isSymbolicLink(): boolean { return (this.mode & S_IFMT) === S_IFLNK }
+}
+
+/** A directory entry, shaped like `fs.Dirent`, with its attributes. */
+export class Dirent {
+  /** The entry's name (no path). */
+  readonly name: string
+  /** The directory it is in. */
+  readonly parentPath: string
+  /** `ls -l` style line from the server. */
+  readonly longname: string
+  /** The entry's attributes (not following symlinks). */
+  readonly stats: Stats
+  /** @internal */
+  constructor(e: { name: string; longname: string; stat: NativeStat }, parentPath: string) {
+    this.name = e.name
+    this.parentPath = parentPath
+    this.longname = e.longname
+    this.stats = new Stats(e.stat)
+  }
+  /** A regular file. */
+  isFile(): boolean { return this.stats.isFile() }
+  /** A directory. */
+  isDirectory(): boolean { return this.stats.isDirectory() }
+  /** A symbolic link. */
+  isSymbolicLink(): boolean { return this.stats.isSymbolicLink() }
+}
+
+/** `statvfs@openssh.com` results. */
+export interface StatFs {
+  /** File system block size. */
+  bsize: number
+  /** Fragment size. */
+  frsize: number
+  /** Blocks in total (in fragments). */
+  blocks: number
+  /** Free blocks. */
+  bfree: number
+  /** Free blocks for unprivileged users. */
+  bavail: number
+  /** Inodes in total. */
+  files: number
+  /** Free inodes. */
+  ffree: number
+  /** Free inodes for unprivileged users. */
+  favail: number
+  /** File system id. */
+  fsid: number
+  /** Mount flags. */
+  flag: number
+  /** Longest file name. */
+  namemax: number
+}
+
+/** Progress of a transfer. */
+export interface TransferProgress {
+  /** Bytes done. */
+  transferred: number
+  /** Bytes in all (the file size, or the tree's total for directories). */
+  total: number
+}
+
+/** Options of {@link SftpClient.download} and {@link SftpClient.upload}. */
+export interface TransferOptions {
+  /** Requests in flight (default 16). */
+  concurrency?: number
+  /** Bytes per request (default: the server's limit, at most 255 KiB). */
+  chunkSize?: number
+  /** Called with the progress, at most every 100 ms and once at the end. */
+  onProgress?: (p: TransferProgress) => void
+  /** Continue from the partial file a failed transfer left (`<dest>.ferrossh-partial`). */
+  resume?: boolean
+  /** Leave the partial file after a failure instead of removing it. */
+  keepPartial?: boolean
+  /** Permission bits of an uploaded file (default 0o644). */
+  mode?: number
+  signal?: AbortSignal
+}
+
+/** Options of {@link SftpClient.downloadDir} and {@link SftpClient.uploadDir}. */
+export interface DirTransferOptions extends Omit<TransferOptions, 'onProgress' | 'resume'> {
+  /** Files transferred at once (default 4). */
+  fileConcurrency?: number
+  /** Return false to skip a path (relative to the source root, `/`-separated). */
+  filter?: (path: string, isDirectory: boolean) => boolean
+  /** Symbolic links: `'skip'` (default), `'follow'` (copy what they point to) or `'preserve'` (recreate the link). */
+  symlinks?: 'skip' | 'follow' | 'preserve'
+  /** Called with the progress across the whole tree. */
+  onProgress?: (p: TransferProgress & { files: number; filesTotal: number }) => void
+}
+
+function checkPath(p: unknown, option = 'path'): string {
+  if (typeof p !== 'string' || p.length === 0) throw new ConfigError(`${option}: must be a non-empty string`, { option })
+  if (p.includes('\0')) throw new ConfigError(`${option}: must not contain NUL`, { option })
+  return p
+}
+
+function modeOf(mode: number | string | undefined, option = 'mode'): number | undefined {
+  if (mode === undefined) return undefined
+  const m = typeof mode === 'string' ? parseInt(mode, 8) : mode
+  if (!Number.isInteger(m) || m < 0 || m > 0o7777) throw new ConfigError(`${option}: must be permission bits such as 0o644`, { option })
+  return m
+}
+
+function timeOf(t: number | string | Date, option: string): number {
+  const ms = t instanceof Date ? t.getTime() : typeof t === 'string' ? Date.parse(t) : t * 1000
+  if (!Number.isFinite(ms)) throw new ConfigError(`${option}: must be a Date or seconds since the epoch`, { option })
+  return Math.floor(ms / 1000)
+}
+
+/** An open remote file, shaped like `fs.promises.FileHandle`. */
+export class FileHandle {
+  readonly #sftp: NativeSftp
+  readonly #handle: string
+  #closed = false
+  #position = 0
+  /** @internal */
+  constructor(sftp: NativeSftp, handle: string, position = 0) {
+    this.#sftp = sftp
+    this.#handle = handle
+    this.#position = position
+  }
+  #check(): void {
+    if (this.#closed) throw new SftpError('EBADF: file handle is closed', 'EBADF', { status: 0 })
+  }
+  /** Reads into `buffer`; returns the bytes read (0 at end of file). `position` null = current. */
+  async read(buffer: Buffer, offset = 0, length = buffer.length - offset, position: number | null = null): Promise<{ bytesRead: number; buffer: Buffer }> {
+    this.#check()
+    const at = position ?? this.#position
+    let done = 0
+    while (done < length) {
+      const chunk = await native(() => this.#sftp.read(this.#handle, at + done, Math.min(length - done, 255 * 1024)))
+      if (chunk.length === 0) break
+      chunk.copy(buffer, offset + done)
+      done += chunk.length
+    }
+    if (position === null) this.#position += done
+    return { bytesRead: done, buffer }
+  }
+  /** Writes `data` at `position` (null = current). */
+  async write(data: Buffer | string, position: number | null = null): Promise<{ bytesWritten: number }> {
+    this.#check()
+    const buf = typeof data === 'string' ? Buffer.from(data) : data
+    const at = position ?? this.#position
+    await native(() => this.#sftp.write(this.#handle, at, buf))
+    if (position === null) this.#position += buf.length
+    return { bytesWritten: buf.length }
+  }
+  /** Attributes of the open file. */
+  async stat(options: { bigint?: boolean } = {}): Promise<Stats> {
+    this.#check()
+    return new Stats(await native(() => this.#sftp.fstat(this.#handle)), options.bigint)
+  }
+  /** Sets the file's length. */
+  async truncate(len = 0): Promise<void> {
+    this.#check()
+    await native(() => this.#sftp.fsetstat(this.#handle, { size: len }))
+  }
+  /** Changes permission bits. */
+  async chmod(mode: number | string): Promise<void> {
+    this.#check()
+    await native(() => this.#sftp.fsetstat(this.#handle, { mode: modeOf(mode) }))
+  }
+  /** Flushes to disk on the server (fsync@openssh.com). */
+  async sync(): Promise<void> {
+    this.#check()
+    await native(() => this.#sftp.fsync(this.#handle))
+  }
+  /** Closes the handle. */
+  async close(): Promise<void> {
+    if (this.#closed) return
+    this.#closed = true
+    await native(() => this.#sftp.closeHandle(this.#handle))
+  }
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close()
+  }
+}
+
+/** Options of {@link SftpClient.createReadStream}. */
+export interface SftpReadStreamOptions {
+  /** First byte to read. */
+  start?: number
+  /** Last byte to read, inclusive (as fs). */
+  end?: number
+  /** Bytes buffered before reading pauses (default 4 MiB). */
+  highWaterMark?: number
+  /** Reads in flight (default 16). */
+  concurrency?: number
+}
+
+/** Options of {@link SftpClient.createWriteStream}. */
+export interface SftpWriteStreamOptions {
+  /** Open flags as fs (`w` default, `a`, `r+`, `wx`, …). */
+  flags?: string
+  /** Byte position to start writing at. */
+  start?: number
+  /** Permission bits of a created file. */
+  mode?: number
+  /** Writes in flight (default 16). */
+  concurrency?: number
+}
+
+/**
+ * An SFTP session, shaped like `fs/promises`. Get one with `await ssh.sftp()`.
+ * @example
+ * const sftp = await ssh.sftp()
+ * await sftp.download('/var/log/app.log', './app.log', { onProgress: console.log })
+ */
+export class SftpClient {
+  readonly #n: NativeSftp
+  /** @internal */
+  constructor(n: NativeSftp) {
+    this.#n = n
+  }
+
+  /** Extensions the server offers and its limits. */
+  get info(): { extensions: string[]; maxRead: number; maxWrite: number; maxOpenHandles?: number } {
+    const i = this.#n.info
+    return { extensions: i.extensions, maxRead: i.maxRead, maxWrite: i.maxWrite, maxOpenHandles: i.maxOpenHandles ?? undefined }
+  }
+
+  /** Attributes, following symlinks. */
+  async stat(path: string, options: { bigint?: boolean } = {}): Promise<Stats> {
+    return new Stats(await native(() => this.#n.stat(checkPath(path))), options.bigint)
+  }
+  /** Attributes of the link itself. */
+  async lstat(path: string, options: { bigint?: boolean } = {}): Promise<Stats> {
+    return new Stats(await native(() => this.#n.lstat(checkPath(path))), options.bigint)
+  }
+  /** True when the path exists (following symlinks). */
+  async exists(path: string): Promise<boolean> {
+    try {
+      await this.stat(path)
+      return true
+    } catch (e) {
+      if ((e as SftpError).code === 'ENOENT') return false
+      throw e
+    }
+  }
+  /** Changes permission bits. */
+  async chmod(path: string, mode: number | string): Promise<void> {
+    await native(() => this.#n.setstat(checkPath(path), { mode: modeOf(mode) }))
+  }
+  /** Changes owner and group ids. */
+  async chown(path: string, uid: number, gid: number): Promise<void> {
+    if (!Number.isInteger(uid) || !Number.isInteger(gid) || uid < 0 || gid < 0) throw new ConfigError('chown: uid and gid must be non-negative integers', { option: 'uid' })
+    await native(() => this.#n.setstat(checkPath(path), { uid, gid }))
+  }
+  /** Sets access and modification times. */
+  async utimes(path: string, atime: number | string | Date, mtime: number | string | Date): Promise<void> {
+    await native(() => this.#n.setstat(checkPath(path), { atime: timeOf(atime, 'atime'), mtime: timeOf(mtime, 'mtime') }))
+  }
+  /** Truncates or extends a file. */
+  async truncate(path: string, len = 0): Promise<void> {
+    await native(() => this.#n.setstat(checkPath(path), { size: len }))
+  }
+  /** The canonical absolute path. */
+  async realpath(path: string): Promise<string> {
+    return native(() => this.#n.realpath(checkPath(path)))
+  }
+  /** The target of a symbolic link. */
+  async readlink(path: string): Promise<string> {
+    return native(() => this.#n.readlink(checkPath(path)))
+  }
+  /** Creates `path` pointing to `target` (fs order). */
+  async symlink(target: string, path: string): Promise<void> {
+    await native(() => this.#n.symlink(checkPath(target, 'target'), checkPath(path)))
+  }
+  /** A hard link (hardlink@openssh.com). */
+  async hardlink(existing: string, newPath: string): Promise<void> {
+    await native(() => this.#n.hardlink(checkPath(existing, 'existing'), checkPath(newPath, 'newPath')))
+  }
+  /** Renames, replacing an existing destination like fs.rename (posix-rename@openssh.com when offered). */
+  async rename(from: string, to: string): Promise<void> {
+    await native(() => this.#n.rename(checkPath(from, 'from'), checkPath(to, 'to')))
+  }
+  /** Removes a file. */
+  async unlink(path: string): Promise<void> {
+    await native(() => this.#n.unlink(checkPath(path)))
+  }
+  /** Copies on the server (copy-data extension): no byte crosses the network. */
+  async copyFile(from: string, to: string): Promise<void> {
+    await native(() => this.#n.copyData(checkPath(from, 'from'), checkPath(to, 'to')))
+  }
+  /** File system statistics (statvfs@openssh.com). */
+  async statvfs(path: string): Promise<StatFs> {
+    const s = await native(() => this.#n.statvfs(checkPath(path)))
+    return { bsize: s.blockSize, frsize: s.fragmentSize, blocks: s.blocks, bfree: s.blocksFree, bavail: s.blocksAvail, files: s.files, ffree: s.filesFree, favail: s.filesAvail, fsid: s.fsid, flag: s.flags, namemax: s.nameMax }
+  }
+  /** Expands `~` and `~/…` (expand-path@openssh.com, else relative to the login directory). */
+  async expandPath(path: string): Promise<string> {
+    return native(() => this.#n.expandPath(checkPath(path)))
+  }
+
+  /** Creates a directory; `recursive` creates parents and ignores an existing directory. */
+  async mkdir(path: string, options: { recursive?: boolean; mode?: number } = {}): Promise<void> {
+    checkPath(path)
+    const mode = modeOf(options.mode)
+    if (!options.recursive) return native(() => this.#n.mkdir(path, mode))
+    const abs = path.startsWith('/')
+    const parts = path.split('/').filter(Boolean)
+    let cur = abs ? '' : '.'
+    for (const p of parts) {
+      cur = `${cur}/${p}`
+      try {
+        await native(() => this.#n.mkdir(cur, mode))
+      } catch (e) {
+        if ((e as SftpError).code !== 'EEXIST') throw e
+        if (!(await this.stat(cur)).isDirectory()) throw e
+      }
+    }
+  }
+  /** Removes a directory; `recursive` removes its contents first (links are removed, not followed). */
+  async rmdir(path: string, options: { recursive?: boolean } = {}): Promise<void> {
+    checkPath(path)
+    if (options.recursive) {
+      for (const e of await this.readdir(path, { withFileTypes: true })) {
+        const p = posix.join(path, e.name)
+        if (e.isDirectory()) await this.rmdir(p, { recursive: true })
+        else await this.unlink(p)
+      }
+    }
+    await native(() => this.#n.rmdir(path))
+  }
+
+  /** Names in a directory (`withFileTypes` gives {@link Dirent}s with their attributes). */
+  readdir(path: string): Promise<string[]>
+  readdir(path: string, options: { withFileTypes: true }): Promise<Dirent[]>
+  readdir(path: string, options?: { withFileTypes?: false }): Promise<string[]>
+  async readdir(path: string, options: { withFileTypes?: boolean } = {}): Promise<string[] | Dirent[]> {
+    const entries = await native(() => this.#n.readdir(checkPath(path)))
+    return options.withFileTypes ? entries.map((e) => new Dirent(e, path)) : entries.map((e) => e.name)
+  }
+  /** Streams a directory batch by batch: for huge directories. */
+  async *opendir(path: string): AsyncGenerator<Dirent> {
+    const n = this.#n
+    const handle = await native(() => n.opendir(checkPath(path)))
+    try {
+      for (;;) {
+        const batch = await native(() => n.readdirBatch(handle, path))
+        if (!batch) return
+        for (const e of batch) yield new Dirent(e, path)
+      }
+    } finally {
+      await native(() => n.closeHandle(handle)).catch(() => {})
+    }
+  }
+
+  /** Opens a file (`flags` as fs: r, r+, w, wx, w+, a, ax, a+). */
+  async open(path: string, flags = 'r', mode?: number | string): Promise<FileHandle> {
+    if (typeof flags !== 'string') throw new ConfigError('flags: must be a string such as r or w', { option: 'flags' })
+    const h = await native(() => this.#n.openFile(checkPath(path), flags, modeOf(mode)))
+    let position = 0
+    if (flags.startsWith('a')) position = Number((await native(() => this.#n.fstat(h))).size ?? 0)
+    return new FileHandle(this.#n, h, position)
+  }
+  /** A whole file; `encoding` gives a string. */
+  readFile(path: string): Promise<Buffer>
+  readFile(path: string, options: { encoding: BufferEncoding; maxSize?: number } | BufferEncoding): Promise<string>
+  readFile(path: string, options?: { encoding?: null; maxSize?: number }): Promise<Buffer>
+  async readFile(path: string, options: { encoding?: BufferEncoding | null; maxSize?: number } | BufferEncoding = {}): Promise<Buffer | string> {
+    const o = typeof options === 'string' ? { encoding: options } : options
+    const data = await native(() => this.#n.readFile(checkPath(path), o.maxSize))
+    return o.encoding ? data.toString(o.encoding) : data
+  }
+  /** Writes a whole file (replacing it, or as `flag` says). */
+  async writeFile(path: string, data: string | Buffer | Uint8Array, options: { flag?: string; mode?: number; encoding?: BufferEncoding } = {}): Promise<void> {
+    const buf = typeof data === 'string' ? Buffer.from(data, options.encoding ?? 'utf8') : Buffer.from(data.buffer, data.byteOffset, data.byteLength)
+    await native(() => this.#n.writeFile(checkPath(path), buf, options.flag ?? 'w', modeOf(options.mode)))
+  }
+  /** Appends to a file, creating it if needed. */
+  async appendFile(path: string, data: string | Buffer, options: { mode?: number } = {}): Promise<void> {
+    await this.writeFile(path, data, { flag: 'a', mode: options.mode })
+  }
+
+  /**
+   * A Readable of a remote file with many reads in flight (read-ahead), delivered in order.
+   * `end` is inclusive, as in fs.
+   */
+  createReadStream(path: string, options: SftpReadStreamOptions = {}): Readable {
+    checkPath(path)
+    const start = options.start ?? 0
+    if (!Number.isInteger(start) || start < 0) throw new ConfigError('start: must be a non-negative integer', { option: 'start' })
+    if (options.end !== undefined && (!Number.isInteger(options.end) || options.end < start)) throw new ConfigError('end: must be an integer ≥ start', { option: 'end' })
+    const end = options.end === undefined ? undefined : options.end + 1
+    let reader: InstanceType<typeof binding.NativeBufferReader> | undefined
+    const stream = new Readable({
+      highWaterMark: options.highWaterMark ?? 1024 * 1024,
+      read() { source.pump() },
+      destroy(err, cb) {
+        reader?.close()
+        cb(err)
+      },
+    })
+    stream.on('error', () => {})
+    const source = new ChannelSource(0, (c) => stream.push(c), (e) => stream.destroy(e))
+    this.#n.readStream(path, start, end, options.concurrency, options.highWaterMark).then((r) => {
+      reader = r
+      if (stream.destroyed) return r.close()
+      r.setWaker(() => source.wake())
+      source.attach(r as never)
+    }, (e) => stream.destroy(fromNative(e)))
+    return stream
+  }
+
+  /** A Writable to a remote file with many writes in flight (write-behind); `finish` after every write landed. */
+  createWriteStream(path: string, options: SftpWriteStreamOptions = {}): Writable {
+    checkPath(path)
+    const writer = this.#n.writeStream(path, options.flags ?? 'w', options.start, modeOf(options.mode), options.concurrency)
+    writer.catch(() => {})
+    const w = new Writable({
+      highWaterMark: 1024 * 1024,
+      write(chunk: Buffer, _enc, cb) {
+        writer.then((x) => x.write(chunk)).then(() => cb(), (e) => cb(fromNative(e)))
+      },
+      final(cb) {
+        writer.then((x) => x.close()).then(() => cb(), (e) => cb(fromNative(e)))
+      },
+      destroy(err, cb) {
+        writer.then((x) => x.close(), () => {}).catch(() => {}).finally(() => cb(err))
+      },
+    })
+    w.on('error', () => {})
+    return w
+  }
+
+  /**
+   * Remote file → local file, natively (the bytes never enter JavaScript). Written under a
+   * temporary name and renamed when complete and of the expected size.
+   */
+  async download(remote: string, local: string, options: TransferOptions = {}): Promise<number> {
+    const { onProgress } = options
+    const progress = onProgress ? (transferred: number, total: number) => { try { onProgress({ transferred, total }) } catch { /* a throwing callback must not stop the transfer */ } } : undefined
+    return withSignal(options.signal, (cancel) => this.#n.download(checkPath(remote, 'remote'), checkPath(local, 'local'), transferOptions(options), progress, cancel))
+  }
+  /** Local file → remote file, natively; written under a temporary name and renamed when complete. */
+  async upload(local: string, remote: string, options: TransferOptions = {}): Promise<number> {
+    const { onProgress } = options
+    const progress = onProgress ? (transferred: number, total: number) => { try { onProgress({ transferred, total }) } catch { /* ignored */ } } : undefined
+    return withSignal(options.signal, (cancel) => this.#n.upload(checkPath(local, 'local'), checkPath(remote, 'remote'), transferOptions(options), progress, cancel))
+  }
+
+  /** A remote directory tree → local, several files at once. Resolves with the files copied. */
+  async downloadDir(remote: string, local: string, options: DirTransferOptions = {}): Promise<number> {
+    const files: { from: string; to: string; size: number }[] = []
+    const walk = async (dir: string, rel: string): Promise<void> => {
+      await mkdirLocal(join(local, rel), { recursive: true })
+      for (const e of await this.readdir(dir, { withFileTypes: true })) {
+        const r = rel ? `${rel}/${e.name}` : e.name
+        const from = posix.join(dir, e.name)
+        let st = e.stats
+        if (e.isSymbolicLink()) {
+          const how = options.symlinks ?? 'skip'
+          if (how === 'skip') continue
+          if (how === 'preserve') {
+            if (options.filter && !options.filter(r, false)) continue
+            await symlinkLocal(await this.readlink(from), join(local, r)).catch(() => {})
+            continue
+          }
+          st = await this.stat(from).catch(() => st)
+        }
+        if (options.filter && !options.filter(r, st.isDirectory())) continue
+        if (st.isDirectory()) await walk(from, r)
+        else if (st.isFile()) files.push({ from, to: join(local, r), size: Number(st.size) })
+      }
+    }
+    await walk(checkPath(remote, 'remote'), '')
+    return this.#copyMany(files, options, (f, o) => this.download(f.from, f.to, o))
+  }
+
+  /** A local directory tree → remote, several files at once. Resolves with the files copied. */
+  async uploadDir(local: string, remote: string, options: DirTransferOptions = {}): Promise<number> {
+    const files: { from: string; to: string; size: number }[] = []
+    const walk = async (dir: string, rel: string): Promise<void> => {
+      await this.mkdir(rel ? posix.join(remote, rel) : remote, { recursive: true })
+      for (const e of await readdirLocal(dir, { withFileTypes: true })) {
+        const r = rel ? `${rel}/${e.name}` : e.name
+        const from = join(dir, e.name)
+        let isDir = e.isDirectory()
+        let isFile = e.isFile()
+        if (e.isSymbolicLink()) {
+          const how = options.symlinks ?? 'skip'
+          if (how === 'skip') continue
+          if (how === 'preserve') {
+            if (options.filter && !options.filter(r, false)) continue
+            await this.symlink(await readlinkLocal(from), posix.join(remote, r)).catch(() => {})
+            continue
+          }
+          const st = await statLocal(from).catch(() => undefined)
+          if (!st) continue
+          isDir = st.isDirectory()
+          isFile = st.isFile()
+        }
+        if (options.filter && !options.filter(r, isDir)) continue
+        if (isDir) await walk(from, r)
+        else if (isFile) files.push({ from, to: posix.join(remote, r), size: (await lstatLocal(from)).size })
+      }
+    }
+    await walk(checkPath(local, 'local'), '')
+    return this.#copyMany(files, options, (f, o) => this.upload(f.from, f.to, o))
+  }
+
+  async #copyMany(files: { from: string; to: string; size: number }[], options: DirTransferOptions, one: (f: { from: string; to: string }, o: TransferOptions) => Promise<number>): Promise<number> {
+    const total = files.reduce((a, f) => a + f.size, 0)
+    const done = new Map<string, number>()
+    let finished = 0
+    const report = (): void => {
+      if (!options.onProgress) return
+      let transferred = 0
+      for (const v of done.values()) transferred += v
+      try { options.onProgress({ transferred, total, files: finished, filesTotal: files.length }) } catch { /* ignored */ }
+    }
+    const queue = [...files]
+    const workers = Array.from({ length: Math.max(1, Math.min(options.fileConcurrency ?? 4, 64)) }, async () => {
+      for (let f = queue.shift(); f; f = queue.shift()) {
+        const file = f
+        await one(file, { ...options, onProgress: (p) => { done.set(file.to, p.transferred); report() } })
+        done.set(file.to, file.size)
+        finished++
+        report()
+      }
+    })
+    await Promise.all(workers)
+    return finished
+  }
+
+  /** Ends the SFTP session (the SSH connection stays open). */
+  async close(): Promise<void> {
+    this.#n.close()
+  }
+}
+
+function transferOptions(o: TransferOptions): { concurrency?: number; chunkSize?: number; resume?: boolean; keepPartial?: boolean; mode?: number } {
+  if (o.concurrency !== undefined && (!Number.isInteger(o.concurrency) || o.concurrency < 1 || o.concurrency > 256)) throw new ConfigError('concurrency: must be between 1 and 256', { option: 'concurrency' })
+  if (o.chunkSize !== undefined && (!Number.isInteger(o.chunkSize) || o.chunkSize < 1)) throw new ConfigError('chunkSize: must be a positive integer', { option: 'chunkSize' })
+  return { concurrency: o.concurrency, chunkSize: o.chunkSize, resume: o.resume, keepPartial: o.keepPartial, mode: modeOf(o.mode) }
+}
+
