@@ -157,7 +157,10 @@ struct Client {
 impl Handler for Client {
     type Error = russh::Error;
 
-    async fn check_server_key(&mut self, key: &PublicKeyOrCertificate) -> Result<bool, Self::Error> {
+    async fn check_server_key(
+        &mut self,
+        key: &PublicKeyOrCertificate,
+    ) -> Result<bool, Self::Error> {
         // Compare with the key from the fixture's known_hosts, as the other peers do.
         Ok(match key {
             PublicKeyOrCertificate::PublicKey { key, .. } => key
@@ -168,16 +171,32 @@ impl Handler for Client {
         })
     }
 
-    async fn data(&mut self, _ch: ChannelId, data: &[u8], _s: &mut Session) -> Result<(), Self::Error> {
-        let total = self.shared.received.fetch_add(data.len() as u64, Ordering::SeqCst) + data.len() as u64;
+    async fn data(
+        &mut self,
+        _ch: ChannelId,
+        data: &[u8],
+        _s: &mut Session,
+    ) -> Result<(), Self::Error> {
+        let total = self
+            .shared
+            .received
+            .fetch_add(data.len() as u64, Ordering::SeqCst)
+            + data.len() as u64;
         if total >= self.shared.want.load(Ordering::SeqCst) {
             self.shared.notify.notify_one();
         }
         Ok(())
     }
 
-    async fn exit_status(&mut self, _ch: ChannelId, status: u32, _s: &mut Session) -> Result<(), Self::Error> {
-        self.shared.exit_status.store(status as u64, Ordering::SeqCst);
+    async fn exit_status(
+        &mut self,
+        _ch: ChannelId,
+        status: u32,
+        _s: &mut Session,
+    ) -> Result<(), Self::Error> {
+        self.shared
+            .exit_status
+            .store(status as u64, Ordering::SeqCst);
         Ok(())
     }
 
@@ -194,22 +213,33 @@ struct Conn {
 }
 
 fn config(a: &Args) -> Result<Arc<client::Config>, BoxError> {
-    let cipher = russh::cipher::Name::try_from(a.cipher.as_str()).map_err(|_| format!("unknown cipher {}", a.cipher))?;
-    let mut preferred = russh::Preferred::default();
-    preferred.cipher = Cow::Owned(vec![cipher]);
+    let cipher = russh::cipher::Name::try_from(a.cipher.as_str())
+        .map_err(|_| format!("unknown cipher {}", a.cipher))?;
     Ok(Arc::new(client::Config {
-        preferred,
+        preferred: russh::Preferred {
+            cipher: Cow::Owned(vec![cipher]),
+            ..Default::default()
+        },
         // Same socket setting as ferrossh's default (DESIGN.md: TCP_NODELAY on).
         nodelay: true,
         ..Default::default()
     }))
 }
 
-async fn connect(a: &Args, cfg: Arc<client::Config>, key: Arc<PrivateKey>) -> Result<Conn, BoxError> {
+async fn connect(
+    a: &Args,
+    cfg: Arc<client::Config>,
+    key: Arc<PrivateKey>,
+) -> Result<Conn, BoxError> {
     let shared = Arc::new(Shared::default());
-    let handler = Client { shared: shared.clone(), host_key: a.host_key.clone() };
+    let handler = Client {
+        shared: shared.clone(),
+        host_key: a.host_key.clone(),
+    };
     let mut handle = client::connect(cfg, (a.host.as_str(), a.port), handler).await?;
-    let auth = handle.authenticate_publickey(a.user.clone(), PrivateKeyWithHashAlg::new(key, None)).await?;
+    let auth = handle
+        .authenticate_publickey(a.user.clone(), PrivateKeyWithHashAlg::new(key, None))
+        .await?;
     if !auth.success() {
         return Err("public key authentication failed".into());
     }
@@ -228,7 +258,9 @@ impl Conn {
     }
 
     async fn close(self) -> Result<(), BoxError> {
-        self.handle.disconnect(Disconnect::ByApplication, "", "en").await?;
+        self.handle
+            .disconnect(Disconnect::ByApplication, "", "en")
+            .await?;
         let _ = tokio::time::timeout(Duration::from_secs(5), self.handle).await;
         Ok(())
     }
@@ -236,7 +268,11 @@ impl Conn {
 
 /// Connect, authenticate and run `true` to completion; the caller closes the connection, so the
 /// timed part ends where the JS peers' does (exit status received), before teardown.
-async fn exec_true(a: &Args, cfg: Arc<client::Config>, key: Arc<PrivateKey>) -> Result<Conn, BoxError> {
+async fn exec_true(
+    a: &Args,
+    cfg: Arc<client::Config>,
+    key: Arc<PrivateKey>,
+) -> Result<Conn, BoxError> {
     let c = connect(a, cfg, key).await?;
     let _w = c.exec("true").await?;
     c.shared.wait_closed().await;
@@ -275,7 +311,9 @@ async fn run(a: Args) -> Result<String, BoxError> {
             if got != a.bytes {
                 return Err(format!("received {got} bytes, expected {}", a.bytes).into());
             }
-            Ok(format!("{{\"bytes\":{got},\"wallS\":{wall:.6},\"cpuS\":{cpu:.6}}}"))
+            Ok(format!(
+                "{{\"bytes\":{got},\"wallS\":{wall:.6},\"cpuS\":{cpu:.6}}}"
+            ))
         }
         "upload" => {
             let c = connect(&a, cfg, key).await?;
@@ -300,7 +338,10 @@ async fn run(a: Args) -> Result<String, BoxError> {
             if status != 0 {
                 return Err(format!("remote cat exited with {status}").into());
             }
-            Ok(format!("{{\"bytes\":{},\"wallS\":{wall:.6},\"cpuS\":{cpu:.6}}}", a.bytes))
+            Ok(format!(
+                "{{\"bytes\":{},\"wallS\":{wall:.6},\"cpuS\":{cpu:.6}}}",
+                a.bytes
+            ))
         }
         "roundtrip" => {
             let c = connect(&a, cfg, key).await?;
@@ -329,7 +370,10 @@ async fn run(a: Args) -> Result<String, BoxError> {
             w.eof().await?;
             c.shared.wait_closed().await;
             c.close().await?;
-            Ok(format!("{{\"latenciesUs\":{},\"cpuS\":{cpu:.6}}}", json_nums(&us)))
+            Ok(format!(
+                "{{\"latenciesUs\":{},\"cpuS\":{cpu:.6}}}",
+                json_nums(&us)
+            ))
         }
         "concurrent" => {
             let rss_before = current_rss_kb();
@@ -387,7 +431,10 @@ fn main() {
         }
     };
     // Single-threaded on purpose: the floor is what one core can do without any binding.
-    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("ferrossh-rust-floor: runtime: {e}");

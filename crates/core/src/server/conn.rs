@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
 use russh::server::Handle;
@@ -34,8 +34,9 @@ pub(crate) struct ConnEntry {
     authenticated: AtomicBool,
     closed: AtomicBool,
     bytes_in: Arc<AtomicU64>,
-    /// A second handle on the socket: shutting it down ends the session at any stage.
-    socket: Mutex<Option<std::net::TcpStream>>,
+    /// Ends the session at any stage: the socket's reads and writes fail from then on.
+    kill: Arc<KillSwitch>,
+    disconnecting: AtomicBool,
     handle: Mutex<Option<Handle>>,
     channels: Mutex<HashMap<u32, Arc<ChannelSlot>>>,
     pub(crate) forwards: Mutex<Vec<RemoteForward>>,
@@ -49,14 +50,15 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl ConnEntry {
-    pub(crate) fn new(peer: PeerInfo, socket: Option<std::net::TcpStream>, changed: Arc<Notify>, limits: BufferLimits) -> Arc<Self> {
+    pub(crate) fn new(peer: PeerInfo, changed: Arc<Notify>, limits: BufferLimits) -> Arc<Self> {
         Arc::new(ConnEntry {
             peer: Arc::new(peer),
             started: Instant::now(),
             authenticated: AtomicBool::new(false),
             closed: AtomicBool::new(false),
             bytes_in: Arc::new(AtomicU64::new(0)),
-            socket: Mutex::new(socket),
+            kill: Arc::new(KillSwitch::default()),
+            disconnecting: AtomicBool::new(false),
             handle: Mutex::new(None),
             channels: Mutex::new(HashMap::new()),
             forwards: Mutex::new(Vec::new()),
@@ -65,8 +67,9 @@ impl ConnEntry {
         })
     }
 
-    pub(crate) fn bytes_counter(&self) -> Arc<AtomicU64> {
-        Arc::clone(&self.bytes_in)
+    /// The accepted socket wrapped so this entry can count and cut it.
+    pub(crate) fn wrap<S>(&self, inner: S) -> CountingStream<S> {
+        CountingStream { inner, read: Arc::clone(&self.bytes_in), kill: Arc::clone(&self.kill) }
     }
 
     /// Bytes received so far: a peer that stalls or dribbles has few.
@@ -109,14 +112,15 @@ impl ConnEntry {
 
     /// Cuts the connection now, whatever state it is in.
     pub(crate) fn kill(&self) {
-        if let Some(s) = lock(&self.socket).as_ref() {
-            let _ = s.shutdown(std::net::Shutdown::Both);
-        }
+        self.kill.trigger();
     }
 
     /// Asks the client to go (SSH_MSG_DISCONNECT), then cuts the socket if it is still there
-    /// after `grace`.
+    /// after `grace`. Only the first call does anything.
     pub(crate) async fn disconnect(self: &Arc<Self>, description: &str, grace: std::time::Duration) {
+        if self.disconnecting.swap(true, Ordering::SeqCst) {
+            return;
+        }
         if let Some(h) = self.handle() {
             let _ = tokio::time::timeout(grace, h.disconnect(Disconnect::ByApplication, description.to_string(), String::new())).await;
         }
@@ -147,19 +151,56 @@ impl ConnEntry {
         }
         *lock(&self.handle) = None;
         self.kill();
-        *lock(&self.socket) = None;
         self.changed.notify_waiters();
     }
 }
 
-/// The accepted socket, counting what the client sends.
+/// Makes a socket fail from the outside, waking the task that waits on it.
+#[derive(Default)]
+pub(crate) struct KillSwitch {
+    killed: AtomicBool,
+    /// The tasks waiting to read and to write (a peer that stops reading blocks a write).
+    wakers: Mutex<[Option<Waker>; 2]>,
+}
+
+impl KillSwitch {
+    fn trigger(&self) {
+        self.killed.store(true, Ordering::SeqCst);
+        let wakers = std::mem::take(&mut *lock(&self.wakers));
+        for w in wakers.into_iter().flatten() {
+            w.wake();
+        }
+    }
+
+    fn check(&self) -> std::io::Result<()> {
+        if self.killed.load(Ordering::SeqCst) {
+            Err(std::io::Error::new(std::io::ErrorKind::ConnectionAborted, "connection dropped by the server"))
+        } else {
+            Ok(())
+        }
+    }
+
+    fn park(&self, which: usize, cx: &Context<'_>) {
+        let mut wakers = lock(&self.wakers);
+        let slot = &mut wakers[which];
+        match slot.as_ref() {
+            Some(w) if w.will_wake(cx.waker()) => {}
+            _ => *slot = Some(cx.waker().clone()),
+        }
+    }
+}
+
+/// The accepted socket, counting what the client sends and failing once killed.
 pub(crate) struct CountingStream<S> {
-    pub(crate) inner: S,
-    pub(crate) read: Arc<AtomicU64>,
+    inner: S,
+    read: Arc<AtomicU64>,
+    kill: Arc<KillSwitch>,
 }
 
 impl<S: AsyncRead + Unpin> AsyncRead for CountingStream<S> {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+        self.kill.check()?;
+        self.kill.park(0, cx);
         let before = buf.filled().len();
         let r = Pin::new(&mut self.inner).poll_read(cx, buf);
         let n = buf.filled().len().saturating_sub(before);
@@ -172,16 +213,27 @@ impl<S: AsyncRead + Unpin> AsyncRead for CountingStream<S> {
 
 impl<S: AsyncWrite + Unpin> AsyncWrite for CountingStream<S> {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
+        self.kill.check()?;
+        let r = Pin::new(&mut self.inner).poll_write(cx, buf);
+        if r.is_pending() {
+            self.kill.park(1, cx);
+        }
+        r
     }
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        self.kill.check()?;
         Pin::new(&mut self.inner).poll_flush(cx)
     }
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         Pin::new(&mut self.inner).poll_shutdown(cx)
     }
     fn poll_write_vectored(mut self: Pin<&mut Self>, cx: &mut Context<'_>, bufs: &[std::io::IoSlice<'_>]) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+        self.kill.check()?;
+        let r = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        if r.is_pending() {
+            self.kill.park(1, cx);
+        }
+        r
     }
     fn is_write_vectored(&self) -> bool {
         self.inner.is_write_vectored()

@@ -1,0 +1,44 @@
+//! Copies bytes between a server channel and a local stream (a forwarded TCP connection, the
+//! SFTP server's end of a pipe) entirely in Rust. Each direction ends with EOF on the other
+//! side; the channel is closed when both are done.
+
+use std::sync::Arc;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use super::channel::ServerChannel;
+use crate::error::{Error, Result};
+
+const CHUNK: usize = 64 * 1024;
+
+pub(crate) async fn bridge<S>(ch: Arc<ServerChannel>, stream: S) -> Result<()>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let (mut rd, mut wr) = tokio::io::split(stream);
+    let shared = Arc::clone(ch.shared());
+    let down = async {
+        // the channel's input ends (EOF, close, or the connection lost): so does the stream's
+        while let Ok(Some([data, _ext])) = shared.next_chunks().await {
+            if wr.write_all(&data).await.is_err() {
+                // nobody reads any more: drop what still comes so the connection never waits
+                shared.discard();
+                break;
+            }
+        }
+        let _ = wr.shutdown().await;
+    };
+    let up = async {
+        let mut buf = vec![0u8; CHUNK];
+        loop {
+            let got = rd.read(&mut buf).await.map_err(|e| Error::disconnected(format!("local socket: {e}")))?;
+            if got == 0 {
+                return ch.eof().await;
+            }
+            ch.write(0, buf[..got].to_vec()).await?;
+        }
+    };
+    let (_, u) = tokio::join!(down, up);
+    let _ = ch.close().await;
+    u
+}

@@ -1,0 +1,669 @@
+//! The built-in SFTP server (protocol version 3 with the OpenSSH extensions clients use),
+//! on russh-sftp's server side, serving one directory tree through [`Root`]: no request can
+//! name, open, list or change anything outside it.
+
+use std::collections::HashMap;
+use std::io;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use russh_sftp::protocol::{Attrs, Data, ExtendedReply, File, FileAttributes, Handle, Name, OpenFlags, Packet, Status, StatusCode, Version};
+use russh_sftp::server::StatusReply;
+
+use super::channel::ServerChannel;
+use super::root::{PathError, Root};
+
+/// Largest read answered and write accepted (what OpenSSH's sftp-server announces in
+/// limits@openssh.com: a 256 KiB message minus room for the header).
+const MAX_IO: u32 = 256 * 1024 - 1024;
+const MAX_PACKET: u32 = 256 * 1024;
+/// Open handles per session: a client cannot make us hold more files than this.
+const MAX_HANDLES: usize = 256;
+const READDIR_BATCH: usize = 128;
+
+enum OpenHandle {
+    File(Arc<std::fs::File>),
+    Dir(Option<DirState>),
+}
+
+struct DirState {
+    entries: std::fs::ReadDir,
+    /// The directory as opened (Linux: the fd `entries` reads through stays valid with it).
+    dir: PathBuf,
+    _keep: Option<std::fs::File>,
+}
+
+pub(crate) struct SftpServer {
+    root: Arc<Root>,
+    read_only: bool,
+    handles: HashMap<String, OpenHandle>,
+    next: u64,
+}
+
+/// Runs the SFTP server on a session channel until the channel ends.
+pub(crate) fn serve(channel: Arc<ServerChannel>, root: Arc<Root>, read_only: bool) {
+    let (ours, theirs) = tokio::io::duplex(MAX_PACKET as usize * 2);
+    tokio::spawn(async move {
+        let _ = super::bridge::bridge(channel, theirs).await;
+    });
+    let server = SftpServer { root, read_only, handles: HashMap::new(), next: 1 };
+    let cfg = russh_sftp::server::Config { max_client_packet_len: MAX_PACKET + 64 };
+    tokio::spawn(russh_sftp::server::run_with_config(ours, server, cfg));
+}
+
+fn reply(code: StatusCode, message: impl Into<String>) -> StatusReply {
+    StatusReply::new(code).with_message(message)
+}
+
+fn io_reply(e: &io::Error) -> StatusReply {
+    match e.kind() {
+        io::ErrorKind::NotFound => reply(StatusCode::NoSuchFile, "No such file or directory"),
+        io::ErrorKind::PermissionDenied => reply(StatusCode::PermissionDenied, "Permission denied"),
+        io::ErrorKind::AlreadyExists => reply(StatusCode::Failure, "File exists"),
+        io::ErrorKind::DirectoryNotEmpty => reply(StatusCode::Failure, "Directory not empty"),
+        io::ErrorKind::NotADirectory => reply(StatusCode::NoSuchFile, "Not a directory"),
+        io::ErrorKind::IsADirectory => reply(StatusCode::Failure, "Is a directory"),
+        _ => reply(StatusCode::Failure, e.to_string()),
+    }
+}
+
+fn path_reply(e: PathError) -> StatusReply {
+    match e {
+        PathError::Escape => reply(StatusCode::PermissionDenied, "Permission denied: the path leads outside the SFTP root"),
+        PathError::Io(e) => io_reply(&e),
+    }
+}
+
+fn read_only_reply() -> StatusReply {
+    reply(StatusCode::PermissionDenied, "Permission denied: the SFTP server is read-only")
+}
+
+fn ok(id: u32) -> Status {
+    Status { id, status_code: StatusCode::Ok, error_message: "Ok".into(), language_tag: "en-US".into() }
+}
+
+/// Runs blocking filesystem work off the runtime's worker.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, StatusReply> + Send + 'static) -> Result<T, StatusReply> {
+    tokio::task::spawn_blocking(f).await.unwrap_or_else(|_| Err(reply(StatusCode::Failure, "internal error")))
+}
+
+pub(crate) fn attrs_of(m: &std::fs::Metadata) -> FileAttributes {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        FileAttributes {
+            size: Some(m.size()),
+            uid: Some(m.uid()),
+            gid: Some(m.gid()),
+            // st_mode carries the file type bits SFTP clients read (S_IFDIR, S_IFLNK, …)
+            permissions: Some(m.mode()),
+            atime: Some(m.atime().clamp(0, u32::MAX as i64) as u32),
+            mtime: Some(m.mtime().clamp(0, u32::MAX as i64) as u32),
+            user: None,
+            group: None,
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let mut a = FileAttributes::from(m);
+        if m.file_type().is_symlink() {
+            a.permissions = Some(0o120777);
+        }
+        a
+    }
+}
+
+fn open_options(flags: OpenFlags, mode: u32) -> std::fs::OpenOptions {
+    let mut o = std::fs::OpenOptions::new();
+    o.read(flags.contains(OpenFlags::READ));
+    let write = flags.intersects(OpenFlags::WRITE | OpenFlags::APPEND);
+    o.write(write);
+    if flags.contains(OpenFlags::APPEND) {
+        o.append(true);
+    }
+    if flags.contains(OpenFlags::CREATE) {
+        if flags.contains(OpenFlags::EXCLUDE) {
+            o.create_new(true);
+        } else {
+            o.create(true);
+        }
+    }
+    if flags.contains(OpenFlags::TRUNCATE) {
+        o.truncate(true);
+    }
+    if !flags.intersects(OpenFlags::READ | OpenFlags::WRITE | OpenFlags::APPEND) {
+        o.read(true);
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        o.mode(mode & 0o7777);
+        // the final component was checked; it must not become a symlink before the open
+        o.custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC);
+    }
+    #[cfg(not(unix))]
+    let _ = mode;
+    o
+}
+
+fn apply_attrs(file: &std::fs::File, attrs: &FileAttributes) -> io::Result<()> {
+    if let Some(size) = attrs.size {
+        file.set_len(size)?;
+    }
+    #[cfg(unix)]
+    {
+        if let Some(mode) = attrs.permissions {
+            use std::os::unix::fs::PermissionsExt;
+            file.set_permissions(std::fs::Permissions::from_mode(mode & 0o7777))?;
+        }
+        if attrs.uid.is_some() || attrs.gid.is_some() {
+            std::os::unix::fs::fchown(file, attrs.uid, attrs.gid)?;
+        }
+    }
+    if attrs.atime.is_some() || attrs.mtime.is_some() {
+        let at = |t: u32| std::time::UNIX_EPOCH + std::time::Duration::from_secs(t as u64);
+        let mut times = std::fs::FileTimes::new();
+        if let Some(a) = attrs.atime {
+            times = times.set_accessed(at(a));
+        }
+        if let Some(m) = attrs.mtime {
+            times = times.set_modified(at(m));
+        }
+        file.set_times(times)?;
+    }
+    Ok(())
+}
+
+/// Opens an existing object for changing its attributes without following a final symlink.
+fn open_for_attrs(root: &Root, path: &str, attrs: &FileAttributes) -> Result<std::fs::File, StatusReply> {
+    let real = root.resolve(path, true).map_err(path_reply)?;
+    let mut o = std::fs::OpenOptions::new();
+    if attrs.size.is_some() {
+        o.write(true);
+    } else {
+        o.read(true);
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        // O_NONBLOCK: a FIFO must not hang the request
+        o.custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK);
+    }
+    let f = o.open(&real).map_err(|e| io_reply(&e))?;
+    root.verify_open(&f).map_err(path_reply)?;
+    Ok(f)
+}
+
+#[cfg(unix)]
+fn read_at(f: &std::fs::File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+    std::os::unix::fs::FileExt::read_at(f, buf, offset)
+}
+#[cfg(windows)]
+fn read_at(f: &std::fs::File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+    std::os::windows::fs::FileExt::seek_read(f, buf, offset)
+}
+#[cfg(unix)]
+fn write_all_at(f: &std::fs::File, buf: &[u8], offset: u64) -> io::Result<()> {
+    std::os::unix::fs::FileExt::write_all_at(f, buf, offset)
+}
+#[cfg(windows)]
+fn write_all_at(f: &std::fs::File, mut buf: &[u8], mut offset: u64) -> io::Result<()> {
+    while !buf.is_empty() {
+        let n = std::os::windows::fs::FileExt::seek_write(f, buf, offset)?;
+        if n == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        buf = &buf[n..];
+        offset += n as u64;
+    }
+    Ok(())
+}
+
+/// SSH wire strings in an extended request's data.
+fn wire_strings(data: &[u8], count: usize) -> Option<Vec<String>> {
+    let mut out = Vec::with_capacity(count);
+    let mut rest = data;
+    for _ in 0..count {
+        let len_bytes: [u8; 4] = rest.get(..4)?.try_into().ok()?;
+        let len = u32::from_be_bytes(len_bytes) as usize;
+        let s = rest.get(4..4usize.checked_add(len)?)?;
+        out.push(String::from_utf8(s.to_vec()).ok()?);
+        rest = &rest[4 + len..];
+    }
+    Some(out)
+}
+
+fn u64s(values: &[u64]) -> Vec<u8> {
+    values.iter().flat_map(|v| v.to_be_bytes()).collect()
+}
+
+impl SftpServer {
+    fn file(&self, handle: &str) -> Result<Arc<std::fs::File>, StatusReply> {
+        match self.handles.get(handle) {
+            Some(OpenHandle::File(f)) => Ok(Arc::clone(f)),
+            _ => Err(reply(StatusCode::Failure, "invalid handle")),
+        }
+    }
+
+    fn add(&mut self, h: OpenHandle) -> Result<String, StatusReply> {
+        if self.handles.len() >= MAX_HANDLES {
+            return Err(reply(StatusCode::Failure, "too many open handles"));
+        }
+        let name = self.next.to_string();
+        self.next += 1;
+        self.handles.insert(name.clone(), h);
+        Ok(name)
+    }
+
+    fn writable(&self) -> Result<(), StatusReply> {
+        if self.read_only {
+            Err(read_only_reply())
+        } else {
+            Ok(())
+        }
+    }
+
+    async fn rename_inner(&self, from: String, to: String, replace: bool) -> Result<(), StatusReply> {
+        self.writable()?;
+        let root = Arc::clone(&self.root);
+        blocking(move || {
+            let (pa, na) = root.parent(&from).map_err(path_reply)?;
+            let (pb, nb) = root.parent(&to).map_err(path_reply)?;
+            let (a, b) = (pa.entry(&na), pb.entry(&nb));
+            // SSH_FXP_RENAME (draft-ietf-secsh-filexfer-02) fails when the target exists;
+            // posix-rename@openssh.com replaces it
+            if !replace && std::fs::symlink_metadata(&b).is_ok() {
+                return Err(reply(StatusCode::Failure, "File exists"));
+            }
+            std::fs::rename(&a, &b).map_err(|e| io_reply(&e))
+        })
+        .await
+    }
+
+    async fn statvfs(&self, path: String) -> Result<Vec<u8>, StatusReply> {
+        let root = Arc::clone(&self.root);
+        blocking(move || {
+            let real = root.resolve(&path, true).map_err(path_reply)?;
+            statvfs_of(&real)
+        })
+        .await
+    }
+}
+
+#[cfg(unix)]
+fn statvfs_of(path: &std::path::Path) -> Result<Vec<u8>, StatusReply> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).map_err(|_| reply(StatusCode::Failure, "invalid path"))?;
+    // SAFETY: `c` is a valid NUL-terminated string and `st` a properly sized out-parameter.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    let rc = unsafe { libc::statvfs(c.as_ptr(), &mut st) };
+    if rc != 0 {
+        return Err(io_reply(&io::Error::last_os_error()));
+    }
+    #[allow(clippy::unnecessary_cast)]
+    Ok(u64s(&[
+        st.f_bsize as u64,
+        st.f_frsize as u64,
+        st.f_blocks as u64,
+        st.f_bfree as u64,
+        st.f_bavail as u64,
+        st.f_files as u64,
+        st.f_ffree as u64,
+        st.f_favail as u64,
+        st.f_fsid as u64,
+        st.f_flag as u64,
+        st.f_namemax as u64,
+    ]))
+}
+
+#[cfg(not(unix))]
+fn statvfs_of(_path: &std::path::Path) -> Result<Vec<u8>, StatusReply> {
+    Err(reply(StatusCode::OpUnsupported, "statvfs is not available on this platform"))
+}
+
+impl russh_sftp::server::Handler for SftpServer {
+    type Error = StatusReply;
+
+    fn unimplemented(&self) -> Self::Error {
+        reply(StatusCode::OpUnsupported, "Operation unsupported")
+    }
+
+    async fn init(&mut self, _version: u32, _extensions: HashMap<String, String>) -> Result<Version, Self::Error> {
+        let mut v = Version::new();
+        for (name, ver) in [("posix-rename@openssh.com", "1"), ("hardlink@openssh.com", "1"), ("fsync@openssh.com", "1"), ("limits@openssh.com", "1")] {
+            v.extensions.insert(name.into(), ver.into());
+        }
+        if cfg!(unix) {
+            v.extensions.insert("statvfs@openssh.com".into(), "2".into());
+        }
+        Ok(v)
+    }
+
+    async fn open(&mut self, id: u32, filename: String, pflags: OpenFlags, attrs: FileAttributes) -> Result<Handle, Self::Error> {
+        let writes = pflags.intersects(OpenFlags::WRITE | OpenFlags::APPEND | OpenFlags::CREATE | OpenFlags::TRUNCATE);
+        if writes {
+            self.writable()?;
+        }
+        let root = Arc::clone(&self.root);
+        let mode = attrs.permissions.unwrap_or(0o644);
+        let file = blocking(move || {
+            let real = root.resolve(&filename, true).map_err(path_reply)?;
+            let f = open_options(pflags, mode).open(&real).map_err(|e| io_reply(&e))?;
+            root.verify_open(&f).map_err(path_reply)?;
+            Ok(f)
+        })
+        .await?;
+        let handle = self.add(OpenHandle::File(Arc::new(file)))?;
+        Ok(Handle { id, handle })
+    }
+
+    async fn close(&mut self, id: u32, handle: String) -> Result<Status, Self::Error> {
+        match self.handles.remove(&handle) {
+            Some(_) => Ok(ok(id)),
+            None => Err(reply(StatusCode::Failure, "invalid handle")),
+        }
+    }
+
+    async fn read(&mut self, id: u32, handle: String, offset: u64, len: u32) -> Result<Data, Self::Error> {
+        let f = self.file(&handle)?;
+        let len = len.min(MAX_IO) as usize;
+        let data = blocking(move || {
+            let mut buf = vec![0u8; len];
+            let mut got = 0;
+            while got < len {
+                match read_at(&f, &mut buf[got..], offset + got as u64) {
+                    Ok(0) => break,
+                    Ok(n) => got += n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(io_reply(&e)),
+                }
+            }
+            buf.truncate(got);
+            Ok(buf)
+        })
+        .await?;
+        if data.is_empty() && len > 0 {
+            return Err(reply(StatusCode::Eof, "End of file"));
+        }
+        Ok(Data { id, data })
+    }
+
+    async fn write(&mut self, id: u32, handle: String, offset: u64, data: Vec<u8>) -> Result<Status, Self::Error> {
+        self.writable()?;
+        let f = self.file(&handle)?;
+        blocking(move || write_all_at(&f, &data, offset).map_err(|e| io_reply(&e))).await?;
+        Ok(ok(id))
+    }
+
+    async fn lstat(&mut self, id: u32, path: String) -> Result<Attrs, Self::Error> {
+        let root = Arc::clone(&self.root);
+        let attrs = blocking(move || {
+            let real = root.resolve(&path, false).map_err(path_reply)?;
+            std::fs::symlink_metadata(&real).map(|m| attrs_of(&m)).map_err(|e| io_reply(&e))
+        })
+        .await?;
+        Ok(Attrs { id, attrs })
+    }
+
+    async fn fstat(&mut self, id: u32, handle: String) -> Result<Attrs, Self::Error> {
+        let f = self.file(&handle)?;
+        let attrs = blocking(move || f.metadata().map(|m| attrs_of(&m)).map_err(|e| io_reply(&e))).await?;
+        Ok(Attrs { id, attrs })
+    }
+
+    async fn setstat(&mut self, id: u32, path: String, attrs: FileAttributes) -> Result<Status, Self::Error> {
+        self.writable()?;
+        let root = Arc::clone(&self.root);
+        blocking(move || {
+            let f = open_for_attrs(&root, &path, &attrs)?;
+            apply_attrs(&f, &attrs).map_err(|e| io_reply(&e))
+        })
+        .await?;
+        Ok(ok(id))
+    }
+
+    async fn fsetstat(&mut self, id: u32, handle: String, attrs: FileAttributes) -> Result<Status, Self::Error> {
+        self.writable()?;
+        let f = self.file(&handle)?;
+        blocking(move || apply_attrs(&f, &attrs).map_err(|e| io_reply(&e))).await?;
+        Ok(ok(id))
+    }
+
+    async fn opendir(&mut self, id: u32, path: String) -> Result<Handle, Self::Error> {
+        let root = Arc::clone(&self.root);
+        let state = blocking(move || {
+            let real = root.resolve(&path, true).map_err(path_reply)?;
+            open_dir(&root, real)
+        })
+        .await?;
+        let handle = self.add(OpenHandle::Dir(Some(state)))?;
+        Ok(Handle { id, handle })
+    }
+
+    async fn readdir(&mut self, id: u32, handle: String) -> Result<Name, Self::Error> {
+        let Some(OpenHandle::Dir(slot)) = self.handles.get_mut(&handle) else {
+            return Err(reply(StatusCode::Failure, "invalid handle"));
+        };
+        let Some(mut state) = slot.take() else {
+            return Err(reply(StatusCode::Failure, "directory handle busy"));
+        };
+        let (state, files) = blocking(move || {
+            let mut files = Vec::new();
+            while files.len() < READDIR_BATCH {
+                let Some(entry) = state.entries.next() else { break };
+                let Ok(entry) = entry else { continue };
+                let name = entry.file_name().to_string_lossy().into_owned();
+                let Ok(meta) = std::fs::symlink_metadata(state.dir.join(&name)) else { continue };
+                files.push(File::new(name, attrs_of(&meta)));
+            }
+            Ok((state, files))
+        })
+        .await?;
+        if let Some(OpenHandle::Dir(slot)) = self.handles.get_mut(&handle) {
+            *slot = Some(state);
+        }
+        if files.is_empty() {
+            return Err(reply(StatusCode::Eof, "End of directory"));
+        }
+        Ok(Name { id, files })
+    }
+
+    async fn remove(&mut self, id: u32, filename: String) -> Result<Status, Self::Error> {
+        self.writable()?;
+        let root = Arc::clone(&self.root);
+        blocking(move || {
+            let (dir, name) = root.parent(&filename).map_err(path_reply)?;
+            std::fs::remove_file(dir.entry(&name)).map_err(|e| io_reply(&e))
+        })
+        .await?;
+        Ok(ok(id))
+    }
+
+    async fn mkdir(&mut self, id: u32, path: String, attrs: FileAttributes) -> Result<Status, Self::Error> {
+        self.writable()?;
+        let root = Arc::clone(&self.root);
+        blocking(move || {
+            let (dir, name) = root.parent(&path).map_err(path_reply)?;
+            let mut b = std::fs::DirBuilder::new();
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::DirBuilderExt;
+                b.mode(attrs.permissions.unwrap_or(0o755) & 0o7777);
+            }
+            #[cfg(not(unix))]
+            let _ = &attrs;
+            b.create(dir.entry(&name)).map_err(|e| io_reply(&e))
+        })
+        .await?;
+        Ok(ok(id))
+    }
+
+    async fn rmdir(&mut self, id: u32, path: String) -> Result<Status, Self::Error> {
+        self.writable()?;
+        let root = Arc::clone(&self.root);
+        blocking(move || {
+            let (dir, name) = root.parent(&path).map_err(path_reply)?;
+            std::fs::remove_dir(dir.entry(&name)).map_err(|e| io_reply(&e))
+        })
+        .await?;
+        Ok(ok(id))
+    }
+
+    async fn realpath(&mut self, id: u32, path: String) -> Result<Name, Self::Error> {
+        let root = Arc::clone(&self.root);
+        let shown = blocking(move || {
+            let comps = root.components(&path).map_err(path_reply)?;
+            match root.resolve(&path, true) {
+                Ok(real) if real.exists() => Ok(root.to_virtual(&real).unwrap_or_else(|| Root::virtual_of(&comps))),
+                Ok(_) => Ok(Root::virtual_of(&comps)),
+                Err(PathError::Escape) => Err(path_reply(PathError::Escape)),
+                // a path that does not exist yet still has a name (OpenSSH answers it too)
+                Err(PathError::Io(_)) => Ok(Root::virtual_of(&comps)),
+            }
+        })
+        .await?;
+        Ok(Name { id, files: vec![File::dummy(shown)] })
+    }
+
+    async fn stat(&mut self, id: u32, path: String) -> Result<Attrs, Self::Error> {
+        let root = Arc::clone(&self.root);
+        let attrs = blocking(move || {
+            let real = root.resolve(&path, true).map_err(path_reply)?;
+            std::fs::metadata(&real).map(|m| attrs_of(&m)).map_err(|e| io_reply(&e))
+        })
+        .await?;
+        Ok(Attrs { id, attrs })
+    }
+
+    async fn rename(&mut self, id: u32, oldpath: String, newpath: String) -> Result<Status, Self::Error> {
+        self.rename_inner(oldpath, newpath, false).await?;
+        Ok(ok(id))
+    }
+
+    async fn readlink(&mut self, id: u32, path: String) -> Result<Name, Self::Error> {
+        let root = Arc::clone(&self.root);
+        let target = blocking(move || {
+            let real = root.resolve(&path, false).map_err(path_reply)?;
+            let t = std::fs::read_link(&real).map_err(|e| io_reply(&e))?;
+            Ok(root.shown_target(&t))
+        })
+        .await?;
+        Ok(Name { id, files: vec![File::dummy(target)] })
+    }
+
+    /// OpenSSH sends SSH_FXP_SYMLINK with the target first and the link second (the reverse
+    /// of the draft), and every common client follows it; so does sftp-server, and so do we.
+    async fn symlink(&mut self, id: u32, linkpath: String, targetpath: String) -> Result<Status, Self::Error> {
+        self.writable()?;
+        let (target, link) = (linkpath, targetpath);
+        let root = Arc::clone(&self.root);
+        blocking(move || {
+            let stored = root.symlink_target(&link, &target).map_err(path_reply)?;
+            let (dir, name) = root.parent(&link).map_err(path_reply)?;
+            make_symlink(&stored, &dir.entry(&name)).map_err(|e| io_reply(&e))
+        })
+        .await?;
+        Ok(ok(id))
+    }
+
+    async fn extended(&mut self, id: u32, request: String, data: Vec<u8>) -> Result<Packet, Self::Error> {
+        let bad = || reply(StatusCode::BadMessage, "malformed extended request");
+        match request.as_str() {
+            "posix-rename@openssh.com" => {
+                let s = wire_strings(&data, 2).ok_or_else(bad)?;
+                let [from, to]: [String; 2] = s.try_into().map_err(|_| bad())?;
+                self.rename_inner(from, to, true).await?;
+                Ok(Packet::Status(ok(id)))
+            }
+            "hardlink@openssh.com" => {
+                self.writable()?;
+                let s = wire_strings(&data, 2).ok_or_else(bad)?;
+                let [from, to]: [String; 2] = s.try_into().map_err(|_| bad())?;
+                let root = Arc::clone(&self.root);
+                blocking(move || {
+                    let src = root.resolve(&from, false).map_err(path_reply)?;
+                    if std::fs::symlink_metadata(&src).map(|m| m.is_dir()).unwrap_or(false) {
+                        return Err(reply(StatusCode::Failure, "cannot hard-link a directory"));
+                    }
+                    let (dir, name) = root.parent(&to).map_err(path_reply)?;
+                    std::fs::hard_link(&src, dir.entry(&name)).map_err(|e| io_reply(&e))
+                })
+                .await?;
+                Ok(Packet::Status(ok(id)))
+            }
+            "fsync@openssh.com" => {
+                let s = wire_strings(&data, 1).ok_or_else(bad)?;
+                let f = self.file(&s[0])?;
+                blocking(move || f.sync_all().map_err(|e| io_reply(&e))).await?;
+                Ok(Packet::Status(ok(id)))
+            }
+            "statvfs@openssh.com" => {
+                let s = wire_strings(&data, 1).ok_or_else(bad)?;
+                let path = s.into_iter().next().ok_or_else(bad)?;
+                let data = self.statvfs(path).await?;
+                Ok(Packet::ExtendedReply(ExtendedReply { id, data }))
+            }
+            "limits@openssh.com" => {
+                let data = u64s(&[MAX_PACKET as u64, MAX_IO as u64, MAX_IO as u64, MAX_HANDLES as u64]);
+                Ok(Packet::ExtendedReply(ExtendedReply { id, data }))
+            }
+            _ => Err(self.unimplemented()),
+        }
+    }
+}
+
+fn open_dir(root: &Root, real: PathBuf) -> Result<DirState, StatusReply> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        use std::os::unix::io::AsRawFd;
+        let f = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(&real)
+            .map_err(|e| io_reply(&e))?;
+        root.verify_open(&f).map_err(path_reply)?;
+        let dir = PathBuf::from(format!("/proc/self/fd/{}", f.as_raw_fd()));
+        match std::fs::read_dir(&dir) {
+            Ok(entries) => return Ok(DirState { entries, dir, _keep: Some(f) }),
+            // no /proc: fall back to the checked real path
+            Err(_) => {
+                let entries = std::fs::read_dir(&real).map_err(|e| io_reply(&e))?;
+                return Ok(DirState { entries, dir: real, _keep: None });
+            }
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = root;
+        let entries = std::fs::read_dir(&real).map_err(|e| io_reply(&e))?;
+        Ok(DirState { entries, dir: real, _keep: None })
+    }
+}
+
+#[cfg(unix)]
+fn make_symlink(target: &std::path::Path, link: &std::path::Path) -> io::Result<()> {
+    std::os::unix::fs::symlink(target, link)
+}
+
+#[cfg(windows)]
+fn make_symlink(target: &std::path::Path, link: &std::path::Path) -> io::Result<()> {
+    std::os::windows::fs::symlink_file(target, link)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn extended_strings_are_parsed_without_panics() {
+        let mut d = Vec::new();
+        for s in ["a", "bc"] {
+            d.extend_from_slice(&(s.len() as u32).to_be_bytes());
+            d.extend_from_slice(s.as_bytes());
+        }
+        assert_eq!(wire_strings(&d, 2).unwrap(), vec!["a", "bc"]);
+        assert!(wire_strings(&d[..5], 2).is_none());
+        assert!(wire_strings(&[0xff, 0xff, 0xff, 0xff], 1).is_none());
+    }
+}
