@@ -93,6 +93,12 @@ export declare class NativeForward {
   close(): Promise<void>
 }
 
+/** Asks a keyboard-interactive client questions for the server's callback. */
+export declare class NativeKbdPrompter {
+  /** The client's answers, or null when it went away or the round was refused. */
+  prompt(name: string, instructions: string, prompts: Array<NativePrompt>): Promise<Array<string> | null>
+}
+
 export declare class NativeKnownHosts {
   constructor(sources: Array<NativeKnownHostsSource>)
   issues(): Array<NativeKnownHostsIssue>
@@ -100,6 +106,55 @@ export declare class NativeKnownHosts {
   lookup(host: string, portNumber: number): Array<NativeKnownHostsEntry>
   check(host: string, portNumber: number, key: string): NativeKnownHostsCheck
   knownKeyTypes(host: string, portNumber: number): Array<string>
+}
+
+export declare class NativeServer {
+  /**
+   * Checks the options and loads the host keys (a ConfigError when they are wrong). The
+   * callbacks return Promise<boolean>; `keepAlive` is never called: it holds the event
+   * loop while the server listens (see `setRef`).
+   */
+  constructor(options: NativeServerOptions, onAuth: (req: NativeAuthRequest, prompter: NativeKbdPrompter | null) => Promise<boolean>, onSession: (req: NativeSessionStart, channel: NativeServerChannel) => Promise<boolean>, onForward: (req: NativeForwardRequest) => Promise<boolean>, keepAlive: () => void)
+  /** Binds and starts accepting. */
+  listen(host: string, port: number): Promise<NativeServerAddress>
+  /** Keep (true) or stop keeping (false) the process alive while listening. */
+  setRef(keep: boolean): void
+  get address(): NativeServerAddress | null
+  get connections(): number
+  get hostKeys(): Array<NativeServerHostKey>
+  /**
+   * Graceful shutdown (see core `Server::close`); afterwards nothing holds the event loop
+   * or any JS callback.
+   */
+  close(timeoutMs: number): Promise<void>
+}
+
+export declare class NativeServerChannel {
+  get id(): number
+  /** Installs the wake callback `(stream) => void` (0 = the client's data, 1 = its extended data). */
+  setWaker(cb: (arg: number) => void): void
+  /** Installs the event callback; events that came before are delivered first. */
+  setEventHandler(cb: (arg: NativeChannelEvent) => void): void
+  /**
+   * Copies buffered input into `buf`: > 0 bytes, 0 = nothing yet (armed), -1 = end, -2 =
+   * the connection failed first (see `takeError()`).
+   */
+  read(stream: number, buf: Buffer): number
+  takeError(): string | null
+  /** Sends to the client's stdout (0) or stderr (1), resolving when its window took it. */
+  write(stream: number, data: Buffer): Promise<void>
+  /** Several chunks gathered into one copy (Writable._writev). */
+  writeMany(stream: number, chunks: Array<Buffer>): Promise<void>
+  /** End of output (the client's input may still arrive). */
+  eof(): Promise<void>
+  /** EOF, exit-status `code`, close. */
+  exit(code: number): Promise<void>
+  /** EOF, exit-signal, close. */
+  exitSignal(signal: string, coreDumped?: boolean | undefined | null, message?: string | undefined | null): Promise<void>
+  close(): Promise<void>
+  /** The reader is gone: drop incoming bytes so the connection never waits on us. */
+  discard(): void
+  get closed(): boolean
 }
 
 export declare class NativeSftp {
@@ -199,12 +254,39 @@ export interface NativeAuthMethod {
   certificatePath?: string
 }
 
+export interface NativeAuthRequest {
+  connection: NativeConnection
+  user: string
+  /** 'password' | 'publickey' | 'keyboard-interactive' */
+  method: string
+  password?: string
+  key?: NativeOfferedKey
+}
+
+/** Something that happened on a running session: `kind` is 'resize', 'signal' or 'close'. */
+export interface NativeChannelEvent {
+  kind: string
+  cols?: number
+  rows?: number
+  width?: number
+  height?: number
+  signal?: string
+}
+
 export interface NativeConfigEntry {
   /** Lowercase keyword, as `ssh -G` prints it. */
   key: string
   values: Array<string>
   /** Set by a configuration file (not only a default). */
   explicit: boolean
+}
+
+export interface NativeConnection {
+  id: number
+  remoteAddress: string
+  remotePort: number
+  localAddress: string
+  localPort: number
 }
 
 export interface NativeConnectOptions {
@@ -271,6 +353,18 @@ export interface NativeExpected {
   fingerprint: string
   file?: string
   line: number
+}
+
+export interface NativeForwardRequest {
+  connection: NativeConnection
+  user: string
+  /** 'direct' (direct-tcpip: connect to host:port) | 'remote' (tcpip-forward: listen on address:port) */
+  kind: string
+  host?: string
+  address?: string
+  port: number
+  originatorAddress?: string
+  originatorPort?: number
 }
 
 export interface NativeFsStats {
@@ -370,6 +464,12 @@ export interface NativeNegotiated {
   compressionServerToClient: string
 }
 
+export interface NativeOfferedKey {
+  algorithm: string
+  fingerprint: string
+  publicKey: string
+}
+
 export interface NativePrompt {
   prompt: string
   echo: boolean
@@ -385,11 +485,77 @@ export interface NativePty {
   modes?: Array<Array<number>>
 }
 
+export interface NativeServerAddress {
+  address: string
+  port: number
+  family: string
+}
+
+export interface NativeServerHostKey {
+  algorithm: string
+  fingerprint: string
+  publicKey: string
+}
+
+export interface NativeServerOptions {
+  /** Private key texts (any format parseKey reads). */
+  hostKeys?: Array<Buffer>
+  hostKeyFiles?: Array<string>
+  /** Passphrase for encrypted host keys. */
+  hostKeyPassphrase?: string
+  /** Load from here, or generate an ed25519 key and save it here first. */
+  hostKeyPath?: string
+  banner?: string
+  password: boolean
+  publicKey: boolean
+  keyboardInteractive: boolean
+  none: boolean
+  exec: boolean
+  shell: boolean
+  subsystems: Array<string>
+  sftpRoot?: string
+  sftpReadOnly?: boolean
+  forwardDirect: boolean
+  forwardRemote: boolean
+  acceptEnv?: Array<string>
+  maxAuthTries?: number
+  authTimeoutMs?: number
+  maxConnections?: number
+  maxStartups?: number
+  maxChannels?: number
+  keepaliveIntervalMs?: number
+  callbackTimeoutMs?: number
+  algorithms?: NativeAlgorithms
+  highWaterMark?: number
+}
+
+export interface NativeServerPty {
+  term: string
+  cols: number
+  rows: number
+  width: number
+  height: number
+  /** [opcode, value] pairs */
+  modes: Array<Array<number>>
+}
+
 export interface NativeSessionOptions {
   env?: Array<Array<string>>
   pty?: NativePty
   agentForward?: boolean
   x11?: NativeX11
+}
+
+export interface NativeSessionStart {
+  connection: NativeConnection
+  user: string
+  /** 'exec' | 'shell' | 'subsystem' */
+  kind: string
+  command?: string
+  subsystem?: string
+  /** [name, value] pairs in the order the client sent them */
+  env: Array<Array<string>>
+  pty?: NativeServerPty
 }
 
 export interface NativeSftpInfo {

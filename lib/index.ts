@@ -27,3 +27,10 @@ export { SftpClient, Stats, Dirent, FileHandle } from './sftp'
 export type { StatFs, TransferOptions, TransferProgress, DirTransferOptions, SftpReadStreamOptions, SftpWriteStreamOptions } from './sftp'
 export type { ResolvedConfig, ResolveConfigOptions } from './config'
 export type { KnownHostsEntry, KnownHostsIssue, KnownHostsCheck } from './known-hosts'
+export { createServer, SshServer } from './server'
+export type {
+  AuthContext, DirectTarget, OfferedKey, RemoteBind, ServerAddress, ServerAuthOptions, ServerForwardingOptions, ServerHostKey,
+  ServerLimitOptions, ServerOptions, ServerPrompt, ServerPrompter, SessionHandler, Verdict,
+} from './server'
+export { ServerSession } from './server-session'
+export type { ServerContext, ServerPty, ServerResize } from './server-session'

@@ -14,4 +14,12 @@ export type {
   NativeExitInfo,
   NativeNegotiated,
   NativePty,
+  NativeServer,
+  NativeServerChannel,
+  NativeServerOptions,
+  NativeAuthRequest,
+  NativeSessionStart,
+  NativeForwardRequest,
+  NativeKbdPrompter,
+  NativeChannelEvent,
 } from '../index'

@@ -11,13 +11,20 @@ const HAND_OVER = 256 * 1024
 
 const noop = (): void => {}
 
+/** What a reader needs of a native channel (a client channel or a server session's). @internal */
+export interface ReadableNativeChannel {
+  read(stream: number, buf: Buffer): number
+  takeError(): string | null
+  setWaker(cb: (stream: number) => void): void
+}
+
 /**
  * Drains one stream (0 = stdout, 1 = stderr) of a channel with synchronous native reads.
  * The native side wakes `pump()` only after a read found nothing (it is then "armed").
  * @internal
  */
 export class ChannelSource {
-  #chan: NativeChannel | undefined
+  #chan: ReadableNativeChannel | undefined
   #scratch = Buffer.allocUnsafeSlow(SCRATCH)
   #waiting = false
   #ended = false
@@ -27,7 +34,7 @@ export class ChannelSource {
     private readonly fail: (err: Error) => void,
   ) {}
 
-  attach(chan: NativeChannel): void {
+  attach(chan: ReadableNativeChannel): void {
     this.#chan = chan
     if (this.#waiting) this.pump()
   }
@@ -109,7 +116,7 @@ export class ChannelWritable extends Writable {
 }
 
 /** Installs the single wake callback of a channel for its two sources. @internal */
-export function wireChannel(chan: NativeChannel, sources: ChannelSource[]): void {
+export function wireChannel(chan: ReadableNativeChannel, sources: ChannelSource[]): void {
   chan.setWaker((stream: number) => {
     for (const s of sources) if (s.stream === stream) s.wake()
   })

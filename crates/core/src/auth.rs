@@ -216,7 +216,11 @@ pub(crate) async fn authenticate(
             }
             Prepared::PublicKey { key, label, certificate: Some(cert) } => {
                 let detail = Some(format!("certificate {:?} for {} {}", cert.key_id(), keys::fingerprint(key.public_key()), label));
-                let r = handle.authenticate_openssh_cert(user, Arc::clone(key), cert.clone()).await.map_err(Error::from)?;
+                // rsa-sha2 certificate names need the hash chosen like for plain keys
+                // (russh's OpenSSH-certificate method would offer the SHA-1 name)
+                let hash = rsa_hash(handle, key.algorithm().is_rsa()).await?;
+                let mut signer = LocalSigner(Arc::clone(key));
+                let r = handle.authenticate_certificate_with(user, cert.clone(), hash, &mut signer).await.map_err(|e| Error::Protocol { message: format!("signing failed: {e}") })?;
                 chain.result(r, name, detail)
             }
             Prepared::Agent { socket, certificate } => agent_auth(handle, user, socket, certificate.as_ref(), &mut chain).await?,
@@ -231,6 +235,49 @@ pub(crate) async fn authenticate(
         }
     }
     Err(auth_error(&chain, user, target, "all configured authentication methods failed"))
+}
+
+/// Signs with a private key held here.
+struct LocalSigner(Arc<PrivateKey>);
+
+impl russh::Signer for LocalSigner {
+    type Error = russh::AgentAuthError;
+
+    async fn auth_sign(&mut self, _id: &AgentIdentity, hash: Option<HashAlg>, data: Vec<u8>) -> std::result::Result<Vec<u8>, Self::Error> {
+        use russh::keys::signature::Signer;
+        use russh::keys::ssh_key::private::KeypairData;
+        let sig = match self.0.key_data() {
+            KeypairData::Rsa(rsa) => Signer::try_sign(&(rsa, hash), &data),
+            _ => Signer::try_sign(self.0.as_ref(), &data),
+        }
+        .map_err(|e| russh::AgentAuthError::Key(russh::keys::Error::from(russh::keys::ssh_key::Error::from(e))))?;
+        use russh::keys::ssh_encoding::Encode;
+        let mut blob = Vec::new();
+        sig.encode(&mut blob).map_err(|e| russh::AgentAuthError::Key(russh::keys::Error::from(russh::keys::ssh_key::Error::from(e))))?;
+        // like an agent's answer: the signed data followed by the signature as an SSH string
+        let mut out = data;
+        out.extend_from_slice(&(blob.len() as u32).to_be_bytes());
+        out.extend_from_slice(&blob);
+        Ok(out)
+    }
+}
+
+/// An agent signs with the plain key, never with a certificate (OpenSSH's agent finds keys
+/// by their exact type): the certificate only names the key in the request.
+struct CertAgent<'a, S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send>(&'a mut AgentClient<S>);
+
+impl<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> russh::Signer for CertAgent<'_, S> {
+    type Error = russh::AgentAuthError;
+
+    async fn auth_sign(&mut self, id: &AgentIdentity, hash: Option<HashAlg>, data: Vec<u8>) -> std::result::Result<Vec<u8>, Self::Error> {
+        let plain = match id {
+            AgentIdentity::Certificate { certificate, comment } => {
+                AgentIdentity::PublicKey { key: PublicKey::from(certificate.public_key().clone()), comment: comment.clone() }
+            }
+            other => other.clone(),
+        };
+        self.0.sign_request(&plain, hash, data).await.map_err(Into::into)
+    }
 }
 
 async fn rsa_hash(handle: &Handle<ClientHandler>, is_rsa: bool) -> Result<Option<HashAlg>> {
@@ -287,7 +334,7 @@ async fn agent_auth(handle: &mut Handle<ClientHandler>, user: &str, socket: &std
         let hash = rsa_hash(handle, key.algorithm().is_rsa()).await?;
         let detail = Some(format!("{}{} from {label}", if cert.is_some() { "certificate for " } else { "" }, keys::fingerprint(&key)));
         let r = match cert {
-            Some(c) => handle.authenticate_certificate_with(user, c, hash, &mut agent).await,
+            Some(c) => handle.authenticate_certificate_with(user, c, hash, &mut CertAgent(&mut agent)).await,
             None => handle.authenticate_publickey_with(user, key, hash, &mut agent).await,
         };
         match r {
@@ -331,6 +378,28 @@ async fn keyboard_interactive(handle: &mut Handle<ClientHandler>, user: &str, cb
                     }
                     None => {
                         chain.record("keyboard-interactive", "cancelled by the callback", None);
+                        // the server waits for this round's answer before anything else: give
+                        // empty answers (the count must match, or OpenSSH drops the connection)
+                        // and let it refuse, so the next method can run
+                        let mut r = handle
+                            .authenticate_keyboard_interactive_respond(vec![String::new(); n])
+                            .await
+                            .map_err(Error::from)?;
+                        for _ in 0..MAX_ROUNDS {
+                            match r {
+                                KeyboardInteractiveAuthResponse::Success => return Ok(true),
+                                KeyboardInteractiveAuthResponse::Failure { remaining_methods, .. } => {
+                                    chain.allowed = Some(remaining_methods.iter().map(kind_name).collect());
+                                    return Ok(false);
+                                }
+                                KeyboardInteractiveAuthResponse::InfoRequest { prompts, .. } => {
+                                    r = handle
+                                        .authenticate_keyboard_interactive_respond(vec![String::new(); prompts.len()])
+                                        .await
+                                        .map_err(Error::from)?;
+                                }
+                            }
+                        }
                         return Ok(false);
                     }
                 };

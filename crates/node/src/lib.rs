@@ -10,6 +10,8 @@ mod forward;
 mod keys;
 mod known_hosts;
 mod options;
+mod server;
+mod server_channel;
 mod sftp;
 mod sock;
 

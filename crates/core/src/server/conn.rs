@@ -33,7 +33,8 @@ pub(crate) struct ConnEntry {
     pub(crate) started: Instant,
     authenticated: AtomicBool,
     closed: AtomicBool,
-    bytes_in: Arc<AtomicU64>,
+    /// Milliseconds after `started` at which the client last sent something.
+    last_active: Arc<AtomicU64>,
     /// Ends the session at any stage: the socket's reads and writes fail from then on.
     kill: Arc<KillSwitch>,
     disconnecting: AtomicBool,
@@ -56,7 +57,7 @@ impl ConnEntry {
             started: Instant::now(),
             authenticated: AtomicBool::new(false),
             closed: AtomicBool::new(false),
-            bytes_in: Arc::new(AtomicU64::new(0)),
+            last_active: Arc::new(AtomicU64::new(0)),
             kill: Arc::new(KillSwitch::default()),
             disconnecting: AtomicBool::new(false),
             handle: Mutex::new(None),
@@ -69,12 +70,14 @@ impl ConnEntry {
 
     /// The accepted socket wrapped so this entry can count and cut it.
     pub(crate) fn wrap<S>(&self, inner: S) -> CountingStream<S> {
-        CountingStream { inner, read: Arc::clone(&self.bytes_in), kill: Arc::clone(&self.kill) }
+        CountingStream { inner, started: self.started, last_active: Arc::clone(&self.last_active), kill: Arc::clone(&self.kill) }
     }
 
-    /// Bytes received so far: a peer that stalls or dribbles has few.
-    pub(crate) fn progress(&self) -> u64 {
-        self.bytes_in.load(Ordering::Relaxed)
+    /// How long the client has sent nothing: a peer that stalls goes idle at once, one in
+    /// the middle of its handshake only for a round trip (or an auth callback).
+    pub(crate) fn idle(&self, now: Instant) -> std::time::Duration {
+        let last = self.started + std::time::Duration::from_millis(self.last_active.load(Ordering::Relaxed));
+        now.saturating_duration_since(last)
     }
 
     pub(crate) fn set_authenticated(&self, handle: Handle) {
@@ -190,22 +193,24 @@ impl KillSwitch {
     }
 }
 
-/// The accepted socket, counting what the client sends and failing once killed.
+/// The accepted socket, noting when the client last sent something and failing once killed.
 pub(crate) struct CountingStream<S> {
     inner: S,
-    read: Arc<AtomicU64>,
+    started: Instant,
+    last_active: Arc<AtomicU64>,
     kill: Arc<KillSwitch>,
 }
 
 impl<S: AsyncRead + Unpin> AsyncRead for CountingStream<S> {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
-        self.kill.check()?;
+        // parked before the check: a kill in between still finds the waker
         self.kill.park(0, cx);
+        self.kill.check()?;
         let before = buf.filled().len();
         let r = Pin::new(&mut self.inner).poll_read(cx, buf);
-        let n = buf.filled().len().saturating_sub(before);
-        if n > 0 {
-            self.read.fetch_add(n as u64, Ordering::Relaxed);
+        if buf.filled().len() > before {
+            let ms = self.started.elapsed().as_millis().min(u64::MAX as u128) as u64;
+            self.last_active.store(ms, Ordering::Relaxed);
         }
         r
     }
@@ -217,6 +222,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for CountingStream<S> {
         let r = Pin::new(&mut self.inner).poll_write(cx, buf);
         if r.is_pending() {
             self.kill.park(1, cx);
+            self.kill.check()?;
         }
         r
     }
@@ -232,6 +238,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for CountingStream<S> {
         let r = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
         if r.is_pending() {
             self.kill.park(1, cx);
+            self.kill.check()?;
         }
         r
     }

@@ -106,10 +106,6 @@ impl ConnHandler {
         }
     }
 
-    fn session_slot(&self, id: ChannelId) -> Option<Arc<super::channel::ChannelSlot>> {
-        self.conn.slot(id.number())
-    }
-
     /// Hands a started session to the embedder (or the built-in SFTP server) and answers the
     /// request with its verdict.
     async fn start(&mut self, id: ChannelId, kind: SessionKind, session: &mut Session) -> Result<(), russh::Error> {
@@ -126,7 +122,7 @@ impl ConnHandler {
         if setup.started || self.server.is_closing() {
             return false;
         }
-        let Some(slot) = self.session_slot(id) else { return false };
+        let Some(slot) = self.conn.slot(id.number()) else { return false };
         let opts = &self.server.opts;
         let wanted = match &kind {
             SessionKind::Exec(_) => opts.exec,

@@ -1,0 +1,844 @@
+// SFTP bulk data against the real OpenSSH sshd: download/upload and the read/write streams
+// checked by sha256 at awkward sizes, a sparse file past 4 GiB, stream ranges and back
+// pressure, progress, abort/resume/keepPartial, a server killed mid-transfer, directory trees
+// and concurrent transfers on one session.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { copyFileSync, chownSync, existsSync, lstatSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, readSync, closeSync, rmSync, statSync, symlinkSync, writeFileSync, createReadStream as createLocalReadStream } from 'node:fs'
+import { randomBytes } from 'node:crypto'
+import { tmpdir } from 'node:os'
+import { join, posix } from 'node:path'
+import { pipeline } from 'node:stream/promises'
+import { setTimeout as sleep } from 'node:timers/promises'
+
+import { AbortError, connect, DisconnectError, SftpError, type ConnectOptions, type SftpClient, type SshClient, type TransferProgress } from '../dist/cjs/index.js'
+import { startSshd, type Sshd } from './fixtures/sshd.mjs'
+import { rejection, until, withTimeout } from './fixtures/helpers'
+import { collect, GiB, ioOf, KiB, MiB, mkdirOwned, openFiles, ownerOf, randomFile, sftpServerPid, sha256, sha256File, sha256Stream, sizeOf, writeOwned, type Owner } from './fixtures/sftp-helpers'
+
+let sshd: Sshd
+let ssh: SshClient
+let sftp: SftpClient
+let user: Owner
+/** Remote work directory (also a local path: same machine), owned by the test user. */
+let work: string
+/** Local scratch directory of the client side. */
+let local: string
+
+const BIG = 100 * MiB
+const SLOW = 120_000
+
+const options = (extra: Partial<ConnectOptions> = {}): ConnectOptions => ({
+  host: sshd.host, port: sshd.port, username: sshd.user,
+  privateKeyPath: sshd.userKey.path, hostKey: { knownHosts: sshd.knownHostsFile }, ...extra,
+})
+
+beforeAll(async () => {
+  sshd = await startSshd()
+  user = ownerOf(sshd.home)
+  work = posix.join(sshd.home, `sftp-xfer-${process.pid}-${randomBytes(4).toString('hex')}`)
+  mkdirOwned(work, user)
+  local = mkdtempSync(join(tmpdir(), 'ferrossh-sftp-'))
+  ssh = await connect(options())
+  sftp = await ssh.sftp()
+})
+afterAll(async () => {
+  await sftp?.close()
+  await ssh?.close()
+  await sshd?.stop()
+  if (work) rmSync(work, { recursive: true, force: true })
+  if (local) rmSync(local, { recursive: true, force: true })
+})
+
+let seq = 0
+const name = (base: string): string => `${base}-${++seq}`
+
+interface Pair { local: string; remote: string; sha: string; size: number }
+const pairs = new Map<number, Pair>()
+/** The same random content of `size` bytes as a local file and as a server-side file. */
+function pair(size: number): Pair {
+  let p = pairs.get(size)
+  if (!p) {
+    const l = join(local, `src-${size}`)
+    const sha = randomFile(l, size)
+    const r = posix.join(work, `src-${size}`)
+    copyFileSync(l, r)
+    chownSync(r, user.uid, user.gid)
+    p = { local: l, remote: r, sha, size }
+    pairs.set(size, p)
+  }
+  return p
+}
+
+const partialOf = (p: string): string => `${p}.ferrossh-partial`
+
+function isTyped(e: unknown): boolean {
+  return e instanceof SftpError || e instanceof DisconnectError
+}
+
+/** Records, while a transfer runs, every sighting of `dest` with other than `size` bytes. */
+function watchFinalName(dest: string, size: number): { stop(): { bad: number[]; sawPartial: number } } {
+  const bad: number[] = []
+  let sawPartial = 0
+  const t = setInterval(() => {
+    const n = sizeOf(dest)
+    if (n !== -1 && n !== size) bad.push(n)
+    sawPartial = Math.max(sawPartial, sizeOf(partialOf(dest)))
+  }, 1)
+  return { stop: () => { clearInterval(t); return { bad, sawPartial } } }
+}
+
+function checkProgress(calls: TransferProgress[], total: number): void {
+  expect(calls.length).toBeGreaterThanOrEqual(1)
+  for (const c of calls) {
+    expect(typeof c.transferred).toBe('number')
+    expect(c.total).toBe(total)
+    expect(c.transferred).toBeLessThanOrEqual(total)
+  }
+  for (let i = 1; i < calls.length; i++) expect(calls[i].transferred).toBeGreaterThanOrEqual(calls[i - 1].transferred)
+  expect(calls.at(-1)).toEqual({ transferred: total, total })
+}
+
+const SIZES = [0, 1, 255 * KiB - 1, 255 * KiB, 255 * KiB + 1, BIG]
+
+describe.each(SIZES)('sha256 round trips of %i bytes', (size) => {
+  const timeout = size === BIG ? SLOW : 30_000
+  it('upload', async () => {
+    const p = pair(size)
+    const dest = posix.join(work, name(`up-${size}`))
+    expect(await sftp.upload(p.local, dest)).toBe(size)
+    expect(await sha256File(dest)).toBe(p.sha)
+    const st = statSync(dest)
+    expect(st.size).toBe(size)
+    expect(st.mode & 0o777).toBe(0o644)
+    expect(st.uid).toBe(user.uid)
+    expect(existsSync(partialOf(dest))).toBe(false)
+  }, timeout)
+  it('download', async () => {
+    const p = pair(size)
+    const dest = join(local, name(`down-${size}`))
+    expect(await sftp.download(p.remote, dest)).toBe(size)
+    expect(statSync(dest).size).toBe(size)
+    expect(await sha256File(dest)).toBe(p.sha)
+    expect(existsSync(partialOf(dest))).toBe(false)
+  }, timeout)
+  it('createReadStream', async () => {
+    const p = pair(size)
+    const { hash, bytes } = await sha256Stream(sftp.createReadStream(p.remote))
+    expect(bytes).toBe(size)
+    expect(hash).toBe(p.sha)
+  }, timeout)
+  it('createWriteStream', async () => {
+    const p = pair(size)
+    const dest = posix.join(work, name(`ws-${size}`))
+    // an odd chunk size, so the writer has to re-split at its request size
+    await pipeline(createLocalReadStream(p.local, { highWaterMark: 100_003 }), sftp.createWriteStream(dest))
+    expect(statSync(dest).size).toBe(size)
+    expect(await sha256File(dest)).toBe(p.sha)
+  }, timeout)
+})
+
+describe('a sparse file over 4 GiB', () => {
+  const SIZE = 5 * GiB
+  const AT_4_5 = 4.5 * GiB
+  const FOUR = 4 * GiB
+  let f: string
+  beforeAll(async () => {
+    f = posix.join(work, 'sparse-5g')
+    const q = (n: number, text: string): string => `printf '%s' '${text}' | dd of="$f" bs=1 seek=${n} conv=notrunc status=none`
+    const script = [
+      `f='${f}'`,
+      'truncate -s 5G "$f"',
+      q(AT_4_5, 'AT4.5G'),
+      q(FOUR - 4, 'CROSS4G!'),
+      q(SIZE - 4, 'TAIL'),
+    ].join(' && ')
+    const r = await ssh.exec(script)
+    expect(r.stderr.toString()).toBe('')
+    expect(r.code).toBe(0)
+    expect(statSync(f).size).toBe(SIZE)
+    expect(statSync(f).blocks * 512).toBeLessThan(10 * MiB) // really sparse
+  })
+  it('stat size > 4 GiB, as a number and with { bigint: true }', async () => {
+    expect((await sftp.stat(f)).size).toBe(SIZE)
+    const big = await sftp.stat(f, { bigint: true })
+    expect(typeof big.size).toBe('bigint')
+    expect(big.size).toBe(5368709120n)
+    expect((await sftp.lstat(f, { bigint: true })).size).toBe(5368709120n)
+    const h = await sftp.open(f)
+    expect((await h.stat({ bigint: true })).size).toBe(5368709120n)
+    await h.close()
+    const entry = (await sftp.readdir(work, { withFileTypes: true })).find((e) => e.name === 'sparse-5g')
+    expect(entry?.stats.size).toBe(SIZE)
+  })
+  it('createReadStream({ start, end }) near 4.5 GiB', async () => {
+    const got = await collect(sftp.createReadStream(f, { start: AT_4_5 - 16, end: AT_4_5 + 21 }))
+    expect(got).toEqual(Buffer.concat([Buffer.alloc(16), Buffer.from('AT4.5G'), Buffer.alloc(16)]))
+  }, SLOW)
+  it('createReadStream across the 4 GiB boundary, and to the end of the file', async () => {
+    const got = await collect(sftp.createReadStream(f, { start: FOUR - 8, end: FOUR + 7 }))
+    expect(got).toEqual(Buffer.concat([Buffer.alloc(4), Buffer.from('CROSS4G!'), Buffer.alloc(4)]))
+    expect(await collect(sftp.createReadStream(f, { start: SIZE - 6 }))).toEqual(Buffer.from('\0\0TAIL'))
+    expect((await collect(sftp.createReadStream(f, { start: SIZE + 10 }))).length).toBe(0)
+  }, SLOW)
+  it('FileHandle.read at offsets past 4 GiB', async () => {
+    const h = await sftp.open(f)
+    try {
+      const b = Buffer.alloc(6)
+      expect((await h.read(b, 0, 6, AT_4_5)).bytesRead).toBe(6)
+      expect(b.toString()).toBe('AT4.5G')
+      const c = Buffer.alloc(8)
+      expect((await h.read(c, 0, 8, FOUR - 4)).bytesRead).toBe(8)
+      expect(c.toString()).toBe('CROSS4G!')
+      const t = Buffer.alloc(10)
+      expect((await h.read(t, 0, 10, SIZE - 2)).bytesRead).toBe(2)
+      expect(t.subarray(0, 2).toString()).toBe('IL')
+      expect((await h.read(t, 0, 10, SIZE + 100)).bytesRead).toBe(0)
+    } finally {
+      await h.close()
+    }
+  }, SLOW)
+  it('FileHandle.write past 4 GiB lands at that offset; truncate to a size past 4 GiB', async () => {
+    const at = 4.75 * GiB + 3
+    const h = await sftp.open(f, 'r+')
+    await h.write('W>4G', at)
+    await h.close()
+    const fd = openSync(f, 'r')
+    const b = Buffer.alloc(6)
+    readSync(fd, b, 0, 6, at - 1)
+    closeSync(fd)
+    expect(b).toEqual(Buffer.from('\0W>4G\0'))
+    expect(statSync(f).size).toBe(SIZE)
+    await sftp.truncate(f, FOUR + 10)
+    expect(statSync(f).size).toBe(FOUR + 10)
+    expect((await sftp.stat(f)).size).toBe(FOUR + 10)
+  }, SLOW)
+})
+
+describe('read and write streams', () => {
+  it('createReadStream start/end are inclusive slices', async () => {
+    const data = randomBytes(MiB + 777)
+    const f = posix.join(work, name('slices'))
+    writeOwned(f, data, user)
+    const cases: [number | undefined, number | undefined][] = [
+      [0, 0], [10, 19], [undefined, 99], [MiB, undefined], [255 * KiB - 1, 255 * KiB + 1],
+      [100, 3 * 255 * KiB + 5], [data.length - 1, undefined], [data.length - 10, data.length + 1000], [0, data.length - 1],
+    ]
+    for (const [start, end] of cases) {
+      const got = await collect(sftp.createReadStream(f, { start, end }))
+      const want = data.subarray(start ?? 0, end === undefined ? undefined : end + 1)
+      expect(got.length, `start ${start} end ${end}`).toBe(want.length)
+      expect(got.equals(want), `start ${start} end ${end}`).toBe(true)
+    }
+    expect((await collect(sftp.createReadStream(f, { start: data.length }))).length).toBe(0)
+    expect((await collect(sftp.createReadStream(f, { start: data.length + 5, end: data.length + 10 }))).length).toBe(0)
+  })
+  it('several reads in flight or one: same bytes', async () => {
+    const p = pair(255 * KiB + 1)
+    for (const concurrency of [1, 3, 64]) {
+      const { hash } = await sha256Stream(sftp.createReadStream(p.remote, { concurrency, highWaterMark: 64 * KiB }))
+      expect(hash).toBe(p.sha)
+    }
+  })
+  it('highWaterMark is honoured: a paused reader stops the reading, and memory stays bounded', async () => {
+    const p = pair(BIG)
+    const conn = await connect(options())
+    try {
+      const s = await conn.sftp()
+      const pid = await sftpServerPid(conn)
+      const read0 = ioOf(pid).rchar
+      const rss0 = process.memoryUsage().rss
+      const rs = s.createReadStream(p.remote, { highWaterMark: 256 * KiB, concurrency: 2 })
+      await withTimeout(new Promise((r) => rs.once('readable', r)), 10_000, 'first data')
+      await sleep(1500) // nobody reads: the stream must stop
+      const readByServer = ioOf(pid).rchar - read0
+      expect(readByServer).toBeGreaterThan(0)
+      expect(readByServer).toBeLessThan(16 * MiB)
+      expect(rs.readableLength).toBeLessThanOrEqual(256 * KiB + 1100 * KiB)
+      expect(process.memoryUsage().rss - rss0).toBeLessThan(64 * MiB)
+      await sleep(500)
+      expect(ioOf(pid).rchar - read0 - readByServer).toBeLessThan(MiB) // and stays stopped
+      // nothing was lost while paused
+      const { hash, bytes } = await sha256Stream(rs)
+      expect(bytes).toBe(BIG)
+      expect(hash).toBe(p.sha)
+    } finally {
+      await conn.close()
+    }
+  }, SLOW)
+  it('destroying a read stream mid-file closes the remote handle', async () => {
+    const p = pair(BIG)
+    const conn = await connect(options())
+    try {
+      const s = await conn.sftp()
+      const pid = await sftpServerPid(conn)
+      // a stream read to its end releases its handle
+      const small = pair(255 * KiB + 1)
+      expect((await sha256Stream(s.createReadStream(small.remote))).hash).toBe(small.sha)
+      await until(() => !openFiles(pid).includes(small.remote), 5000, 'handle of a finished stream closed', () => openFiles(pid))
+      const rs = s.createReadStream(p.remote, { highWaterMark: 256 * KiB })
+      await withTimeout(new Promise((r) => rs.once('readable', r)), 10_000, 'first data')
+      expect(openFiles(pid)).toContain(p.remote)
+      rs.destroy()
+      await until(() => !openFiles(pid).includes(p.remote), 5000, 'remote handle closed', () => openFiles(pid))
+      expect((await s.stat(p.remote)).size).toBe(BIG) // the session is still fine
+    } finally {
+      await conn.close()
+    }
+  }, SLOW)
+  it('createReadStream of a missing file errors with ENOENT and the path', async () => {
+    const m = posix.join(work, 'missing-for-stream')
+    const e = await rejection(collect(sftp.createReadStream(m)))
+    expect(e).toBeInstanceOf(SftpError)
+    expect(e.code).toBe('ENOENT')
+    expect(e.status).toBe(2)
+    expect(e.path).toBe(m)
+  })
+  it('createWriteStream: many small writes arrive in order; finish means all landed', async () => {
+    const f = posix.join(work, name('small-writes'))
+    const ws = sftp.createWriteStream(f)
+    const parts: Buffer[] = []
+    for (let i = 0; i < 5000; i++) {
+      const b = randomBytes(1 + (i * 37) % 300)
+      parts.push(b)
+      if (!ws.write(b)) await new Promise((r) => ws.once('drain', r))
+    }
+    await new Promise<void>((resolve, reject) => { ws.once('error', reject); ws.end(resolve) })
+    expect(readFileSync(f).equals(Buffer.concat(parts))).toBe(true)
+  })
+  it("createWriteStream flags: 'a' appends, 'r+' with start overwrites in place, mode on creation", async () => {
+    const f = posix.join(work, name('flags'))
+    writeOwned(f, 'abcdefgh', user)
+    await pipeline(async function* () { yield Buffer.from('1234') }, sftp.createWriteStream(f, { flags: 'a' }))
+    expect(readFileSync(f, 'utf8')).toBe('abcdefgh1234')
+    await pipeline(async function* () { yield Buffer.from('XY') }, sftp.createWriteStream(f, { flags: 'r+', start: 3 }))
+    expect(readFileSync(f, 'utf8')).toBe('abcXYfgh1234')
+    const g = posix.join(work, name('mode'))
+    await pipeline(async function* () { yield Buffer.from('m') }, sftp.createWriteStream(g, { mode: 0o600 }))
+    expect(statSync(g).mode & 0o777).toBe(0o600)
+  })
+  it("createWriteStream 'wx' on an existing file errors with EEXIST and leaves it alone", async () => {
+    const f = posix.join(work, name('exists'))
+    writeOwned(f, 'keep', user)
+    const e = await rejection(pipeline(async function* () { yield Buffer.from('clobber') }, sftp.createWriteStream(f, { flags: 'wx' })))
+    expect(e).toBeInstanceOf(SftpError)
+    expect(e.code).toBe('EEXIST')
+    expect(e.path).toBe(f)
+    expect(readFileSync(f, 'utf8')).toBe('keep')
+  })
+})
+
+describe('download and upload', () => {
+  it('download reports progress: increasing transferred, the right total, the last call = total', async () => {
+    const p = pair(BIG)
+    const calls: TransferProgress[] = []
+    await sftp.download(p.remote, join(local, name('prog-down')), { onProgress: (x) => calls.push(x) })
+    checkProgress(calls, BIG)
+    expect(calls.length).toBeGreaterThanOrEqual(2)
+  }, SLOW)
+  it('upload reports progress: increasing transferred, the right total, the last call = total', async () => {
+    const p = pair(BIG)
+    const calls: TransferProgress[] = []
+    await sftp.upload(p.local, posix.join(work, name('prog-up')), { onProgress: (x) => calls.push(x) })
+    checkProgress(calls, BIG)
+    expect(calls.length).toBeGreaterThanOrEqual(2)
+  }, SLOW)
+  it('progress of small files and of an empty file', async () => {
+    for (const size of [0, 1, 255 * KiB + 1]) {
+      const p = pair(size)
+      const down: TransferProgress[] = []
+      await sftp.download(p.remote, join(local, name('prog-small')), { onProgress: (x) => down.push(x) })
+      checkProgress(down, size)
+      const up: TransferProgress[] = []
+      await sftp.upload(p.local, posix.join(work, name('prog-small')), { onProgress: (x) => up.push(x) })
+      checkProgress(up, size)
+    }
+  })
+  it('a throwing onProgress does not stop the transfer', async () => {
+    const p = pair(255 * KiB + 1)
+    const dest = join(local, name('throwing'))
+    await sftp.download(p.remote, dest, { onProgress: () => { throw new Error('callback bug') } })
+    expect(await sha256File(dest)).toBe(p.sha)
+  })
+  it('chunkSize and concurrency options give the same bytes', async () => {
+    const p = pair(255 * KiB + 1)
+    for (const o of [{ concurrency: 1, chunkSize: 1000 }, { concurrency: 7, chunkSize: 32 * KiB + 1 }, { concurrency: 256, chunkSize: 10 * MiB }]) {
+      const down = join(local, name('opts'))
+      expect(await sftp.download(p.remote, down, o)).toBe(p.size)
+      expect(await sha256File(down)).toBe(p.sha)
+      const up = posix.join(work, name('opts'))
+      expect(await sftp.upload(p.local, up, o)).toBe(p.size)
+      expect(await sha256File(up)).toBe(p.sha)
+    }
+  })
+  it('download replaces an existing local file; upload replaces an existing remote file', async () => {
+    const p = pair(255 * KiB)
+    const down = join(local, name('replace'))
+    writeFileSync(down, randomBytes(MiB))
+    await sftp.download(p.remote, down)
+    expect(await sha256File(down)).toBe(p.sha)
+    const up = posix.join(work, name('replace'))
+    writeOwned(up, randomBytes(MiB), user)
+    await sftp.upload(p.local, up)
+    expect(await sha256File(up)).toBe(p.sha)
+  })
+  it('upload mode sets the permission bits of the new file', async () => {
+    const p = pair(1)
+    const up = posix.join(work, name('mode'))
+    await sftp.upload(p.local, up, { mode: 0o600 })
+    expect(statSync(up).mode & 0o777).toBe(0o600)
+  })
+  it('failures: missing remote, missing local directory, missing local file, a directory, EACCES', async () => {
+    const p = pair(1)
+    const missing = posix.join(work, 'missing-remote')
+    const dest = join(local, name('never'))
+    let e = await rejection(sftp.download(missing, dest))
+    expect([e.constructor, e.code, e.status, e.path]).toEqual([SftpError, 'ENOENT', 2, missing])
+    expect(existsSync(dest) || existsSync(partialOf(dest))).toBe(false)
+    e = await rejection(sftp.download(p.remote, join(local, 'no-such-dir', 'x')))
+    expect([e.constructor, e.code]).toEqual([SftpError, 'ENOENT'])
+    e = await rejection(sftp.upload(join(local, 'no-such-file'), posix.join(work, name('never'))))
+    expect([e.constructor, e.code]).toEqual([SftpError, 'ENOENT'])
+    e = await rejection(sftp.upload(local, posix.join(work, name('never'))))
+    expect([e.constructor, e.code]).toEqual([SftpError, 'EISDIR'])
+    const priv = posix.join(work, name('private'))
+    mkdirSync(priv, { mode: 0o700 })
+    e = await rejection(sftp.upload(p.local, posix.join(priv, 'x')))
+    expect([e.constructor, e.code, e.status]).toEqual([SftpError, 'EACCES', 3])
+  })
+  it('download: the final name never exists with partial content', async () => {
+    const p = pair(BIG)
+    const dest = join(local, name('watched'))
+    const w = watchFinalName(dest, BIG)
+    await sftp.download(p.remote, dest, { concurrency: 4, chunkSize: 64 * KiB })
+    const { bad, sawPartial } = w.stop()
+    expect(bad).toEqual([])
+    expect(sawPartial).toBeGreaterThan(0) // it was watching while the transfer ran
+    expect(await sha256File(dest)).toBe(p.sha)
+  }, SLOW)
+  it('upload: the final name never exists with partial content', async () => {
+    const p = pair(BIG)
+    const dest = posix.join(work, name('watched'))
+    const w = watchFinalName(dest, BIG)
+    await sftp.upload(p.local, dest, { concurrency: 4, chunkSize: 64 * KiB })
+    const { bad, sawPartial } = w.stop()
+    expect(bad).toEqual([])
+    expect(sawPartial).toBeGreaterThan(0)
+    expect(await sha256File(dest)).toBe(p.sha)
+  }, SLOW)
+})
+
+describe('abort, keepPartial and resume', () => {
+  /** Starts a slow transfer and aborts it once its partial file has `bytes`. */
+  async function abortedTransfer(kind: 'download' | 'upload', dest: string, extra: { keepPartial?: boolean; resume?: boolean } = {}, s: SftpClient = sftp): Promise<Error & Record<string, unknown>> {
+    const p = pair(BIG)
+    const ac = new AbortController()
+    const slow = { concurrency: 1, chunkSize: 16 * KiB, signal: ac.signal, ...extra }
+    const w = watchFinalName(dest, BIG)
+    const t = kind === 'download' ? s.download(p.remote, dest, slow) : s.upload(p.local, dest, slow)
+    t.catch(() => {})
+    await until(() => sizeOf(partialOf(dest)) >= 4 * MiB, 60_000, `${kind} under way`, () => sizeOf(partialOf(dest)))
+    ac.abort()
+    const t0 = Date.now()
+    const e = await rejection(t, 10_000)
+    expect(Date.now() - t0).toBeLessThan(5000)
+    const { bad } = w.stop()
+    expect(bad).toEqual([])
+    expect(e).toBeInstanceOf(AbortError)
+    expect(e.name).toBe('AbortError')
+    expect(e.code).toBe('ABORT_ERR')
+    expect(existsSync(dest)).toBe(false)
+    return e
+  }
+  /** The partial file is a proper prefix of the source. */
+  async function checkPrefix(partial: string): Promise<number> {
+    const n = sizeOf(partial)
+    expect(n).toBeGreaterThan(0)
+    expect(n).toBeLessThan(BIG)
+    const fd = openSync(pair(BIG).local, 'r')
+    const want = Buffer.alloc(n)
+    readSync(fd, want, 0, n, 0)
+    closeSync(fd)
+    expect(readFileSync(partial).equals(want)).toBe(true)
+    return n
+  }
+
+  it('an already aborted signal rejects at once and creates nothing', async () => {
+    const p = pair(255 * KiB)
+    const dest = join(local, name('pre-aborted'))
+    const e = await rejection(sftp.download(p.remote, dest, { signal: AbortSignal.abort() }))
+    expect(e).toBeInstanceOf(AbortError)
+    expect(existsSync(dest) || existsSync(partialOf(dest))).toBe(false)
+    const up = posix.join(work, name('pre-aborted'))
+    expect(await rejection(sftp.upload(p.local, up, { signal: AbortSignal.abort() }))).toBeInstanceOf(AbortError)
+    expect(existsSync(up) || existsSync(partialOf(up))).toBe(false)
+  })
+  it('download aborted mid-transfer: AbortError, and no partial file is left', async () => {
+    const dest = join(local, name('abort-down'))
+    await abortedTransfer('download', dest)
+    expect(existsSync(partialOf(dest))).toBe(false)
+  }, SLOW)
+  it('upload aborted mid-transfer: AbortError, no partial file left, the remote handle released', async () => {
+    const conn = await connect(options())
+    try {
+      const s = await conn.sftp()
+      const pid = await sftpServerPid(conn)
+      const dest = posix.join(work, name('abort-up'))
+      await abortedTransfer('upload', dest, {}, s)
+      await until(() => !existsSync(partialOf(dest)), 5000, 'partial removed')
+      await sleep(300)
+      expect(existsSync(partialOf(dest))).toBe(false)
+      expect(existsSync(dest)).toBe(false)
+      await until(() => !openFiles(pid).some((f) => f.includes(posix.basename(dest))), 5000, 'remote handle released', () => openFiles(pid))
+    } finally {
+      await conn.close()
+    }
+  }, SLOW)
+  it('download with keepPartial keeps <dest>.ferrossh-partial, a prefix of the file', async () => {
+    const dest = join(local, name('keep-down'))
+    await abortedTransfer('download', dest, { keepPartial: true })
+    await checkPrefix(partialOf(dest))
+  }, SLOW)
+  it('upload with keepPartial keeps <dest>.ferrossh-partial on the server, a prefix of the file', async () => {
+    const dest = posix.join(work, name('keep-up'))
+    await abortedTransfer('upload', dest, { keepPartial: true })
+    await sleep(300) // writes already sent may still land
+    await checkPrefix(partialOf(dest))
+  }, SLOW)
+  it('download resume: continues the partial file (only the rest is read) and the result is intact', async () => {
+    const p = pair(BIG)
+    const dest = join(local, name('resume-down'))
+    await abortedTransfer('download', dest, { resume: true })
+    const have = await checkPrefix(partialOf(dest))
+    const conn = await connect(options())
+    try {
+      const s = await conn.sftp()
+      const pid = await sftpServerPid(conn)
+      const read0 = ioOf(pid).rchar
+      expect(await s.download(p.remote, dest, { resume: true })).toBeGreaterThan(0)
+      const read = ioOf(pid).rchar - read0
+      expect(read).toBeGreaterThanOrEqual(BIG - have)
+      expect(read).toBeLessThan(BIG - have + 4 * MiB)
+    } finally {
+      await conn.close()
+    }
+    expect(existsSync(partialOf(dest))).toBe(false)
+    expect(await sha256File(dest)).toBe(p.sha)
+  }, SLOW)
+  it('upload resume: continues the partial file (only the rest is written) and the result is intact', async () => {
+    const p = pair(BIG)
+    const dest = posix.join(work, name('resume-up'))
+    await abortedTransfer('upload', dest, { resume: true })
+    await sleep(300)
+    const have = await checkPrefix(partialOf(dest))
+    const conn = await connect(options())
+    try {
+      const s = await conn.sftp()
+      const pid = await sftpServerPid(conn)
+      const written0 = ioOf(pid).wchar
+      await s.upload(p.local, dest, { resume: true })
+      const written = ioOf(pid).wchar - written0
+      expect(written).toBeGreaterThanOrEqual(BIG - have)
+      expect(written).toBeLessThan(BIG - have + 4 * MiB)
+    } finally {
+      await conn.close()
+    }
+    expect(existsSync(partialOf(dest))).toBe(false)
+    expect(await sha256File(dest)).toBe(p.sha)
+  }, SLOW)
+  it('resume without a partial file is a plain transfer', async () => {
+    const p = pair(255 * KiB + 1)
+    const down = join(local, name('resume-none'))
+    await sftp.download(p.remote, down, { resume: true })
+    expect(await sha256File(down)).toBe(p.sha)
+    const up = posix.join(work, name('resume-none'))
+    await sftp.upload(p.local, up, { resume: true })
+    expect(await sha256File(up)).toBe(p.sha)
+  })
+})
+
+describe('the server killed mid-transfer', () => {
+  type Kill = 'sftp-server' | 'connection'
+  /** Kills the internal-sftp process (the SFTP channel ends) or the connection's sshd process (kill -9 $PPID from another channel). */
+  function killer(how: Kill): (conn: SshClient, sftpPid: number) => void {
+    return how === 'sftp-server' ? (_c, pid) => process.kill(pid, 'SIGKILL') : (c) => { c.exec('kill -9 $PPID').catch(() => {}) }
+  }
+  /**
+   * Starts an operation on a fresh connection, kills the server side once `under()` holds,
+   * and checks the operation fails with a typed error within 10 s; then runs `after`.
+   */
+  async function killedDuring(start: (s: SftpClient) => Promise<unknown>, under: () => boolean, how: Kill, after: (x: { error: Error & Record<string, unknown>; conn: SshClient; s: SftpClient }) => Promise<void> = async () => {}): Promise<void> {
+    const conn = await connect(options())
+    try {
+      const s = await conn.sftp()
+      const pid = await sftpServerPid(conn)
+      const t = start(s)
+      t.catch(() => {})
+      await until(under, 60_000, 'transfer under way')
+      const t0 = Date.now()
+      killer(how)(conn, pid)
+      const error = await rejection(withTimeout(t, 15_000, 'the operation after the kill'), 20_000)
+      expect(Date.now() - t0).toBeLessThan(10_000)
+      expect(isTyped(error), `${error.name}: ${error.message}`).toBe(true)
+      await after({ error, conn, s })
+    } finally {
+      await conn.close().catch(() => {})
+    }
+  }
+  /** A request on the session after the kill fails with a typed error within 10 s too. */
+  async function deadSessionFails(s: SftpClient): Promise<void> {
+    const t0 = Date.now()
+    const e = await rejection(withTimeout(s.stat(work), 15_000, 'stat on the dead session'), 20_000)
+    expect(isTyped(e), `${e.name}: ${e.message}`).toBe(true)
+    expect(Date.now() - t0).toBeLessThan(10_000)
+  }
+
+  for (const how of ['sftp-server', 'connection'] as const) {
+    it(`download, ${how} killed: typed error within 10 s, no file left behind`, async () => {
+      const p = pair(BIG)
+      const dest = join(local, name('killed-down'))
+      await killedDuring(
+        (s) => s.download(p.remote, dest, { concurrency: 1, chunkSize: 16 * KiB }),
+        () => sizeOf(partialOf(dest)) >= 2 * MiB,
+        how,
+        async ({ error, conn, s }) => {
+          if (how === 'sftp-server') expect(error).toBeInstanceOf(SftpError)
+          expect(existsSync(dest)).toBe(false)
+          expect(existsSync(partialOf(dest))).toBe(false)
+          await deadSessionFails(s)
+          if (how === 'sftp-server') {
+            // only the SFTP channel died: the connection serves a new session
+            expect((await conn.exec('echo alive')).stdout.toString()).toBe('alive\n')
+            expect((await (await conn.sftp()).stat(p.remote)).size).toBe(BIG)
+          }
+        },
+      )
+    }, SLOW)
+    it(`upload, ${how} killed: typed error within 10 s, no file left behind`, async () => {
+      const p = pair(BIG)
+      const dest = posix.join(work, name('killed-up'))
+      await killedDuring(
+        (s) => s.upload(p.local, dest, { concurrency: 1, chunkSize: 16 * KiB }),
+        () => sizeOf(partialOf(dest)) >= 2 * MiB,
+        how,
+        async ({ s }) => {
+          expect(existsSync(dest)).toBe(false)
+          await deadSessionFails(s)
+        },
+      )
+    }, SLOW)
+    it(`createReadStream, ${how} killed: the stream errors (never ends short) within 10 s`, async () => {
+      const p = pair(BIG)
+      let got = 0
+      let ended = false
+      await killedDuring(
+        (s) => new Promise((resolve, reject) => {
+          const rs = s.createReadStream(p.remote, { concurrency: 1, highWaterMark: 64 * KiB })
+          rs.on('data', (c: Buffer) => { got += c.length })
+          rs.once('error', reject)
+          rs.once('end', () => { ended = true; resolve(undefined) })
+        }),
+        () => got >= 2 * MiB,
+        how,
+        async () => {
+          expect(ended).toBe(false)
+          expect(got).toBeLessThan(BIG)
+        },
+      )
+    }, SLOW)
+    it(`createWriteStream, ${how} killed: the stream errors within 10 s`, async () => {
+      const p = pair(BIG)
+      const dest = posix.join(work, name('killed-ws'))
+      await killedDuring(
+        (s) => pipeline(createLocalReadStream(p.local, { highWaterMark: 16 * KiB }), s.createWriteStream(dest, { concurrency: 1 })),
+        () => sizeOf(dest) >= 2 * MiB,
+        how,
+      )
+    }, SLOW)
+    it(`an idle session, ${how} killed: the next request fails within 10 s`, async () => {
+      const conn = await connect(options())
+      try {
+        const s = await conn.sftp()
+        const pid = await sftpServerPid(conn)
+        killer(how)(conn, pid)
+        if (how === 'sftp-server') await until(() => !existsSync(`/proc/${pid}`), 5000, 'sftp server gone')
+        else await withTimeout(conn.closed, 5000, 'connection closed')
+        await deadSessionFails(s)
+      } finally {
+        await conn.close().catch(() => {})
+      }
+    })
+  }
+})
+
+type Listing = Record<string, string>
+/** The tree under `root`: dirs, files with their sha256, links with their targets. */
+function listing(root: string, rel = ''): Listing {
+  const out: Listing = {}
+  for (const n of readdirSync(join(root, rel)).sort()) {
+    const r = rel ? `${rel}/${n}` : n
+    const st = lstatSync(join(root, r))
+    if (st.isSymbolicLink()) out[r] = `link:${readlinkSync(join(root, r))}`
+    else if (st.isDirectory()) {
+      out[r] = 'dir'
+      Object.assign(out, listing(root, r))
+    } else out[r] = `file:${sha256(readFileSync(join(root, r)))}`
+  }
+  return out
+}
+
+describe('directory trees', () => {
+  const B = randomBytes(300 * KiB)
+  const files: Record<string, Buffer | string> = {
+    'a.txt': 'alpha\n',
+    empty: '',
+    'sub/b.bin': B,
+    'sub/deep/c.txt': 'gamma',
+    'sub/deep/skip.log': 'log line\n',
+  }
+  const sizeOfTree = (keys: string[]): number => keys.reduce((a, k) => a + Buffer.byteLength(files[k]), 0)
+  /** A tree with nested dirs, an empty dir, files, and links to a file, a dir and nowhere. */
+  function makeTree(root: string, owner: Owner | null): void {
+    mkdirSync(join(root, 'sub/deep'), { recursive: true })
+    mkdirSync(join(root, 'emptydir'))
+    for (const [k, v] of Object.entries(files)) writeFileSync(join(root, k), v)
+    symlinkSync('a.txt', join(root, 'link-file'))
+    symlinkSync('sub', join(root, 'link-dir'))
+    symlinkSync('nowhere', join(root, 'dangling'))
+    if (owner) for (const k of ['', ...Object.keys(listing(root))]) {
+      const p = join(root, k)
+      if (lstatSync(p).isSymbolicLink()) continue
+      chownSync(p, owner.uid, owner.gid)
+    }
+  }
+  const f = (k: string): string => `file:${sha256(typeof files[k] === 'string' ? Buffer.from(files[k] as string) : files[k] as Buffer)}`
+  const SKIP: Listing = {
+    'a.txt': f('a.txt'), empty: f('empty'), emptydir: 'dir', sub: 'dir', 'sub/b.bin': f('sub/b.bin'),
+    'sub/deep': 'dir', 'sub/deep/c.txt': f('sub/deep/c.txt'), 'sub/deep/skip.log': f('sub/deep/skip.log'),
+  }
+  const FOLLOW: Listing = {
+    ...SKIP, 'link-file': f('a.txt'), 'link-dir': 'dir', 'link-dir/b.bin': f('sub/b.bin'), 'link-dir/deep': 'dir',
+    'link-dir/deep/c.txt': f('sub/deep/c.txt'), 'link-dir/deep/skip.log': f('sub/deep/skip.log'),
+  }
+  const PRESERVE: Listing = { ...SKIP, 'link-file': 'link:a.txt', 'link-dir': 'link:sub', dangling: 'link:nowhere' }
+  const FILES = ['a.txt', 'empty', 'sub/b.bin', 'sub/deep/c.txt', 'sub/deep/skip.log']
+
+  let remoteTree: string
+  let localTree: string
+  beforeAll(() => {
+    remoteTree = posix.join(work, 'tree')
+    mkdirOwned(remoteTree, user)
+    makeTree(remoteTree, user)
+    localTree = join(local, 'tree')
+    mkdirSync(localTree)
+    makeTree(localTree, null)
+  })
+
+  for (const [policy, want, count] of [['skip', SKIP, 5], ['follow', FOLLOW, 9], ['preserve', PRESERVE, 5]] as const) {
+    it(`downloadDir, symlinks: '${policy}'`, async () => {
+      const dest = join(local, name(`dl-${policy}`))
+      const n = await sftp.downloadDir(remoteTree, dest, policy === 'skip' ? {} : { symlinks: policy })
+      expect(listing(dest)).toEqual(want)
+      expect(n).toBe(count)
+      expect(readdirSync(dest, { recursive: true }).some((x) => String(x).endsWith('.ferrossh-partial'))).toBe(false)
+    })
+    it(`uploadDir, symlinks: '${policy}'`, async () => {
+      const dest = posix.join(work, name(`ul-${policy}`))
+      const n = await sftp.uploadDir(localTree, dest, policy === 'skip' ? {} : { symlinks: policy })
+      expect(listing(dest)).toEqual(want)
+      expect(n).toBe(count)
+    })
+  }
+  it('a filter skips files and prunes directories (paths relative, /-separated)', async () => {
+    const seen: [string, boolean][] = []
+    const filter = (p: string, isDir: boolean): boolean => { seen.push([p, isDir]); return !p.endsWith('.log') && p !== 'emptydir' }
+    const want = { ...SKIP }
+    delete want['sub/deep/skip.log']
+    delete want.emptydir
+    const d1 = join(local, name('dl-filter'))
+    expect(await sftp.downloadDir(remoteTree, d1, { filter })).toBe(4)
+    expect(listing(d1)).toEqual(want)
+    expect(seen).toContainEqual(['sub/deep/c.txt', false])
+    expect(seen).toContainEqual(['sub/deep', true])
+    const u1 = posix.join(work, name('ul-filter'))
+    expect(await sftp.uploadDir(localTree, u1, { filter })).toBe(4)
+    expect(listing(u1)).toEqual(want)
+    const noSub = (p: string): boolean => p !== 'sub'
+    const d2 = join(local, name('dl-prune'))
+    await sftp.downloadDir(remoteTree, d2, { filter: noSub })
+    expect(Object.keys(listing(d2)).filter((k) => k.startsWith('sub'))).toEqual([])
+    const u2 = posix.join(work, name('ul-prune'))
+    await sftp.uploadDir(localTree, u2, { filter: noSub })
+    expect(Object.keys(listing(u2)).filter((k) => k.startsWith('sub'))).toEqual([])
+  })
+  it('progress across the tree: total bytes and files, increasing, ending complete', async () => {
+    const total = sizeOfTree(FILES)
+    for (const dir of ['down', 'up'] as const) {
+      const calls: (TransferProgress & { files: number; filesTotal: number })[] = []
+      const onProgress = (x: TransferProgress & { files: number; filesTotal: number }): void => { calls.push({ ...x }) }
+      if (dir === 'down') await sftp.downloadDir(remoteTree, join(local, name('dl-prog')), { onProgress, fileConcurrency: 2 })
+      else await sftp.uploadDir(localTree, posix.join(work, name('ul-prog')), { onProgress, fileConcurrency: 2 })
+      expect(calls.length).toBeGreaterThanOrEqual(FILES.length)
+      for (const c of calls) {
+        expect(typeof c.transferred).toBe('number')
+        expect(c.total).toBe(total)
+        expect(c.filesTotal).toBe(FILES.length)
+        expect(c.transferred).toBeLessThanOrEqual(total)
+      }
+      for (let i = 1; i < calls.length; i++) {
+        expect(calls[i].transferred).toBeGreaterThanOrEqual(calls[i - 1].transferred)
+        expect(calls[i].files).toBeGreaterThanOrEqual(calls[i - 1].files)
+      }
+      expect(calls.at(-1)).toEqual({ transferred: total, total, files: FILES.length, filesTotal: FILES.length })
+    }
+  })
+  it('a larger tree with several files at once stays intact', async () => {
+    const src = join(local, name('many'))
+    for (let d = 0; d < 5; d++) {
+      mkdirSync(join(src, `d${d}`, 'inner'), { recursive: true })
+      for (let i = 0; i < 8; i++) writeFileSync(join(src, `d${d}`, i % 2 ? 'inner' : '', `f${i}`), randomBytes((d * 8 + i) * 7919))
+    }
+    const up = posix.join(work, name('many'))
+    expect(await sftp.uploadDir(src, up, { fileConcurrency: 8 })).toBe(40)
+    const back = join(local, name('many-back'))
+    expect(await sftp.downloadDir(up, back, { fileConcurrency: 8 })).toBe(40)
+    expect(listing(up)).toEqual(listing(src))
+    expect(listing(back)).toEqual(listing(src))
+  })
+})
+
+describe('concurrency', () => {
+  it('4 downloads and 4 uploads at once on one session are all intact', async () => {
+    const sources = Array.from({ length: 8 }, (_, i) => {
+      const l = join(local, name('conc-src'))
+      const sha = randomFile(l, 12 * MiB + i * 4099)
+      const r = posix.join(work, name('conc-src'))
+      copyFileSync(l, r)
+      chownSync(r, user.uid, user.gid)
+      return { l, r, sha }
+    })
+    const jobs = sources.map((s, i) => {
+      if (i < 4) {
+        const dest = join(local, name('conc-down'))
+        return sftp.download(s.r, dest).then(async () => ({ sha: await sha256File(dest), want: s.sha }))
+      }
+      const dest = posix.join(work, name('conc-up'))
+      return sftp.upload(s.l, dest).then(async () => ({ sha: await sha256File(dest), want: s.sha }))
+    })
+    // small requests interleaved with the bulk traffic
+    const stats = Array.from({ length: 20 }, () => sftp.stat(sources[0].r).then((st) => st.size))
+    const results = await Promise.all(jobs)
+    for (const r of results) expect(r.sha).toBe(r.want)
+    expect(await Promise.all(stats)).toEqual(Array(20).fill(12 * MiB))
+  }, SLOW)
+  it('streams and transfers mixed on one session', async () => {
+    const p = pair(BIG)
+    const [a, b, c] = await Promise.all([
+      sha256Stream(sftp.createReadStream(p.remote)),
+      sftp.download(p.remote, join(local, name('mix'))).then(() => 'ok'),
+      pipeline(createLocalReadStream(p.local), sftp.createWriteStream(posix.join(work, 'mix-ws'))).then(() => sha256File(posix.join(work, 'mix-ws'))),
+    ])
+    expect(a.hash).toBe(p.sha)
+    expect(b).toBe('ok')
+    expect(c).toBe(p.sha)
+  }, SLOW)
+})

@@ -1,0 +1,512 @@
+import { EventEmitter } from 'node:events'
+import { homedir } from 'node:os'
+
+import { AuthError, ConfigError, fromNative, native } from './errors'
+import binding, { type NativeAuthRequest, type NativeForwardRequest, type NativeKbdPrompter, type NativeServer, type NativeServerChannel, type NativeServerOptions, type NativeSessionStart } from './native'
+import type { AlgorithmOptions } from './options'
+import { contextOf, type ServerContext, ServerSession } from './server-session'
+
+/** The context of an authentication attempt. */
+export interface AuthContext extends ServerContext {
+  /** The method being tried. */
+  method: 'password' | 'publickey' | 'keyboard-interactive'
+}
+
+/** A public key a client offered. Compare `fingerprint` or `publicKey` with what you trust. */
+export interface OfferedKey {
+  /** `ssh-ed25519`, `ecdsa-sha2-nistp256`, `ssh-rsa`, … */
+  algorithm: string
+  /** `SHA256:…`, as `ssh-keygen -l` prints it. */
+  fingerprint: string
+  /** `type base64`, as in an authorized_keys line (without the comment). */
+  publicKey: string
+}
+
+/** One question of a keyboard-interactive round. */
+export interface ServerPrompt {
+  /** The text shown to the user, e.g. `'Verification code: '`. */
+  prompt: string
+  /** Whether the client may echo what the user types (default false). */
+  echo?: boolean
+}
+
+/**
+ * Asks the client one round of questions; resolves with the answers in order. Rejects with
+ * an AuthError when the client gives up or goes away.
+ */
+export type ServerPrompter = (prompts: (ServerPrompt | string)[], info?: {
+  /** A title for the round. */
+  name?: string
+  /** Instructions shown before the prompts. */
+  instructions?: string
+}) => Promise<string[]>
+
+/** A callback's verdict: only `true` (or a promise of it) accepts; anything else, a throw included, refuses. */
+export type Verdict = boolean | Promise<boolean>
+
+/** How clients may authenticate. Each given callback enables its method. */
+export interface ServerAuthOptions {
+  /** Checks a password. */
+  password?: (ctx: AuthContext, password: string) => Verdict
+  /** Checks a public key (the client's signature with it is verified before it counts). */
+  publicKey?: (ctx: AuthContext, key: OfferedKey) => Verdict
+  /**
+   * keyboard-interactive (RFC 4256): ask as many rounds as you like with `prompt`.
+   * @example
+   * keyboardInteractive: async (ctx, prompt) => {
+   *   const [pw] = await prompt([{ prompt: 'Password: ' }])
+   *   const [code] = await prompt([{ prompt: 'Code: ', echo: true }])
+   *   return pw === 'secret' && code === '123456'
+   * }
+   */
+  keyboardInteractive?: (ctx: AuthContext, prompt: ServerPrompter) => Verdict
+  /** Lets every client in without authentication (demos and tests only). */
+  none?: boolean
+}
+
+/** Where a client wants a direct-tcpip connection to go (`ssh -L`, `-D`, `-W`). */
+export interface DirectTarget {
+  /** The host the server is asked to connect to. */
+  host: string
+  /** The port the server is asked to connect to. */
+  port: number
+  /** The address the client says the connection came from. */
+  originatorAddress: string
+  /** The port the client says the connection came from. */
+  originatorPort: number
+}
+
+/** Where a client wants the server to listen (`ssh -R`). */
+export interface RemoteBind {
+  /** Bind address as the client sent it (`''` = all addresses, `localhost` = loopback). */
+  address: string
+  /** Port to listen on (0 = any free port). */
+  port: number
+}
+
+/** Forwarding authorisation: nothing is forwarded unless a hook allows it. */
+export interface ServerForwardingOptions {
+  /** Allow (true), refuse, or decide each direct-tcpip connection. */
+  direct?: boolean | ((ctx: ServerContext, target: DirectTarget) => Verdict)
+  /** Allow (true), refuse, or decide each tcpip-forward listener. */
+  remote?: boolean | ((ctx: ServerContext, bind: RemoteBind) => Verdict)
+}
+
+/** Limits that keep hostile or careless clients from exhausting the server. */
+export interface ServerLimitOptions {
+  /** Failed authentication attempts before the connection is dropped (default 6, as OpenSSH). */
+  maxAuthTries?: number
+  /** Milliseconds a connection has to authenticate before it is dropped (default 120000). */
+  authTimeout?: number
+  /** Connections at once, authenticated or not (default 1000). */
+  maxConnections?: number
+  /**
+   * Unauthenticated connections at once (default 64). Past it the one that has been silent
+   * longest is dropped for the newcomer, so a flood cannot lock honest clients out.
+   */
+  maxStartups?: number
+  /** Channels open at once per connection (default 64). */
+  maxChannels?: number
+  /** Send a keepalive after this many idle milliseconds (default: off). */
+  keepaliveInterval?: number
+  /** Milliseconds a callback may take before it counts as a refusal (default 30000). */
+  callbackTimeout?: number
+}
+
+/** A session handler: its returned promise's number (default 0) becomes the exit status. */
+export type SessionHandler = (session: ServerSession) => unknown
+
+/** Options of {@link createServer}. */
+export interface ServerOptions {
+  /**
+   * Host keys: private key texts (OpenSSH, PEM, PPK) or paths to them. Default: an
+   * ephemeral ed25519 key, new on every start (clients will see a new host key).
+   */
+  hostKeys?: string | Buffer | (string | Buffer)[]
+  /** Passphrase of encrypted host keys. */
+  hostKeyPassphrase?: string
+  /** Loads the host key from this file, or generates an ed25519 key and saves it there first. */
+  hostKeyPath?: string
+  /** Text clients show before authentication (the `Banner` of sshd_config). */
+  banner?: string
+  /** How clients authenticate. */
+  auth: ServerAuthOptions
+  /** Runs commands (`ssh host cmd`). */
+  exec?: SessionHandler
+  /** Serves interactive shells (`ssh host`); `session.pty` has the terminal, `'resize'` events its changes. */
+  shell?: SessionHandler
+  /** Subsystems by name (`ssh -s host name`); a handler named `sftp` replaces the built-in one. */
+  subsystem?: Record<string, SessionHandler>
+  /** The built-in SFTP server (also what `scp` uses), confined to `root`. */
+  sftp?: {
+    /** The directory clients see as `/`; nothing outside it can be read, listed or changed. */
+    root: string
+    /** Refuse every change (uploads, removes, renames, …). */
+    readOnly?: boolean
+  }
+  /** Forwarding authorisation (refused unless allowed here). */
+  forwarding?: ServerForwardingOptions
+  /** Environment variable names (`*` and `?` globs) sessions receive, as sshd's AcceptEnv (default: all). */
+  acceptEnv?: string[]
+  /** Connection limits. */
+  limits?: ServerLimitOptions
+  /** Algorithm preferences (OpenSSH-style lists or `+`/`-`/`^` edits of the defaults). */
+  algorithms?: AlgorithmOptions
+  /** Bytes of client input buffered per session before the connection waits for a reader (default 4 MiB). */
+  highWaterMark?: number
+}
+
+/** A host key the server presents. */
+export interface ServerHostKey {
+  /** e.g. `ssh-ed25519` */
+  algorithm: string
+  /** `SHA256:…`, as `ssh-keygen -l` prints it (what clients pin). */
+  fingerprint: string
+  /** `type base64`, for a known_hosts line. */
+  publicKey: string
+}
+
+/** The address a server listens on. */
+export interface ServerAddress {
+  /** The IP address bound. */
+  address: string
+  /** The port bound (the one picked when 0 was asked for). */
+  port: number
+  /** `IPv4` or `IPv6`. */
+  family: string
+}
+
+const noop = (): void => {}
+
+function bad(option: string, message: string): never {
+  throw new ConfigError(`${option}: ${message}`, { option })
+}
+
+function fn(o: Record<string, unknown>, key: string, prefix = ''): ((...a: never[]) => unknown) | undefined {
+  const v = o[key]
+  if (v === undefined || v === null) return undefined
+  if (typeof v !== 'function') bad(prefix + key, `must be a function, got ${typeof v}`)
+  return v as (...a: never[]) => unknown
+}
+
+function limit(o: Record<string, unknown>, key: string, max: number): number | undefined {
+  const v = o[key]
+  if (v === undefined || v === null) return undefined
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > max) bad(`limits.${key}`, `must be an integer between 1 and ${max}`)
+  return v
+}
+
+function list(key: string, v: unknown): string[] | undefined {
+  if (v === undefined || v === null) return undefined
+  if (typeof v === 'string') return v.split(',').map((s) => s.trim()).filter(Boolean)
+  if (Array.isArray(v) && v.every((x) => typeof x === 'string')) return v as string[]
+  bad(key, 'must be a comma-separated string or an array of names')
+}
+
+function expandHome(p: string): string {
+  return p === '~' || p.startsWith('~/') ? homedir() + p.slice(1) : p
+}
+
+const KEY_TEXT = /-----BEGIN |PuTTY-User-Key-File-/
+
+function hostKeyOptions(o: Record<string, unknown>, out: NativeServerOptions): void {
+  const v = o.hostKeys
+  if (v !== undefined && v !== null) {
+    const items = Array.isArray(v) ? v : [v]
+    const keys: Buffer[] = []
+    const files: string[] = []
+    for (const [i, k] of items.entries()) {
+      if (Buffer.isBuffer(k)) keys.push(k)
+      else if (typeof k === 'string' && KEY_TEXT.test(k)) keys.push(Buffer.from(k))
+      else if (typeof k === 'string' && k) files.push(expandHome(k))
+      else bad(`hostKeys[${i}]`, 'must be a private key (string or Buffer) or a path to one')
+    }
+    out.hostKeys = keys
+    out.hostKeyFiles = files
+  }
+  if (o.hostKeyPassphrase !== undefined) {
+    if (typeof o.hostKeyPassphrase !== 'string') bad('hostKeyPassphrase', 'must be a string')
+    out.hostKeyPassphrase = o.hostKeyPassphrase
+  }
+  if (o.hostKeyPath !== undefined) {
+    if (typeof o.hostKeyPath !== 'string' || !o.hostKeyPath) bad('hostKeyPath', 'must be a path')
+    out.hostKeyPath = expandHome(o.hostKeyPath)
+  }
+}
+
+const KNOWN = new Set(['hostKeys', 'hostKeyPassphrase', 'hostKeyPath', 'banner', 'auth', 'exec', 'shell', 'subsystem', 'sftp', 'forwarding', 'acceptEnv', 'limits', 'algorithms', 'highWaterMark'])
+
+interface Handlers {
+  auth: ServerAuthOptions
+  exec?: SessionHandler
+  shell?: SessionHandler
+  subsystem: Record<string, SessionHandler>
+  direct?: boolean | ((ctx: ServerContext, t: DirectTarget) => Verdict)
+  remote?: boolean | ((ctx: ServerContext, b: RemoteBind) => Verdict)
+}
+
+function resolveServerOptions(input: unknown): { native: NativeServerOptions; handlers: Handlers } {
+  if (input === null || typeof input !== 'object') throw new ConfigError('createServer: needs an options object', { option: 'options' })
+  const o = input as Record<string, unknown>
+  for (const k of Object.keys(o)) if (!KNOWN.has(k)) bad(k, 'unknown server option')
+  const auth = o.auth as Record<string, unknown> | undefined
+  if (auth === null || typeof auth !== 'object') bad('auth', 'is required: { password, publicKey, keyboardInteractive, none }')
+  for (const k of Object.keys(auth)) if (!['password', 'publicKey', 'keyboardInteractive', 'none'].includes(k)) bad(`auth.${k}`, 'unknown authentication method')
+  const password = fn(auth, 'password', 'auth.')
+  const publicKey = fn(auth, 'publicKey', 'auth.')
+  const keyboardInteractive = fn(auth, 'keyboardInteractive', 'auth.')
+  if (auth.none !== undefined && typeof auth.none !== 'boolean') bad('auth.none', 'must be a boolean')
+  const none = auth.none === true
+  if (!password && !publicKey && !keyboardInteractive && !none) bad('auth', 'give at least one of password, publicKey, keyboardInteractive (or none: true)')
+  const exec = fn(o, 'exec') as SessionHandler | undefined
+  const shell = fn(o, 'shell') as SessionHandler | undefined
+  const subsystem: Record<string, SessionHandler> = {}
+  if (o.subsystem !== undefined && o.subsystem !== null) {
+    if (typeof o.subsystem !== 'object') bad('subsystem', 'must be an object { name: handler }')
+    for (const [name, h] of Object.entries(o.subsystem as Record<string, unknown>)) {
+      if (typeof h !== 'function') bad(`subsystem.${name}`, 'must be a function')
+      if (!name || name.length > 256) bad('subsystem', `invalid subsystem name ${JSON.stringify(name)}`)
+      subsystem[name] = h as SessionHandler
+    }
+  }
+  const native: NativeServerOptions = {
+    password: !!password, publicKey: !!publicKey, keyboardInteractive: !!keyboardInteractive, none,
+    exec: !!exec, shell: !!shell, subsystems: Object.keys(subsystem), forwardDirect: false, forwardRemote: false,
+  }
+  hostKeyOptions(o, native)
+  if (o.banner !== undefined) {
+    if (typeof o.banner !== 'string') bad('banner', 'must be a string')
+    native.banner = o.banner
+  }
+  if (o.sftp !== undefined && o.sftp !== null) {
+    const s = o.sftp as Record<string, unknown>
+    if (typeof s !== 'object' || typeof s.root !== 'string' || !s.root) bad('sftp.root', 'is required: the directory clients see as /')
+    if (s.readOnly !== undefined && typeof s.readOnly !== 'boolean') bad('sftp.readOnly', 'must be a boolean')
+    native.sftpRoot = expandHome(s.root as string)
+    native.sftpReadOnly = s.readOnly === true
+  }
+  let direct: Handlers['direct']
+  let remote: Handlers['remote']
+  if (o.forwarding !== undefined && o.forwarding !== null) {
+    const f = o.forwarding as Record<string, unknown>
+    if (typeof f !== 'object') bad('forwarding', 'must be an object { direct, remote }')
+    for (const k of Object.keys(f)) if (k !== 'direct' && k !== 'remote') bad(`forwarding.${k}`, 'unknown forwarding kind (use direct or remote)')
+    for (const k of ['direct', 'remote'] as const) {
+      const v = f[k]
+      if (v !== undefined && typeof v !== 'boolean' && typeof v !== 'function') bad(`forwarding.${k}`, 'must be a boolean or a function')
+    }
+    direct = f.direct as Handlers['direct']
+    remote = f.remote as Handlers['remote']
+    native.forwardDirect = direct !== undefined && direct !== false
+    native.forwardRemote = remote !== undefined && remote !== false
+  }
+  native.acceptEnv = list('acceptEnv', o.acceptEnv)
+  if (o.limits !== undefined && o.limits !== null) {
+    const l = o.limits as Record<string, unknown>
+    if (typeof l !== 'object') bad('limits', 'must be an object')
+    const keys = ['maxAuthTries', 'authTimeout', 'maxConnections', 'maxStartups', 'maxChannels', 'keepaliveInterval', 'callbackTimeout']
+    for (const k of Object.keys(l)) if (!keys.includes(k)) bad(`limits.${k}`, 'unknown limit')
+    native.maxAuthTries = limit(l, 'maxAuthTries', 100)
+    native.authTimeoutMs = limit(l, 'authTimeout', 3_600_000)
+    native.maxConnections = limit(l, 'maxConnections', 1_000_000)
+    native.maxStartups = limit(l, 'maxStartups', 1_000_000)
+    native.maxChannels = limit(l, 'maxChannels', 10_000)
+    native.keepaliveIntervalMs = limit(l, 'keepaliveInterval', 86_400_000)
+    native.callbackTimeoutMs = limit(l, 'callbackTimeout', 3_600_000)
+  }
+  if (o.algorithms !== undefined && o.algorithms !== null) {
+    const a = o.algorithms as Record<string, unknown>
+    if (typeof a !== 'object') bad('algorithms', 'must be an object { kex, cipher, mac, hostKey, compression }')
+    for (const k of Object.keys(a)) if (!['kex', 'cipher', 'mac', 'hostKey', 'compression'].includes(k)) bad(`algorithms.${k}`, 'unknown algorithm list')
+    native.algorithms = {
+      kex: list('algorithms.kex', a.kex), cipher: list('algorithms.cipher', a.cipher), mac: list('algorithms.mac', a.mac),
+      hostKey: list('algorithms.hostKey', a.hostKey), compression: list('algorithms.compression', a.compression),
+    }
+  }
+  if (o.highWaterMark !== undefined) {
+    if (typeof o.highWaterMark !== 'number') bad('highWaterMark', 'must be a number of bytes')
+    native.highWaterMark = o.highWaterMark
+  }
+  return { native, handlers: { auth: { password, publicKey, keyboardInteractive, none } as ServerAuthOptions, exec, shell, subsystem, direct, remote } }
+}
+
+/** Calls a user callback; only a literal `true` (or a promise of it) is a yes. */
+async function ask(f: () => unknown): Promise<boolean> {
+  try {
+    return (await f()) === true
+  } catch {
+    return false
+  }
+}
+
+function prompterFor(p: NativeKbdPrompter): ServerPrompter {
+  return async (prompts, info = {}) => {
+    if (!Array.isArray(prompts)) throw new ConfigError('prompt: needs an array of prompts', { option: 'prompts' })
+    const list = prompts.map((q) => (typeof q === 'string' ? { prompt: q, echo: false } : { prompt: String(q.prompt), echo: q.echo === true }))
+    const answers = await p.prompt(info.name ?? '', info.instructions ?? '', list)
+    if (!answers) throw new AuthError('the client gave no answers', { attempts: [], allowed: [] })
+    return answers
+  }
+}
+
+function authHandler(auth: ServerAuthOptions) {
+  return async (req: NativeAuthRequest, prompter: NativeKbdPrompter | null): Promise<boolean> => {
+    const ctx: AuthContext = { ...contextOf(req.user, req.connection), method: req.method as AuthContext['method'] }
+    switch (req.method) {
+      case 'password':
+        return ask(() => auth.password?.(ctx, req.password ?? ''))
+      case 'publickey':
+        return req.key ? ask(() => auth.publicKey?.(ctx, { ...req.key! })) : false
+      case 'keyboard-interactive':
+        return prompter ? ask(() => auth.keyboardInteractive?.(ctx, prompterFor(prompter))) : false
+      default:
+        return false
+    }
+  }
+}
+
+/** Starts a session handler: a synchronous throw (or `false`) refuses the request; the settling of a returned promise ends the session. */
+function sessionHandler(h: Handlers) {
+  return async (req: NativeSessionStart, chan: NativeServerChannel): Promise<boolean> => {
+    const handler = req.kind === 'exec' ? h.exec : req.kind === 'shell' ? h.shell : h.subsystem[req.subsystem ?? '']
+    if (!handler) return false
+    const session = new ServerSession(req, chan)
+    let r: unknown
+    try {
+      r = handler(session)
+    } catch {
+      return false
+    }
+    if (r === false) return false
+    if (r && typeof (r as PromiseLike<unknown>).then === 'function') {
+      Promise.resolve(r).then(
+        (v) => session.exit(typeof v === 'number' && Number.isInteger(v) && v >= 0 ? v : 0),
+        () => session.exit(1),
+      ).catch(noop)
+    }
+    return true
+  }
+}
+
+function forwardHandler(h: Handlers) {
+  return async (req: NativeForwardRequest): Promise<boolean> => {
+    const ctx = contextOf(req.user, req.connection)
+    if (req.kind === 'direct') {
+      const d = h.direct
+      if (d === true) return true
+      if (typeof d !== 'function') return false
+      return ask(() => d(ctx, { host: req.host ?? '', port: req.port, originatorAddress: req.originatorAddress ?? '', originatorPort: req.originatorPort ?? 0 }))
+    }
+    const r = h.remote
+    if (r === true) return true
+    if (typeof r !== 'function') return false
+    return ask(() => r(ctx, { address: req.address ?? '', port: req.port }))
+  }
+}
+
+/**
+ * An embedded SSH server. Create it with {@link createServer}, then {@link SshServer.listen}.
+ * While listening it keeps the process alive, like a `net.Server` (see {@link SshServer.unref}).
+ * Emits `'close'` once {@link SshServer.close} has finished.
+ */
+export class SshServer extends EventEmitter {
+  readonly #native: NativeServer
+  #listening = false
+  #refed = true
+  #closing: Promise<void> | undefined
+
+  /** @internal */
+  constructor(options: ServerOptions) {
+    super()
+    const { native: opts, handlers } = resolveServerOptions(options)
+    try {
+      this.#native = new binding.NativeServer(opts, authHandler(handlers.auth), sessionHandler(handlers), forwardHandler(handlers), noop)
+    } catch (e) {
+      throw fromNative(e)
+    }
+  }
+
+  /**
+   * Starts listening (port 0 picks a free one; the host defaults to `127.0.0.1`, so a server
+   * is reachable from elsewhere only when you say so).
+   * @example
+   * const server = await createServer({ auth: { password: (ctx, pw) => pw === 'secret' }, exec }).listen(2222)
+   * console.log(server.address()?.port)
+   */
+  async listen(port = 0, host = '127.0.0.1'): Promise<this> {
+    if (typeof port !== 'number' || !Number.isInteger(port) || port < 0 || port > 65535) bad('port', 'must be an integer between 0 and 65535')
+    if (typeof host !== 'string' || !host) bad('host', 'must be a non-empty string')
+    if (this.#closing) throw new ConfigError('listen: the server was closed; create a new one', { option: 'listen' })
+    await native(() => this.#native.listen(host, port))
+    this.#listening = true
+    if (this.#refed) this.#native.setRef(true)
+    return this
+  }
+
+  /** The address listened on, or null before {@link SshServer.listen}. */
+  address(): ServerAddress | null {
+    return this.#native.address ?? null
+  }
+
+  /** Connections open now (authenticated or not). */
+  get connections(): number {
+    return this.#native.connections
+  }
+
+  /** The host keys the server presents (give a fingerprint to clients to pin). */
+  get hostKeys(): ServerHostKey[] {
+    return this.#native.hostKeys.map((k) => ({ algorithm: k.algorithm, fingerprint: k.fingerprint, publicKey: k.publicKey }))
+  }
+
+  /**
+   * Stops accepting and shuts down gracefully: connections still authenticating are dropped
+   * at once, sessions may finish until `timeout` milliseconds (default 10000), then every
+   * remaining connection is closed. Resolves once all are gone; every callback is released.
+   */
+  close(options: {
+    /** Milliseconds sessions may take to finish (default 10000; 0 closes them at once). */
+    timeout?: number
+  } = {}): Promise<void> {
+    if (this.#closing) return this.#closing
+    const timeout = options?.timeout ?? 10_000
+    if (typeof timeout !== 'number' || !(timeout >= 0)) bad('timeout', 'must be a number of milliseconds')
+    this.#closing = native(() => this.#native.close(timeout)).then(() => {
+      this.#listening = false
+      this.emit('close')
+    })
+    return this.#closing
+  }
+
+  /** Lets the process exit while the server listens (like `net.Server.unref()`). */
+  unref(): this {
+    this.#refed = false
+    if (this.#listening) this.#native.setRef(false)
+    return this
+  }
+
+  /** Keeps the process alive while the server listens (the default). */
+  ref(): this {
+    this.#refed = true
+    if (this.#listening && !this.#closing) this.#native.setRef(true)
+    return this
+  }
+
+  /** Closes the server, so `await using server = …` shuts it down at the end of the scope. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close()
+  }
+}
+
+/**
+ * Creates an embedded SSH server (not yet listening). Invalid options throw a ConfigError.
+ * @example
+ * const server = await createServer({
+ *   hostKeyPath: './host_ed25519',
+ *   auth: { publicKey: (ctx, key) => key.fingerprint === trusted },
+ *   exec: async (s) => { s.stdout.write(`hello ${s.user}\n`) },
+ *   sftp: { root: '/srv/files' },
+ * }).listen(2222, '0.0.0.0')
+ */
+export function createServer(options: ServerOptions): SshServer {
+  return new SshServer(options)
+}
