@@ -376,7 +376,8 @@ export interface NativeFsStats {
   files: number
   filesFree: number
   filesAvail: number
-  fsid: number
+  /** As a decimal string: file system ids use all 64 bits. */
+  fsid: string
   flags: number
   nameMax: number
 }

@@ -13,7 +13,7 @@ import type { Duplex } from 'node:stream'
 
 import { ChannelError, ConfigError, connect, ForwardError, type Forward, type SshClient } from '../dist/cjs/index.js'
 import { startSshd, type Sshd } from './fixtures/sshd.mjs'
-import { countLines, escapeRe, freeLoopbackPort, rejection, withTimeout } from './fixtures/helpers'
+import { countLines, escapeRe, freeLoopbackPort, rejection, until, withTimeout } from './fixtures/helpers'
 
 const MiB = 1024 * 1024
 
@@ -99,6 +99,7 @@ async function exchange(sock: Duplex, up: number, down: number, ms = 60_000): Pr
     })
     sock.once('end', () => { ended = true; resolve() })
     sock.once('error', reject)
+    sock.resume() // a socket paused after a SOCKS handshake does not resume by itself
     sock.once('close', () => { if (!ended) reject(new Error(`connection closed after ${got} of ${down} bytes, without EOF`)) })
   })
   const writing = (async () => {
@@ -216,15 +217,17 @@ async function socks4(proxyPort: number, target: { ipv4: string } | { name: stri
   return { sock: r.release(), reply: reply[1] }
 }
 
-/** Resolves with how many bytes arrived before the connection was closed. */
+/** Resolves with how many bytes arrived before the other side ended the connection (EOF, reset or close). */
 function closedAfter(s: Duplex, ms = 10_000, what = 'connection closed'): Promise<number> {
   let n = 0
   s.on('data', (c: Buffer) => { n += c.length })
-  s.on('error', () => {})
-  s.resume()
   return withTimeout(new Promise((resolve) => {
-    if ((s as net.Socket).closed || s.destroyed) return resolve(n)
+    if ((s as net.Socket).closed || s.destroyed || s.readableEnded) return resolve(n)
+    // sockets here allow half-open connections: the peer's EOF is the end, 'close' may not follow
+    s.once('end', () => resolve(n))
+    s.once('error', () => resolve(n))
     s.once('close', () => resolve(n))
+    s.resume()
   }), ms, what)
 }
 
@@ -398,6 +401,81 @@ describe.each(kinds)('$name', (kind) => {
   }, 120_000)
 })
 
+describe('routing evidence', () => {
+  it('SOCKS names and IPv6 addresses reach the server as given: it resolves and dials them', async () => {
+    const target = (host: string): number => countLines(sshd.log(), new RegExp(`server_request_direct_tcpip: originator \\S+ port \\d+, target ${escapeRe(host)} port ${shaPort}$`))
+    const before = { name: target('localhost'), v6: target('::1') }
+    const f = await ssh.forwardDynamic()
+    try {
+      for (const open of [
+        () => socks5(f.localPort!, { name: 'localhost' }, shaPort),
+        () => socks4(f.localPort!, { name: 'localhost' }, shaPort),
+        () => socks5(f.localPort!, { ipv6: '::1' }, shaPort),
+      ]) {
+        const { sock } = await open()
+        await exchange(sock, 1000, 1000)
+      }
+    } finally {
+      await f.close()
+    }
+    expect(target('localhost')).toBe(before.name + 2)
+    expect(target('::1')).toBe(before.v6 + 1)
+  })
+})
+
+describe('flow control', () => {
+  // russh reopens the SSH window when data arrives, so a channel's flow control stops at its
+  // buffer (highWaterMark): below it other channels flow; above it the connection waits for
+  // the slow reader, and nothing is lost (README, "Data path, and its one limit")
+  it('a stalled forwarded client below highWaterMark does not stall other channels', async () => {
+    const c = await connect({ ...connectOptions(), highWaterMark: 64 * MiB })
+    const stalled: net.Socket[] = []
+    try {
+      const f = await c.forwardLocal({ remoteHost: '127.0.0.1', remotePort: shaPort })
+      const s = await tcp(f.localPort!)
+      stalled.push(s)
+      s.pause()
+      const header = Buffer.alloc(24)
+      randomBytes(16).copy(header)
+      header.writeBigUInt64BE(BigInt(16 * MiB), 16)
+      s.write(header)
+      await new Promise((r) => setTimeout(r, 1500))
+      const r = await withTimeout(c.exec('echo unaffected'), 5000, 'exec beside a stalled forwarded connection')
+      expect(r.stdout.toString()).toBe('unaffected\n')
+      await exchange(await withTimeout(c.openTcp('127.0.0.1', shaPort), 5000, 'openTcp beside a stalled one'), MiB, MiB, 10_000)
+    } finally {
+      stalled.forEach((s) => s.destroy())
+      await withTimeout(c.close(), 10_000, 'close').catch(() => {})
+    }
+  }, 60_000)
+
+  it('above highWaterMark the connection waits for the stalled client and resumes with every byte', async () => {
+    const c = await connect(connectOptions())
+    try {
+      const f = await c.forwardLocal({ remoteHost: '127.0.0.1', remotePort: shaPort })
+      const s = await tcp(f.localPort!)
+      s.pause()
+      const header = Buffer.alloc(24)
+      randomBytes(16).copy(header)
+      header.writeBigUInt64BE(BigInt(64 * MiB), 16)
+      s.write(header)
+      await new Promise((r) => setTimeout(r, 1500))
+      const other = c.exec('echo after')
+      const early = await Promise.race([other.then(() => 'done'), new Promise((r) => setTimeout(() => r('waiting'), 1000))])
+      expect(early).toBe('waiting')
+      let got = 0
+      s.on('data', (d: Buffer) => { got += d.length })
+      s.resume()
+      expect((await withTimeout(other, 20_000, 'exec after the reader resumed')).stdout.toString()).toBe('after\n')
+      await withTimeout(new Promise<void>((r) => { const t = setInterval(() => { if (got >= 64 * MiB) { clearInterval(t); r() } }, 50) }), 30_000, 'all bytes')
+      expect(got).toBeGreaterThanOrEqual(64 * MiB)
+      s.destroy()
+    } finally {
+      await withTimeout(c.close(), 10_000, 'close').catch(() => {})
+    }
+  }, 90_000)
+})
+
 describe('server-side use of a remote forward', () => {
   it('nc on the server reaches the reported port, and the bytes come back through the forward', async () => {
     const echo = net.createServer({ allowHalfOpen: true }, (s) => { s.on('error', () => {}); s.pipe(s) })
@@ -520,7 +598,9 @@ describe('a server with AllowTcpForwarding no', () => {
     expect(tcpErr.reason).toBe('administratively-prohibited')
     const unixErr = await rejection(c.openUnix(shaPath))
     expect(unixErr).toBeInstanceOf(ChannelError)
-    expect(unixErr.reason).toBe('administratively-prohibited')
+    // OpenSSH answers a refused direct-streamlocal with "connect failed", and logs why
+    expect(['administratively-prohibited', 'connect-failed']).toContain(unixErr.reason)
+    expect(countLines(strict.log(), /refused streamlocal port forward/)).toBeGreaterThan(0)
     expect((await c.exec('echo alive')).stdout.toString()).toBe('alive\n')
   })
 })
@@ -534,7 +614,9 @@ describe('close()', () => {
     randomBytes(16).copy(header)
     header.writeBigUInt64BE(3n, 16)
     s.write(header)
-    const first = await withTimeout(once(s, 'data') as Promise<Buffer[]>, 10_000, 'first bytes')
+    const firstData = once(s, 'data') as Promise<Buffer[]>
+    s.resume()
+    const first = await withTimeout(firstData, 10_000, 'first bytes')
     expect(first[0].length).toBeGreaterThan(0)
     return s
   }
@@ -599,7 +681,9 @@ describe('close()', () => {
     await ended
     expect(await refused(() => tcp(local.localPort!))).toBe('ECONNREFUSED')
     expect(await refused(() => tcp(dyn.localPort!))).toBe('ECONNREFUSED')
-    expect(await refused(() => tcp(remote.remotePort!))).toBe('ECONNREFUSED')
+    // the server's side goes with its session process, a moment after the disconnect
+    await until(async () => (await tcp(remote.remotePort!).then((x) => { x.destroy(); return 'open' }, (e: { code?: string }) => String(e.code))) === 'ECONNREFUSED',
+      5000, 'remote forward port closed with the connection')
     await local.close()
     await expect(c.forwardLocal({ remoteHost: '127.0.0.1', remotePort: shaPort })).rejects.toMatchObject({ code: 'ERR_SSH_DISCONNECTED' })
   })

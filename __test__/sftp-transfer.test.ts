@@ -239,6 +239,14 @@ describe('read and write streams', () => {
       expect(hash).toBe(p.sha)
     }
   })
+  it('several writes in flight or one: same bytes', async () => {
+    const p = pair(255 * KiB + 1)
+    for (const concurrency of [1, 3, 64]) {
+      const dest = posix.join(work, name('ws-conc'))
+      await pipeline(createLocalReadStream(p.local, { highWaterMark: 10_007 }), sftp.createWriteStream(dest, { concurrency }))
+      expect(await sha256File(dest)).toBe(p.sha)
+    }
+  })
   it('highWaterMark is honoured: a paused reader stops the reading, and memory stays bounded', async () => {
     const p = pair(BIG)
     const conn = await connect(options())

@@ -211,7 +211,11 @@ export function fromNative(e: unknown): Error {
   const props = { ...data }
   delete props.code
   delete props.message
-  return C ? new C(message, props) : new SshError(message, code, props)
+  const cause = props.cause && typeof props.cause === 'object' ? fromNative(MARKER + JSON.stringify(props.cause)) : undefined
+  delete props.cause
+  const err = C ? new C(message, props) : new SshError(message, code, props)
+  if (cause) Object.defineProperty(err, 'cause', { value: cause, enumerable: false, writable: true, configurable: true })
+  return err
 }
 
 /** Runs `fn`, converting a rejected native promise into the typed error. @internal */

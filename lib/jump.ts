@@ -58,5 +58,7 @@ export function hopOptions(hop: Partial<ConnectOptions>, target: ConnectOptions)
   if (hop.privateKey !== undefined || hop.privateKeyPath !== undefined || hop.agent !== undefined || hop.password !== undefined) {
     for (const k of ['privateKey', 'privateKeyPath', 'passphrase', 'certificate', 'certificatePath', 'agent']) delete out[k]
   }
-  return { ...out, ...hop } as ConnectOptions
+  // keys a hop leaves undefined (a spec without user@ or :port) keep the inherited value
+  const own = Object.fromEntries(Object.entries(hop).filter(([, v]) => v !== undefined))
+  return { ...out, ...own } as unknown as ConnectOptions
 }

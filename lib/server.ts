@@ -101,8 +101,10 @@ export interface ServerLimitOptions {
   /** Connections at once, authenticated or not (default 1000). */
   maxConnections?: number
   /**
-   * Unauthenticated connections at once (default 64). Past it the one that has been silent
-   * longest is dropped for the newcomer, so a flood cannot lock honest clients out.
+   * Unauthenticated connections that may sit silent (default 64, like OpenSSH's MaxStartups).
+   * Past it, those silent for a second are dropped, longest silent first: a burst is let in
+   * (honest clients in it finish in milliseconds) and what stalls in it is gone a moment later.
+   * At `maxConnections`, a silent unauthenticated connection is dropped for a newcomer.
    */
   maxStartups?: number
   /** Channels open at once per connection (default 64). */
@@ -113,7 +115,12 @@ export interface ServerLimitOptions {
   callbackTimeout?: number
 }
 
-/** A session handler: its returned promise's number (default 0) becomes the exit status. */
+/**
+ * A session handler. Throwing (synchronously) or returning `false` refuses the request. A
+ * returned promise ends the session when it settles: its number (default 0) becomes the exit
+ * status, a rejection exits with 1. Returning nothing leaves the session open until
+ * {@link ServerSession.exit} or {@link ServerSession.kill}.
+ */
 export type SessionHandler = (session: ServerSession) => unknown
 
 /** Options of {@link createServer}. */

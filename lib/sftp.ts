@@ -95,8 +95,8 @@ export interface StatFs {
   ffree: number
   /** Free inodes for unprivileged users. */
   favail: number
-  /** File system id. */
-  fsid: number
+  /** File system id (64 bits). */
+  fsid: bigint
   /** Mount flags. */
   flag: number
   /** Longest file name. */
@@ -337,7 +337,7 @@ export class SftpClient {
   /** File system statistics (statvfs@openssh.com). */
   async statvfs(path: string): Promise<StatFs> {
     const s = await native(() => this.#n.statvfs(checkPath(path)))
-    return { bsize: s.blockSize, frsize: s.fragmentSize, blocks: s.blocks, bfree: s.blocksFree, bavail: s.blocksAvail, files: s.files, ffree: s.filesFree, favail: s.filesAvail, fsid: s.fsid, flag: s.flags, namemax: s.nameMax }
+    return { bsize: s.blockSize, frsize: s.fragmentSize, blocks: s.blocks, bfree: s.blocksFree, bavail: s.blocksAvail, files: s.files, ffree: s.filesFree, favail: s.filesAvail, fsid: BigInt(s.fsid), flag: s.flags, namemax: s.nameMax }
   }
   /** Expands `~` and `~/…` (expand-path@openssh.com, else relative to the login directory). */
   async expandPath(path: string): Promise<string> {

@@ -18,12 +18,17 @@ where
     let shared = std::sync::Arc::clone(ch.shared());
     let down = async {
         let mut n = 0u64;
-        while let Some([out, _err]) = shared.next_chunks().await? {
-            n += out.len() as u64;
-            wr.write_all(&out).await.map_err(|e| Error::disconnected(format!("local socket: {e}")))?;
+        let r = async {
+            while let Some([out, _err]) = shared.next_chunks().await? {
+                n += out.len() as u64;
+                wr.write_all(&out).await.map_err(|e| Error::disconnected(format!("local socket: {e}")))?;
+            }
+            Ok::<(), Error>(())
         }
+        .await;
+        // the local side learns the end either way: EOF, or the channel's failure
         let _ = wr.shutdown().await;
-        Ok::<u64, Error>(n)
+        r.map(|_| n)
     };
     let up = async {
         let mut n = 0u64;
@@ -38,7 +43,19 @@ where
             ch.write(buf[..got].to_vec()).await?;
         }
     };
-    let (d, u) = tokio::join!(down, up);
+    tokio::pin!(down);
+    tokio::pin!(up);
+    // a failure on either side ends both directions; a clean EOF waits for the other side
+    let result = tokio::select! {
+        d = &mut down => match d {
+            Ok(d) => up.await.map(|u| (d, u)),
+            Err(e) => Err(e),
+        },
+        u = &mut up => match u {
+            Ok(u) => down.await.map(|d| (d, u)),
+            Err(e) => Err(e),
+        },
+    };
     let _ = ch.close().await;
-    Ok((d?, u?))
+    result
 }

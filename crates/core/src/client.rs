@@ -53,8 +53,8 @@ pub struct ConnShared {
     pub(crate) trace: Option<Trace>,
     x11: X11Slot,
     /// -R forwards: (bind address, bound port) → where their connections go.
-    remote_tcp: Mutex<Vec<(String, u32, Target)>>,
-    remote_unix: Mutex<HashMap<String, Target>>,
+    remote_tcp: Mutex<Vec<(String, u32, Target, CancelToken)>>,
+    remote_unix: Mutex<HashMap<String, (Target, CancelToken)>>,
     channels: Mutex<HashMap<u32, Arc<ChannelShared>>>,
     state: Mutex<ConnState>,
     closed: Notify,
@@ -240,18 +240,19 @@ impl client::Handler for ClientHandler {
             let fwds = self.shared.remote_tcp.lock().unwrap_or_else(|p| p.into_inner());
             // servers echo the bind address as requested; the port identifies the forward
             fwds.iter()
-                .find(|(a, p, _)| *p == connected_port && a == connected_address)
-                .or_else(|| fwds.iter().find(|(_, p, _)| *p == connected_port))
-                .map(|(_, _, t)| t.clone())
+                .find(|(a, p, _, _)| *p == connected_port && a == connected_address)
+                .or_else(|| fwds.iter().find(|(_, p, _, _)| *p == connected_port))
+                .map(|(_, _, t, stop)| (t.clone(), stop.clone()))
         };
-        let Some(target) = target else {
+        let Some((target, stop)) = target else {
             reply.reject(russh::ChannelOpenFailure::AdministrativelyProhibited).await;
             return Ok(());
         };
         let ch = self.shared.adopt(channel);
         reply.accept().await;
         Trace::emit(&self.shared.trace, || format!("channel {}: forwarded connection to {} → {}", ch.shared().id, connected_port, target.describe()));
-        tokio::spawn(crate::forward::serve_remote(ch, target));
+        // cancelling the forward ends its connections too
+        tokio::spawn(async move { CancelToken::run(Some(&stop), async { crate::forward::serve_remote(ch, target).await; Ok(()) }).await });
         Ok(())
     }
 
@@ -263,13 +264,13 @@ impl client::Handler for ClientHandler {
         _s: &mut Session,
     ) -> std::result::Result<(), Self::Error> {
         let target = self.shared.remote_unix.lock().unwrap_or_else(|p| p.into_inner()).get(socket_path).cloned();
-        let Some(target) = target else {
+        let Some((target, stop)) = target else {
             reply.reject(russh::ChannelOpenFailure::AdministrativelyProhibited).await;
             return Ok(());
         };
         let ch = self.shared.adopt(channel);
         reply.accept().await;
-        tokio::spawn(crate::forward::serve_remote(ch, target));
+        tokio::spawn(async move { CancelToken::run(Some(&stop), async { crate::forward::serve_remote(ch, target).await; Ok(()) }).await });
         Ok(())
     }
 
@@ -421,6 +422,10 @@ struct Guard {
 async fn proxy_command_error(pc: &mut ProxyCommand, e: Error) -> Error {
     let status = tokio::time::timeout(Duration::from_millis(500), pc.child.wait()).await.ok().and_then(|r| r.ok());
     let _ = pc.child.kill().await;
+    // what it wrote is still in the pipe: let the reader take it (bounded)
+    if let Some(reader) = pc.stderr_reader.take() {
+        let _ = tokio::time::timeout(Duration::from_millis(500), reader).await;
+    }
     let stderr = pc.stderr_text();
     let exit = match status {
         Some(s) => format!("exited with {s}"),
@@ -622,7 +627,7 @@ impl Client {
             Ok(a) => format!("connection established to {a}"),
             Err(_) => "connection established".into(),
         });
-        Self::handshake(opts, stream, methods, deadline, Guard::default()).await
+        Self::handshake(opts, crate::quickack::QuickAck(stream), methods, deadline, Guard::default()).await
     }
 
     /// Runs SSH over an already connected stream (proxies, jump hosts, tests).
@@ -837,12 +842,18 @@ impl Client {
             other => self.close_error().unwrap_or_else(|| Error::from(other)),
         })?;
         let bound = if bound == 0 { port as u32 } else { bound };
-        self.shared.remote_tcp.lock().unwrap_or_else(|p| p.into_inner()).push((bind_address.to_string(), bound, target));
+        self.shared.remote_tcp.lock().unwrap_or_else(|p| p.into_inner()).push((bind_address.to_string(), bound, target, CancelToken::new()));
         Ok(bound as u16)
     }
 
     pub async fn cancel_forward_remote(&self, bind_address: &str, port: u16) -> Result<()> {
-        self.shared.remote_tcp.lock().unwrap_or_else(|p| p.into_inner()).retain(|(a, p, _)| !(a == bind_address && *p == port as u32));
+        self.shared.remote_tcp.lock().unwrap_or_else(|p| p.into_inner()).retain(|(a, p, _, stop)| {
+            let this = a == bind_address && *p == port as u32;
+            if this {
+                stop.cancel();
+            }
+            !this
+        });
         if self.is_closed() {
             return Ok(());
         }
@@ -858,12 +869,14 @@ impl Client {
             },
             other => self.close_error().unwrap_or_else(|| Error::from(other)),
         })?;
-        self.shared.remote_unix.lock().unwrap_or_else(|p| p.into_inner()).insert(path.to_string(), target);
+        self.shared.remote_unix.lock().unwrap_or_else(|p| p.into_inner()).insert(path.to_string(), (target, CancelToken::new()));
         Ok(())
     }
 
     pub async fn cancel_forward_remote_unix(&self, path: &str) -> Result<()> {
-        self.shared.remote_unix.lock().unwrap_or_else(|p| p.into_inner()).remove(path);
+        if let Some((_, stop)) = self.shared.remote_unix.lock().unwrap_or_else(|p| p.into_inner()).remove(path) {
+            stop.cancel();
+        }
         if self.is_closed() {
             return Ok(());
         }

@@ -14,6 +14,7 @@ mod host_key;
 pub mod keys;
 pub mod known_hosts;
 pub mod options;
+mod quickack;
 pub mod server;
 pub mod sftp;
 pub mod ssh_config;

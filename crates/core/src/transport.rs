@@ -28,11 +28,26 @@ pub fn channel_stream(ch: Channel) -> tokio::io::DuplexStream {
     ours
 }
 
+/// Like `channel_stream`, and the token is cancelled once the copy has ended (the channel
+/// closed or the connection failed).
+pub fn channel_stream_watched(ch: Channel) -> (tokio::io::DuplexStream, crate::cancel::CancelToken) {
+    let (ours, theirs) = tokio::io::duplex(PIPE);
+    let done = crate::cancel::CancelToken::new();
+    let d2 = done.clone();
+    tokio::spawn(async move {
+        let _ = crate::bridge::bridge(ch, theirs).await;
+        d2.cancel();
+    });
+    (ours, done)
+}
+
 /// A running proxy command: its stdin/stdout carry SSH; its stderr is kept (bounded) for errors.
 pub struct ProxyCommand {
     pub child: Child,
     pub stderr: Arc<Mutex<Vec<u8>>>,
     pub command: String,
+    /// Collects stderr; done once the command closed it.
+    pub stderr_reader: Option<tokio::task::JoinHandle<()>>,
 }
 
 const STDERR_KEEP: usize = 16 * 1024;
@@ -90,7 +105,7 @@ pub fn spawn_proxy_command(command: &str) -> Result<(ProxyCommand, impl Transpor
     let stderr = child.stderr.take().ok_or_else(missing)?;
     let kept = Arc::new(Mutex::new(Vec::new()));
     let sink = Arc::clone(&kept);
-    tokio::spawn(async move {
+    let reader = tokio::spawn(async move {
         let mut r = BufReader::new(stderr);
         let mut buf = vec![0u8; 4096];
         while let Ok(n) = r.read(&mut buf).await {
@@ -102,7 +117,7 @@ pub fn spawn_proxy_command(command: &str) -> Result<(ProxyCommand, impl Transpor
             k.extend_from_slice(&buf[..n.min(room)]);
         }
     });
-    Ok((ProxyCommand { child, stderr: kept, command: command.into() }, tokio::io::join(stdout, stdin)))
+    Ok((ProxyCommand { child, stderr: kept, command: command.into(), stderr_reader: Some(reader) }, tokio::io::join(stdout, stdin)))
 }
 
 impl ProxyCommand {

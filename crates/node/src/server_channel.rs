@@ -90,7 +90,7 @@ impl NativeServerChannel {
     #[napi]
     pub fn set_waker(&self, cb: Function<u32, ()>) -> napi::Result<()> {
         let tsfn: WakeFn = cb.build_threadsafe_function().weak::<true>().callee_handled::<false>().build()?;
-        self.inner.shared().set_waker(Some(Arc::new(JsWake(tsfn))));
+        self.inner.set_waker(Some(Arc::new(JsWake(tsfn))));
         Ok(())
     }
 

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use ferrossh_core::sftp::{self, DirEntry, Sftp, Stat, TransferOptions};
 use ferrossh_core::{BufferLimits, ChannelShared, Error, ReadResult};
-use napi::bindgen_prelude::{Buffer, BufferSlice, Function};
+use napi::bindgen_prelude::{Buffer, BufferSlice, FnArgs, Function};
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::Status;
 use napi_derive::napi;
@@ -63,7 +63,8 @@ pub struct NativeFsStats {
     pub files: f64,
     pub files_free: f64,
     pub files_avail: f64,
-    pub fsid: f64,
+    /// As a decimal string: file system ids use all 64 bits.
+    pub fsid: String,
     pub flags: f64,
     pub name_max: f64,
 }
@@ -86,7 +87,7 @@ pub struct NativeTransferOptions {
 }
 
 /// Weak: progress reports never keep the process alive.
-type ProgressFn = ThreadsafeFunction<(f64, f64), (), (f64, f64), Status, false, true>;
+type ProgressFn = ThreadsafeFunction<FnArgs<(f64, f64)>, (), FnArgs<(f64, f64)>, Status, false, true>;
 
 fn transfer_options(o: Option<NativeTransferOptions>, progress: Option<ProgressFn>) -> napi::Result<TransferOptions> {
     let o = o.unwrap_or(NativeTransferOptions { concurrency: None, chunk_size: None, resume: None, keep_partial: None, mode: None });
@@ -99,7 +100,7 @@ fn transfer_options(o: Option<NativeTransferOptions>, progress: Option<ProgressF
     let progress = progress.map(|f| {
         let f = Arc::new(f);
         Arc::new(move |done: u64, total: u64| {
-            f.call((done as f64, total as f64), ThreadsafeFunctionCallMode::NonBlocking);
+            f.call((done as f64, total as f64).into(), ThreadsafeFunctionCallMode::NonBlocking);
         }) as sftp::Progress
     });
     Ok(TransferOptions {
@@ -200,7 +201,7 @@ impl NativeSftp {
             files: s.files as f64,
             files_free: s.files_free as f64,
             files_avail: s.files_avail as f64,
-            fsid: s.fsid as f64,
+            fsid: s.fsid.to_string(),
             flags: s.flags as f64,
             name_max: s.name_max as f64,
         })
@@ -291,8 +292,8 @@ impl NativeSftp {
         let hwm = high_water_mark.filter(|h| h.is_finite() && *h >= 65536.0).map(|h| h as usize).unwrap_or(4 * 1024 * 1024);
         let limits = BufferLimits { high_water_mark: hwm, wake_bytes: (hwm / 4).clamp(32 * 1024, 1024 * 1024) };
         let conc = concurrency.unwrap_or(sftp::DEFAULT_CONCURRENCY as u32).clamp(1, 256) as usize;
-        let (shared, task) = sftp::read_stream(Arc::clone(&self.inner), h, start as u64, end.map(|e| e as u64), conc, self.inner.limits.read, limits);
-        Ok(NativeBufferReader { shared, task: Some(task), last_error: std::sync::Mutex::new(None) })
+        let (shared, stop) = sftp::read_stream(Arc::clone(&self.inner), h, start as u64, end.map(|e| e as u64), conc, self.inner.limits.read, limits);
+        Ok(NativeBufferReader { shared, stop, last_error: std::sync::Mutex::new(None) })
     }
 
     /// A pipelined writer: writes resolve once queued (up to `concurrency` in flight).
@@ -327,7 +328,7 @@ impl ferrossh_core::Wake for JsWake {
 #[napi]
 pub struct NativeBufferReader {
     shared: Arc<ChannelShared>,
-    task: Option<tokio::task::JoinHandle<()>>,
+    stop: ferrossh_core::CancelToken,
     last_error: std::sync::Mutex<Option<String>>,
 }
 
@@ -361,11 +362,9 @@ impl NativeBufferReader {
 
     /// Stops reading (the reader is gone).
     #[napi]
-    pub fn close(&mut self) {
+    pub fn close(&self) {
         self.shared.discard();
-        if let Some(t) = self.task.take() {
-            t.abort();
-        }
+        self.stop.cancel();
     }
 }
 

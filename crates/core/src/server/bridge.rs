@@ -11,7 +11,9 @@ use crate::error::{Error, Result};
 
 const CHUNK: usize = 64 * 1024;
 
-pub(crate) async fn bridge<S>(ch: Arc<ServerChannel>, stream: S) -> Result<()>
+/// `exit_status`: sent when both directions are done (a subsystem's clients, `scp` among
+/// them, treat a session that ends without one as failed).
+pub(crate) async fn bridge<S>(ch: Arc<ServerChannel>, stream: S, exit_status: Option<u32>) -> Result<()>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -39,6 +41,13 @@ where
         }
     };
     let (_, u) = tokio::join!(down, up);
-    let _ = ch.close().await;
+    match exit_status {
+        Some(code) => {
+            let _ = ch.exit(code).await;
+        }
+        None => {
+            let _ = ch.close().await;
+        }
+    }
     u
 }

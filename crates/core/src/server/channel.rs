@@ -156,6 +156,15 @@ impl ServerChannel {
         &self.slot.shared
     }
 
+    /// Installs the reader's wake-up. A channel already finished does not keep it: the
+    /// reader finds the end on its next read, and a kept callback would hold the reader alive.
+    pub fn set_waker(&self, waker: Option<Arc<dyn crate::channel::Wake>>) {
+        self.slot.shared.set_waker(waker);
+        if self.slot.is_finished() {
+            self.slot.shared.set_waker(None);
+        }
+    }
+
     /// Installs (or removes) the receiver of this channel's events; events that arrived
     /// before are delivered to it first.
     pub fn set_event_sink(&self, sink: Option<Arc<dyn ChannelEvents>>) {

@@ -46,8 +46,8 @@ pub struct ServerLimits {
     pub auth_timeout: Duration,
     /// Connections at once, authenticated or not.
     pub max_connections: usize,
-    /// Unauthenticated connections at once; past it the one that has made the least progress
-    /// is dropped to make room (a flood cannot lock well-behaved clients out).
+    /// Unauthenticated connections that may sit silent; past it the silent ones are dropped
+    /// (a flood cannot lock well-behaved clients out).
     pub max_startups: usize,
     /// Open channels per connection (OpenSSH MaxSessions counts sessions only; we count every
     /// channel, forwarded ones included, to bound memory per connection).
@@ -133,6 +133,10 @@ impl ServerOptions {
 
     pub(crate) fn methods(&self) -> MethodSet {
         let mut kinds = Vec::new();
+        if self.none {
+            // every method succeeds: offer them all to clients that skip the "none" probe
+            return MethodSet::from(&[MethodKind::PublicKey, MethodKind::KeyboardInteractive, MethodKind::Password][..]);
+        }
         if self.public_key {
             kinds.push(MethodKind::PublicKey);
         }
@@ -141,10 +145,6 @@ impl ServerOptions {
         }
         if self.password {
             kinds.push(MethodKind::Password);
-        }
-        if kinds.is_empty() {
-            // `none` only: the first probe is accepted, but the list must name something
-            kinds.push(MethodKind::None);
         }
         MethodSet::from(&kinds[..])
     }
@@ -221,7 +221,7 @@ pub(crate) fn describe(key: &PrivateKey) -> HostKeyDescription {
 
 /// Shared auth failures are answered after this long at the least, so timing does not tell
 /// a client which users or keys exist.
-const AUTH_REJECTION_TIME: Duration = Duration::from_millis(250);
+pub(crate) const AUTH_REJECTION_TIME: Duration = Duration::from_millis(250);
 
 pub(crate) fn russh_config(opts: &ServerOptions, keys: Vec<PrivateKey>) -> Result<Config> {
     let preferred = crate::algorithms::preferred(&opts.algorithms, &[])?;

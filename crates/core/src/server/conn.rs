@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 use std::time::Instant;
@@ -35,6 +35,8 @@ pub(crate) struct ConnEntry {
     closed: AtomicBool,
     /// Milliseconds after `started` at which the client last sent something.
     last_active: Arc<AtomicU64>,
+    /// Embedder callbacks in flight: the client waits on us then, it is not idle.
+    busy: AtomicUsize,
     /// Ends the session at any stage: the socket's reads and writes fail from then on.
     kill: Arc<KillSwitch>,
     disconnecting: AtomicBool,
@@ -58,6 +60,7 @@ impl ConnEntry {
             authenticated: AtomicBool::new(false),
             closed: AtomicBool::new(false),
             last_active: Arc::new(AtomicU64::new(0)),
+            busy: AtomicUsize::new(0),
             kill: Arc::new(KillSwitch::default()),
             disconnecting: AtomicBool::new(false),
             handle: Mutex::new(None),
@@ -76,8 +79,21 @@ impl ConnEntry {
     /// How long the client has sent nothing: a peer that stalls goes idle at once, one in
     /// the middle of its handshake only for a round trip (or an auth callback).
     pub(crate) fn idle(&self, now: Instant) -> std::time::Duration {
+        if self.busy.load(Ordering::SeqCst) > 0 {
+            return std::time::Duration::ZERO;
+        }
         let last = self.started + std::time::Duration::from_millis(self.last_active.load(Ordering::Relaxed));
         now.saturating_duration_since(last)
+    }
+
+    /// Runs `f` (an embedder callback) with the connection counted as active meanwhile.
+    pub(crate) async fn busy_while<T>(&self, f: impl std::future::Future<Output = T>) -> T {
+        self.busy.fetch_add(1, Ordering::SeqCst);
+        let out = f.await;
+        self.busy.fetch_sub(1, Ordering::SeqCst);
+        let ms = self.started.elapsed().as_millis().min(u64::MAX as u128) as u64;
+        self.last_active.store(ms, Ordering::Relaxed);
+        out
     }
 
     pub(crate) fn set_authenticated(&self, handle: Handle) {

@@ -20,6 +20,7 @@ const MAX_REMOTE_FORWARDS: usize = 16;
 
 /// Serves a direct-tcpip open: asks the hook, connects, then accepts the channel and copies.
 /// Runs as its own task so neither the hook nor the connect holds up the connection.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn direct(
     server: Arc<ServerInner>,
     conn: Arc<ConnEntry>,
@@ -63,7 +64,7 @@ pub(crate) async fn direct(
     let _ = stream.set_nodelay(true);
     reply.accept().await;
     let ch = ServerChannel::new(slot, tx, handle, conn);
-    let _ = super::bridge::bridge(ch, stream).await;
+    let _ = super::bridge::bridge(ch, stream, None).await;
 }
 
 /// The address a tcpip-forward request names, as something to bind (RFC 4254 §7.1: ""
@@ -133,7 +134,7 @@ async fn accept_loop(listener: TcpListener, conn: Arc<ConnEntry>, handle: Handle
             // registered by the handler when the client confirmed; made here if not
             let slot = conn.register(id);
             let ch = ServerChannel::new(slot, tx, handle, conn);
-            let _ = super::bridge::bridge(ch, sock).await;
+            let _ = super::bridge::bridge(ch, sock, None).await;
         });
     }
 }

@@ -78,23 +78,37 @@ impl ConnHandler {
         let req = AuthRequest { peer: Arc::clone(&self.conn.peer), user: user.to_string(), kind };
         let left = self.deadline.saturating_duration_since(Instant::now());
         match self.server.callbacks() {
-            Some(cb) => tokio::time::timeout(left, cb.auth(req)).await.unwrap_or(false),
+            Some(cb) => self.conn.busy_while(tokio::time::timeout(left, cb.auth(req))).await.unwrap_or(false),
             None => false,
         }
     }
 
-    /// Counts a failure; past the limit the connection is cut (OpenSSH MaxAuthTries).
+    /// Counts a failure; at the limit the connection is cut (OpenSSH MaxAuthTries).
     fn failed(&mut self) -> Auth {
         self.failures += 1;
-        if self.failures >= self.server.opts.limits.max_auth_tries {
-            // this rejection is still sent; the next request finds the socket gone
+        if self.failures == self.server.opts.limits.max_auth_tries {
+            // after this rejection has gone out (russh holds it for its constant delay)
             let conn = Arc::clone(&self.conn);
             tokio::spawn(async move {
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                tokio::time::sleep(super::config::AUTH_REJECTION_TIME + std::time::Duration::from_millis(100)).await;
                 conn.kill();
             });
         }
         reject_keep_methods(&self.server)
+    }
+
+    /// No more tries: requests that still come in before the cut are refused unasked.
+    fn exhausted(&self) -> bool {
+        self.failures >= self.server.opts.limits.max_auth_tries
+    }
+
+    /// With `none`, every method succeeds: clients that never try "none" get in too.
+    fn open_door(&mut self, user: &str) -> Option<Auth> {
+        if !self.server.opts.none {
+            return None;
+        }
+        self.user = user.to_string();
+        Some(Auth::Accept)
     }
 
     fn verdict(&mut self, ok: bool, user: &str) -> Auth {
@@ -142,10 +156,10 @@ impl ConnHandler {
             pty: setup.pty.clone(),
         };
         let channel = ServerChannel::new(slot, tx, session.handle(), Arc::clone(&self.conn));
-        if let SessionKind::Subsystem(name) = &kind {
-            let user_served = opts.subsystems.iter().any(|s| s == name);
-            if let (false, Some(root)) = (user_served, &self.server.sftp_root) {
-                super::sftp::serve(channel, Arc::clone(root), self.server.opts.sftp.as_ref().map(|s| s.read_only).unwrap_or(false));
+        // the built-in SFTP server, unless the embedder serves a subsystem named sftp itself
+        if let (SessionKind::Subsystem(name), Some(root)) = (&kind, &self.server.sftp_root) {
+            if name == "sftp" && !opts.subsystems.iter().any(|s| s == name) {
+                super::sftp::serve(channel, Arc::clone(root), opts.sftp.as_ref().map(|s| s.read_only).unwrap_or(false));
                 return true;
             }
         }
@@ -177,7 +191,10 @@ impl russh::server::Handler for ConnHandler {
     }
 
     async fn auth_password(&mut self, user: &str, password: &str) -> Result<Auth, Self::Error> {
-        if !self.server.opts.password {
+        if let Some(open) = self.open_door(user) {
+            return Ok(open);
+        }
+        if !self.server.opts.password || self.exhausted() {
             return Ok(self.failed());
         }
         let ok = self.ask(user, AuthAttemptKind::Password(Secret::new(password))).await;
@@ -185,7 +202,10 @@ impl russh::server::Handler for ConnHandler {
     }
 
     async fn auth_publickey_offered(&mut self, user: &str, offer: PublicKeyOffer<'_>) -> Result<Auth, Self::Error> {
-        if !self.server.opts.public_key {
+        if self.server.opts.none {
+            return Ok(Auth::Accept);
+        }
+        if !self.server.opts.public_key || self.exhausted() {
             return Ok(reject_keep_methods(&self.server));
         }
         let key = describe_key(offer.public_key);
@@ -206,7 +226,10 @@ impl russh::server::Handler for ConnHandler {
     }
 
     async fn auth_publickey(&mut self, user: &str, key: VerifiedPublicKey<'_>) -> Result<Auth, Self::Error> {
-        if !self.server.opts.public_key {
+        if let Some(open) = self.open_door(user) {
+            return Ok(open);
+        }
+        if !self.server.opts.public_key || self.exhausted() {
             return Ok(self.failed());
         }
         let described = describe_key(key.public_key);
@@ -219,7 +242,11 @@ impl russh::server::Handler for ConnHandler {
     }
 
     async fn auth_keyboard_interactive<'a>(&'a mut self, user: &str, _submethods: &str, response: Option<Response<'a>>) -> Result<Auth, Self::Error> {
-        if !self.server.opts.keyboard_interactive {
+        if let Some(open) = self.open_door(user) {
+            return Ok(open);
+        }
+        if !self.server.opts.keyboard_interactive || self.exhausted() {
+            self.kbd = None;
             return Ok(self.failed());
         }
         match response {
@@ -239,7 +266,7 @@ impl russh::server::Handler for ConnHandler {
         }
         let deadline = self.deadline;
         let step = match self.kbd.as_mut() {
-            Some(c) => c.next(deadline).await,
+            Some(c) => self.conn.busy_while(c.next(deadline)).await,
             None => Step::Done(false),
         };
         Ok(match step {

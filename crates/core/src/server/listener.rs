@@ -19,6 +19,9 @@ use super::root::Root;
 use super::{ForwardRequest, HostKeyDescription, PeerInfo, ServerCallbacks};
 use crate::error::{Error, Result};
 
+/// An unauthenticated connection silent this long may be dropped for a newcomer.
+const STALE: Duration = Duration::from_secs(1);
+
 /// How long a client told to disconnect may take before its socket is cut.
 const DISCONNECT_GRACE: Duration = Duration::from_secs(1);
 
@@ -52,21 +55,19 @@ impl ServerInner {
         tokio::time::timeout(self.opts.limits.callback_timeout, cb.forward(req)).await.unwrap_or(false)
     }
 
-    /// Makes room for one more connection: true when it may be admitted. Past the limits the
-    /// unauthenticated connection that has been silent longest is dropped for it (a stalled
-    /// peer rather than one in the middle of its handshake); only when every connection has
-    /// authenticated is the newcomer turned away.
+    /// Makes room for one more connection: true when it may be admitted. At the connection
+    /// limit an unauthenticated connection that has been silent for a while (the longest
+    /// first) is dropped for the newcomer: a stalled peer rather than one in the middle of its
+    /// handshake, whose silences last a round trip. With none such, the newcomer is turned away.
     fn admit(&self) -> bool {
         let mut conns = self.conns();
-        let unauth = conns.values().filter(|c| !c.is_authenticated()).count();
-        let limits = &self.opts.limits;
-        if conns.len() < limits.max_connections && unauth < limits.max_startups {
+        if conns.len() < self.opts.limits.max_connections {
             return true;
         }
         let now = Instant::now();
         let victim = conns
             .values()
-            .filter(|c| !c.is_authenticated())
+            .filter(|c| !c.is_authenticated() && c.idle(now) >= STALE)
             .max_by_key(|c| c.idle(now))
             .map(|c| c.peer.id);
         match victim.and_then(|id| conns.remove(&id)) {
@@ -76,6 +77,35 @@ impl ServerInner {
             }
             None => false,
         }
+    }
+
+    /// Keeps unauthenticated connections within `max_startups`: past it, those silent for a
+    /// while are dropped, longest silent first. A burst is let in (an honest client in it gets
+    /// through in milliseconds); what stalls in it is gone a moment later.
+    fn reap(&self) {
+        let mut conns = self.conns();
+        let limit = self.opts.limits.max_startups;
+        let unauth = conns.values().filter(|c| !c.is_authenticated()).count();
+        if unauth <= limit {
+            return;
+        }
+        let now = Instant::now();
+        let mut stale: Vec<(Duration, u64)> = conns
+            .values()
+            .filter(|c| !c.is_authenticated())
+            .map(|c| (c.idle(now), c.peer.id))
+            .filter(|(idle, _)| *idle >= STALE)
+            .collect();
+        stale.sort_unstable_by_key(|(idle, _)| std::cmp::Reverse(*idle));
+        for (_, id) in stale.into_iter().take(unauth - limit) {
+            if let Some(c) = conns.remove(&id) {
+                c.kill();
+            }
+        }
+    }
+
+    fn over_startups(&self) -> bool {
+        self.conns().values().filter(|c| !c.is_authenticated()).count() > self.opts.limits.max_startups
     }
 
     fn snapshot(&self) -> Vec<Arc<ConnEntry>> {
@@ -220,8 +250,19 @@ impl Server {
 }
 
 async fn accept_loop(inner: Arc<ServerInner>, listener: TcpListener, local: SocketAddr) {
+    let mut reaper = tokio::time::interval(STALE / 4);
+    reaper.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        let (sock, peer) = match listener.accept().await {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = reaper.tick() => {
+                if inner.over_startups() {
+                    inner.reap();
+                }
+                continue;
+            }
+        };
+        let (sock, peer) = match accepted {
             Ok(x) => x,
             Err(_) => {
                 // out of file descriptors and the like: back off instead of spinning
@@ -237,6 +278,7 @@ async fn accept_loop(inner: Arc<ServerInner>, listener: TcpListener, local: Sock
         let id = inner.next_id.fetch_add(1, Ordering::SeqCst);
         let entry = ConnEntry::new(PeerInfo { id, remote: peer, local }, Arc::clone(&inner.changed), inner.opts.buffer);
         inner.conns().insert(id, Arc::clone(&entry));
+        inner.reap();
         tokio::spawn(serve(Arc::clone(&inner), entry, sock));
     }
 }

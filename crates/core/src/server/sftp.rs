@@ -44,7 +44,7 @@ pub(crate) struct SftpServer {
 pub(crate) fn serve(channel: Arc<ServerChannel>, root: Arc<Root>, read_only: bool) {
     let (ours, theirs) = tokio::io::duplex(MAX_PACKET as usize * 2);
     tokio::spawn(async move {
-        let _ = super::bridge::bridge(channel, theirs).await;
+        let _ = super::bridge::bridge(channel, theirs, Some(0)).await;
     });
     let server = SftpServer { root, read_only, handles: HashMap::new(), next: 1 };
     let cfg = russh_sftp::server::Config { max_client_packet_len: MAX_PACKET + 64 };
@@ -625,11 +625,11 @@ fn open_dir(root: &Root, real: PathBuf) -> Result<DirState, StatusReply> {
         root.verify_open(&f).map_err(path_reply)?;
         let dir = PathBuf::from(format!("/proc/self/fd/{}", f.as_raw_fd()));
         match std::fs::read_dir(&dir) {
-            Ok(entries) => return Ok(DirState { entries, dir, _keep: Some(f) }),
+            Ok(entries) => Ok(DirState { entries, dir, _keep: Some(f) }),
             // no /proc: fall back to the checked real path
             Err(_) => {
                 let entries = std::fs::read_dir(&real).map_err(|e| io_reply(&e))?;
-                return Ok(DirState { entries, dir: real, _keep: None });
+                Ok(DirState { entries, dir: real, _keep: None })
             }
         }
     }

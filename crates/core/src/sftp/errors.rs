@@ -52,7 +52,15 @@ fn with_code(e: Error, code: &str, why: &str) -> Error {
 /// Turns a generic failure into the fs code the situation means.
 pub(crate) async fn refine(sftp: &Sftp, e: SftpErr, path: &str, op: &str) -> Error {
     let failure = matches!(&e, SftpErr::Status(s) if s.status_code == StatusCode::Failure);
+    // OpenSSH reports ENOTDIR as "no such file"
+    let missing = matches!(&e, SftpErr::Status(s) if s.status_code == StatusCode::NoSuchFile);
     let base = sftp_error(e, Some(path), op);
+    if missing && matches!(op, "rmdir" | "opendir") {
+        return match sftp.lstat(path).await {
+            Ok(s) if !s.is_dir() => with_code(base, "ENOTDIR", "not a directory"),
+            _ => base,
+        };
+    }
     if !failure {
         return base;
     }

@@ -89,6 +89,9 @@ pub struct SftpLimits {
 
 pub struct Sftp {
     pub(crate) raw: Arc<RawSftpSession>,
+    /// Cancelled when the channel under the session ends: requests in flight then fail at
+    /// once instead of waiting for their timeout.
+    pub(crate) dead: CancelToken,
     pub extensions: Extensions,
     pub limits: SftpLimits,
 }
@@ -127,6 +130,14 @@ pub fn open_flags(flags: &str) -> Result<OpenFlags> {
     Ok(f)
 }
 
+/// `f`, or a "connection lost" error as soon as `dead` is cancelled.
+pub(crate) async fn unless_dead<T>(dead: &CancelToken, f: impl std::future::Future<Output = std::result::Result<T, russh_sftp::client::error::Error>>) -> std::result::Result<T, russh_sftp::client::error::Error> {
+    tokio::select! {
+        r = f => r,
+        _ = dead.cancelled() => Err(russh_sftp::client::error::Error::IO("the SSH connection was lost".into())),
+    }
+}
+
 fn ssh_string(out: &mut Vec<u8>, s: &str) {
     out.extend_from_slice(&(s.len() as u32).to_be_bytes());
     out.extend_from_slice(s.as_bytes());
@@ -136,7 +147,7 @@ impl Sftp {
     /// Starts the `sftp` subsystem on a new session channel.
     pub async fn open(client: &Client, cancel: Option<&CancelToken>) -> Result<Sftp> {
         let ch = client.subsystem("sftp", cancel).await?;
-        let stream = crate::transport::channel_stream(ch);
+        let (stream, dead) = crate::transport::channel_stream_watched(ch);
         let mut raw = RawSftpSession::new(stream);
         // transfers of large files wait on the network, not on a clock
         raw.set_timeout(300);
@@ -161,55 +172,60 @@ impl Sftp {
                 raw.set_limits(Limits::from(l));
             }
         }
-        Ok(Sftp { raw: Arc::new(raw), extensions, limits })
+        Ok(Sftp { raw: Arc::new(raw), dead, extensions, limits })
+    }
+
+    /// Runs a request unless (or until) the session's channel is gone.
+    pub(crate) async fn alive<T>(&self, f: impl std::future::Future<Output = std::result::Result<T, russh_sftp::client::error::Error>>) -> std::result::Result<T, russh_sftp::client::error::Error> {
+        unless_dead(&self.dead, f).await
     }
 
     pub async fn stat(&self, path: &str) -> Result<Stat> {
-        self.raw.stat(path).await.map(|a| Stat::from(&a.attrs)).map_err(|e| sftp_error(e, Some(path), "stat"))
+        self.alive(self.raw.stat(path)).await.map(|a| Stat::from(&a.attrs)).map_err(|e| sftp_error(e, Some(path), "stat"))
     }
 
     pub async fn lstat(&self, path: &str) -> Result<Stat> {
-        self.raw.lstat(path).await.map(|a| Stat::from(&a.attrs)).map_err(|e| sftp_error(e, Some(path), "lstat"))
+        self.alive(self.raw.lstat(path)).await.map(|a| Stat::from(&a.attrs)).map_err(|e| sftp_error(e, Some(path), "lstat"))
     }
 
     pub async fn setstat(&self, path: &str, stat: &Stat) -> Result<()> {
-        self.raw.setstat(path, stat.to_attrs()).await.map(|_| ()).map_err(|e| sftp_error(e, Some(path), "setstat"))
+        self.alive(self.raw.setstat(path, stat.to_attrs())).await.map(|_| ()).map_err(|e| sftp_error(e, Some(path), "setstat"))
     }
 
     pub async fn realpath(&self, path: &str) -> Result<String> {
-        let n = self.raw.realpath(path).await.map_err(|e| sftp_error(e, Some(path), "realpath"))?;
+        let n = self.alive(self.raw.realpath(path)).await.map_err(|e| sftp_error(e, Some(path), "realpath"))?;
         n.files.into_iter().next().map(|f| f.filename).ok_or_else(|| Error::Protocol { message: "empty realpath reply".into() })
     }
 
     pub async fn readlink(&self, path: &str) -> Result<String> {
-        let n = self.raw.readlink(path).await.map_err(|e| sftp_error(e, Some(path), "readlink"))?;
+        let n = self.alive(self.raw.readlink(path)).await.map_err(|e| sftp_error(e, Some(path), "readlink"))?;
         n.files.into_iter().next().map(|f| f.filename).ok_or_else(|| Error::Protocol { message: "empty readlink reply".into() })
     }
 
     /// `symlink(target, path)` in fs order. OpenSSH's server takes SSH_FXP_SYMLINK's two
     /// paths in the reverse of the draft's order, and so does every client talking to it.
     pub async fn symlink(&self, target: &str, path: &str) -> Result<()> {
-        self.raw.symlink(target, path).await.map(|_| ()).map_err(|e| sftp_error(e, Some(path), "symlink"))
+        self.alive(self.raw.symlink(target, path)).await.map(|_| ()).map_err(|e| sftp_error(e, Some(path), "symlink"))
     }
 
     pub async fn mkdir(&self, path: &str, mode: Option<u32>) -> Result<()> {
         let mut a = FileAttributes::empty();
         a.permissions = mode;
-        match self.raw.mkdir(path, a).await {
+        match self.alive(self.raw.mkdir(path, a)).await {
             Ok(_) => Ok(()),
             Err(e) => Err(errors::refine(self, e, path, "mkdir").await),
         }
     }
 
     pub async fn rmdir(&self, path: &str) -> Result<()> {
-        match self.raw.rmdir(path).await {
+        match self.alive(self.raw.rmdir(path)).await {
             Ok(_) => Ok(()),
             Err(e) => Err(errors::refine(self, e, path, "rmdir").await),
         }
     }
 
     pub async fn unlink(&self, path: &str) -> Result<()> {
-        match self.raw.remove(path).await {
+        match self.alive(self.raw.remove(path)).await {
             Ok(_) => Ok(()),
             Err(e) => Err(errors::refine(self, e, path, "unlink").await),
         }
@@ -224,12 +240,12 @@ impl Sftp {
             ssh_string(&mut data, to);
             return self.extended_status("posix-rename@openssh.com", data, from).await;
         }
-        self.raw.rename(from, to).await.map(|_| ()).map_err(|e| sftp_error(e, Some(from), "rename"))
+        self.alive(self.raw.rename(from, to)).await.map(|_| ()).map_err(|e| sftp_error(e, Some(from), "rename"))
     }
 
     async fn extended_status(&self, request: &str, data: Vec<u8>, path: &str) -> Result<()> {
         use russh_sftp::protocol::{Packet, StatusCode};
-        match self.raw.extended(request, data).await {
+        match self.alive(self.raw.extended(request, data)).await {
             Ok(Packet::Status(s)) if s.status_code == StatusCode::Ok => Ok(()),
             Ok(Packet::Status(s)) => Err(sftp_error(russh_sftp::client::error::Error::Status(s), Some(path), request)),
             Ok(_) => Ok(()),
@@ -247,12 +263,12 @@ impl Sftp {
 
     pub async fn hardlink(&self, from: &str, to: &str) -> Result<()> {
         self.need(self.extensions.hardlink, "hardlink@openssh.com")?;
-        self.raw.hardlink(from, to).await.map(|_| ()).map_err(|e| sftp_error(e, Some(from), "hardlink"))
+        self.alive(self.raw.hardlink(from, to)).await.map(|_| ()).map_err(|e| sftp_error(e, Some(from), "hardlink"))
     }
 
     pub async fn statvfs(&self, path: &str) -> Result<FsStats> {
         self.need(self.extensions.statvfs, "statvfs@openssh.com")?;
-        let s = self.raw.statvfs(path).await.map_err(|e| sftp_error(e, Some(path), "statvfs"))?;
+        let s = self.alive(self.raw.statvfs(path)).await.map_err(|e| sftp_error(e, Some(path), "statvfs"))?;
         Ok(FsStats {
             block_size: s.block_size,
             fragment_size: s.fragment_size,
@@ -271,7 +287,7 @@ impl Sftp {
     /// `~` and `~user` paths (expand-path@openssh.com, else realpath of ".").
     pub async fn expand_path(&self, path: &str) -> Result<String> {
         if self.extensions.expand_path {
-            let n = self.raw.expand_path(path).await.map_err(|e| sftp_error(e, Some(path), "expand-path"))?;
+            let n = self.alive(self.raw.expand_path(path)).await.map_err(|e| sftp_error(e, Some(path), "expand-path"))?;
             return n.files.into_iter().next().map(|f| f.filename).ok_or_else(|| Error::Protocol { message: "empty expand-path reply".into() });
         }
         if path == "~" || path.is_empty() {
@@ -301,13 +317,16 @@ impl Sftp {
     }
 
     pub async fn opendir(&self, path: &str) -> Result<String> {
-        self.raw.opendir(path).await.map(|h| h.handle).map_err(|e| sftp_error(e, Some(path), "opendir"))
+        match self.alive(self.raw.opendir(path)).await {
+            Ok(h) => Ok(h.handle),
+            Err(e) => Err(errors::refine(self, e, path, "opendir").await),
+        }
     }
 
     /// One SSH_FXP_READDIR round; None at the end. `.` and `..` are left out, as fs does.
     pub async fn readdir_batch(&self, handle: &str, path: &str) -> Result<Option<Vec<DirEntry>>> {
         use russh_sftp::protocol::StatusCode;
-        match self.raw.readdir(handle).await {
+        match self.alive(self.raw.readdir(handle)).await {
             Ok(name) => Ok(Some(
                 name.files
                     .into_iter()
@@ -323,20 +342,20 @@ impl Sftp {
     pub async fn open_file(&self, path: &str, flags: &str, mode: Option<u32>) -> Result<String> {
         let mut a = FileAttributes::empty();
         a.permissions = mode;
-        match self.raw.open(path, open_flags(flags)?, a).await {
+        match self.alive(self.raw.open(path, open_flags(flags)?, a)).await {
             Ok(h) => Ok(h.handle),
             Err(e) => Err(errors::refine(self, e, path, "open").await),
         }
     }
 
     pub async fn close(&self, handle: &str) -> Result<()> {
-        self.raw.close(handle).await.map(|_| ()).map_err(|e| sftp_error(e, None, "close"))
+        self.alive(self.raw.close(handle)).await.map(|_| ()).map_err(|e| sftp_error(e, None, "close"))
     }
 
     /// Reads up to `len` bytes at `offset`; an empty result means end of file.
     pub async fn read(&self, handle: &str, offset: u64, len: u32) -> Result<Vec<u8>> {
         use russh_sftp::protocol::StatusCode;
-        match self.raw.read(handle, offset, len.min(self.limits.read)).await {
+        match self.alive(self.raw.read(handle, offset, len.min(self.limits.read))).await {
             Ok(d) => Ok(d.data),
             Err(russh_sftp::client::error::Error::Status(s)) if s.status_code == StatusCode::Eof => Ok(Vec::new()),
             Err(e) => Err(sftp_error(e, None, "read")),
@@ -349,16 +368,16 @@ impl Sftp {
     }
 
     pub async fn fstat(&self, handle: &str) -> Result<Stat> {
-        self.raw.fstat(handle).await.map(|a| Stat::from(&a.attrs)).map_err(|e| sftp_error(e, None, "fstat"))
+        self.alive(self.raw.fstat(handle)).await.map(|a| Stat::from(&a.attrs)).map_err(|e| sftp_error(e, None, "fstat"))
     }
 
     pub async fn fsetstat(&self, handle: &str, stat: &Stat) -> Result<()> {
-        self.raw.fsetstat(handle, stat.to_attrs()).await.map(|_| ()).map_err(|e| sftp_error(e, None, "fsetstat"))
+        self.alive(self.raw.fsetstat(handle, stat.to_attrs())).await.map(|_| ()).map_err(|e| sftp_error(e, None, "fsetstat"))
     }
 
     pub async fn fsync(&self, handle: &str) -> Result<()> {
         self.need(self.extensions.fsync, "fsync@openssh.com")?;
-        self.raw.fsync(handle).await.map(|_| ()).map_err(|e| sftp_error(e, None, "fsync"))
+        self.alive(self.raw.fsync(handle)).await.map(|_| ()).map_err(|e| sftp_error(e, None, "fsync"))
     }
 
     /// Server-side copy (`copy-data`): no byte crosses the network.

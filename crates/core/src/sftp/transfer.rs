@@ -7,7 +7,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use russh_sftp::client::rawsession::RawSftpSession;
 use russh_sftp::protocol::StatusCode;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::task::JoinHandle;
@@ -68,17 +67,33 @@ impl Reporter {
     }
 }
 
-type Pending = JoinHandle<std::result::Result<Vec<u8>, russh_sftp::client::error::Error>>;
+/// A spawned request that is cancelled when its owner goes away (an aborted transfer must
+/// not leave requests running).
+pub(crate) struct Task<T>(JoinHandle<T>);
 
-fn spawn_read(raw: &Arc<RawSftpSession>, handle: &Arc<str>, offset: u64, len: u32) -> Pending {
-    let (raw, handle) = (Arc::clone(raw), Arc::clone(handle));
-    tokio::spawn(async move {
-        match raw.read(handle.to_string(), offset, len).await {
+impl<T> Drop for Task<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+impl<T> Task<T> {
+    async fn join(mut self) -> Result<T> {
+        (&mut self.0).await.map_err(|_| Error::Protocol { message: "SFTP request task failed".into() })
+    }
+}
+
+type Pending = Task<std::result::Result<Vec<u8>, russh_sftp::client::error::Error>>;
+
+fn spawn_read(sftp: &Sftp, handle: &Arc<str>, offset: u64, len: u32) -> Pending {
+    let (raw, handle, dead) = (Arc::clone(&sftp.raw), Arc::clone(handle), sftp.dead.clone());
+    Task(tokio::spawn(async move {
+        match super::unless_dead(&dead, raw.read(handle.to_string(), offset, len)).await {
             Ok(d) => Ok(d.data),
             Err(russh_sftp::client::error::Error::Status(s)) if s.status_code == StatusCode::Eof => Ok(Vec::new()),
             Err(e) => Err(e),
         }
-    })
+    }))
 }
 
 /// Where read_ordered delivers, in file order.
@@ -139,14 +154,14 @@ pub(crate) async fn read_ordered<S: Sink>(sftp: &Sftp, handle: &str, start: u64,
     let schedule = |queue: &mut VecDeque<(u64, u32, Pending)>, next: &mut u64, eof: bool| {
         while !eof && queue.len() < concurrency.max(1) && end.is_none_or(|e| *next < e) {
             let len = end.map_or(chunk as u64, |e| (e - *next).min(chunk as u64)) as u32;
-            queue.push_back((*next, len, spawn_read(&sftp.raw, &handle, *next, len)));
+            queue.push_back((*next, len, spawn_read(sftp, &handle, *next, len)));
             *next += len as u64;
         }
     };
     schedule(&mut queue, &mut next, eof);
     let result = async {
         while let Some((offset, len, task)) = queue.pop_front() {
-            let data = task.await.map_err(|_| Error::Protocol { message: "read task failed".into() })?.map_err(|e| sftp_error(e, None, "read"))?;
+            let data = task.join().await?.map_err(|e| sftp_error(e, None, "read"))?;
             if data.is_empty() {
                 eof = true;
                 break;
@@ -155,16 +170,14 @@ pub(crate) async fn read_ordered<S: Sink>(sftp: &Sftp, handle: &str, start: u64,
             done += got as u64;
             sink.put(data).await?;
             if got < len {
-                queue.push_front((offset + got as u64, len - got, spawn_read(&sftp.raw, &handle, offset + got as u64, len - got)));
+                queue.push_front((offset + got as u64, len - got, spawn_read(sftp, &handle, offset + got as u64, len - got)));
             }
             schedule(&mut queue, &mut next, eof);
         }
         Ok::<(), Error>(())
     }
     .await;
-    for (_, _, t) in queue {
-        t.abort();
-    }
+    drop(queue);
     result.map(|_| done)
 }
 
@@ -172,19 +185,19 @@ pub(crate) async fn read_ordered<S: Sink>(sftp: &Sftp, handle: &str, start: u64,
 pub(crate) async fn write_all(sftp: &Sftp, handle: &str, offset: u64, data: &[u8], concurrency: usize) -> Result<()> {
     let chunk = sftp.limits.write as usize;
     let handle: Arc<str> = Arc::from(handle);
-    let mut inflight: VecDeque<JoinHandle<Result<()>>> = VecDeque::new();
+    let mut inflight: VecDeque<Task<Result<()>>> = VecDeque::new();
     for (i, piece) in data.chunks(chunk.max(1)).enumerate() {
         if inflight.len() >= concurrency.max(1) {
             if let Some(t) = inflight.pop_front() {
-                t.await.map_err(|_| Error::Protocol { message: "write task failed".into() })??;
+                t.join().await??;
             }
         }
-        let (raw, h, piece) = (Arc::clone(&sftp.raw), Arc::clone(&handle), piece.to_vec());
+        let (raw, h, piece, dead) = (Arc::clone(&sftp.raw), Arc::clone(&handle), piece.to_vec(), sftp.dead.clone());
         let at = offset + (i * chunk) as u64;
-        inflight.push_back(tokio::spawn(async move { raw.write(h.to_string(), at, piece).await.map(|_| ()).map_err(|e| sftp_error(e, None, "write")) }));
+        inflight.push_back(Task(tokio::spawn(async move { super::unless_dead(&dead, raw.write(h.to_string(), at, piece)).await.map(|_| ()).map_err(|e| sftp_error(e, None, "write")) })));
     }
     for t in inflight {
-        t.await.map_err(|_| Error::Protocol { message: "write task failed".into() })??;
+        t.join().await??;
     }
     Ok(())
 }
@@ -259,14 +272,14 @@ async fn download_inner(sftp: &Sftp, handle: &str, remote: &str, local: &Path, o
 /// Local file → remote file, written under a temporary name and renamed when complete.
 pub async fn upload(sftp: &Sftp, local: &Path, remote: &str, opts: &TransferOptions, cancel: Option<&CancelToken>) -> Result<u64> {
     let partial = format!("{remote}.ferrossh-partial");
-    let r = CancelToken::run(cancel, upload_inner(sftp, local, remote, &partial, opts)).await;
+    let r = upload_inner(sftp, local, remote, &partial, opts, cancel).await;
     if r.is_err() && !opts.keep_partial && !opts.resume {
         let _ = sftp.unlink(&partial).await;
     }
     r
 }
 
-async fn upload_inner(sftp: &Sftp, local: &Path, remote: &str, partial: &str, opts: &TransferOptions) -> Result<u64> {
+async fn upload_inner(sftp: &Sftp, local: &Path, remote: &str, partial: &str, opts: &TransferOptions, cancel: Option<&CancelToken>) -> Result<u64> {
     let mut file = tokio::fs::File::open(local).await.map_err(|e| local_error(local, "cannot read", e))?;
     let meta = file.metadata().await.map_err(|e| local_error(local, "cannot read", e))?;
     if meta.is_dir() {
@@ -274,8 +287,8 @@ async fn upload_inner(sftp: &Sftp, local: &Path, remote: &str, partial: &str, op
     }
     let total = meta.len();
     let start = if opts.resume { sftp.stat(partial).await.ok().and_then(|s| s.size).unwrap_or(0).min(total) } else { 0 };
-    let handle = sftp.open_file(partial, if start > 0 { "r+" } else { "w" }, opts.mode.or(Some(0o644))).await?;
-    let r = async {
+    let handle = CancelToken::run(cancel, sftp.open_file(partial, if start > 0 { "r+" } else { "w" }, opts.mode.or(Some(0o644)))).await?;
+    let r = CancelToken::run(cancel, async {
         if start > 0 {
             use tokio::io::AsyncSeekExt;
             file.seek(std::io::SeekFrom::Start(start)).await.map_err(|e| local_error(local, "cannot resume", e))?;
@@ -283,7 +296,7 @@ async fn upload_inner(sftp: &Sftp, local: &Path, remote: &str, partial: &str, op
         let chunk = opts.chunk_size.unwrap_or(sftp.limits.write).clamp(1, sftp.limits.write) as usize;
         let concurrency = opts.concurrency.unwrap_or(DEFAULT_CONCURRENCY).max(1);
         let h: Arc<str> = Arc::from(handle.as_str());
-        let mut inflight: VecDeque<JoinHandle<Result<()>>> = VecDeque::new();
+        let mut inflight: VecDeque<Task<Result<()>>> = VecDeque::new();
         let mut offset = start;
         let mut rep = Reporter::new(opts.progress.clone(), total);
         loop {
@@ -302,24 +315,25 @@ async fn upload_inner(sftp: &Sftp, local: &Path, remote: &str, partial: &str, op
             buf.truncate(filled);
             if inflight.len() >= concurrency {
                 if let Some(t) = inflight.pop_front() {
-                    t.await.map_err(|_| Error::Protocol { message: "write task failed".into() })??;
+                    t.join().await??;
                 }
             }
-            let (raw, hh, at) = (Arc::clone(&sftp.raw), Arc::clone(&h), offset);
-            inflight.push_back(tokio::spawn(async move { raw.write(hh.to_string(), at, buf).await.map(|_| ()).map_err(|e| sftp_error(e, None, "write")) }));
+            let (raw, hh, at, dead) = (Arc::clone(&sftp.raw), Arc::clone(&h), offset, sftp.dead.clone());
+            inflight.push_back(Task(tokio::spawn(async move { super::unless_dead(&dead, raw.write(hh.to_string(), at, buf)).await.map(|_| ()).map_err(|e| sftp_error(e, None, "write")) })));
             offset += filled as u64;
             rep.tick(offset);
         }
         for t in inflight {
-            t.await.map_err(|_| Error::Protocol { message: "write task failed".into() })??;
+            t.join().await??;
         }
         if offset != total {
             return Err(Error::Sftp { code: "EIO".into(), status: 0, message: format!("EIO: {} changed size during the upload", local.display()), path: Some(local.display().to_string()) });
         }
         rep.finish(offset);
         Ok(offset)
-    }
+    })
     .await;
+    // closed on every path, abort included: the server must not keep the file open
     let closed = sftp.close(&handle).await;
     let n = r?;
     closed?;
@@ -337,18 +351,21 @@ async fn upload_inner(sftp: &Sftp, local: &Path, remote: &str, partial: &str, op
 
 /// A pipelined read of [start, end) into a bounded buffer that JavaScript drains like a
 /// channel; the task waits when the reader stops (high-water mark).
-pub fn read_stream(sftp: Arc<Sftp>, handle: String, start: u64, end: Option<u64>, concurrency: usize, chunk: u32, limits: BufferLimits) -> (Arc<ChannelShared>, JoinHandle<()>) {
+pub fn read_stream(sftp: Arc<Sftp>, handle: String, start: u64, end: Option<u64>, concurrency: usize, chunk: u32, limits: BufferLimits) -> (Arc<ChannelShared>, CancelToken) {
     let shared = ChannelShared::new(0, limits);
     let out = Arc::clone(&shared);
-    let task = tokio::spawn(async move {
-        let r = read_ordered(&sftp, &handle, start, end, concurrency, chunk, &mut BufferSink(Arc::clone(&out))).await;
+    let stop = CancelToken::new();
+    let stop2 = stop.clone();
+    tokio::spawn(async move {
+        let r = CancelToken::run(Some(&stop2), read_ordered(&sftp, &handle, start, end, concurrency, chunk, &mut BufferSink(Arc::clone(&out)))).await;
+        // the handle is closed however the stream ends, a reader that went away included
         let _ = sftp.close(&handle).await;
         match r {
             Ok(_) => out.on_eof(),
             Err(e) => out.on_broken(e),
         }
     });
-    (shared, task)
+    (shared, stop)
 }
 
 /// Remote file → memory.
@@ -356,6 +373,16 @@ pub async fn read_file(sftp: &Sftp, path: &str, max: Option<u64>) -> Result<Vec<
     let handle = sftp.open_file(path, "r", None).await?;
     let mut sink = VecSink { out: Vec::new(), max, path };
     let r = read_ordered(sftp, &handle, 0, None, DEFAULT_CONCURRENCY, sftp.limits.read, &mut sink).await;
+    let r = match r {
+        Err(Error::Sftp { code, status, message, path: None }) => {
+            if sftp.stat(path).await.is_ok_and(|s| s.is_dir()) {
+                Err(Error::Sftp { code: "EISDIR".into(), status, message: format!("EISDIR: read '{path}': it is a directory"), path: Some(path.into()) })
+            } else {
+                Err(Error::Sftp { code, status, message: message.replacen(": read:", &format!(": read '{path}':"), 1), path: Some(path.into()) })
+            }
+        }
+        other => other,
+    };
     let _ = sftp.close(&handle).await;
     r.map(|_| sink.out)
 }

@@ -1,0 +1,237 @@
+// The OpenSSH client tools against the embedded server: ssh exec (stdin, stderr, exit
+// status, env), an interactive shell with a PTY (under tmux, resized), scp both ways, and
+// -L / -R forwarding.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { spawn, type ChildProcess } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import net from 'node:net'
+import { join } from 'node:path'
+
+import type { ServerSession } from '../dist/cjs/index.js'
+import { freeLoopbackPort, until, withTimeout } from './fixtures/helpers'
+import { run, scp, ssh, startServer, type TestServer } from './fixtures/server'
+
+let t: TestServer
+let root: string
+let echo: net.Server
+let echoPort: number
+const sessions: ServerSession[] = []
+
+beforeAll(async () => {
+  echo = net.createServer((c) => c.pipe(c))
+  await new Promise<void>((r) => echo.listen(0, '127.0.0.1', r))
+  echoPort = (echo.address() as net.AddressInfo).port
+  t = await startServer({
+    exec: (s) => {
+      sessions.push(s)
+      if (s.command === 'cat') {
+        s.stdin.pipe(s.stdout)
+        s.stdin.on('end', () => void s.exit(0))
+        return undefined
+      }
+      return (async () => {
+        s.stdout.write(`cmd=${s.command} user=${s.user} pty=${s.pty ? s.pty.term : 'none'} lang=${s.env.LANG ?? ''}\n`)
+        s.stderr.write('diagnostics\n')
+        return s.command === 'fail' ? 42 : 0
+      })()
+    },
+    shell: (s) => {
+      sessions.push(s)
+      s.stdout.write(`welcome ${s.user}, ${s.pty?.cols}x${s.pty?.rows}\r\n$ `)
+      s.on('resize', (r: { cols: number; rows: number }) => s.stdout.write(`\r\n[resized ${r.cols}x${r.rows}]\r\n$ `))
+      let line = ''
+      s.stdin.on('data', (d: Buffer) => {
+        for (const ch of d.toString()) {
+          if (ch === '\r' || ch === '\n') {
+            s.stdout.write(`\r\nyou said: ${line}\r\n$ `)
+            if (line === 'exit') void s.exit(7)
+            line = ''
+          } else {
+            line += ch
+            s.stdout.write(ch)
+          }
+        }
+      })
+    },
+    forwarding: { direct: true, remote: true },
+  })
+  root = join(t.dir, 'files')
+  mkdirSync(root)
+})
+
+afterAll(async () => {
+  await t?.stop()
+  echo?.close()
+})
+
+describe('ssh exec', () => {
+  it('runs a command with stdout, stderr and the exit status', async () => {
+    const r = await ssh(t, 'fail', { flags: ['-o', 'SendEnv=LANG'], env: { ...process.env, LANG: 'C.UTF-8' } })
+    expect(r.status).toBe(42)
+    expect(r.stdout).toBe('cmd=fail user=tester pty=none lang=C.UTF-8\n')
+    expect(r.stderr).toBe('diagnostics\n')
+  })
+
+  it('pipes stdin through and ends at EOF', async () => {
+    const data = randomBytes(1024 * 1024).toString('base64')
+    const r = await ssh(t, 'cat', { input: data })
+    expect(r.status).toBe(0)
+    expect(r.stdout).toBe(data)
+  })
+
+  it('gives a PTY to `ssh -tt`', async () => {
+    const r = await ssh(t, 'tty', { flags: ['-tt'], env: { ...process.env, TERM: 'vt100' } })
+    expect(r.stdout).toContain('pty=vt100')
+  })
+
+  it('asks keyboard-interactive rounds OpenSSH answers (through askpass)', async () => {
+    const kbd = await startServer({
+      auth: {
+        keyboardInteractive: async (_ctx, prompt) => {
+          const [pw] = await prompt([{ prompt: 'Password: ' }], { instructions: 'Two steps.' })
+          const [code] = await prompt([{ prompt: 'Verification code: ' }])
+          return pw === 'secret' && code === '42'
+        },
+      },
+      exec: async (s) => { s.stdout.write(`in as ${s.user}`) },
+    })
+    try {
+      const askpass = join(kbd.dir, 'askpass.sh')
+      writeFileSync(askpass, '#!/bin/sh\ncase "$1" in *Password*) echo secret ;; *code*) echo 42 ;; *) echo "?" ;; esac\n', { mode: 0o755 })
+      const opts = kbd.sshOptions.map((o) => (o === 'BatchMode=yes' ? 'BatchMode=no' : o))
+      const r = await run('ssh', ['-p', String(kbd.port), ...opts, '-o', 'PreferredAuthentications=keyboard-interactive', `kbd@${kbd.host}`, 'x'], {
+        env: { ...process.env, SSH_ASKPASS: askpass, SSH_ASKPASS_REQUIRE: 'force', DISPLAY: ':0' },
+      })
+      expect(r.status, r.stderr).toBe(0)
+      expect(r.stdout).toBe('in as kbd')
+    } finally {
+      await kbd.stop()
+    }
+  })
+
+  it('refuses a key it does not know', async () => {
+    const other = join(t.dir, 'stranger')
+    await run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', other])
+    const r = await run('ssh', ['-p', String(t.port), ...t.sshOptions.map((o) => (o === t.clientKey.path ? other : o)), `tester@${t.host}`, 'true'])
+    expect(r.status).toBe(255)
+    expect(r.stderr).toMatch(/Permission denied/)
+  })
+})
+
+describe('interactive shell', () => {
+  it('runs under tmux with a PTY that follows window resizes', async () => {
+    const sock = `ferrossh-${process.pid}-${Date.now()}`
+    const tmux = (...args: string[]) => run('tmux', ['-L', sock, '-f', '/dev/null', ...args], { env: { ...process.env, TERM: 'xterm-256color' } })
+    const sshCmd = ['ssh', '-p', String(t.port), ...t.sshOptions, `tester@${t.host}`].map((a) => `'${a}'`).join(' ')
+    const before = sessions.length
+    try {
+      const started = await tmux('new-session', '-d', '-s', 'main', '-x', '100', '-y', '30', sshCmd)
+      expect(started.status, started.stderr).toBe(0)
+      await until(() => sessions.length > before && sessions.at(-1)!.kind === 'shell', 10_000, 'shell session')
+      const s = sessions.at(-1)!
+      expect(s.pty).toMatchObject({ cols: 100, rows: 30 })
+      expect(s.pty!.term).toMatch(/^(tmux|screen)/)
+      const pane = async () => (await tmux('capture-pane', '-p', '-t', 'main')).stdout
+      await until(async () => (await pane()).includes('welcome tester, 100x30'), 10_000, 'welcome line')
+      const resized = new Promise<{ cols: number; rows: number }>((r) => s.once('resize', r))
+      await tmux('resize-window', '-t', 'main', '-x', '120', '-y', '40')
+      expect(await withTimeout(resized, 10_000, 'resize event')).toMatchObject({ cols: 120, rows: 40 })
+      await tmux('send-keys', '-t', 'main', 'hello world', 'Enter')
+      await until(async () => (await pane()).includes('you said: hello world'), 10_000, 'echoed line')
+      const closed = new Promise<void>((r) => s.once('close', r))
+      await tmux('send-keys', '-t', 'main', 'exit', 'Enter')
+      await withTimeout(closed, 10_000, 'shell closed')
+    } finally {
+      await tmux('kill-server')
+    }
+  })
+
+  it('runs under script(1) with the terminal size it was given', async () => {
+    const before = sessions.length
+    const cmd = ['stty', 'cols', '77', 'rows', '21;', 'exec', 'ssh', '-tt', '-p', String(t.port), ...t.sshOptions, `tester@${t.host}`].join(' ')
+    const child = spawn('script', ['-qfec', cmd, '/dev/null'], { env: { ...process.env, TERM: 'screen' } })
+    let out = ''
+    child.stdout.on('data', (d: Buffer) => { out += d.toString() })
+    const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)))
+    try {
+      await until(() => out.includes('$ '), 10_000, 'prompt', () => out)
+      expect(sessions.at(-1)).not.toBe(sessions[before - 1])
+      expect(sessions.at(-1)!.pty).toMatchObject({ term: 'screen', cols: 77, rows: 21 })
+      child.stdin.write('exit\r')
+      expect(await withTimeout(exited, 10_000, 'script exit')).toBe(7)
+    } finally {
+      child.kill('SIGKILL')
+    }
+  })
+})
+
+describe('scp', () => {
+  it('uploads and downloads files and directories', async () => {
+    const local = join(t.dir, 'up.bin')
+    const data = randomBytes(2 * 1024 * 1024 + 123)
+    writeFileSync(local, data)
+    const sftpServer = await startServer({ sftp: { root } })
+    try {
+      const up = await scp(sftpServer, local, 'remote:up.bin')
+      expect(up.status, up.stderr + up.stdout).toBe(0)
+      expect(readFileSync(join(root, 'up.bin')).equals(data)).toBe(true)
+      const back = join(t.dir, 'back.bin')
+      const down = await scp(sftpServer, 'remote:/up.bin', back)
+      expect(down.status, down.stderr).toBe(0)
+      expect(readFileSync(back).equals(data)).toBe(true)
+      const tree = join(t.dir, 'tree')
+      mkdirSync(join(tree, 'sub'), { recursive: true })
+      writeFileSync(join(tree, 'sub', 'f.txt'), 'deep')
+      const r = await scp(sftpServer, tree, 'remote:/', ['-r'])
+      expect(r.status, r.stderr).toBe(0)
+      expect(readFileSync(join(root, 'tree', 'sub', 'f.txt'), 'utf8')).toBe('deep')
+      const outside = await scp(sftpServer, 'remote:../../etc/passwd', join(t.dir, 'nope'))
+      expect(outside.status).not.toBe(0)
+    } finally {
+      await sftpServer.stop()
+    }
+  })
+})
+
+describe('forwarding', () => {
+  const background: ChildProcess[] = []
+  afterAll(() => { for (const p of background) p.kill('SIGKILL') })
+
+  function echoThrough(port: number, text: string): Promise<string> {
+    return new Promise((resolve, reject) => {
+      const c = net.connect(port, '127.0.0.1')
+      let got = ''
+      c.on('data', (d: Buffer) => {
+        got += d.toString()
+        if (got.length >= text.length) { c.destroy(); resolve(got) }
+      })
+      c.on('error', reject)
+      c.write(text)
+    })
+  }
+
+  it('ssh -L reaches a target through direct-tcpip', async () => {
+    const lport = await freeLoopbackPort()
+    const p = spawn('ssh', ['-p', String(t.port), ...t.sshOptions, '-N', '-o', 'ExitOnForwardFailure=yes', '-L', `${lport}:127.0.0.1:${echoPort}`, `tester@${t.host}`])
+    background.push(p)
+    await until(() => new Promise<boolean>((r) => {
+      const c = net.connect(lport, '127.0.0.1')
+      c.once('connect', () => { c.destroy(); r(true) })
+      c.once('error', () => r(false))
+    }), 10_000, 'ssh -L listening')
+    expect(await echoThrough(lport, 'hello via -L')).toBe('hello via -L')
+    const big = 'x'.repeat(512 * 1024)
+    expect((await echoThrough(lport, big)).length).toBe(big.length)
+  })
+
+  it('ssh -R makes the server listen and carries connections back', async () => {
+    const p = spawn('ssh', ['-p', String(t.port), ...t.sshOptions.map((o) => (o === 'LogLevel=ERROR' ? 'LogLevel=INFO' : o)), '-N', '-o', 'ExitOnForwardFailure=yes', '-R', `0:127.0.0.1:${echoPort}`, `tester@${t.host}`])
+    background.push(p)
+    let err = ''
+    p.stderr!.on('data', (d: Buffer) => { err += d.toString() })
+    await until(() => /Allocated port \d+/.test(err), 10_000, 'remote port allocated', () => err)
+    const port = Number(/Allocated port (\d+)/.exec(err)![1])
+    expect(await echoThrough(port, 'hello via -R')).toBe('hello via -R')
+  })
+})

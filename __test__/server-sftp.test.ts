@@ -1,0 +1,198 @@
+// The built-in SFTP server: every operation through OpenSSH's sftp client and the ferrossh
+// SFTP client, and the confinement to its root (`..`, absolute paths, symlinks out of it).
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
+import { randomBytes } from 'node:crypto'
+import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, realpathSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+
+import { connect, SftpError } from '../dist/cjs/index.js'
+import { rejection } from './fixtures/helpers'
+import { sftpBatch, startServer, type TestServer } from './fixtures/server'
+
+let t: TestServer
+let root: string
+let outside: string
+
+function resetRoot(): void {
+  rmSync(root, { recursive: true, force: true })
+  mkdirSync(join(root, 'dir'), { recursive: true })
+  writeFileSync(join(root, 'hello.txt'), 'hello\n')
+  writeFileSync(join(root, 'dir', 'inner.txt'), 'inner\n')
+  // planted by the host, not by a client: links that lead out of the root
+  symlinkSync(join(outside, 'secret.txt'), join(root, 'secret-link'))
+  symlinkSync(outside, join(root, 'outside-dir'))
+  symlinkSync('../outside/secret.txt', join(root, 'relative-out'))
+  symlinkSync('hello.txt', join(root, 'hello-link'))
+}
+
+let base: string
+
+beforeAll(async () => {
+  base = mkdtempSync(join(tmpdir(), 'ferrossh-sftp-root-'))
+  root = join(base, 'root')
+  outside = join(base, 'outside')
+  mkdirSync(root)
+  mkdirSync(outside)
+  writeFileSync(join(outside, 'secret.txt'), 'top secret\n')
+  t = await startServer({ sftp: { root } })
+})
+afterAll(async () => {
+  await t?.stop()
+  if (base) rmSync(base, { recursive: true, force: true })
+})
+beforeEach(() => resetRoot())
+
+async function batch(lines: string[]): Promise<{ out: string; err: string; status: number | null }> {
+  const r = await sftpBatch(t, lines)
+  return { out: r.stdout, err: r.stderr, status: r.status }
+}
+
+describe('operations through OpenSSH sftp', () => {
+  it('starts in / and lists the root', async () => {
+    const r = await batch(['pwd', 'ls -1'])
+    expect(r.status, r.err).toBe(0)
+    expect(r.out).toContain('Remote working directory: /')
+    expect(r.out).toMatch(/hello\.txt/)
+    expect(r.out).toMatch(/dir/)
+  })
+
+  it('gets, puts, appends and preserves', async () => {
+    const up = join(t.dir, 'up.bin')
+    const data = randomBytes(700_000)
+    writeFileSync(up, data)
+    const down = join(t.dir, 'down.txt')
+    // an interrupted upload, finished by reput (resume from the remote size)
+    writeFileSync(join(root, 'dir', 'up.bin'), data.subarray(0, 300_000))
+    const r = await batch([`get hello.txt ${down}`, `reput ${up} dir/up.bin`, `put -p ${up} preserved.bin`, `put ${up} plain.bin`])
+    expect(r.status, r.err).toBe(0)
+    expect(readFileSync(down, 'utf8')).toBe('hello\n')
+    expect(readFileSync(join(root, 'dir', 'up.bin')).equals(data)).toBe(true)
+    expect(readFileSync(join(root, 'plain.bin')).equals(data)).toBe(true)
+    expect(Math.floor(statSync(join(root, 'preserved.bin')).mtimeMs / 1000)).toBe(Math.floor(statSync(up).mtimeMs / 1000))
+  })
+
+  it('makes and removes directories and files, renames, links', async () => {
+    const r = await batch([
+      'mkdir made', 'rename hello.txt made/moved.txt', 'ln -s moved.txt made/link', 'ln made/moved.txt hard.txt',
+      'chmod 600 hard.txt', 'rm dir/inner.txt', 'rmdir dir', 'ls -l made',
+    ])
+    expect(r.status, r.err).toBe(0)
+    expect(readFileSync(join(root, 'made', 'moved.txt'), 'utf8')).toBe('hello\n')
+    expect(existsSync(join(root, 'hello.txt'))).toBe(false)
+    expect(readlinkSync(join(root, 'made', 'link'))).toBe('moved.txt')
+    expect(statSync(join(root, 'hard.txt')).ino).toBe(statSync(join(root, 'made', 'moved.txt')).ino)
+    expect(statSync(join(root, 'hard.txt')).mode & 0o777).toBe(0o600)
+    expect(existsSync(join(root, 'dir'))).toBe(false)
+    expect(r.out).toMatch(/moved\.txt/)
+  })
+
+  it('answers df (statvfs@openssh.com) and follows links inside the root', async () => {
+    const r = await batch(['df', `get hello-link ${join(t.dir, 'via-link.txt')}`])
+    expect(r.status, r.err).toBe(0)
+    expect(r.out).toMatch(/Size\s+Used\s+Avail/)
+    expect(readFileSync(join(t.dir, 'via-link.txt'), 'utf8')).toBe('hello\n')
+  })
+})
+
+describe('confinement', () => {
+  it.each([
+    ['.. above the root', '../outside/secret.txt'],
+    ['.. hidden in a path', 'dir/../../outside/secret.txt'],
+    ['an absolute path outside', '/etc/passwd'],
+    ['a symlink to a file outside', 'secret-link'],
+    ['a relative symlink out', 'relative-out'],
+    ['a symlink to a directory outside', 'outside-dir/secret.txt'],
+  ])('refuses reading through %s', async (_what, path) => {
+    const dest = join(t.dir, 'leak.txt')
+    rmSync(dest, { force: true })
+    const r = await batch([`get ${path} ${dest}`])
+    expect(r.status).not.toBe(0)
+    expect(existsSync(dest)).toBe(false)
+  })
+
+  it('resolves absolute paths inside the root', async () => {
+    const dest = join(t.dir, 'abs.txt')
+    const r = await batch([`get /dir/inner.txt ${dest}`])
+    expect(r.status, r.err).toBe(0)
+    expect(readFileSync(dest, 'utf8')).toBe('inner\n')
+  })
+
+  it('refuses every change outside the root', async () => {
+    const src = join(t.dir, 'payload.txt')
+    writeFileSync(src, 'payload')
+    const attempts = [
+      `put ${src} ../outside/dropped.txt`, `put ${src} outside-dir/dropped.txt`, `put ${src} secret-link`,
+      'mkdir ../outside/newdir', 'mkdir outside-dir/newdir', 'rm outside-dir/secret.txt', 'rm ../outside/secret.txt',
+      'rename hello.txt ../outside/moved.txt', 'rename hello.txt outside-dir/moved.txt', 'ln -s /etc/passwd outside-dir/l',
+      'ln -s ../../etc/passwd dir/escape', 'ln outside-dir/secret.txt hard-secret', 'chmod 777 outside-dir/secret.txt', 'chmod 777 secret-link',
+      'rmdir outside-dir',
+    ]
+    for (const a of attempts) {
+      const r = await batch([a])
+      expect(r.status, `${a} should fail`).not.toBe(0)
+    }
+    expect(readFileSync(join(outside, 'secret.txt'), 'utf8')).toBe('top secret\n')
+    expect(statSync(join(outside, 'secret.txt')).mode & 0o777).not.toBe(0o777)
+    expect(existsSync(join(outside, 'dropped.txt'))).toBe(false)
+    expect(existsSync(join(outside, 'newdir'))).toBe(false)
+    expect(existsSync(join(outside, 'moved.txt'))).toBe(false)
+    expect(existsSync(join(root, 'hard-secret'))).toBe(false)
+    expect(existsSync(join(root, 'dir', 'escape'))).toBe(false)
+    expect(existsSync(join(root, 'hello.txt'))).toBe(true)
+    expect(lstatSync(join(root, 'outside-dir')).isSymbolicLink()).toBe(true)
+  })
+
+  it('keeps cd and realpath at the root', async () => {
+    const r = await batch(['-cd ..', 'pwd', '-cd outside-dir', 'pwd', 'cd dir', 'pwd'])
+    expect(r.out).not.toContain(outside)
+    expect(r.out).toContain('Remote working directory: /dir')
+  })
+
+  it('stores absolute symlink targets inside the root', async () => {
+    const r = await batch(['ln -s /hello.txt abs-link', `get abs-link ${join(t.dir, 'abs-link.txt')}`])
+    expect(r.status, r.err).toBe(0)
+    expect(readFileSync(join(t.dir, 'abs-link.txt'), 'utf8')).toBe('hello\n')
+    expect(readlinkSync(join(root, 'abs-link'))).toBe(join(realpathSync(root), 'hello.txt'))
+  })
+})
+
+describe('read-only and the ferrossh client', () => {
+  it('a read-only root refuses changes but serves reads', async () => {
+    const ro = await startServer({ sftp: { root, readOnly: true } })
+    try {
+      const src = join(t.dir, 'payload.txt')
+      writeFileSync(src, 'x')
+      const bad = await sftpBatch(ro, [`put ${src} new.txt`])
+      expect(bad.status).not.toBe(0)
+      expect(bad.stderr).toMatch(/Permission denied/)
+      const ok = await sftpBatch(ro, [`get hello.txt ${join(t.dir, 'ro.txt')}`])
+      expect(ok.status, ok.stderr).toBe(0)
+      expect(existsSync(join(root, 'new.txt'))).toBe(false)
+    } finally {
+      await ro.stop()
+    }
+  })
+
+  it('serves the ferrossh SFTP client', async () => {
+    const ssh = await connect({ host: t.host, port: t.port, username: 'tester', privateKeyPath: t.clientKey.path, hostKey: 'insecure-accept-any' })
+    const sftp = await ssh.sftp()
+    try {
+      expect((await sftp.readdir('/')).sort()).toEqual(['dir', 'hello-link', 'hello.txt', 'outside-dir', 'relative-out', 'secret-link'])
+      expect((await sftp.readFile('/hello.txt')).toString()).toBe('hello\n')
+      const data = randomBytes(1024 * 1024 + 17)
+      await sftp.writeFile('/dir/big.bin', data)
+      expect(readFileSync(join(root, 'dir', 'big.bin')).equals(data)).toBe(true)
+      expect((await sftp.stat('/dir/big.bin')).size).toBe(data.length)
+      expect((await sftp.lstat('/hello-link')).isSymbolicLink()).toBe(true)
+      expect(await sftp.realpath('/dir/../dir')).toBe('/dir')
+      const e = await rejection(sftp.readFile('/secret-link'))
+      expect(e).toBeInstanceOf(SftpError)
+      expect(e.code).toBe('EACCES')
+      expect((await rejection(sftp.stat('/nope'))).code).toBe('ENOENT')
+    } finally {
+      await sftp.close()
+      await ssh.close()
+    }
+  })
+})
