@@ -40,6 +40,13 @@ export declare class NativeChannel {
   /** The serialized error behind the last -2 from `read()`. */
   takeError(): string | null
   buffered(stream: number): number
+  /**
+   * Queues bytes without waiting: 1 = keep writing, 0 = queue full (a wake with stream 2
+   * comes when it drains), -2 = the channel failed (see `takeError()`).
+   */
+  writeQueued(data: Buffer): number
+  /** Sends what is queued, then EOF. */
+  finishQueued(): Promise<void>
   /** Sends one chunk (copied once), resolving when the peer's window took it. */
   write(data: Buffer): Promise<void>
   /** Sends several chunks gathered into one copy (Writable._writev). */

@@ -74,11 +74,11 @@ describe('bad peers', () => {
     await wellBehaved()
   })
 
-  it('drops a client that stalls after the version exchange (authTimeout)', async () => {
-    const p = await peer(t.port, 'SSH-2.0-Staller\r\n')
+  it('drops a client that stalls after the version exchange, or sends nothing (authTimeout)', async () => {
     const started = Date.now()
+    const [p, silent] = await Promise.all([peer(t.port, 'SSH-2.0-Staller\r\n'), peer(t.port)])
     await until(() => p.received().toString().startsWith('SSH-2.0-'), 5000, 'server banner')
-    await withTimeout(p.closed, 5000, 'staller dropped')
+    await withTimeout(Promise.all([p.closed, silent.closed]), 5000, 'stallers dropped')
     const took = Date.now() - started
     expect(took).toBeGreaterThan(1000)
     expect(took).toBeLessThan(4000)

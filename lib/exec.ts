@@ -86,9 +86,10 @@ export class RemoteProcess extends EventEmitter {
     const err = new ChannelReadable(1)
     this.stdout = out
     this.stderr = err
-    this.stdin = new ChannelWritable(chan)
+    const stdin = new ChannelWritable(chan)
+    this.stdin = stdin
     chan.then(
-      (c) => wireChannel(c, [out.source, err.source]),
+      (c) => wireChannel(c, [out.source, err.source], stdin),
       (e) => {
         out.destroy(e)
         err.destroy(e)

@@ -28,9 +28,10 @@ export type { StatFs, TransferOptions, TransferProgress, DirTransferOptions, Sft
 export type { ResolvedConfig, ResolveConfigOptions } from './config'
 export type { KnownHostsEntry, KnownHostsIssue, KnownHostsCheck } from './known-hosts'
 export { createServer, SshServer } from './server'
+export type { ServerAddress, ServerHostKey } from './server'
 export type {
-  AuthContext, DirectTarget, OfferedKey, RemoteBind, ServerAddress, ServerAuthOptions, ServerForwardingOptions, ServerHostKey,
-  ServerLimitOptions, ServerOptions, ServerPrompt, ServerPrompter, SessionHandler, Verdict,
-} from './server'
+  AuthContext, DirectTarget, OfferedKey, RemoteBind, ServerAuthOptions, ServerForwardingOptions, ServerLimitOptions, ServerOptions,
+  ServerPrompt, ServerPrompter, SessionHandler, Verdict,
+} from './server-options'
 export { ServerSession } from './server-session'
 export type { ServerContext, ServerPty, ServerResize } from './server-session'

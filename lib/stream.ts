@@ -96,28 +96,53 @@ export class ChannelReadable extends Readable {
   }
 }
 
-/** Sends to a channel: one native call per write batch, EOF on end. @internal */
+/** Stream id of a drain wake: the native write queue fell below its mark. */
+const DRAIN = 2
+
+/**
+ * Sends to a channel. Writes are queued natively without a promise each (one lock and a
+ * notify); when the queue is full the callback waits for a drain wake. EOF on end.
+ * @internal
+ */
 export class ChannelWritable extends Writable {
-  #chan: Promise<NativeChannel>
+  #chan: NativeChannel | undefined
+  #ready: Promise<NativeChannel>
+  #pending: ((err?: Error | null) => void) | undefined
   constructor(chan: Promise<NativeChannel>) {
     super({ highWaterMark: 1024 * 1024, decodeStrings: true })
-    this.#chan = chan
+    this.#ready = chan
+    chan.then((c) => { this.#chan = c }, () => {})
     this.on('error', noop)
   }
-  override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
-    this.#chan.then((c) => c.write(chunk)).then(() => cb(), (e) => cb(fromNative(e)))
+  /** @internal */
+  drained(): void {
+    const cb = this.#pending
+    this.#pending = undefined
+    cb?.()
   }
-  override _writev(chunks: { chunk: Buffer }[], cb: (err?: Error | null) => void): void {
-    this.#chan.then((c) => c.writeMany(chunks.map((x) => x.chunk))).then(() => cb(), (e) => cb(fromNative(e)))
+  #send(c: NativeChannel, chunk: Buffer, cb: (err?: Error | null) => void): void {
+    const r = c.writeQueued(chunk)
+    if (r === 1) return cb()
+    if (r === 0) {
+      this.#pending = cb
+      return
+    }
+    cb(fromNative(c.takeError() ?? 'the channel is closed'))
+  }
+  override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
+    const c = this.#chan
+    if (c) return this.#send(c, chunk, cb)
+    this.#ready.then((ch) => this.#send(ch, chunk, cb), (e) => cb(fromNative(e)))
   }
   override _final(cb: (err?: Error | null) => void): void {
-    this.#chan.then((c) => c.eof()).then(() => cb(), (e) => cb(fromNative(e)))
+    this.#ready.then((c) => c.finishQueued()).then(() => cb(), (e) => cb(fromNative(e)))
   }
 }
 
 /** Installs the single wake callback of a channel for its two sources. @internal */
-export function wireChannel(chan: ReadableNativeChannel, sources: ChannelSource[]): void {
+export function wireChannel(chan: ReadableNativeChannel, sources: ChannelSource[], writer?: ChannelWritable): void {
   chan.setWaker((stream: number) => {
+    if (stream === DRAIN) return writer?.drained()
     for (const s of sources) if (s.stream === stream) s.wake()
   })
   for (const s of sources) s.attach(chan)
@@ -149,7 +174,7 @@ export class ChannelDuplex extends Duplex {
     this.stderr = err
     this.#in = new ChannelWritable(chan)
     this.on('error', noop)
-    chan.then((c) => wireChannel(c, [this.#out, err.source]), (e) => {
+    chan.then((c) => wireChannel(c, [this.#out, err.source], this.#in), (e) => {
       this.destroy(e)
       err.destroy(e)
     })
@@ -184,10 +209,6 @@ export class ChannelDuplex extends Duplex {
   /** @internal */
   override _write(chunk: Buffer, enc: BufferEncoding, cb: (err?: Error | null) => void): void {
     this.#in._write(chunk, enc, cb)
-  }
-  /** @internal */
-  override _writev(chunks: { chunk: Buffer }[], cb: (err?: Error | null) => void): void {
-    this.#in._writev(chunks, cb)
   }
   /** @internal */
   override _final(cb: (err?: Error | null) => void): void {

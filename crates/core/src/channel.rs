@@ -294,6 +294,14 @@ impl ChannelShared {
         self.space.notify_waiters();
     }
 
+    /// Calls the waker for `stream` unconditionally (drain notifications).
+    pub(crate) fn wake_stream(&self, stream: usize) {
+        let w = self.lock().waker.clone();
+        if let Some(w) = w {
+            w.wake(stream);
+        }
+    }
+
     pub(crate) fn on_eof(&self) {
         let mut st = self.lock();
         st.eof = true;
@@ -469,11 +477,158 @@ pub struct Channel {
     pub(crate) conn: Arc<crate::client::ConnShared>,
     /// Where Drop sends the CLOSE (Drop may run on a thread without a runtime).
     pub(crate) runtime: tokio::runtime::Handle,
+    /// Bytes JavaScript queued synchronously, sent in order by one writer task.
+    pub(crate) out: Arc<OutQueue>,
+}
+
+/// Stream id a drain wake is sent with (0 and 1 are stdout and stderr).
+pub const DRAIN: usize = 2;
+/// Queued bytes past which `write_queued` asks the writer to wait for a drain wake.
+const OUT_HIGH_WATER: usize = 1024 * 1024;
+
+#[derive(Default)]
+struct OutState {
+    data: Vec<u8>,
+    eof: bool,
+    stop: bool,
+    failed: Option<Error>,
+    writer_running: bool,
+    /// JavaScript was told to wait; wake it (DRAIN) when the queue falls below half.
+    waiting: bool,
+    done: bool,
+}
+
+/// The outgoing queue of a channel: writes from JavaScript cost one lock and a notify, no
+/// promise; the writer task sends whatever has gathered, waiting for the peer's window.
+#[derive(Default)]
+pub struct OutQueue {
+    state: Mutex<OutState>,
+    more: Notify,
+    finished: Notify,
+}
+
+impl OutQueue {
+    fn lock(&self) -> MutexGuard<'_, OutState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+async fn run_writer(out: Arc<OutQueue>, tx: Arc<ChannelWriteHalf<Msg>>, shared: Arc<ChannelShared>, conn: Arc<crate::client::ConnShared>) {
+    loop {
+        let notified = out.more.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        let (data, eof, stop) = {
+            let mut st = out.lock();
+            (std::mem::take(&mut st.data), st.eof, st.stop)
+        };
+        if stop {
+            break;
+        }
+        if !data.is_empty() {
+            if let Err(e) = tx.data_bytes(data).await {
+                let err = shared.broken_error().or_else(|| conn.close_error()).unwrap_or_else(|| match e {
+                    russh::Error::SendError => Error::channel("closed", "the channel is closed"),
+                    other => other.into(),
+                });
+                let mut st = out.lock();
+                st.failed = Some(err);
+                st.done = true;
+                drop(st);
+                shared.wake_stream(DRAIN);
+                out.finished.notify_waiters();
+                return;
+            }
+            let wake = {
+                let mut st = out.lock();
+                let w = st.waiting && st.data.len() < OUT_HIGH_WATER / 2;
+                if w {
+                    st.waiting = false;
+                }
+                w
+            };
+            if wake {
+                shared.wake_stream(DRAIN);
+            }
+            continue;
+        }
+        if eof {
+            let r = if shared.is_closed() { Ok(()) } else { tx.eof().await };
+            let mut st = out.lock();
+            if let Err(e) = r {
+                st.failed = Some(e.into());
+            }
+            st.done = true;
+            drop(st);
+            out.finished.notify_waiters();
+            return;
+        }
+        notified.await;
+    }
+    out.lock().done = true;
+    out.finished.notify_waiters();
 }
 
 impl Channel {
     pub fn shared(&self) -> &Arc<ChannelShared> {
         &self.shared
+    }
+
+    /// Queues bytes without waiting. Ok(true): keep writing; Ok(false): the queue is full,
+    /// wait for a DRAIN wake; Err: the channel failed (nothing more will be sent).
+    pub fn write_queued(&self, data: &[u8]) -> Result<bool> {
+        let mut st = self.out.lock();
+        if let Some(e) = &st.failed {
+            return Err(e.clone());
+        }
+        if st.eof || st.stop || self.shared.is_closed() {
+            return Err(self.shared.broken_error().unwrap_or_else(|| Error::channel("closed", "write after the channel closed")));
+        }
+        st.data.extend_from_slice(data);
+        let below = st.data.len() < OUT_HIGH_WATER;
+        if !below {
+            st.waiting = true;
+        }
+        let start = !st.writer_running;
+        st.writer_running = true;
+        drop(st);
+        if start {
+            let (out, tx, shared, conn) = (Arc::clone(&self.out), Arc::clone(&self.tx), Arc::clone(&self.shared), Arc::clone(&self.conn));
+            self.runtime.spawn(run_writer(out, tx, shared, conn));
+        }
+        self.out.more.notify_one();
+        Ok(below)
+    }
+
+    /// Sends everything queued, then EOF; resolves when done.
+    pub async fn finish_queued(&self) -> Result<()> {
+        let start = {
+            let mut st = self.out.lock();
+            st.eof = true;
+            let start = !st.writer_running;
+            st.writer_running = true;
+            start
+        };
+        if start {
+            let (out, tx, shared, conn) = (Arc::clone(&self.out), Arc::clone(&self.tx), Arc::clone(&self.shared), Arc::clone(&self.conn));
+            self.runtime.spawn(run_writer(out, tx, shared, conn));
+        }
+        self.out.more.notify_one();
+        loop {
+            let n = self.out.finished.notified();
+            tokio::pin!(n);
+            n.as_mut().enable();
+            {
+                let st = self.out.lock();
+                if st.done {
+                    return match &st.failed {
+                        Some(e) => Err(e.clone()),
+                        None => Ok(()),
+                    };
+                }
+            }
+            n.await;
+        }
     }
 
     fn send_error(&self, e: russh::Error) -> Error {
@@ -585,6 +740,8 @@ impl Channel {
 impl Drop for Channel {
     /// The owner is gone: a channel still open is closed in the background.
     fn drop(&mut self) {
+        self.out.lock().stop = true;
+        self.out.more.notify_one();
         self.shared.discard();
         if self.shared.is_closed() {
             self.conn.forget_channel(self.shared.id);

@@ -86,7 +86,7 @@ impl ConnShared {
         let (read_half, tx) = channel.split();
         drop(read_half);
         let shared = self.register(id);
-        Channel { shared, tx: Arc::new(tx), conn: Arc::clone(self), runtime: tokio::runtime::Handle::current() }
+        Channel { shared, tx: Arc::new(tx), conn: Arc::clone(self), runtime: tokio::runtime::Handle::current(), out: Default::default() }
     }
 
     pub(crate) fn forget_channel(&self, id: u32) {
@@ -923,7 +923,7 @@ impl Client {
         drop(read_half);
         let shared = self.shared.register(id);
         shared.set_permit(permit);
-        Ok(Channel { shared, tx: Arc::new(tx), conn: Arc::clone(&self.shared), runtime: tokio::runtime::Handle::current() })
+        Ok(Channel { shared, tx: Arc::new(tx), conn: Arc::clone(&self.shared), runtime: tokio::runtime::Handle::current(), out: Default::default() })
     }
 
     /// Opens a session and starts `command` (or a shell when None) with env and pty.

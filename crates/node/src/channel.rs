@@ -84,6 +84,26 @@ impl NativeChannel {
         self.inner.shared().buffered(if stream == 0 { 0 } else { 1 }) as u32
     }
 
+    /// Queues bytes without waiting: 1 = keep writing, 0 = queue full (a wake with stream 2
+    /// comes when it drains), -2 = the channel failed (see `takeError()`).
+    #[napi]
+    pub fn write_queued(&self, data: BufferSlice) -> i32 {
+        match self.inner.write_queued(&data) {
+            Ok(true) => 1,
+            Ok(false) => 0,
+            Err(e) => {
+                *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(errors::to_string(&e));
+                READ_ERROR
+            }
+        }
+    }
+
+    /// Sends what is queued, then EOF.
+    #[napi]
+    pub async fn finish_queued(&self) -> napi::Result<()> {
+        self.inner.finish_queued().await.js()
+    }
+
     /// Sends one chunk (copied once), resolving when the peer's window took it.
     #[napi]
     pub async fn write(&self, data: Buffer) -> napi::Result<()> {

@@ -2,14 +2,19 @@
 //! on russh-sftp's server side, serving one directory tree through [`Root`]: no request can
 //! name, open, list or change anything outside it.
 
+mod files;
+
 use std::collections::HashMap;
 use std::io;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use russh_sftp::protocol::{Attrs, Data, ExtendedReply, File, FileAttributes, Handle, Name, OpenFlags, Packet, Status, StatusCode, Version};
 use russh_sftp::server::StatusReply;
 
+use self::files::{
+    apply_attrs, attrs_of, blocking, io_reply, make_symlink, ok, open_dir, open_for_attrs, open_options, path_reply, read_at, read_only_reply, reply,
+    statvfs_of, u64s, wire_strings, write_all_at, DirState,
+};
 use super::channel::ServerChannel;
 use super::root::{PathError, Root};
 
@@ -24,13 +29,6 @@ const READDIR_BATCH: usize = 128;
 enum OpenHandle {
     File(Arc<std::fs::File>),
     Dir(Option<DirState>),
-}
-
-struct DirState {
-    entries: std::fs::ReadDir,
-    /// The directory as opened (Linux: the fd `entries` reads through stays valid with it).
-    dir: PathBuf,
-    _keep: Option<std::fs::File>,
 }
 
 pub(crate) struct SftpServer {
@@ -49,192 +47,6 @@ pub(crate) fn serve(channel: Arc<ServerChannel>, root: Arc<Root>, read_only: boo
     let server = SftpServer { root, read_only, handles: HashMap::new(), next: 1 };
     let cfg = russh_sftp::server::Config { max_client_packet_len: MAX_PACKET + 64 };
     tokio::spawn(russh_sftp::server::run_with_config(ours, server, cfg));
-}
-
-fn reply(code: StatusCode, message: impl Into<String>) -> StatusReply {
-    StatusReply::new(code).with_message(message)
-}
-
-fn io_reply(e: &io::Error) -> StatusReply {
-    match e.kind() {
-        io::ErrorKind::NotFound => reply(StatusCode::NoSuchFile, "No such file or directory"),
-        io::ErrorKind::PermissionDenied => reply(StatusCode::PermissionDenied, "Permission denied"),
-        io::ErrorKind::AlreadyExists => reply(StatusCode::Failure, "File exists"),
-        io::ErrorKind::DirectoryNotEmpty => reply(StatusCode::Failure, "Directory not empty"),
-        io::ErrorKind::NotADirectory => reply(StatusCode::NoSuchFile, "Not a directory"),
-        io::ErrorKind::IsADirectory => reply(StatusCode::Failure, "Is a directory"),
-        _ => reply(StatusCode::Failure, e.to_string()),
-    }
-}
-
-fn path_reply(e: PathError) -> StatusReply {
-    match e {
-        PathError::Escape => reply(StatusCode::PermissionDenied, "Permission denied: the path leads outside the SFTP root"),
-        PathError::Io(e) => io_reply(&e),
-    }
-}
-
-fn read_only_reply() -> StatusReply {
-    reply(StatusCode::PermissionDenied, "Permission denied: the SFTP server is read-only")
-}
-
-fn ok(id: u32) -> Status {
-    Status { id, status_code: StatusCode::Ok, error_message: "Ok".into(), language_tag: "en-US".into() }
-}
-
-/// Runs blocking filesystem work off the runtime's worker.
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, StatusReply> + Send + 'static) -> Result<T, StatusReply> {
-    tokio::task::spawn_blocking(f).await.unwrap_or_else(|_| Err(reply(StatusCode::Failure, "internal error")))
-}
-
-pub(crate) fn attrs_of(m: &std::fs::Metadata) -> FileAttributes {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::MetadataExt;
-        FileAttributes {
-            size: Some(m.size()),
-            uid: Some(m.uid()),
-            gid: Some(m.gid()),
-            // st_mode carries the file type bits SFTP clients read (S_IFDIR, S_IFLNK, …)
-            permissions: Some(m.mode()),
-            atime: Some(m.atime().clamp(0, u32::MAX as i64) as u32),
-            mtime: Some(m.mtime().clamp(0, u32::MAX as i64) as u32),
-            user: None,
-            group: None,
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let mut a = FileAttributes::from(m);
-        if m.file_type().is_symlink() {
-            a.permissions = Some(0o120777);
-        }
-        a
-    }
-}
-
-fn open_options(flags: OpenFlags, mode: u32) -> std::fs::OpenOptions {
-    let mut o = std::fs::OpenOptions::new();
-    o.read(flags.contains(OpenFlags::READ));
-    let write = flags.intersects(OpenFlags::WRITE | OpenFlags::APPEND);
-    o.write(write);
-    if flags.contains(OpenFlags::APPEND) {
-        o.append(true);
-    }
-    if flags.contains(OpenFlags::CREATE) {
-        if flags.contains(OpenFlags::EXCLUDE) {
-            o.create_new(true);
-        } else {
-            o.create(true);
-        }
-    }
-    if flags.contains(OpenFlags::TRUNCATE) {
-        o.truncate(true);
-    }
-    if !flags.intersects(OpenFlags::READ | OpenFlags::WRITE | OpenFlags::APPEND) {
-        o.read(true);
-    }
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        o.mode(mode & 0o7777);
-        // the final component was checked; it must not become a symlink before the open
-        o.custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC);
-    }
-    #[cfg(not(unix))]
-    let _ = mode;
-    o
-}
-
-fn apply_attrs(file: &std::fs::File, attrs: &FileAttributes) -> io::Result<()> {
-    if let Some(size) = attrs.size {
-        file.set_len(size)?;
-    }
-    #[cfg(unix)]
-    {
-        if let Some(mode) = attrs.permissions {
-            use std::os::unix::fs::PermissionsExt;
-            file.set_permissions(std::fs::Permissions::from_mode(mode & 0o7777))?;
-        }
-        if attrs.uid.is_some() || attrs.gid.is_some() {
-            std::os::unix::fs::fchown(file, attrs.uid, attrs.gid)?;
-        }
-    }
-    if attrs.atime.is_some() || attrs.mtime.is_some() {
-        let at = |t: u32| std::time::UNIX_EPOCH + std::time::Duration::from_secs(t as u64);
-        let mut times = std::fs::FileTimes::new();
-        if let Some(a) = attrs.atime {
-            times = times.set_accessed(at(a));
-        }
-        if let Some(m) = attrs.mtime {
-            times = times.set_modified(at(m));
-        }
-        file.set_times(times)?;
-    }
-    Ok(())
-}
-
-/// Opens an existing object for changing its attributes without following a final symlink.
-fn open_for_attrs(root: &Root, path: &str, attrs: &FileAttributes) -> Result<std::fs::File, StatusReply> {
-    let real = root.resolve(path, true).map_err(path_reply)?;
-    let mut o = std::fs::OpenOptions::new();
-    if attrs.size.is_some() {
-        o.write(true);
-    } else {
-        o.read(true);
-    }
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        // O_NONBLOCK: a FIFO must not hang the request
-        o.custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK);
-    }
-    let f = o.open(&real).map_err(|e| io_reply(&e))?;
-    root.verify_open(&f).map_err(path_reply)?;
-    Ok(f)
-}
-
-#[cfg(unix)]
-fn read_at(f: &std::fs::File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
-    std::os::unix::fs::FileExt::read_at(f, buf, offset)
-}
-#[cfg(windows)]
-fn read_at(f: &std::fs::File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
-    std::os::windows::fs::FileExt::seek_read(f, buf, offset)
-}
-#[cfg(unix)]
-fn write_all_at(f: &std::fs::File, buf: &[u8], offset: u64) -> io::Result<()> {
-    std::os::unix::fs::FileExt::write_all_at(f, buf, offset)
-}
-#[cfg(windows)]
-fn write_all_at(f: &std::fs::File, mut buf: &[u8], mut offset: u64) -> io::Result<()> {
-    while !buf.is_empty() {
-        let n = std::os::windows::fs::FileExt::seek_write(f, buf, offset)?;
-        if n == 0 {
-            return Err(io::ErrorKind::WriteZero.into());
-        }
-        buf = &buf[n..];
-        offset += n as u64;
-    }
-    Ok(())
-}
-
-/// SSH wire strings in an extended request's data.
-fn wire_strings(data: &[u8], count: usize) -> Option<Vec<String>> {
-    let mut out = Vec::with_capacity(count);
-    let mut rest = data;
-    for _ in 0..count {
-        let len_bytes: [u8; 4] = rest.get(..4)?.try_into().ok()?;
-        let len = u32::from_be_bytes(len_bytes) as usize;
-        let s = rest.get(4..4usize.checked_add(len)?)?;
-        out.push(String::from_utf8(s.to_vec()).ok()?);
-        rest = &rest[4 + len..];
-    }
-    Some(out)
-}
-
-fn u64s(values: &[u64]) -> Vec<u8> {
-    values.iter().flat_map(|v| v.to_be_bytes()).collect()
 }
 
 impl SftpServer {
@@ -288,37 +100,6 @@ impl SftpServer {
         })
         .await
     }
-}
-
-#[cfg(unix)]
-fn statvfs_of(path: &std::path::Path) -> Result<Vec<u8>, StatusReply> {
-    use std::os::unix::ffi::OsStrExt;
-    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).map_err(|_| reply(StatusCode::Failure, "invalid path"))?;
-    // SAFETY: `c` is a valid NUL-terminated string and `st` a properly sized out-parameter.
-    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
-    let rc = unsafe { libc::statvfs(c.as_ptr(), &mut st) };
-    if rc != 0 {
-        return Err(io_reply(&io::Error::last_os_error()));
-    }
-    #[allow(clippy::unnecessary_cast)]
-    Ok(u64s(&[
-        st.f_bsize as u64,
-        st.f_frsize as u64,
-        st.f_blocks as u64,
-        st.f_bfree as u64,
-        st.f_bavail as u64,
-        st.f_files as u64,
-        st.f_ffree as u64,
-        st.f_favail as u64,
-        st.f_fsid as u64,
-        st.f_flag as u64,
-        st.f_namemax as u64,
-    ]))
-}
-
-#[cfg(not(unix))]
-fn statvfs_of(_path: &std::path::Path) -> Result<Vec<u8>, StatusReply> {
-    Err(reply(StatusCode::OpUnsupported, "statvfs is not available on this platform"))
 }
 
 impl russh_sftp::server::Handler for SftpServer {
@@ -612,58 +393,3 @@ impl russh_sftp::server::Handler for SftpServer {
     }
 }
 
-fn open_dir(root: &Root, real: PathBuf) -> Result<DirState, StatusReply> {
-    #[cfg(target_os = "linux")]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        use std::os::unix::io::AsRawFd;
-        let f = std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC)
-            .open(&real)
-            .map_err(|e| io_reply(&e))?;
-        root.verify_open(&f).map_err(path_reply)?;
-        let dir = PathBuf::from(format!("/proc/self/fd/{}", f.as_raw_fd()));
-        match std::fs::read_dir(&dir) {
-            Ok(entries) => Ok(DirState { entries, dir, _keep: Some(f) }),
-            // no /proc: fall back to the checked real path
-            Err(_) => {
-                let entries = std::fs::read_dir(&real).map_err(|e| io_reply(&e))?;
-                Ok(DirState { entries, dir: real, _keep: None })
-            }
-        }
-    }
-    #[cfg(not(target_os = "linux"))]
-    {
-        let _ = root;
-        let entries = std::fs::read_dir(&real).map_err(|e| io_reply(&e))?;
-        Ok(DirState { entries, dir: real, _keep: None })
-    }
-}
-
-#[cfg(unix)]
-fn make_symlink(target: &std::path::Path, link: &std::path::Path) -> io::Result<()> {
-    std::os::unix::fs::symlink(target, link)
-}
-
-#[cfg(windows)]
-fn make_symlink(target: &std::path::Path, link: &std::path::Path) -> io::Result<()> {
-    std::os::windows::fs::symlink_file(target, link)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn extended_strings_are_parsed_without_panics() {
-        let mut d = Vec::new();
-        for s in ["a", "bc"] {
-            d.extend_from_slice(&(s.len() as u32).to_be_bytes());
-            d.extend_from_slice(s.as_bytes());
-        }
-        assert_eq!(wire_strings(&d, 2).unwrap(), vec!["a", "bc"]);
-        assert!(wire_strings(&d[..5], 2).is_none());
-        assert!(wire_strings(&[0xff, 0xff, 0xff, 0xff], 1).is_none());
-    }
-}
