@@ -214,4 +214,11 @@ export class ChannelDuplex extends Duplex {
   override _final(cb: (err?: Error | null) => void): void {
     this.#in._final(cb)
   }
+  /** @internal */
+  override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
+    // a destroyed Duplex closes its channel: the server session ends and nothing is kept
+    this.#chan.then((c) => c.close(), noop).catch(noop)
+    ;(this.stderr as Readable).destroy()
+    cb(err)
+  }
 }

@@ -294,12 +294,8 @@ impl ChannelShared {
         self.space.notify_waiters();
     }
 
-    /// Calls the waker for `stream` unconditionally (drain notifications).
-    pub(crate) fn wake_stream(&self, stream: usize) {
-        let w = self.lock().waker.clone();
-        if let Some(w) = w {
-            w.wake(stream);
-        }
+    pub(crate) fn waker(&self) -> Option<Arc<dyn Wake>> {
+        self.lock().waker.clone()
     }
 
     pub(crate) fn on_eof(&self) {
@@ -317,6 +313,9 @@ impl ChannelShared {
         st.permit = None;
         st.replies.clear();
         let wake = self.wake_all(&mut st);
+        // the wake callback references JS objects that reference this channel: releasing
+        // it here lets the garbage collector take both
+        st.waker = None;
         drop(st);
         self.notify_after(wake);
     }
@@ -329,8 +328,8 @@ impl ChannelShared {
         }
         st.permit = None;
         st.replies.clear();
-        st.waker.as_ref().map(|_| ());
         let wake = self.wake_all(&mut st);
+        st.waker = None;
         drop(st);
         self.notify_after(wake);
     }
@@ -496,6 +495,9 @@ struct OutState {
     /// JavaScript was told to wait; wake it (DRAIN) when the queue falls below half.
     waiting: bool,
     done: bool,
+    /// The writer's own handle on the wake callback: it outlives the channel's (released at
+    /// close) so a writer waiting on a drain always hears the end.
+    waker: Option<Arc<dyn Wake>>,
 }
 
 /// The outgoing queue of a channel: writes from JavaScript cost one lock and a notify, no
@@ -510,6 +512,13 @@ pub struct OutQueue {
 impl OutQueue {
     fn lock(&self) -> MutexGuard<'_, OutState> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+fn drain_wake(out: &OutQueue) {
+    let w = out.lock().waker.clone();
+    if let Some(w) = w {
+        w.wake(DRAIN);
     }
 }
 
@@ -535,7 +544,8 @@ async fn run_writer(out: Arc<OutQueue>, tx: Arc<ChannelWriteHalf<Msg>>, shared: 
                 st.failed = Some(err);
                 st.done = true;
                 drop(st);
-                shared.wake_stream(DRAIN);
+                drain_wake(&out);
+                out.lock().waker = None;
                 out.finished.notify_waiters();
                 return;
             }
@@ -548,7 +558,7 @@ async fn run_writer(out: Arc<OutQueue>, tx: Arc<ChannelWriteHalf<Msg>>, shared: 
                 w
             };
             if wake {
-                shared.wake_stream(DRAIN);
+                drain_wake(&out);
             }
             continue;
         }
@@ -559,13 +569,17 @@ async fn run_writer(out: Arc<OutQueue>, tx: Arc<ChannelWriteHalf<Msg>>, shared: 
                 st.failed = Some(e.into());
             }
             st.done = true;
+            st.waker = None;
             drop(st);
             out.finished.notify_waiters();
             return;
         }
         notified.await;
     }
-    out.lock().done = true;
+    let mut st = out.lock();
+    st.done = true;
+    st.waker = None;
+    drop(st);
     out.finished.notify_waiters();
 }
 
@@ -591,6 +605,9 @@ impl Channel {
         }
         let start = !st.writer_running;
         st.writer_running = true;
+        if start {
+            st.waker = self.shared.waker();
+        }
         drop(st);
         if start {
             let (out, tx, shared, conn) = (Arc::clone(&self.out), Arc::clone(&self.tx), Arc::clone(&self.shared), Arc::clone(&self.conn));
