@@ -2,7 +2,10 @@ import { ConfigError } from './errors'
 import type { ConnectOptions } from './options'
 
 /** One jump host: a spec string (`user@host:port`), options, or a connected client. */
-export type JumpHost = string | Partial<ConnectOptions> | { readonly isClosed: boolean }
+export type JumpHost = string | Partial<ConnectOptions> | {
+  /** True once the client's connection has ended. */
+  readonly isClosed: boolean
+}
 
 /**
  * Splits an OpenSSH ProxyJump value (`user@bastion:2222,[2001:db8::1]:22,hop2`) into hops.

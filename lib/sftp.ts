@@ -103,6 +103,26 @@ export interface StatFs {
   namemax: number
 }
 
+/** What an SFTP server offers. */
+export interface SftpInfo {
+  /** Extension names the server announced (posix-rename@openssh.com, …). */
+  extensions: string[]
+  /** Largest read request used, in bytes (the server's limit, at most 255 KiB). */
+  maxRead: number
+  /** Largest write request used, in bytes. */
+  maxWrite: number
+  /** Files the server lets one session hold open, when it says. */
+  maxOpenHandles?: number
+}
+
+/** Result of {@link FileHandle.read}. */
+export interface ReadResult {
+  /** Bytes read (0 at end of file). */
+  bytesRead: number
+  /** The buffer that was read into. */
+  buffer: Buffer
+}
+
 /** Progress of a transfer. */
 export interface TransferProgress {
   /** Bytes done. */
@@ -125,6 +145,7 @@ export interface TransferOptions {
   keepPartial?: boolean
   /** Permission bits of an uploaded file (default 0o644). */
   mode?: number
+  /** Aborts the transfer (the partial file is removed unless `keepPartial`). */
   signal?: AbortSignal
 }
 
@@ -175,7 +196,7 @@ export class FileHandle {
     if (this.#closed) throw new SftpError('EBADF: file handle is closed', 'EBADF', { status: 0 })
   }
   /** Reads into `buffer`; returns the bytes read (0 at end of file). `position` null = current. */
-  async read(buffer: Buffer, offset = 0, length = buffer.length - offset, position: number | null = null): Promise<{ bytesRead: number; buffer: Buffer }> {
+  async read(buffer: Buffer, offset = 0, length = buffer.length - offset, position: number | null = null): Promise<ReadResult> {
     this.#check()
     const at = position ?? this.#position
     let done = 0
@@ -189,7 +210,10 @@ export class FileHandle {
     return { bytesRead: done, buffer }
   }
   /** Writes `data` at `position` (null = current). */
-  async write(data: Buffer | string, position: number | null = null): Promise<{ bytesWritten: number }> {
+  async write(data: Buffer | string, position: number | null = null): Promise<{
+    /** Bytes written. */
+    bytesWritten: number
+  }> {
     this.#check()
     const buf = typeof data === 'string' ? Buffer.from(data) : data
     const at = position ?? this.#position
@@ -223,6 +247,7 @@ export class FileHandle {
     this.#closed = true
     await native(() => this.#sftp.closeHandle(this.#handle))
   }
+  /** Closes the handle at the end of an `await using` scope. */
   async [Symbol.asyncDispose](): Promise<void> {
     await this.close()
   }
@@ -266,7 +291,7 @@ export class SftpClient {
   }
 
   /** Extensions the server offers and its limits. */
-  get info(): { extensions: string[]; maxRead: number; maxWrite: number; maxOpenHandles?: number } {
+  get info(): SftpInfo {
     const i = this.#n.info
     return { extensions: i.extensions, maxRead: i.maxRead, maxWrite: i.maxWrite, maxOpenHandles: i.maxOpenHandles ?? undefined }
   }
