@@ -204,7 +204,7 @@ impl ChannelShared {
     /// Called by the event loop for CHANNEL_DATA / CHANNEL_EXTENDED_DATA.
     pub(crate) async fn push(self: &Arc<Self>, stream: usize, data: &[u8]) {
         let limits = self.limits();
-        let (wake, timer) = {
+        let (wake, timer, over) = {
             let mut st = self.lock();
             if st.discard || st.closed {
                 return;
@@ -212,14 +212,15 @@ impl ChannelShared {
             st.bufs[stream].push(data);
             st.last_push = Instant::now();
             let len = st.bufs[stream].len();
+            let over = len + st.bufs[stream ^ 1].len() > limits.high_water_mark;
             if st.armed[stream] && (len >= limits.wake_bytes || data.len() < SHORT_PACKET) {
                 st.armed[stream] = false;
-                (st.waker.clone(), false)
+                (st.waker.clone(), false, over)
             } else if st.armed[stream] && !st.quiet_timer {
                 st.quiet_timer = true;
-                (None, true)
+                (None, true, over)
             } else {
-                (None, false)
+                (None, false, over)
             }
         };
         if let Some(w) = wake {
@@ -230,7 +231,10 @@ impl ChannelShared {
             tokio::spawn(async move { me.quiet_flush().await });
         }
         self.event.notify_waiters();
-        self.wait_for_space(limits.high_water_mark).await;
+        // the common case (room left) costs no waiter setup per packet
+        if over {
+            self.wait_for_space(limits.high_water_mark).await;
+        }
     }
 
     async fn quiet_flush(&self) {
@@ -527,15 +531,16 @@ async fn run_writer(out: Arc<OutQueue>, tx: Arc<ChannelWriteHalf<Msg>>, shared: 
         let notified = out.more.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
-        let (data, eof, stop) = {
+        let (sending, eof, stop) = {
             let mut st = out.lock();
             (std::mem::take(&mut st.data), st.eof, st.stop)
         };
         if stop {
             break;
         }
-        if !data.is_empty() {
-            if let Err(e) = tx.data_bytes(data).await {
+        if !sending.is_empty() {
+            // handed over whole: russh splits it into packets without another copy here
+            if let Err(e) = tx.data_bytes(sending).await {
                 let err = shared.broken_error().or_else(|| conn.close_error()).unwrap_or_else(|| match e {
                     russh::Error::SendError => Error::channel("closed", "the channel is closed"),
                     other => other.into(),

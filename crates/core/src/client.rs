@@ -613,7 +613,12 @@ impl Client {
         let address = if host.contains(':') { format!("[{host}]:{}", opts.port) } else { format!("{host}:{}", opts.port) };
         Trace::emit(&opts.trace, || format!("connecting to {address}"));
         let stream = with_deadline(deadline, "connect", opts.connect_timeout, async {
-            TcpStream::connect((host.as_str(), opts.port)).await.map_err(|e| Error::Connect {
+            // an address needs no resolver (getaddrinfo runs on a blocking thread per call)
+            let r = match host.parse::<std::net::IpAddr>() {
+                Ok(ip) => TcpStream::connect(std::net::SocketAddr::new(ip, opts.port)).await,
+                Err(_) => TcpStream::connect((host.as_str(), opts.port)).await,
+            };
+            r.map_err(|e| Error::Connect {
                 address: address.clone(),
                 cause: e.to_string(),
                 errno: errno_name(&e),

@@ -23,6 +23,8 @@ use napi_derive::napi;
 fn init() {
     if let Ok(rt) = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
+        // name resolution and file I/O only: a few threads, not one per concurrent connect
+        .max_blocking_threads(8)
         .thread_name("ferrossh")
         .enable_all()
         .build()
