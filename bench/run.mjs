@@ -13,6 +13,7 @@ import { startSshd } from '../__test__/fixtures/sshd.mjs'
 import { runChild, killAllChildren } from './lib/spawn.mjs'
 import { workloadSpecs, summarize } from './lib/workloads.mjs'
 import { ratios, renderWorkload, targetChecks } from './lib/report.mjs'
+import { prepareSftpFiles, startByteSource } from './lib/fixtures.mjs'
 import { fmt } from './lib/table.mjs'
 import * as ferrossh from './peers/ferrossh.mjs'
 import * as ssh2 from './peers/ssh2.mjs'
@@ -42,12 +43,18 @@ const cfg = {
   messageBytes: 64,
   warmup: 20,
   concurrent: num('BENCH_CONCURRENT', QUICK ? 20 : 100),
+  sftpMiB: num('BENCH_SFTP_MB', QUICK ? 16 : 256),
+  forwardMiB: num('BENCH_FORWARD_MB', QUICK ? 16 : 256),
+  jumpMiB: num('BENCH_JUMP_MB', QUICK ? 16 : 256),
   cipher: env.BENCH_CIPHER || 'aes128-gcm@openssh.com',
   timeoutS: num('BENCH_TIMEOUT_S', QUICK ? 60 : 300),
 }
 
 const ALL_PEERS = [ferrossh, ssh2, russh, openssh, rustFloor]
-const ALL_WORKLOADS = ['connect', 'download', 'upload', 'roundtrip', 'concurrent']
+const ALL_WORKLOADS = [
+  'connect', 'download', 'upload', 'roundtrip', 'concurrent',
+  'sftp-download', 'sftp-upload', 'sftp-stream', 'forward', 'jump',
+]
 const pick = (all, list, key) => {
   if (!list) return all
   const wanted = list.split(',').map((s) => s.trim())
@@ -107,8 +114,11 @@ async function main() {
       'MaxSessions 100',
     ],
   })
+  // undoes the SFTP file and the forward's byte source (below), also on Ctrl-C
+  const cleanups = []
   const stopAll = async () => {
     killAllChildren()
+    for (const c of cleanups.splice(0)) await Promise.resolve().then(c).catch(() => {})
     await sshd.stop().catch(() => {})
   }
   for (const sig of ['SIGINT', 'SIGTERM']) {
@@ -127,31 +137,58 @@ async function main() {
     hostKeyBase64: sshd.hostKeys.ed25519.publicKey.split(' ')[1],
     cipher: cfg.cipher,
   }
+  // A peer may sit a workload out (peer.unsupported(name) gives the reason), or measure it in
+  // several variants, each its own row (peer.variants(name): [{ label, variant }]).
+  const notMeasured = {}
+  const rowsOf = (name, peer) => peer.variants?.(name) ?? [{ label: peer.label, variant: null }]
+  for (const name of workloads) {
+    notMeasured[name] = {}
+    for (const peer of running) {
+      const why = peer.unsupported?.(name)
+      if (why) notMeasured[name][peer.label] = why
+    }
+  }
   const results = {}
   const errors = []
+  const fixture = { home: sshd.home }
   try {
+    if (workloads.some((w) => w.startsWith('sftp-'))) {
+      log(`\nwriting the ${cfg.sftpMiB} MiB SFTP test file to ${sshd.home}`)
+      const files = prepareSftpFiles(sshd.home, cfg.sftpMiB * 1024 * 1024)
+      cleanups.push(() => files.remove())
+      Object.assign(fixture, { sftpFile: files.sftpFile, localDir: files.localDir })
+    }
+    if (workloads.includes('forward')) {
+      const source = await startByteSource(cfg.forwardMiB * 1024 * 1024)
+      cleanups.push(() => source.close())
+      fixture.sourcePort = source.port
+    }
     for (const name of workloads) {
       const spec = specs[name]
+      const pad = Math.max(12, ...running.flatMap((p) => rowsOf(name, p).map((r) => r.label.length)))
       results[name] = {}
       log(`\n${spec.title}`)
+      for (const [label, why] of Object.entries(notMeasured[name])) log(`  ${label.padEnd(pad)} not measured: ${why}`)
       for (let round = 1; round <= cfg.rounds; round++) {
-        for (const peer of running) {
-          const params = { ...spec.params, target }
-          const cmd = peer.command
-            ? peer.command(name, params)
-            : { file: process.execPath, args: [here('./lib/child.mjs'), peerKey(peer), name, JSON.stringify(params)] }
-          const { result, error } = await runChild(cmd.file, cmd.args, { timeoutMs: cfg.timeoutS * 1000 })
-          const slot = (results[name][peer.label] ??= { rounds: [], errors: [] })
-          if (error) {
-            slot.errors.push(error)
-            errors.push({ workload: name, peer: peer.label, round, error })
-            log(`  round ${round}  ${peer.label.padEnd(12)} ERROR ${error}`)
-            continue
+        for (const peer of running.filter((p) => !notMeasured[name][p.label])) {
+          for (const { label, variant } of rowsOf(name, peer)) {
+            const params = { ...spec.params, target, fixture, variant }
+            const cmd = peer.command
+              ? peer.command(name, params)
+              : { file: process.execPath, args: [here('./lib/child.mjs'), peerKey(peer), name, JSON.stringify(params)] }
+            const { result, error } = await runChild(cmd.file, cmd.args, { timeoutMs: cfg.timeoutS * 1000 })
+            const slot = (results[name][label] ??= { rounds: [], errors: [] })
+            if (error) {
+              slot.errors.push(error)
+              errors.push({ workload: name, peer: label, round, error })
+              log(`  round ${round}  ${label.padEnd(pad)} ERROR ${error}`)
+              continue
+            }
+            slot.rounds.push(result)
+            if (result.note) slot.note = result.note
+            const m = spec.reduce(result)
+            log(`  round ${round}  ${label.padEnd(pad)} ${spec.metrics.map((x) => `${x.title} ${fmt(m[x.key])}`).join('  ')}`)
           }
-          slot.rounds.push(result)
-          if (result.note) slot.note = result.note
-          const m = spec.reduce(result)
-          log(`  round ${round}  ${peer.label.padEnd(12)} ${spec.metrics.map((x) => `${x.title} ${fmt(m[x.key])}`).join('  ')}`)
         }
       }
       for (const slot of Object.values(results[name])) {
@@ -159,16 +196,18 @@ async function main() {
       }
     }
   } finally {
+    for (const c of cleanups.splice(0)) await c()
     await sshd.stop()
   }
 
-  const labels = peers.map((p) => p.label)
+  // rows of each table: every peer (skipped ones too, to say so) and its variants
+  const labelsOf = (name) => peers.flatMap((p) => (skipped[p.label] || notMeasured[name][p.label] ? [p.label] : rowsOf(name, p).map((r) => r.label)))
   const header = [
     '',
     `ferrossh bench — ${cfg.cipher}, loopback OpenSSH sshd, ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, Node ${process.version}${QUICK ? ' (BENCH_QUICK: small sizes, not for comparison)' : ''}`,
     'ratios are peer / ssh2: above 1× is better for MiB/s, below 1× is better for everything else',
   ]
-  const tables = workloads.map((w) => renderWorkload(w, specs[w], labels, results, skipped, cfg.rounds))
+  const tables = workloads.map((w) => renderWorkload(w, specs[w], labelsOf(w), results, skipped, cfg.rounds, notMeasured[w]))
   const footer = [
     ...warnings.filter(Boolean).map((w) => `warning: ${w}`),
     ...Object.entries(skipped).map(([label, why]) => `skipped: ${label} — ${why}`),
@@ -196,6 +235,7 @@ async function main() {
     workloads: Object.fromEntries(workloads.map((w) => [w, {
       title: specs[w].title,
       metrics: specs[w].metrics,
+      notMeasured: notMeasured[w],
       peers: Object.fromEntries(Object.entries(results[w] ?? {}).map(([label, s]) => [label, { summary: s.summary ?? null, note: s.note, rounds: s.rounds, errors: s.errors }])),
     }])),
     ratios: ratios(chosenSpecs, results),

@@ -2,10 +2,16 @@
 // Prints a single JSON line with the figures. A fresh process per measurement keeps one peer's
 // heap, threads and peak RSS out of another's numbers.
 //
-// Library peers (bench/peers/<name>.mjs exporting connect/execTrue/download/upload/openEcho/close)
-// are driven by the workloads below, which own all timing so every library is measured the same
+// Library peers (bench/peers/<name>.mjs exporting connect/execTrue/download/upload/openEcho/close,
+// and for the SFTP, forward and jump workloads sftp/sftpDownload/sftpUpload/sftpReadStream/
+// sftpEnd/forwardLocal/connectJump) are driven by the workloads below, which own all timing so every library is measured the same
 // way; a peer that measures itself (the OpenSSH driver) exports runWorkload instead.
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks'
+import { existsSync, statSync, unlinkSync } from 'node:fs'
+import { join } from 'node:path'
+import { runSink } from './sink.mjs'
+import { checkSamples } from './fixtures.mjs'
+import { countBytes } from './streams.mjs'
 
 const [peerName, workload, paramsJson] = process.argv.slice(2)
 const params = JSON.parse(paramsJson)
@@ -99,6 +105,85 @@ const workloads = {
     await echo.end()
     await peer.close(s)
     return { latenciesUs, cpuS: m.cpuS, loopP99Ms: m.loopP99Ms }
+  },
+
+  // SFTP: the connection and the SFTP session are set up before the clock starts; the file was
+  // written once per run by the harness (bench/lib/fixtures.mjs) and is in the page cache.
+  async 'sftp-download'(peer, p) {
+    const s = await peer.connect(p.target)
+    const sftp = await peer.sftp(s)
+    const local = join(p.fixture.localDir, `download-${process.pid}.bin`)
+    try {
+      const stop = startMeasure()
+      await peer.sftpDownload(sftp, p.fixture.sftpFile, local)
+      const m = stop()
+      const bytes = statSync(local).size
+      if (bytes !== p.bytes) throw new Error(`downloaded ${bytes} bytes, expected ${p.bytes}`)
+      checkSamples(p.fixture.sftpFile, local, bytes)
+      await peer.sftpEnd(sftp)
+      await peer.close(s)
+      return { bytes, ...m, note: peer.sftpNote?.('sftp-download') }
+    } finally {
+      // a deleted file's dirty pages are dropped, not written back during the next peer's run
+      if (existsSync(local)) unlinkSync(local)
+    }
+  },
+
+  async 'sftp-upload'(peer, p) {
+    const s = await peer.connect(p.target)
+    const sftp = await peer.sftp(s)
+    // the server is this machine: the uploaded file is checked and removed through the local fs
+    const remote = `${p.fixture.home}/ferrossh-bench-upload-${process.pid}.bin`
+    try {
+      const stop = startMeasure()
+      await peer.sftpUpload(sftp, p.fixture.sftpFile, remote)
+      const m = stop()
+      const bytes = statSync(remote).size
+      if (bytes !== p.bytes) throw new Error(`uploaded ${bytes} bytes, expected ${p.bytes}`)
+      checkSamples(p.fixture.sftpFile, remote, bytes)
+      await peer.sftpEnd(sftp)
+      await peer.close(s)
+      return { bytes, ...m, note: peer.sftpNote?.('sftp-upload') }
+    } finally {
+      if (existsSync(remote)) unlinkSync(remote)
+    }
+  },
+
+  async 'sftp-stream'(peer, p) {
+    const s = await peer.connect(p.target)
+    const sftp = await peer.sftp(s)
+    const stop = startMeasure()
+    // opening the file is part of the stream, as a caller sees it
+    const bytes = await countBytes(peer.sftpReadStream(sftp, p.fixture.sftpFile, p.variant))
+    const m = stop()
+    if (bytes !== p.bytes) throw new Error(`streamed ${bytes} bytes, expected ${p.bytes}`)
+    await peer.sftpEnd(sftp)
+    await peer.close(s)
+    return { bytes, ...m }
+  },
+
+  // The byte source runs in the harness and the sink in a process of its own (bench/lib/sink.mjs),
+  // so the CPU counted here is the forwarding alone.
+  async forward(peer, p) {
+    const s = await peer.connect(p.target)
+    const fwd = await peer.forwardLocal(s, '127.0.0.1', p.fixture.sourcePort)
+    const stop = startMeasure()
+    const sink = await runSink(fwd.port, p.bytes)
+    const m = stop()
+    await fwd.close()
+    await peer.close(s)
+    // wall time is the sink's (connect to last byte); the window above adds its process start
+    return { bytes: sink.bytes, wallS: sink.wallS, cpuS: m.cpuS, loopP99Ms: m.loopP99Ms, sinkCpuS: sink.cpuS, windowS: m.wallS }
+  },
+
+  async jump(peer, p) {
+    const s = await peer.connectJump(p.target)
+    const stop = startMeasure()
+    const bytes = await peer.download(s, `head -c ${p.bytes} /dev/zero`)
+    const m = stop()
+    await peer.close(s)
+    if (bytes !== p.bytes) throw new Error(`received ${bytes} bytes, expected ${p.bytes}`)
+    return { bytes, ...m }
   },
 
   async concurrent(peer, p) {

@@ -43,7 +43,7 @@ export function targetChecks(results) {
   return checks
 }
 
-export function renderWorkload(name, spec, peerOrder, results, skipped, rounds) {
+export function renderWorkload(name, spec, peerOrder, results, skipped, rounds, notMeasured = {}) {
   const peers = results[name] ?? {}
   const base = peers[BASE]?.summary
   const columns = [{ title: 'peer' }]
@@ -54,6 +54,11 @@ export function renderWorkload(name, spec, peerOrder, results, skipped, rounds) 
     const r = peers[label]
     if (skipped[label]) {
       rows.push([label, ...spec.metrics.flatMap(() => ['skipped', ''])])
+      continue
+    }
+    if (notMeasured[label]) {
+      rows.push([label, ...spec.metrics.flatMap(() => ['n/a', ''])])
+      notes.add(`${label}: not measured — ${notMeasured[label]}`)
       continue
     }
     if (!r?.summary) {

@@ -61,8 +61,44 @@ export function workloadSpecs(cfg) {
         cpuS: r.cpuS,
       }),
     },
+    'sftp-download': {
+      title: `f. SFTP download: a ${cfg.sftpMiB} MiB file, remote path → local path`,
+      params: { bytes: cfg.sftpMiB * MiB },
+      metrics: TRANSFER_METRICS,
+      reduce: transfer,
+    },
+    'sftp-upload': {
+      title: `g. SFTP upload: a ${cfg.sftpMiB} MiB file, local path → remote path`,
+      params: { bytes: cfg.sftpMiB * MiB },
+      metrics: TRANSFER_METRICS,
+      reduce: transfer,
+    },
+    'sftp-stream': {
+      title: `h. SFTP read stream: a ${cfg.sftpMiB} MiB file through createReadStream, bytes counted in a Writable`,
+      params: { bytes: cfg.sftpMiB * MiB },
+      metrics: [...TRANSFER_METRICS, { key: 'loopP99Ms', title: 'loop p99 ms', better: 'lower' }],
+      reduce: (r) => ({ ...transfer(r), loopP99Ms: r.loopP99Ms }),
+    },
+    forward: {
+      title: `i. local port forward: ${cfg.forwardMiB} MiB from a TCP server, through the forward, to a TCP client (separate processes)`,
+      params: { bytes: cfg.forwardMiB * MiB },
+      metrics: TRANSFER_METRICS,
+      reduce: transfer,
+    },
+    jump: {
+      title: `j. exec download through one jump host: head -c ${cfg.jumpMiB} MiB of /dev/zero (both hops on the same sshd)`,
+      params: { bytes: cfg.jumpMiB * MiB },
+      metrics: TRANSFER_METRICS,
+      reduce: transfer,
+    },
   }
 }
+
+const TRANSFER_METRICS = [
+  { key: 'mibps', title: 'MiB/s', better: 'higher' },
+  { key: 'cpuS', title: 'CPU s', better: 'lower' },
+]
+const transfer = (r) => ({ mibps: r.bytes / MiB / r.wallS, cpuS: r.cpuS })
 
 /** Median over rounds of each metric. */
 export function summarize(spec, rounds) {
@@ -97,4 +133,17 @@ export const TARGETS = {
     // Node's own baseline (~40 MiB) is in both peaks; the memory the connections cost is the Δ
     ['Δ RSS ≤ 0.5× ssh2', 'deltaRssMiB', 'ssh2', 'deltaRssMiB', 0.5, 'le'],
   ],
+  'sftp-download': [
+    ['MiB/s ≥ 1.1× OpenSSH sftp', 'mibps', 'OpenSSH ssh', 'mibps', 1.1, 'ge'],
+    ['MiB/s ≥ 3× ssh2 fastGet', 'mibps', 'ssh2', 'mibps', 3, 'ge'],
+    ['CPU ≤ 0.5× ssh2', 'cpuS', 'ssh2', 'cpuS', 0.5, 'le'],
+  ],
+  'sftp-upload': [
+    ['MiB/s ≥ OpenSSH sftp', 'mibps', 'OpenSSH ssh', 'mibps', 1, 'ge'],
+    ['MiB/s ≥ 1.2× ssh2 fastPut', 'mibps', 'ssh2', 'mibps', 1.2, 'ge'],
+    ['CPU ≤ 0.5× ssh2', 'cpuS', 'ssh2', 'cpuS', 0.5, 'le'],
+  ],
+  'sftp-stream': [['MiB/s ≥ 5× ssh2 (default highWaterMark)', 'mibps', 'ssh2', 'mibps', 5, 'ge']],
+  forward: [['MiB/s ≥ 1.5× ssh2', 'mibps', 'ssh2', 'mibps', 1.5, 'ge']],
+  jump: [['MiB/s ≥ 1.2× ssh2', 'mibps', 'ssh2', 'mibps', 1.2, 'ge']],
 }

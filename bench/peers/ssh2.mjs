@@ -4,6 +4,7 @@
 import { createRequire } from 'node:module'
 import { readFileSync } from 'node:fs'
 import { once } from 'node:events'
+import net from 'node:net'
 import { countBytes, writeAll } from '../lib/streams.mjs'
 
 const require = createRequire(import.meta.url)
@@ -21,7 +22,7 @@ export function unavailableReason() {
   return null
 }
 
-export function connect(t) {
+export function connect(t, extra = {}) {
   const { Client } = require('ssh2')
   const expected = Buffer.from(t.hostKeyBase64, 'base64')
   return new Promise((resolve, reject) => {
@@ -42,6 +43,7 @@ export function connect(t) {
       hostVerifier: (key) => expected.equals(key),
       algorithms: { cipher: [t.cipher] },
       readyTimeout: 60_000,
+      ...extra,
     })
     c.setNoDelay(true)
   })
@@ -107,4 +109,79 @@ export async function close(c) {
   c.end()
   await closed
   if (c.lastError) throw c.lastError
+  if (c.outer) await close(c.outer)
+}
+
+// SFTP at its best: fastGet/fastPut with many requests in flight. ssh2 reads the server's
+// limits@openssh.com, so requests up to the server's 255 KiB are allowed; the defaults below are
+// the fastest settings measured here (bench/README.md, "ssh2 SFTP settings").
+const env = process.env
+const SFTP_OPTS = {
+  concurrency: Number(env.BENCH_SSH2_SFTP_CONCURRENCY) || 32,
+  chunkSize: (Number(env.BENCH_SSH2_SFTP_CHUNK_KB) || 255) * 1024,
+}
+/** The larger highWaterMark of the second createReadStream row: ssh2's default is 64 KiB, ferrossh's 4 MiB. */
+export const STREAM_HWM = (Number(env.BENCH_SSH2_STREAM_HWM_KB) || 4096) * 1024
+
+export function sftpNote(workload) {
+  const fn = workload === 'sftp-upload' ? 'fastPut' : 'fastGet'
+  return `${fn} with concurrency ${SFTP_OPTS.concurrency}, chunkSize ${SFTP_OPTS.chunkSize / 1024} KiB`
+}
+
+export function sftp(c) {
+  return new Promise((resolve, reject) => c.sftp((err, s) => (err ? reject(err) : resolve(s))))
+}
+
+export async function sftpEnd(s) {
+  const closed = once(s, 'close')
+  s.end()
+  await closed
+}
+
+export function sftpDownload(s, remote, local) {
+  return new Promise((resolve, reject) => s.fastGet(remote, local, SFTP_OPTS, (err) => (err ? reject(err) : resolve())))
+}
+
+export function sftpUpload(s, local, remote) {
+  return new Promise((resolve, reject) => s.fastPut(local, remote, SFTP_OPTS, (err) => (err ? reject(err) : resolve())))
+}
+
+/** Rows of the sftp-stream table: ssh2's default read stream, and one with a larger highWaterMark. */
+export function variants(workload) {
+  if (workload !== 'sftp-stream') return null
+  return [
+    { label: 'ssh2', variant: null },
+    { label: `ssh2 hwm ${STREAM_HWM / 1024} KiB`, variant: { highWaterMark: STREAM_HWM } },
+  ]
+}
+
+export const sftpReadStream = (s, path, variant) => s.createReadStream(path, variant ?? undefined)
+
+/**
+ * What users write for `ssh -L` with ssh2: a local net.Server whose connections are piped to
+ * forwardOut channels.
+ */
+export async function forwardLocal(c, remoteHost, remotePort) {
+  const server = net.createServer((sock) => {
+    c.forwardOut(sock.remoteAddress, sock.remotePort, remoteHost, remotePort, (err, stream) => {
+      if (err) return sock.destroy(err)
+      sock.pipe(stream).pipe(sock)
+    })
+  })
+  await new Promise((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(0, '127.0.0.1', resolve)
+  })
+  return { port: server.address().port, close: () => new Promise((resolve) => server.close(() => resolve())) }
+}
+
+/** ssh2's way through a jump host: a forwardOut channel of the outer client as the inner one's `sock`. */
+export async function connectJump(t) {
+  const outer = await connect(t)
+  const stream = await new Promise((resolve, reject) => {
+    outer.forwardOut('127.0.0.1', 0, t.host, t.port, (err, s) => (err ? reject(err) : resolve(s)))
+  })
+  const inner = await connect(t, { sock: stream })
+  inner.outer = outer
+  return inner
 }

@@ -1,0 +1,96 @@
+// What the SFTP and forward workloads need besides the sshd, set up once per run by the harness:
+// the file to transfer (in the test user's home; the server is this machine) and a TCP server
+// that sends a fixed number of bytes to whoever connects (the far end of the forwards).
+import { closeSync, chownSync, mkdtempSync, openSync, readSync, rmSync, statSync, writeSync } from 'node:fs'
+import { randomFillSync } from 'node:crypto'
+import net from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+
+const MiB = 1024 * 1024
+
+/** One MiB of random bytes, repeated: nothing on the way can shortcut zeros. */
+function block() {
+  return randomFillSync(Buffer.allocUnsafe(MiB))
+}
+
+/**
+ * Writes `bytes` to `<home>/ferrossh-bench-sftp-<pid>.bin`, owned by the home's owner (the test
+ * user), plus a local directory for downloaded copies. Both go away with remove().
+ */
+export function prepareSftpFiles(home, bytes) {
+  const { uid, gid } = statSync(home)
+  const sftpFile = join(home, `ferrossh-bench-sftp-${process.pid}.bin`)
+  const buf = block()
+  const fd = openSync(sftpFile, 'w', 0o644)
+  try {
+    for (let left = bytes; left > 0; left -= buf.length) writeSync(fd, buf, 0, Math.min(left, buf.length))
+  } finally {
+    closeSync(fd)
+  }
+  chownSync(sftpFile, uid, gid)
+  const localDir = mkdtempSync(join(tmpdir(), 'ferrossh-bench-'))
+  return {
+    sftpFile,
+    localDir,
+    remove() {
+      rmSync(sftpFile, { force: true })
+      rmSync(localDir, { recursive: true, force: true })
+    },
+  }
+}
+
+/** A TCP server on 127.0.0.1 that writes `bytes` to each connection, then ends it. */
+export async function startByteSource(bytes) {
+  const buf = block()
+  const open = new Set()
+  const server = net.createServer((sock) => {
+    open.add(sock)
+    sock.on('close', () => open.delete(sock))
+    sock.on('error', () => {}) // a forwarder torn down mid-transfer resets the connection
+    let left = bytes
+    const pump = () => {
+      while (left > 0) {
+        const n = Math.min(left, buf.length)
+        left -= n
+        if (!sock.write(n === buf.length ? buf : buf.subarray(0, n))) return void sock.once('drain', pump)
+      }
+      sock.end()
+    }
+    pump()
+  })
+  await new Promise((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(0, '127.0.0.1', resolve)
+  })
+  return {
+    port: server.address().port,
+    close: () => new Promise((resolve) => {
+      server.close(() => resolve())
+      for (const sock of open) sock.destroy()
+    }),
+  }
+}
+
+/**
+ * Throws unless `copy` matches `original` in 16 blocks of 4 KiB spread over the file (first and
+ * last included): cheap, and enough to catch a chunk written at the wrong offset.
+ */
+export function checkSamples(original, copy, size) {
+  const a = openSync(original, 'r')
+  const b = openSync(copy, 'r')
+  try {
+    const x = Buffer.alloc(4096)
+    const y = Buffer.alloc(4096)
+    for (let i = 0; i < 16; i++) {
+      const at = Math.max(0, Math.min(size - 4096, Math.floor((i / 15) * (size - 4096))))
+      const n = readSync(a, x, 0, 4096, at)
+      if (readSync(b, y, 0, 4096, at) !== n || !x.subarray(0, n).equals(y.subarray(0, n))) {
+        throw new Error(`${copy} differs from ${original} near byte ${at}`)
+      }
+    }
+  } finally {
+    closeSync(a)
+    closeSync(b)
+  }
+}
