@@ -216,8 +216,10 @@ export class ChannelDuplex extends Duplex {
   }
   /** @internal */
   override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
-    // a destroyed Duplex closes its channel: the server session ends and nothing is kept
-    this.#chan.then((c) => c.close(), noop).catch(noop)
+    // destroyed before both directions ended (an error, or the user gave up): close the
+    // channel so the server session ends and nothing is kept. After a normal end (EOF both
+    // ways, autoDestroy) the server closes it, after sending the exit status.
+    if (err || !this.readableEnded || !this.writableFinished) this.#chan.then((c) => c.close(), noop).catch(noop)
     ;(this.stderr as Readable).destroy()
     cb(err)
   }
