@@ -21,8 +21,10 @@ use napi_derive::napi;
 /// ways for the channel data path (DESIGN.md) and costs no cross-worker hops.
 #[napi_derive::module_init]
 fn init() {
+    // FERROSSH_WORKER_THREADS overrides it (1–16), e.g. for processes that mostly forward
+    let workers = std::env::var("FERROSSH_WORKER_THREADS").ok().and_then(|v| v.parse::<usize>().ok()).filter(|n| (1..=16).contains(n)).unwrap_or(1);
     if let Ok(rt) = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
+        .worker_threads(workers)
         // name resolution and file I/O only: a few threads, not one per concurrent connect
         .max_blocking_threads(8)
         .thread_name("ferrossh")
