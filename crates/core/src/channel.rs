@@ -110,6 +110,8 @@ struct State {
     last_push: Instant,
     replies: VecDeque<oneshot::Sender<bool>>,
     permit: Option<OwnedSemaphorePermit>,
+    /// A Rust-side reader (next_chunks) waits on `event` for data; JS readers use the waker.
+    rust_reader: bool,
 }
 
 /// Limits for one channel's receive buffer.
@@ -155,6 +157,7 @@ impl ChannelShared {
                 last_push: Instant::now(),
                 replies: VecDeque::new(),
                 permit: None,
+                rust_reader: false,
             }),
             space: Notify::new(),
             event: Notify::new(),
@@ -204,23 +207,27 @@ impl ChannelShared {
     /// Called by the event loop for CHANNEL_DATA / CHANNEL_EXTENDED_DATA.
     pub(crate) async fn push(self: &Arc<Self>, stream: usize, data: &[u8]) {
         let limits = self.limits();
-        let (wake, timer, over) = {
+        let (wake, timer, over, notify) = {
             let mut st = self.lock();
             if st.discard || st.closed {
                 return;
             }
             st.bufs[stream].push(data);
-            st.last_push = Instant::now();
+            if st.quiet_timer || st.armed[stream] {
+                // only the quiet-flush timer reads it
+                st.last_push = Instant::now();
+            }
+            let notify = st.rust_reader;
             let len = st.bufs[stream].len();
             let over = len + st.bufs[stream ^ 1].len() > limits.high_water_mark;
             if st.armed[stream] && (len >= limits.wake_bytes || data.len() < SHORT_PACKET) {
                 st.armed[stream] = false;
-                (st.waker.clone(), false, over)
+                (st.waker.clone(), false, over, notify)
             } else if st.armed[stream] && !st.quiet_timer {
                 st.quiet_timer = true;
-                (None, true, over)
+                (None, true, over, notify)
             } else {
-                (None, false, over)
+                (None, false, over, notify)
             }
         };
         if let Some(w) = wake {
@@ -230,7 +237,9 @@ impl ChannelShared {
             let me = Arc::clone(self);
             tokio::spawn(async move { me.quiet_flush().await });
         }
-        self.event.notify_waiters();
+        if notify {
+            self.event.notify_waiters();
+        }
         // the common case (room left) costs no waiter setup per packet
         if over {
             self.wait_for_space(limits.high_water_mark).await;
@@ -451,6 +460,7 @@ impl ChannelShared {
             notified.as_mut().enable();
             {
                 let mut st = self.lock();
+                st.rust_reader = true;
                 if st.bufs[0].len() > 0 || st.bufs[1].len() > 0 {
                     let out = [st.bufs[0].take_all(), st.bufs[1].take_all()];
                     drop(st);
