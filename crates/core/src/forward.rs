@@ -97,6 +97,22 @@ where
     while conns.join_next().await.is_some() {}
 }
 
+type Accepting<S> = std::pin::Pin<Box<dyn std::future::Future<Output = std::io::Result<(S, Option<SocketAddr>)>> + Send>>;
+
+/// Accepts TCP connections for `serve`, with TCP_NODELAY (forwarded protocols are often
+/// interactive).
+fn tcp_acceptor(listener: TcpListener) -> impl FnMut() -> Accepting<TcpStream> {
+    let listener = Arc::new(listener);
+    move || {
+        let l = Arc::clone(&listener);
+        Box::pin(async move {
+            let (s, a) = l.accept().await?;
+            let _ = s.set_nodelay(true);
+            Ok((s, Some(a)))
+        })
+    }
+}
+
 pub async fn bind_tcp(spec: &str, bind_host: &str, bind_port: u16) -> Result<TcpListener> {
     TcpListener::bind((bind_host.trim_matches(['[', ']']), bind_port)).await.map_err(|e| forward_error(spec, format!("cannot listen on {bind_host}:{bind_port}: {e}")))
 }
@@ -105,17 +121,9 @@ pub async fn bind_tcp(spec: &str, bind_host: &str, bind_port: u16) -> Result<Tcp
 pub async fn forward_local(client: Arc<Client>, listener: TcpListener, target: Target) -> Result<ForwardHandle> {
     let stop = CancelToken::new();
     let local_addr = listener.local_addr().ok();
-    let listener = Arc::new(listener);
     let s2 = stop.clone();
     let task = tokio::spawn(async move {
-        let accept = move || {
-            let l = Arc::clone(&listener);
-            Box::pin(async move {
-                let (s, a) = l.accept().await?;
-                let _ = s.set_nodelay(true);
-                Ok((s, Some(a)))
-            }) as std::pin::Pin<Box<dyn std::future::Future<Output = std::io::Result<(TcpStream, Option<SocketAddr>)>> + Send>>
-        };
+        let accept = tcp_acceptor(listener);
         serve(s2, accept, move |sock, peer| {
             let (client, target) = (Arc::clone(&client), target.clone());
             async move {
@@ -143,7 +151,7 @@ pub async fn forward_local_unix(client: Arc<Client>, path: PathBuf, target: Targ
             Box::pin(async move {
                 let (s, _) = l.accept().await?;
                 Ok((s, None))
-            }) as std::pin::Pin<Box<dyn std::future::Future<Output = std::io::Result<(tokio::net::UnixStream, Option<SocketAddr>)>> + Send>>
+            }) as Accepting<tokio::net::UnixStream>
         };
         serve(s2, accept, move |sock, _| {
             let (client, target) = (Arc::clone(&client), target.clone());
@@ -162,17 +170,9 @@ pub async fn forward_local_unix(client: Arc<Client>, path: PathBuf, target: Targ
 pub async fn forward_dynamic(client: Arc<Client>, listener: TcpListener) -> Result<ForwardHandle> {
     let stop = CancelToken::new();
     let local_addr = listener.local_addr().ok();
-    let listener = Arc::new(listener);
     let s2 = stop.clone();
     let task = tokio::spawn(async move {
-        let accept = move || {
-            let l = Arc::clone(&listener);
-            Box::pin(async move {
-                let (s, a) = l.accept().await?;
-                let _ = s.set_nodelay(true);
-                Ok((s, Some(a)))
-            }) as std::pin::Pin<Box<dyn std::future::Future<Output = std::io::Result<(TcpStream, Option<SocketAddr>)>> + Send>>
-        };
+        let accept = tcp_acceptor(listener);
         serve(s2, accept, move |sock, peer| {
             let client = Arc::clone(&client);
             async move {

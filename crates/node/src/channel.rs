@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use ferrossh_core::{Channel, ReadResult, Wake};
+use ferrossh_core::{Channel, ChannelShared, ReadResult, Wake};
 use napi::bindgen_prelude::{Buffer, BufferSlice, Function};
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::Status;
@@ -23,21 +23,58 @@ impl Wake for JsWake {
     }
 }
 
+/// `read()` results below zero.
+pub const READ_EOF: i32 = -1;
+pub const READ_ERROR: i32 = -2;
+
+/// What every JS-drained buffer (client channel, server session, SFTP read stream) needs on
+/// the binding side: the weak wake callback, the synchronous read, the error behind a -2.
+#[derive(Default)]
+pub(crate) struct Reader {
+    last_error: std::sync::Mutex<Option<String>>,
+}
+
+impl Reader {
+    /// A weak threadsafe function: a wake never keeps the process alive.
+    pub fn waker(cb: Function<u32, ()>) -> napi::Result<Arc<dyn Wake>> {
+        let tsfn: WakeFn = cb.build_threadsafe_function().weak::<true>().callee_handled::<false>().build()?;
+        Ok(Arc::new(JsWake(tsfn)))
+    }
+
+    /// > 0 bytes copied, 0 = nothing yet (armed: a wake follows), -1 = end, -2 = failed.
+    pub fn read(&self, shared: &ChannelShared, stream: u32, buf: &mut [u8]) -> i32 {
+        let s = if stream == 0 { 0 } else { 1 };
+        // a JS Buffer is at most 2^31-1 here (the return type), more than any wake batch
+        let max = buf.len().min(i32::MAX as usize);
+        match shared.read_into(s, &mut buf[..max]) {
+            ReadResult::Data(n) => n as i32,
+            ReadResult::Pending => 0,
+            ReadResult::Eof => READ_EOF,
+            ReadResult::Failed(e) => self.fail(&e),
+        }
+    }
+
+    pub fn fail(&self, e: &ferrossh_core::Error) -> i32 {
+        *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(errors::to_string(e));
+        READ_ERROR
+    }
+
+    pub fn take_error(&self) -> Option<String> {
+        self.last_error.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+}
+
 #[napi]
 pub struct NativeChannel {
     inner: Arc<Channel>,
-    last_error: std::sync::Mutex<Option<String>>,
+    reader: Reader,
 }
 
 impl NativeChannel {
     pub fn new(ch: Channel) -> Self {
-        NativeChannel { inner: Arc::new(ch), last_error: std::sync::Mutex::new(None) }
+        NativeChannel { inner: Arc::new(ch), reader: Reader::default() }
     }
 }
-
-/// `read()` results below zero.
-pub const READ_EOF: i32 = -1;
-pub const READ_ERROR: i32 = -2;
 
 #[napi]
 impl NativeChannel {
@@ -49,8 +86,7 @@ impl NativeChannel {
     /// Installs the wake callback `(stream) => void` (0 = stdout, 1 = stderr).
     #[napi]
     pub fn set_waker(&self, cb: Function<u32, ()>) -> napi::Result<()> {
-        let tsfn: WakeFn = cb.build_threadsafe_function().weak::<true>().callee_handled::<false>().build()?;
-        self.inner.shared().set_waker(Some(Arc::new(JsWake(tsfn))));
+        self.inner.shared().set_waker(Some(Reader::waker(cb)?));
         Ok(())
     }
 
@@ -59,24 +95,13 @@ impl NativeChannel {
     /// failed first (see `takeError()`).
     #[napi]
     pub fn read(&self, stream: u32, mut buf: BufferSlice) -> i32 {
-        let s = if stream == 0 { 0 } else { 1 };
-        // a JS Buffer is at most 2^31-1 here (the return type), more than any wake batch
-        let max = buf.len().min(i32::MAX as usize);
-        match self.inner.shared().read_into(s, &mut buf[..max]) {
-            ReadResult::Data(n) => n as i32,
-            ReadResult::Pending => 0,
-            ReadResult::Eof => READ_EOF,
-            ReadResult::Failed(e) => {
-                *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(errors::to_string(&e));
-                READ_ERROR
-            }
-        }
+        self.reader.read(self.inner.shared(), stream, &mut buf)
     }
 
     /// The serialized error behind the last -2 from `read()`.
     #[napi]
     pub fn take_error(&self) -> Option<String> {
-        self.last_error.lock().unwrap_or_else(|p| p.into_inner()).take()
+        self.reader.take_error()
     }
 
     #[napi]
@@ -91,10 +116,7 @@ impl NativeChannel {
         match self.inner.write_queued(&data) {
             Ok(true) => 1,
             Ok(false) => 0,
-            Err(e) => {
-                *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(errors::to_string(&e));
-                READ_ERROR
-            }
+            Err(e) => self.reader.fail(&e),
         }
     }
 

@@ -6,26 +6,17 @@
 use std::sync::Arc;
 
 use ferrossh_core::server::{ChannelEvent, ChannelEvents, Prompter, ServerChannel};
-use ferrossh_core::{KbdPrompt, ReadResult, Wake};
+use ferrossh_core::KbdPrompt;
 use napi::bindgen_prelude::{Buffer, BufferSlice, Function};
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::Status;
 use napi_derive::napi;
 
-use crate::channel::{READ_EOF, READ_ERROR};
-use crate::errors::{self, IntoNapi};
+use crate::channel::Reader;
+use crate::errors::IntoNapi;
 use crate::options::NativePrompt;
 
-type WakeFn = ThreadsafeFunction<u32, (), u32, Status, false, true>;
 type EventFn = ThreadsafeFunction<NativeChannelEvent, (), NativeChannelEvent, Status, false, true>;
-
-struct JsWake(WakeFn);
-
-impl Wake for JsWake {
-    fn wake(&self, stream: usize) {
-        self.0.call(stream as u32, ThreadsafeFunctionCallMode::NonBlocking);
-    }
-}
 
 /// Something that happened on a running session: `kind` is 'resize', 'signal' or 'close'.
 #[napi(object)]
@@ -61,12 +52,12 @@ impl ChannelEvents for JsEvents {
 #[napi]
 pub struct NativeServerChannel {
     inner: Arc<ServerChannel>,
-    last_error: std::sync::Mutex<Option<String>>,
+    reader: Reader,
 }
 
 impl NativeServerChannel {
     pub fn new(ch: Arc<ServerChannel>) -> Self {
-        NativeServerChannel { inner: ch, last_error: std::sync::Mutex::new(None) }
+        NativeServerChannel { inner: ch, reader: Reader::default() }
     }
 }
 
@@ -89,8 +80,7 @@ impl NativeServerChannel {
     /// Installs the wake callback `(stream) => void` (0 = the client's data, 1 = its extended data).
     #[napi]
     pub fn set_waker(&self, cb: Function<u32, ()>) -> napi::Result<()> {
-        let tsfn: WakeFn = cb.build_threadsafe_function().weak::<true>().callee_handled::<false>().build()?;
-        self.inner.set_waker(Some(Arc::new(JsWake(tsfn))));
+        self.inner.set_waker(Some(Reader::waker(cb)?));
         Ok(())
     }
 
@@ -106,22 +96,12 @@ impl NativeServerChannel {
     /// the connection failed first (see `takeError()`).
     #[napi]
     pub fn read(&self, stream: u32, mut buf: BufferSlice) -> i32 {
-        let s = if stream == 0 { 0 } else { 1 };
-        let max = buf.len().min(i32::MAX as usize);
-        match self.inner.shared().read_into(s, &mut buf[..max]) {
-            ReadResult::Data(n) => n as i32,
-            ReadResult::Pending => 0,
-            ReadResult::Eof => READ_EOF,
-            ReadResult::Failed(e) => {
-                *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(errors::to_string(&e));
-                READ_ERROR
-            }
-        }
+        self.reader.read(self.inner.shared(), stream, &mut buf)
     }
 
     #[napi]
     pub fn take_error(&self) -> Option<String> {
-        self.last_error.lock().unwrap_or_else(|p| p.into_inner()).take()
+        self.reader.take_error()
     }
 
     /// Sends to the client's stdout (0) or stderr (1), resolving when its window took it.

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use ferrossh_core::sftp::{self, DirEntry, Sftp, Stat, TransferOptions};
-use ferrossh_core::{BufferLimits, ChannelShared, Error, ReadResult};
+use ferrossh_core::{BufferLimits, ChannelShared, Error};
 use napi::bindgen_prelude::{Buffer, BufferSlice, FnArgs, Function};
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::Status;
@@ -293,7 +293,7 @@ impl NativeSftp {
         let limits = BufferLimits { high_water_mark: hwm, wake_bytes: (hwm / 4).clamp(32 * 1024, 1024 * 1024) };
         let conc = concurrency.unwrap_or(sftp::DEFAULT_CONCURRENCY as u32).clamp(1, 256) as usize;
         let (shared, stop) = sftp::read_stream(Arc::clone(&self.inner), h, start as u64, end.map(|e| e as u64), conc, self.inner.limits.read, limits);
-        Ok(NativeBufferReader { shared, stop, last_error: std::sync::Mutex::new(None) })
+        Ok(NativeBufferReader { shared, stop, reader: Default::default() })
     }
 
     /// A pipelined writer: writes resolve once queued (up to `concurrency` in flight).
@@ -313,51 +313,31 @@ impl NativeSftp {
     }
 }
 
-type WakeFn = ThreadsafeFunction<u32, (), u32, Status, false, true>;
-
-struct JsWake(WakeFn);
-
-impl ferrossh_core::Wake for JsWake {
-    fn wake(&self, stream: usize) {
-        self.0.call(stream as u32, ThreadsafeFunctionCallMode::NonBlocking);
-    }
-}
-
 /// A bounded buffer filled by a Rust task, drained synchronously by JS (same contract as
 /// NativeChannel.read).
 #[napi]
 pub struct NativeBufferReader {
     shared: Arc<ChannelShared>,
     stop: ferrossh_core::CancelToken,
-    last_error: std::sync::Mutex<Option<String>>,
+    reader: crate::channel::Reader,
 }
 
 #[napi]
 impl NativeBufferReader {
     #[napi]
     pub fn set_waker(&self, cb: Function<u32, ()>) -> napi::Result<()> {
-        let tsfn: WakeFn = cb.build_threadsafe_function().weak::<true>().callee_handled::<false>().build()?;
-        self.shared.set_waker(Some(Arc::new(JsWake(tsfn))));
+        self.shared.set_waker(Some(crate::channel::Reader::waker(cb)?));
         Ok(())
     }
 
     #[napi]
     pub fn read(&self, _stream: u32, mut buf: BufferSlice) -> i32 {
-        let max = buf.len().min(i32::MAX as usize);
-        match self.shared.read_into(0, &mut buf[..max]) {
-            ReadResult::Data(n) => n as i32,
-            ReadResult::Pending => 0,
-            ReadResult::Eof => -1,
-            ReadResult::Failed(e) => {
-                *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(errors::to_string(&e));
-                -2
-            }
-        }
+        self.reader.read(&self.shared, 0, &mut buf)
     }
 
     #[napi]
     pub fn take_error(&self) -> Option<String> {
-        self.last_error.lock().unwrap_or_else(|p| p.into_inner()).take()
+        self.reader.take_error()
     }
 
     /// Stops reading (the reader is gone).
