@@ -84,6 +84,14 @@ impl Buf {
         }
         n
     }
+    /// Puts bytes back in front (a lent buffer's surplus when the reader read elsewhere).
+    fn unshift(&mut self, bytes: &[u8]) {
+        let mut v = Vec::with_capacity(bytes.len() + self.len());
+        v.extend_from_slice(bytes);
+        v.extend_from_slice(&self.data[self.start..]);
+        self.data = v;
+        self.start = 0;
+    }
     fn take_all(&mut self) -> Vec<u8> {
         let out = if self.start == 0 {
             std::mem::take(&mut self.data)
@@ -96,8 +104,30 @@ impl Buf {
     }
 }
 
+/// Memory a reader lends while it waits (a JavaScript Buffer it will not touch until its
+/// next read): incoming bytes are copied straight into it instead of into `Buf` and then
+/// again out of it.
+pub trait LendBuf: Send {
+    fn bytes(&mut self) -> &mut [u8];
+}
+
+impl<T: AsMut<[u8]> + Send> LendBuf for T {
+    fn bytes(&mut self) -> &mut [u8] {
+        self.as_mut()
+    }
+}
+
+struct Lent {
+    buf: Box<dyn LendBuf>,
+    /// Address of the lent memory: a read with the same buffer finds its bytes in place.
+    addr: usize,
+    filled: usize,
+}
+
 struct State {
     bufs: [Buf; 2],
+    /// Per stream, the armed reader's lent buffer; bytes arrive here first while `bufs` is empty.
+    lent: [Option<Lent>; 2],
     armed: [bool; 2],
     eof: bool,
     closed: bool,
@@ -112,6 +142,57 @@ struct State {
     permit: Option<OwnedSemaphorePermit>,
     /// A Rust-side reader (next_chunks) waits on `event` for data; JS readers use the waker.
     rust_reader: bool,
+}
+
+impl State {
+    /// Bytes waiting in `stream`, lent buffer included.
+    fn queued(&self, stream: usize) -> usize {
+        self.bufs[stream].len() + self.lent[stream].as_ref().map_or(0, |l| l.filled)
+    }
+    fn total(&self) -> usize {
+        self.queued(0) + self.queued(1)
+    }
+    /// Appends incoming bytes: into the lent buffer while it has room and nothing is queued
+    /// before it (order is kept), the rest into `bufs`.
+    fn append(&mut self, stream: usize, data: &[u8]) {
+        let mut rest = data;
+        if self.bufs[stream].len() == 0 {
+            if let Some(l) = &mut self.lent[stream] {
+                let dst = l.buf.bytes();
+                let k = (dst.len() - l.filled).min(rest.len());
+                dst[l.filled..l.filled + k].copy_from_slice(&rest[..k]);
+                l.filled += k;
+                rest = &rest[k..];
+            }
+        }
+        if !rest.is_empty() {
+            self.bufs[stream].push(rest);
+        }
+    }
+}
+
+/// Moves what is queued for `stream` into `out`: the lent buffer's bytes first (already in
+/// place when `out` is that memory), then the rest. The lent buffer is handed back.
+fn take_queued(st: &mut State, stream: usize, out: &mut [u8]) -> usize {
+    let mut n = 0;
+    if let Some(mut l) = st.lent[stream].take() {
+        if l.filled > 0 {
+            if l.addr == out.as_ptr() as usize && l.filled <= out.len() {
+                n = l.filled;
+            } else {
+                let src = l.buf.bytes();
+                let k = l.filled.min(out.len());
+                // SAFETY: both ranges are in bounds; `copy` allows the two to overlap
+                unsafe { std::ptr::copy(src.as_ptr(), out.as_mut_ptr(), k) };
+                if k < l.filled {
+                    let surplus = src[k..l.filled].to_vec();
+                    st.bufs[stream].unshift(&surplus);
+                }
+                n = k;
+            }
+        }
+    }
+    n + st.bufs[stream].take_into(&mut out[n..])
 }
 
 /// Limits for one channel's receive buffer.
@@ -146,6 +227,7 @@ impl ChannelShared {
             limits: Mutex::new(limits),
             state: Mutex::new(State {
                 bufs: [Buf::default(), Buf::default()],
+                lent: [None, None],
                 armed: [false, false],
                 eof: false,
                 closed: false,
@@ -183,7 +265,7 @@ impl ChannelShared {
         let mut st = self.lock();
         st.waker = waker;
         // a reader armed before the waker was installed must not miss bytes already here
-        let wake: Vec<usize> = (0..2).filter(|&s| st.armed[s] && (st.bufs[s].len() > 0 || st.eof || st.closed || st.broken.is_some())).collect();
+        let wake: Vec<usize> = (0..2).filter(|&s| st.armed[s] && (st.queued(s) > 0 || st.eof || st.closed || st.broken.is_some())).collect();
         let w = st.waker.clone();
         for &s in &wake {
             st.armed[s] = false;
@@ -212,14 +294,14 @@ impl ChannelShared {
             if st.discard || st.closed {
                 return;
             }
-            st.bufs[stream].push(data);
+            st.append(stream, data);
             if st.quiet_timer || st.armed[stream] {
                 // only the quiet-flush timer reads it
                 st.last_push = Instant::now();
             }
             let notify = st.rust_reader;
-            let len = st.bufs[stream].len();
-            let over = len + st.bufs[stream ^ 1].len() > limits.high_water_mark;
+            let len = st.queued(stream);
+            let over = st.total() > limits.high_water_mark;
             if st.armed[stream] && (len >= limits.wake_bytes || data.len() < SHORT_PACKET) {
                 st.armed[stream] = false;
                 (st.waker.clone(), false, over, notify)
@@ -250,7 +332,7 @@ impl ChannelShared {
         loop {
             tokio::time::sleep(QUIET_FLUSH).await;
             let mut st = self.lock();
-            let due: Vec<usize> = (0..2).filter(|&s| st.armed[s] && st.bufs[s].len() > 0).collect();
+            let due: Vec<usize> = (0..2).filter(|&s| st.armed[s] && st.queued(s) > 0).collect();
             if due.is_empty() {
                 st.quiet_timer = false;
                 return;
@@ -280,7 +362,7 @@ impl ChannelShared {
             notified.as_mut().enable();
             {
                 let st = self.lock();
-                let buffered = st.bufs[0].len() + st.bufs[1].len();
+                let buffered = st.total();
                 if buffered <= hwm || st.discard || st.closed || st.broken.is_some() {
                     return;
                 }
@@ -369,12 +451,32 @@ impl ChannelShared {
         rx
     }
 
-    /// Synchronous read for the JavaScript side: copies what is buffered into `out`.
+    /// Synchronous read: copies what is buffered into `out`.
     pub fn read_into(&self, stream: usize, out: &mut [u8]) -> ReadResult {
         let hwm = self.limits().high_water_mark;
         let mut st = self.lock();
-        let before = st.bufs[0].len() + st.bufs[1].len();
-        let n = st.bufs[stream].take_into(out);
+        let before = st.total();
+        let n = take_queued(&mut st, stream, out);
+        self.finish_read(st, stream, n, before, hwm, None)
+    }
+
+    /// Synchronous read for the JavaScript side: like `read_into` (at most `max` bytes), but
+    /// when nothing is buffered the reader lends `buf` — it promises not to touch that memory
+    /// until its next read — and incoming bytes are copied straight into it, saving a copy.
+    /// The next read with the same buffer finds them in place; with another, they are copied.
+    pub fn read_or_lend(&self, stream: usize, mut buf: Box<dyn LendBuf>, max: usize) -> ReadResult {
+        let hwm = self.limits().high_water_mark;
+        let mut st = self.lock();
+        let before = st.total();
+        let n = {
+            let out = buf.bytes();
+            let max = max.min(out.len());
+            take_queued(&mut st, stream, &mut out[..max])
+        };
+        self.finish_read(st, stream, n, before, hwm, Some(buf))
+    }
+
+    fn finish_read(&self, mut st: MutexGuard<'_, State>, stream: usize, n: usize, before: usize, hwm: usize, lend: Option<Box<dyn LendBuf>>) -> ReadResult {
         if n > 0 {
             drop(st);
             if before > hwm / 2 {
@@ -389,12 +491,16 @@ impl ChannelShared {
             return ReadResult::Failed(e.clone());
         }
         st.armed[stream] = true;
+        if let Some(mut buf) = lend.filter(|_| !st.discard) {
+            let addr = buf.bytes().as_ptr() as usize;
+            st.lent[stream] = Some(Lent { buf, addr, filled: 0 });
+        }
         ReadResult::Pending
     }
 
     /// Bytes waiting in `stream`.
     pub fn buffered(&self, stream: usize) -> usize {
-        self.lock().bufs[stream].len()
+        self.lock().queued(stream)
     }
 
     /// Stop buffering: the reader is gone. Frees the connection if it waits on us.
@@ -402,6 +508,7 @@ impl ChannelShared {
         let mut st = self.lock();
         st.discard = true;
         st.bufs = [Buf::default(), Buf::default()];
+        st.lent = [None, None];
         drop(st);
         self.space.notify_waiters();
     }
@@ -529,6 +636,40 @@ impl OutQueue {
     }
 }
 
+/// Spare write-queue buffers, shared by every channel: a queue that has been sent reuses
+/// memory that is already mapped instead of faulting in fresh pages for every batch.
+static SPARE: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
+const SPARE_MAX: usize = 4;
+const SPARE_CAPACITY_MAX: usize = 4 * OUT_HIGH_WATER;
+
+fn spare_buffer() -> Vec<u8> {
+    SPARE.lock().unwrap_or_else(|p| p.into_inner()).pop().unwrap_or_default()
+}
+
+/// A sent batch: russh slices it into packets and drops it once written; its memory goes
+/// back to `SPARE`.
+struct Batch(Vec<u8>);
+
+impl AsRef<[u8]> for Batch {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl Drop for Batch {
+    fn drop(&mut self) {
+        let mut v = std::mem::take(&mut self.0);
+        if v.capacity() == 0 || v.capacity() > SPARE_CAPACITY_MAX {
+            return;
+        }
+        v.clear();
+        let mut spare = SPARE.lock().unwrap_or_else(|p| p.into_inner());
+        if spare.len() < SPARE_MAX {
+            spare.push(v);
+        }
+    }
+}
+
 fn drain_wake(out: &OutQueue) {
     let w = out.lock().waker.clone();
     if let Some(w) = w {
@@ -550,7 +691,7 @@ async fn run_writer(out: Arc<OutQueue>, tx: Arc<ChannelWriteHalf<Msg>>, shared: 
         }
         if !sending.is_empty() {
             // handed over whole: russh splits it into packets without another copy here
-            if let Err(e) = tx.data_bytes(sending).await {
+            if let Err(e) = tx.data_bytes(bytes::Bytes::from_owner(Batch(sending))).await {
                 let err = shared.broken_error().or_else(|| conn.close_error()).unwrap_or_else(|| match e {
                     russh::Error::SendError => Error::channel("closed", "the channel is closed"),
                     other => other.into(),
@@ -612,6 +753,9 @@ impl Channel {
         }
         if st.eof || st.stop || self.shared.is_closed() {
             return Err(self.shared.broken_error().unwrap_or_else(|| Error::channel("closed", "write after the channel closed")));
+        }
+        if st.data.capacity() == 0 {
+            st.data = spare_buffer();
         }
         st.data.extend_from_slice(data);
         let below = st.data.len() < OUT_HIGH_WATER;
@@ -927,5 +1071,82 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         filler.await.unwrap();
+    }
+
+    /// A handle on memory owned by the test, as a JS Buffer is a handle on its ArrayBuffer.
+    struct Handle(*mut u8, usize);
+    unsafe impl Send for Handle {}
+    impl LendBuf for Handle {
+        fn bytes(&mut self) -> &mut [u8] {
+            unsafe { std::slice::from_raw_parts_mut(self.0, self.1) }
+        }
+    }
+
+    #[tokio::test]
+    async fn lent_buffer_receives_bytes_in_place_and_keeps_order() {
+        let ch = ChannelShared::new(5, BufferLimits::default());
+        let mut mem = vec![0u8; 8];
+        let at = mem.as_mut_ptr();
+        let h = || Box::new(Handle(at, 8));
+        let mem = |_: ()| unsafe { std::slice::from_raw_parts_mut(at, 8) };
+        assert!(matches!(ch.read_or_lend(STDOUT, h(), 8), ReadResult::Pending));
+        ch.push(STDOUT, b"abcdef").await; // lands in the lent memory
+        ch.push(STDOUT, b"ghijk").await; // 2 fit, the rest queues behind them
+        assert_eq!(ch.buffered(STDOUT), 11);
+        assert_eq!(&mem(())[..8], b"abcdefgh");
+        match ch.read_or_lend(STDOUT, h(), 8) {
+            ReadResult::Data(n) => assert_eq!(n, 8),
+            other => panic!("{other:?}"),
+        }
+        mem(()).fill(0);
+        match ch.read_or_lend(STDOUT, h(), 8) {
+            ReadResult::Data(n) => assert_eq!(&mem(())[..n], b"ijk"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(ch.buffered(STDOUT), 0);
+    }
+
+    #[tokio::test]
+    async fn lent_bytes_reach_another_buffer_and_eof_follows_them() {
+        let ch = ChannelShared::new(6, BufferLimits::default());
+        let lent = vec![0u8; 16];
+        assert!(matches!(ch.read_or_lend(STDOUT, Box::new(Handle(lent.as_ptr() as *mut u8, 16)), 16), ReadResult::Pending));
+        ch.push(STDOUT, b"0123456789").await;
+        ch.push(STDOUT, b"abc").await;
+        ch.on_eof();
+        ch.on_close();
+        // a smaller, different buffer: the lent bytes are copied, the surplus stays first in line
+        let mut small = [0u8; 4];
+        assert!(matches!(ch.read_into(STDOUT, &mut small), ReadResult::Data(4)));
+        assert_eq!(&small, b"0123");
+        let mut rest = [0u8; 64];
+        match ch.read_into(STDOUT, &mut rest) {
+            ReadResult::Data(n) => assert_eq!(&rest[..n], b"456789abc"),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(ch.read_into(STDOUT, &mut rest), ReadResult::Eof));
+    }
+
+    #[tokio::test]
+    async fn discard_forgets_the_lent_buffer() {
+        let ch = ChannelShared::new(7, BufferLimits::default());
+        let lent = vec![0u8; 4];
+        assert!(matches!(ch.read_or_lend(STDERR, Box::new(Handle(lent.as_ptr() as *mut u8, 4)), 4), ReadResult::Pending));
+        ch.discard();
+        ch.push(STDERR, b"zz").await;
+        assert_eq!(lent, [0u8; 4]);
+        assert_eq!(ch.buffered(STDERR), 0);
+    }
+
+    #[tokio::test]
+    async fn sent_batches_return_their_memory() {
+        let before = SPARE.lock().unwrap().len();
+        drop(Batch(Vec::with_capacity(1024)));
+        let after = SPARE.lock().unwrap().len();
+        assert!(after == before + 1 || after == SPARE_MAX);
+        drop(Batch(Vec::with_capacity(SPARE_CAPACITY_MAX + 1)));
+        assert!(SPARE.lock().unwrap().iter().all(|v| v.capacity() <= SPARE_CAPACITY_MAX && v.is_empty()));
+        let v = spare_buffer();
+        assert!(v.is_empty());
     }
 }

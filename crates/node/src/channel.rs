@@ -42,11 +42,14 @@ impl Reader {
     }
 
     /// > 0 bytes copied, 0 = nothing yet (armed: a wake follows), -1 = end, -2 = failed.
-    pub fn read(&self, shared: &ChannelShared, stream: u32, buf: &mut [u8]) -> i32 {
+    /// While armed the channel holds `buf` (a reference keeps it alive) and copies incoming
+    /// bytes straight into it: the JS side leaves that Buffer alone until its next read,
+    /// which must pass the same Buffer to find them in place.
+    pub fn read(&self, shared: &ChannelShared, stream: u32, buf: Buffer) -> i32 {
         let s = if stream == 0 { 0 } else { 1 };
         // a JS Buffer is at most 2^31-1 here (the return type), more than any wake batch
         let max = buf.len().min(i32::MAX as usize);
-        match shared.read_into(s, &mut buf[..max]) {
+        match shared.read_or_lend(s, Box::new(buf), max) {
             ReadResult::Data(n) => n as i32,
             ReadResult::Pending => 0,
             ReadResult::Eof => READ_EOF,
@@ -94,8 +97,8 @@ impl NativeChannel {
     /// (the reader is armed and will be woken), -1 = end of stream, -2 = the connection
     /// failed first (see `takeError()`).
     #[napi]
-    pub fn read(&self, stream: u32, mut buf: BufferSlice) -> i32 {
-        self.reader.read(self.inner.shared(), stream, &mut buf)
+    pub fn read(&self, stream: u32, buf: Buffer) -> i32 {
+        self.reader.read(self.inner.shared(), stream, buf)
     }
 
     /// The serialized error behind the last -2 from `read()`.

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use ferrossh_core::server::{ChannelEvent, ChannelEvents, Prompter, ServerChannel};
 use ferrossh_core::KbdPrompt;
-use napi::bindgen_prelude::{Buffer, BufferSlice, Function};
+use napi::bindgen_prelude::{Buffer, Function};
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::Status;
 use napi_derive::napi;
@@ -95,8 +95,8 @@ impl NativeServerChannel {
     /// Copies buffered input into `buf`: > 0 bytes, 0 = nothing yet (armed), -1 = end, -2 =
     /// the connection failed first (see `takeError()`).
     #[napi]
-    pub fn read(&self, stream: u32, mut buf: BufferSlice) -> i32 {
-        self.reader.read(self.inner.shared(), stream, &mut buf)
+    pub fn read(&self, stream: u32, buf: Buffer) -> i32 {
+        self.reader.read(self.inner.shared(), stream, buf)
     }
 
     #[napi]

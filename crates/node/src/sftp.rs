@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use ferrossh_core::sftp::{self, DirEntry, Sftp, Stat, TransferOptions};
 use ferrossh_core::{BufferLimits, ChannelShared, Error};
-use napi::bindgen_prelude::{Buffer, BufferSlice, FnArgs, Function};
+use napi::bindgen_prelude::{Buffer, FnArgs, Function};
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::Status;
 use napi_derive::napi;
@@ -331,8 +331,8 @@ impl NativeBufferReader {
     }
 
     #[napi]
-    pub fn read(&self, _stream: u32, mut buf: BufferSlice) -> i32 {
-        self.reader.read(&self.shared, 0, &mut buf)
+    pub fn read(&self, _stream: u32, buf: Buffer) -> i32 {
+        self.reader.read(&self.shared, 0, buf)
     }
 
     #[napi]
