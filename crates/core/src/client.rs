@@ -632,7 +632,7 @@ impl Client {
             Ok(a) => format!("connection established to {a}"),
             Err(_) => "connection established".into(),
         });
-        Self::handshake(opts, crate::quickack::QuickAck(stream), methods, deadline, Guard::default()).await
+        Self::handshake(opts, crate::quickack::QuickAck::new(stream), methods, deadline, Guard::default()).await
     }
 
     /// Runs SSH over an already connected stream (proxies, jump hosts, tests).
