@@ -7,7 +7,7 @@
 // sftpEnd/forwardLocal/connectJump) are driven by the workloads below, which own all timing so every library is measured the same
 // way; a peer that measures itself (the OpenSSH driver) exports runWorkload instead.
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks'
-import { existsSync, statSync, unlinkSync } from 'node:fs'
+import { existsSync, readFileSync, statSync, unlinkSync } from 'node:fs'
 import { join } from 'node:path'
 import { runSink } from './sink.mjs'
 import { checkSamples } from './fixtures.mjs'
@@ -32,6 +32,19 @@ function startMeasure() {
       loopP99Ms: loop.percentile(99) / 1e6,
       loopMaxMs: loop.max / 1e6,
     }
+  }
+}
+
+/**
+ * Private (anonymous) resident memory, Linux only: RSS without the pages of mapped files
+ * (program and library code), which the page cache shares with every process.
+ */
+function anonRssKb() {
+  try {
+    const m = /RssAnon:\s+(\d+)/.exec(readFileSync('/proc/self/status', 'utf8'))
+    return m ? Number(m[1]) : undefined
+  } catch {
+    return undefined
   }
 }
 
@@ -188,6 +201,7 @@ const workloads = {
 
   async concurrent(peer, p) {
     const rssBeforeKb = Math.round(process.memoryUsage().rss / 1024)
+    const anonBeforeKb = anonRssKb()
     const stop = startMeasure()
     const sessions = await Promise.all(Array.from({ length: p.count }, async () => {
       const s = await peer.connect(p.target)
@@ -196,8 +210,9 @@ const workloads = {
     }))
     const m = stop()
     const maxRssKb = process.resourceUsage().maxRSS
+    const anonAfterKb = anonRssKb()
     await Promise.all(sessions.map((s) => peer.close(s)))
-    return { wallS: m.wallS, cpuS: m.cpuS, maxRssKb, rssBeforeKb }
+    return { wallS: m.wallS, cpuS: m.cpuS, maxRssKb, rssBeforeKb, anonBeforeKb, anonAfterKb }
   },
 }
 

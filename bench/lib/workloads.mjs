@@ -52,12 +52,15 @@ export function workloadSpecs(cfg) {
         { key: 'wallS', title: 'wall s', better: 'lower' },
         { key: 'peakRssMiB', title: 'peak RSS MiB', better: 'lower' },
         { key: 'deltaRssMiB', title: 'Δ RSS MiB', better: 'lower' },
+        { key: 'deltaAnonMiB', title: 'Δ private MiB', better: 'lower' },
         { key: 'cpuS', title: 'CPU s', better: 'lower' },
       ],
       reduce: (r) => ({
         wallS: r.wallS,
         peakRssMiB: r.maxRssKb / 1024,
         deltaRssMiB: (r.maxRssKb - r.rssBeforeKb) / 1024,
+        // RSS without mapped-file pages (code), after every connection is up; library peers only
+        deltaAnonMiB: r.anonAfterKb === undefined || r.anonBeforeKb === undefined ? undefined : (r.anonAfterKb - r.anonBeforeKb) / 1024,
         cpuS: r.cpuS,
       }),
     },

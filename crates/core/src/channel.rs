@@ -142,6 +142,8 @@ struct State {
     permit: Option<OwnedSemaphorePermit>,
     /// A Rust-side reader (next_chunks) waits on `event` for data; JS readers use the waker.
     rust_reader: bool,
+    /// A polled Rust reader (`ChannelStream`) waiting for data, EOF or the end.
+    poll_waker: Option<std::task::Waker>,
 }
 
 impl State {
@@ -240,6 +242,7 @@ impl ChannelShared {
                 replies: VecDeque::new(),
                 permit: None,
                 rust_reader: false,
+                poll_waker: None,
             }),
             space: Notify::new(),
             event: Notify::new(),
@@ -298,6 +301,9 @@ impl ChannelShared {
             if st.quiet_timer || st.armed[stream] {
                 // only the quiet-flush timer reads it
                 st.last_push = Instant::now();
+            }
+            if let Some(w) = st.poll_waker.take() {
+                w.wake();
             }
             let notify = st.rust_reader;
             let len = st.queued(stream);
@@ -372,6 +378,9 @@ impl ChannelShared {
     }
 
     fn wake_all(&self, st: &mut State) -> Option<(Arc<dyn Wake>, Vec<usize>)> {
+        if let Some(w) = st.poll_waker.take() {
+            w.wake();
+        }
         let armed: Vec<usize> = (0..2).filter(|&s| st.armed[s]).collect();
         for &s in &armed {
             st.armed[s] = false;
@@ -496,6 +505,32 @@ impl ChannelShared {
             st.lent[stream] = Some(Lent { buf, addr, filled: 0 });
         }
         ReadResult::Pending
+    }
+
+    /// Poll-based read of the data stream for Rust readers (`ChannelStream`): Ok(0) at the
+    /// end. Extended data is dropped (port forwards and subsystems carry none that matters).
+    pub fn poll_read_data(&self, cx: &mut std::task::Context<'_>, out: &mut [u8]) -> std::task::Poll<Result<usize>> {
+        use std::task::Poll;
+        let hwm = self.limits().high_water_mark;
+        let mut st = self.lock();
+        let before = st.total();
+        st.bufs[STDERR] = Buf::default();
+        let n = take_queued(&mut st, STDOUT, out);
+        if n > 0 || out.is_empty() {
+            drop(st);
+            if before > hwm / 2 {
+                self.space.notify_waiters();
+            }
+            return Poll::Ready(Ok(n));
+        }
+        if st.eof || st.closed {
+            return Poll::Ready(Ok(0));
+        }
+        if let Some(e) = &st.broken {
+            return Poll::Ready(Err(e.clone()));
+        }
+        st.poll_waker = Some(cx.waker().clone());
+        Poll::Pending
     }
 
     /// Bytes waiting in `stream`.

@@ -1,44 +1,104 @@
 //! Ways to reach the SSH server other than a direct TCP connection: a channel of another
 //! connection (jump hosts), a proxy command's stdin/stdout, a SOCKS or HTTP CONNECT proxy.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
+use std::task::{ready, Context, Poll};
 
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::process::{Child, Command};
 
 use crate::channel::Channel;
 use crate::error::{Error, Result};
 
-/// Bytes buffered between a channel and the SSH session that runs over it.
-const PIPE: usize = 256 * 1024;
-
 /// A byte stream the SSH handshake can run over.
 pub trait Transport: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Transport for T {}
 
-/// Turns a channel (direct-tcpip to the next hop) into a stream; the copy runs in a task
-/// that ends with the channel or the stream.
-pub fn channel_stream(ch: Channel) -> tokio::io::DuplexStream {
-    let (ours, theirs) = tokio::io::duplex(PIPE);
-    tokio::spawn(async move {
-        let _ = crate::bridge::bridge(ch, theirs).await;
-    });
-    ours
+/// Turns a channel (direct-tcpip to the next hop, or an SFTP subsystem) into a stream: reads
+/// come straight out of the channel's buffer and writes go straight to the channel, with no
+/// copying task or pipe in between. Dropping it closes the channel.
+pub fn channel_stream(ch: Channel) -> ChannelStream {
+    ChannelStream { ch: Arc::new(ch), writing: None, eof: None }
 }
 
-/// Like `channel_stream`, and the token is cancelled once the copy has ended (the channel
-/// closed or the connection failed).
-pub fn channel_stream_watched(ch: Channel) -> (tokio::io::DuplexStream, crate::cancel::CancelToken) {
-    let (ours, theirs) = tokio::io::duplex(PIPE);
+/// Like `channel_stream`, and the token is cancelled once the channel has closed or the
+/// connection failed.
+pub fn channel_stream_watched(ch: Channel) -> (ChannelStream, crate::cancel::CancelToken) {
     let done = crate::cancel::CancelToken::new();
     let d2 = done.clone();
+    let shared = Arc::clone(ch.shared());
     tokio::spawn(async move {
-        let _ = crate::bridge::bridge(ch, theirs).await;
+        shared.wait_closed().await;
         d2.cancel();
     });
-    (ours, done)
+    (channel_stream(ch), done)
+}
+
+type Pending = Pin<Box<dyn Future<Output = Result<()>> + Send>>;
+
+pub struct ChannelStream {
+    ch: Arc<Channel>,
+    /// The last write, still waiting for the peer's window (one at a time: write-behind). It
+    /// runs as a task of its own: nobody may poll this stream again until there is more to send.
+    writing: Option<tokio::task::JoinHandle<Result<()>>>,
+    eof: Option<Pending>,
+}
+
+fn io_error(e: Error) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::ConnectionAborted, e)
+}
+
+impl ChannelStream {
+    fn poll_pending(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        if let Some(f) = &mut self.writing {
+            let r = ready!(Pin::new(f).poll(cx));
+            self.writing = None;
+            match r {
+                Ok(r) => r.map_err(io_error)?,
+                Err(e) => return Poll::Ready(Err(std::io::Error::other(e))),
+            }
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl AsyncRead for ChannelStream {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+        let n = ready!(self.ch.shared().poll_read_data(cx, buf.initialize_unfilled())).map_err(io_error)?;
+        buf.advance(n);
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl AsyncWrite for ChannelStream {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<std::io::Result<usize>> {
+        let me = self.get_mut();
+        ready!(me.poll_pending(cx))?;
+        if data.is_empty() {
+            return Poll::Ready(Ok(0));
+        }
+        let ch = Arc::clone(&me.ch);
+        let bytes = data.to_vec();
+        me.writing = Some(tokio::spawn(async move { ch.write(bytes).await }));
+        Poll::Ready(Ok(data.len()))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        self.get_mut().poll_pending(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let me = self.get_mut();
+        ready!(me.poll_pending(cx))?;
+        let ch = Arc::clone(&me.ch);
+        let f = me.eof.get_or_insert_with(|| Box::pin(async move { ch.eof().await }));
+        ready!(f.as_mut().poll(cx)).map_err(io_error)?;
+        Poll::Ready(Ok(()))
+    }
 }
 
 /// A running proxy command: its stdin/stdout carry SSH; its stderr is kept (bounded) for errors.

@@ -380,7 +380,7 @@ impl NativeSftpWriter {
                 }
             }
             let (s, h, at, p) = (Arc::clone(&self.sftp), handle.clone(), st.offset, piece.to_vec());
-            st.inflight.push_back(tokio::spawn(async move { s.write(&h, at, &p).await }));
+            st.inflight.push_back(sftp::start_request(async move { s.write(&h, at, &p).await }));
             st.offset += piece.len() as u64;
         }
         Ok(())

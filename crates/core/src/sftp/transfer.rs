@@ -77,6 +77,18 @@ impl<T> Drop for Task<T> {
     }
 }
 
+/// Polls `fut` once right here, then lets a task finish it. An SFTP request goes out during
+/// that first poll, so requests reach the server in call order whatever order the runtime
+/// later runs tasks in (a file opened for appending takes writes in arrival order).
+pub fn start_request<T: Send + 'static>(fut: impl std::future::Future<Output = T> + Send + 'static) -> JoinHandle<T> {
+    let mut fut = Box::pin(fut);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    match fut.as_mut().poll(&mut cx) {
+        std::task::Poll::Ready(v) => tokio::spawn(async move { v }),
+        std::task::Poll::Pending => tokio::spawn(fut),
+    }
+}
+
 impl<T> Task<T> {
     async fn join(mut self) -> Result<T> {
         (&mut self.0).await.map_err(|_| Error::Protocol { message: "SFTP request task failed".into() })
@@ -87,7 +99,7 @@ type Pending = Task<std::result::Result<Vec<u8>, russh_sftp::client::error::Erro
 
 fn spawn_read(sftp: &Sftp, handle: &Arc<str>, offset: u64, len: u32) -> Pending {
     let (raw, handle, dead) = (Arc::clone(&sftp.raw), Arc::clone(handle), sftp.dead.clone());
-    Task(tokio::spawn(async move {
+    Task(start_request(async move {
         match super::unless_dead(&dead, raw.read(handle.to_string(), offset, len)).await {
             Ok(d) => Ok(d.data),
             Err(russh_sftp::client::error::Error::Status(s)) if s.status_code == StatusCode::Eof => Ok(Vec::new()),
@@ -194,7 +206,7 @@ pub(crate) async fn write_all(sftp: &Sftp, handle: &str, offset: u64, data: &[u8
         }
         let (raw, h, piece, dead) = (Arc::clone(&sftp.raw), Arc::clone(&handle), piece.to_vec(), sftp.dead.clone());
         let at = offset + (i * chunk) as u64;
-        inflight.push_back(Task(tokio::spawn(async move { super::unless_dead(&dead, raw.write(h.to_string(), at, piece)).await.map(|_| ()).map_err(|e| sftp_error(e, None, "write")) })));
+        inflight.push_back(Task(start_request(async move { super::unless_dead(&dead, raw.write(h.to_string(), at, piece)).await.map(|_| ()).map_err(|e| sftp_error(e, None, "write")) })));
     }
     for t in inflight {
         t.join().await??;
@@ -319,7 +331,7 @@ async fn upload_inner(sftp: &Sftp, local: &Path, remote: &str, partial: &str, op
                 }
             }
             let (raw, hh, at, dead) = (Arc::clone(&sftp.raw), Arc::clone(&h), offset, sftp.dead.clone());
-            inflight.push_back(Task(tokio::spawn(async move { super::unless_dead(&dead, raw.write(hh.to_string(), at, buf)).await.map(|_| ()).map_err(|e| sftp_error(e, None, "write")) })));
+            inflight.push_back(Task(start_request(async move { super::unless_dead(&dead, raw.write(hh.to_string(), at, buf)).await.map(|_| ()).map_err(|e| sftp_error(e, None, "write")) })));
             offset += filled as u64;
             rep.tick(offset);
         }
