@@ -313,6 +313,14 @@ describe('read and write streams', () => {
     await new Promise<void>((resolve, reject) => { ws.once('error', reject); ws.end(resolve) })
     expect(readFileSync(f).equals(Buffer.concat(parts))).toBe(true)
   })
+  it("createWriteStream flags 'a': many requests in flight still land in order (the server appends in arrival order)", async () => {
+    const f = posix.join(work, name('append-many'))
+    writeOwned(f, 'head:', user)
+    const parts: Buffer[] = []
+    for (let i = 0; i < 40; i++) parts.push(randomBytes(100_000 + i * 997))
+    await pipeline(async function* () { yield* parts }, sftp.createWriteStream(f, { flags: 'a', concurrency: 16 }))
+    expect(readFileSync(f).equals(Buffer.concat([Buffer.from('head:'), ...parts]))).toBe(true)
+  })
   it("createWriteStream flags: 'a' appends, 'r+' with start overwrites in place, mode on creation", async () => {
     const f = posix.join(work, name('flags'))
     writeOwned(f, 'abcdefgh', user)
