@@ -128,7 +128,7 @@ const workloads = {
     const local = join(p.fixture.localDir, `download-${process.pid}.bin`)
     try {
       const stop = startMeasure()
-      await peer.sftpDownload(sftp, p.fixture.sftpFile, local)
+      await peer.sftpDownload(sftp, p.fixture.sftpFile, local, p.variant)
       const m = stop()
       const bytes = statSync(local).size
       if (bytes !== p.bytes) throw new Error(`downloaded ${bytes} bytes, expected ${p.bytes}`)
@@ -149,7 +149,7 @@ const workloads = {
     const remote = `${p.fixture.home}/ferrossh-bench-upload-${process.pid}.bin`
     try {
       const stop = startMeasure()
-      await peer.sftpUpload(sftp, p.fixture.sftpFile, remote)
+      await peer.sftpUpload(sftp, p.fixture.sftpFile, remote, p.variant)
       const m = stop()
       const bytes = statSync(remote).size
       if (bytes !== p.bytes) throw new Error(`uploaded ${bytes} bytes, expected ${p.bytes}`)

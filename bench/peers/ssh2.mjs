@@ -138,16 +138,28 @@ export async function sftpEnd(s) {
   await closed
 }
 
-export function sftpDownload(s, remote, local) {
-  return new Promise((resolve, reject) => s.fastGet(remote, local, SFTP_OPTS, (err) => (err ? reject(err) : resolve())))
+// the `defaults` variant is fastGet/fastPut as most code calls them (concurrency 64 × 32 KiB)
+const sftpOpts = (variant) => (variant?.defaults ? {} : SFTP_OPTS)
+
+export function sftpDownload(s, remote, local, variant) {
+  return new Promise((resolve, reject) => s.fastGet(remote, local, sftpOpts(variant), (err) => (err ? reject(err) : resolve())))
 }
 
-export function sftpUpload(s, local, remote) {
-  return new Promise((resolve, reject) => s.fastPut(local, remote, SFTP_OPTS, (err) => (err ? reject(err) : resolve())))
+export function sftpUpload(s, local, remote, variant) {
+  return new Promise((resolve, reject) => s.fastPut(local, remote, sftpOpts(variant), (err) => (err ? reject(err) : resolve())))
 }
 
-/** Rows of the sftp-stream table: ssh2's default read stream, and one with a larger highWaterMark. */
+/**
+ * Extra rows: ssh2's default read stream and one with a larger highWaterMark; fastGet/fastPut
+ * at their best (the row ratios and targets use) and with their defaults.
+ */
 export function variants(workload) {
+  if (workload === 'sftp-download' || workload === 'sftp-upload') {
+    return [
+      { label: 'ssh2', variant: null },
+      { label: 'ssh2 defaults', variant: { defaults: true } },
+    ]
+  }
   if (workload !== 'sftp-stream') return null
   return [
     { label: 'ssh2', variant: null },
