@@ -135,7 +135,7 @@ const workloads = {
       checkSamples(p.fixture.sftpFile, local, bytes)
       await peer.sftpEnd(sftp)
       await peer.close(s)
-      return { bytes, ...m, note: peer.sftpNote?.('sftp-download') }
+      return { bytes, ...m, note: peer.sftpNote?.('sftp-download', p.variant) }
     } finally {
       // a deleted file's dirty pages are dropped, not written back during the next peer's run
       if (existsSync(local)) unlinkSync(local)
@@ -156,7 +156,7 @@ const workloads = {
       checkSamples(p.fixture.sftpFile, remote, bytes)
       await peer.sftpEnd(sftp)
       await peer.close(s)
-      return { bytes, ...m, note: peer.sftpNote?.('sftp-upload') }
+      return { bytes, ...m, note: peer.sftpNote?.('sftp-upload', p.variant) }
     } finally {
       if (existsSync(remote)) unlinkSync(remote)
     }

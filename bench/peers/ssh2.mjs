@@ -123,8 +123,9 @@ const SFTP_OPTS = {
 /** The larger highWaterMark of the second createReadStream row: ssh2's default is 64 KiB, ferrossh's 4 MiB. */
 export const STREAM_HWM = (Number(env.BENCH_SSH2_STREAM_HWM_KB) || 4096) * 1024
 
-export function sftpNote(workload) {
+export function sftpNote(workload, variant) {
   const fn = workload === 'sftp-upload' ? 'fastPut' : 'fastGet'
+  if (variant?.defaults) return `${fn} with its defaults (concurrency 64, chunkSize 32 KiB)`
   return `${fn} with concurrency ${SFTP_OPTS.concurrency}, chunkSize ${SFTP_OPTS.chunkSize / 1024} KiB`
 }
 
