@@ -445,9 +445,73 @@ fn printable(s: &str) -> String {
         .collect()
 }
 
+/// `short_p256_key` for an encrypted key whose passphrase was right (AEAD ciphers aside).
+fn decrypt_short_p256(key: &PrivateKey, passphrase: &str) -> Option<PrivateKey> {
+    let cipher = key.cipher();
+    if cipher.has_tag() {
+        return None;
+    }
+    let (k, iv) = key.kdf().derive_key_and_iv(cipher, passphrase).ok()?;
+    let mut section = Zeroizing::new(key.key_data().encrypted()?.to_vec());
+    cipher.decrypt(&k, &iv, &mut section, None).ok()?;
+    short_p256_key(&section, key.public_key())
+}
+
+/// The sections of an `openssh-key-v1` container holding one key: cipher name, public key blob
+/// and the (maybe encrypted) private section.
+fn openssh_container(body: &[u8]) -> Option<(String, Vec<u8>, Vec<u8>)> {
+    let mut r = body.strip_prefix(b"openssh-key-v1\0")?;
+    let cipher = String::decode(&mut r).ok()?;
+    let _kdf = String::decode(&mut r).ok()?;
+    let _kdf_options = Vec::<u8>::decode(&mut r).ok()?;
+    if u32::decode(&mut r).ok()? != 1 {
+        return None;
+    }
+    let public = Vec::<u8>::decode(&mut r).ok()?;
+    let private = Vec::<u8>::decode(&mut r).ok()?;
+    Some((cipher, public, private))
+}
+
+/// ssh-key refuses a NIST P-256 private scalar shorter than 32 bytes, and OpenSSH writes one for
+/// about one key in 256 (an mpint drops leading zero bytes). Decodes such a plaintext private
+/// section (check ints, the key, its comment, padding) here; None for anything else.
+fn short_p256_key(section: &[u8], public: &PublicKey) -> Option<PrivateKey> {
+    let mut r = section;
+    if u32::decode(&mut r).ok()? != u32::decode(&mut r).ok()? {
+        return None;
+    }
+    if String::decode(&mut r).ok()? != "ecdsa-sha2-nistp256" {
+        return None;
+    }
+    let _curve = String::decode(&mut r).ok()?;
+    let _point = Vec::<u8>::decode(&mut r).ok()?;
+    let d = Zeroizing::new(Vec::<u8>::decode(&mut r).ok()?);
+    let comment = String::decode(&mut r).ok()?;
+    // padding 1, 2, 3, … to the cipher's block size
+    if r.len() >= 16 || r.iter().enumerate().any(|(i, &b)| b as usize != i + 1) {
+        return None;
+    }
+    let scalar = d.strip_prefix(&[0u8]).unwrap_or(&d);
+    if scalar.len() >= 32 || d.first().is_some_and(|b| b & 0x80 != 0) {
+        return None;
+    }
+    let key = PrivateKey::new(KeypairData::Ecdsa(ecdsa_keypair(EcdsaCurve::NistP256, scalar)?), comment).ok()?;
+    (key.public_key().key_data() == public.key_data()).then_some(key)
+}
+
 fn openssh_private_key(body: &[u8], passphrase: Option<&str>) -> Result<Parsed, KeyError> {
-    let key =
-        PrivateKey::from_bytes(body).map_err(|e| ssh_key_error("the OpenSSH private key", e))?;
+    let key = match PrivateKey::from_bytes(body) {
+        Ok(key) => key,
+        Err(e) => {
+            let fixed = openssh_container(body)
+                .filter(|(cipher, _, _)| cipher == "none")
+                .and_then(|(_, public, section)| short_p256_key(&section, &PublicKey::from_bytes(&public).ok()?));
+            return match fixed {
+                Some(key) => Ok(Parsed::Private { key: Box::new(key), encrypted: false }),
+                None => Err(ssh_key_error("the OpenSSH private key", e)),
+            };
+        }
+    };
     if !key.is_encrypted() {
         return Ok(Parsed::Private {
             key: Box::new(key),
@@ -501,7 +565,10 @@ fn openssh_private_key(body: &[u8], passphrase: Option<&str>) -> Result<Parsed, 
         // The check integers (or the AEAD tag) after decryption do not match.
         Err(ssh_key::Error::Crypto) => Err(KeyError::WrongPassphrase),
         // Not quoting the decoder's message: it would describe decrypted bytes.
-        Err(_) => Err(malformed("the decrypted OpenSSH private key is invalid")),
+        Err(_) => match decrypt_short_p256(&key, passphrase) {
+            Some(key) => Ok(Parsed::Private { key: Box::new(key), encrypted: true }),
+            None => Err(malformed("the decrypted OpenSSH private key is invalid")),
+        },
     }
 }
 
@@ -1536,6 +1603,54 @@ Private-MAC: 3bae2b8ddf40c6073c5195431d16cc44d90520daed52bef18c38eb721b6df012
     }
 
     // ---- formats written by ssh-keygen ---------------------------------------------------------
+
+    /// The private scalar's length in an unencrypted OpenSSH P-256 key file.
+    fn p256_scalar_len(file: &[u8]) -> usize {
+        let text = String::from_utf8_lossy(file);
+        let b64: String = text.lines().filter(|l| !l.starts_with("-----")).collect();
+        let body = BASE64.decode(b64.trim()).expect("base64");
+        let (_, _, section) = openssh_container(&body).expect("container");
+        let mut r = &section[8..];
+        for _ in 0..3 {
+            let _ = Vec::<u8>::decode(&mut r).expect("field");
+        }
+        Vec::<u8>::decode(&mut r).expect("scalar").len()
+    }
+
+    #[test]
+    fn ssh_keygen_p256_keys_with_a_short_scalar_load() {
+        if !have("ssh-keygen") {
+            return;
+        }
+        // one P-256 key in 256 has a private scalar with a leading zero byte, which OpenSSH
+        // writes as a 31-byte mpint
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("k");
+        let pubpath = dir.path().join("k.pub");
+        let mut found = false;
+        for _ in 0..4000 {
+            let _ = std::fs::remove_file(&path);
+            let _ = std::fs::remove_file(&pubpath);
+            run(Command::new("ssh-keygen").args(["-q", "-t", "ecdsa", "-b", "256", "-N", "", "-C", "short", "-f"]).arg(&path));
+            if p256_scalar_len(&read(&path)) < 32 {
+                found = true;
+                break;
+            }
+        }
+        assert!(found, "no key with a short scalar in 4000 tries");
+        let expected_fp = ssh_keygen_fingerprint(&pubpath);
+        let key = load_private_key(&read(&path), None).expect("plain key loads");
+        assert_eq!(fingerprint(key.public_key()), expected_fp);
+        assert_eq!(key.comment().as_str_lossy(), "short");
+        // the same key encrypted by ssh-keygen (aes256-ctr, bcrypt)
+        run(Command::new("ssh-keygen").args(["-q", "-p", "-N", PASS, "-a", "4", "-f"]).arg(&path));
+        let data = read(&path);
+        let key = load_private_key(&data, Some(PASS)).expect("encrypted key loads");
+        assert_eq!(fingerprint(key.public_key()), expected_fp);
+        assert!(matches!(load_private_key(&data, Some("wrong passphrase")), Err(KeyError::WrongPassphrase)));
+        let info = parse_key(&data, Some(PASS)).expect("parses");
+        assert_eq!(info.key_type, "ecdsa-sha2-nistp256");
+    }
 
     #[test]
     fn ssh_keygen_formats() {
