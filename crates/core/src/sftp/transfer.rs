@@ -114,7 +114,7 @@ pub(crate) trait Sink {
 }
 
 struct FileSink<'a> {
-    file: tokio::io::BufWriter<tokio::fs::File>,
+    file: tokio::io::BufWriter<&'a mut tokio::fs::File>,
     path: &'a Path,
     done: u64,
     rep: Reporter,
@@ -223,7 +223,15 @@ fn partial_name(path: &Path) -> PathBuf {
 /// Remote file → local file. The bytes never leave Rust.
 pub async fn download(sftp: &Sftp, remote: &str, local: &Path, opts: &TransferOptions, cancel: Option<&CancelToken>) -> Result<u64> {
     let handle = sftp.open_file(remote, "r", None).await?;
-    let result = CancelToken::run(cancel, download_inner(sftp, &handle, remote, local, opts)).await;
+    // the local file lives out here: when the transfer is aborted, a write it had started
+    // still lands before this returns, so the partial file no longer changes afterwards
+    let mut file = None;
+    let result = CancelToken::run(cancel, download_inner(sftp, &handle, remote, local, opts, &mut file)).await;
+    if let Some(f) = file.as_mut() {
+        use tokio::io::AsyncWriteExt;
+        let _ = f.flush().await;
+    }
+    drop(file);
     let _ = sftp.close(&handle).await;
     let partial = partial_name(local);
     match result {
@@ -237,7 +245,7 @@ pub async fn download(sftp: &Sftp, remote: &str, local: &Path, opts: &TransferOp
     }
 }
 
-async fn download_inner(sftp: &Sftp, handle: &str, remote: &str, local: &Path, opts: &TransferOptions) -> Result<u64> {
+async fn download_inner(sftp: &Sftp, handle: &str, remote: &str, local: &Path, opts: &TransferOptions, slot: &mut Option<tokio::fs::File>) -> Result<u64> {
     let total = sftp.fstat(handle).await?.size;
     let partial = partial_name(local);
     let start = if opts.resume { tokio::fs::metadata(&partial).await.map(|m| m.len()).unwrap_or(0) } else { 0 };
@@ -258,6 +266,7 @@ async fn download_inner(sftp: &Sftp, handle: &str, remote: &str, local: &Path, o
         use tokio::io::AsyncSeekExt;
         file.seek(std::io::SeekFrom::Start(start)).await.map_err(|e| local_error(&partial, "cannot resume", e))?;
     }
+    let file = slot.insert(file);
     let mut sink = FileSink { file: tokio::io::BufWriter::with_capacity(1024 * 1024, file), path: &partial, done: start, rep: Reporter::new(opts.progress.clone(), total.unwrap_or(0)) };
     let concurrency = opts.concurrency.unwrap_or(DEFAULT_CONCURRENCY);
     let chunk = opts.chunk_size.unwrap_or(sftp.limits.read);
