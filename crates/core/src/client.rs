@@ -551,7 +551,15 @@ fn validate(opts: &ConnectOptions) -> Result<()> {
     Ok(())
 }
 
-async fn with_deadline<T>(deadline: Option<Instant>, phase: &str, total: Option<Duration>, f: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+/// `f`, failing with a TimeoutError for `phase` at the deadline. The future goes to the heap
+/// at once: an `async fn` keeps its by-value arguments for its whole life, so wrapping a large
+/// future would otherwise hold it twice in every connect in flight.
+fn with_deadline<'a, T: 'a>(deadline: Option<Instant>, phase: &'a str, total: Option<Duration>, f: impl std::future::Future<Output = Result<T>> + Send + 'a) -> impl std::future::Future<Output = Result<T>> + Send + 'a {
+    let f = Box::pin(f);
+    async move { with_deadline_boxed(deadline, phase, total, f).await }
+}
+
+async fn with_deadline_boxed<T>(deadline: Option<Instant>, phase: &str, total: Option<Duration>, f: std::pin::Pin<Box<dyn std::future::Future<Output = Result<T>> + Send + '_>>) -> Result<T> {
     match deadline {
         None => f.await,
         Some(d) => {
@@ -567,7 +575,8 @@ async fn with_deadline<T>(deadline: Option<Instant>, phase: &str, total: Option<
 impl Client {
     /// Connects over TCP, verifies the host key and authenticates.
     pub async fn connect(opts: ConnectOptions, cancel: Option<CancelToken>) -> Result<Client> {
-        CancelToken::run(cancel.as_ref(), Self::connect_inner(opts)).await
+        // boxed: see with_deadline
+        CancelToken::run(cancel.as_ref(), Box::pin(Self::connect_inner(opts))).await
     }
 
     async fn connect_inner(opts: ConnectOptions) -> Result<Client> {
@@ -1063,3 +1072,21 @@ async fn collect(ch: &Channel, stdin: Option<Vec<u8>>, max_buffer: Option<usize>
     Ok(out)
 }
 
+
+#[cfg(test)]
+mod future_size {
+    use super::*;
+
+    /// Every connection in flight holds its connect future: large state machines are boxed
+    /// where they are wrapped (with_deadline, cancellation) instead of being held twice.
+    #[test]
+    fn the_connect_future_stays_small() {
+        let opts = ConnectOptions::new("127.0.0.1", "u");
+        let outer = std::mem::size_of_val(&Client::connect(opts.clone(), None));
+        let inner = std::mem::size_of_val(&Client::connect_inner(opts.clone()));
+        let (a, _b) = tokio::io::duplex(16);
+        let handshake = std::mem::size_of_val(&Client::handshake(opts, a, Vec::new(), None, Guard::default()));
+        assert!(outer <= 2048, "connect future is {outer} bytes");
+        assert!(inner <= 16 * 1024 && handshake <= 16 * 1024, "connect_inner {inner}, handshake {handshake} bytes");
+    }
+}
