@@ -59,15 +59,17 @@ function hasDebugInfo(file) {
 let lib
 const load = () => (lib ??= createRequire(import.meta.url)(entry))
 
+const options = (t) => ({
+  host: t.host,
+  port: t.port,
+  username: t.user,
+  privateKeyPath: t.keyPath,
+  hostKey: { knownHosts: t.knownHostsFile },
+  algorithms: { cipher: [t.cipher] },
+})
+
 export function connect(t) {
-  return load().connect({
-    host: t.host,
-    port: t.port,
-    username: t.user,
-    privateKeyPath: t.keyPath,
-    hostKey: { knownHosts: t.knownHostsFile },
-    algorithms: { cipher: [t.cipher] },
-  })
+  return load().connect(options(t))
 }
 
 export async function execTrue(ssh) {
@@ -119,13 +121,5 @@ export async function forwardLocal(ssh, remoteHost, remotePort) {
 
 /** Both hops are the same sshd: `proxyJump` as a spec string, the hop inheriting key and host key policy. */
 export function connectJump(t) {
-  return load().connect({
-    host: t.host,
-    port: t.port,
-    username: t.user,
-    privateKeyPath: t.keyPath,
-    hostKey: { knownHosts: t.knownHostsFile },
-    algorithms: { cipher: [t.cipher] },
-    proxyJump: `${t.user}@${t.host}:${t.port}`,
-  })
+  return load().connect({ ...options(t), proxyJump: `${t.user}@${t.host}:${t.port}` })
 }

@@ -117,6 +117,14 @@ pub async fn bind_tcp(spec: &str, bind_host: &str, bind_port: u16) -> Result<Tcp
     TcpListener::bind((bind_host.trim_matches(['[', ']']), bind_port)).await.map_err(|e| forward_error(spec, format!("cannot listen on {bind_host}:{bind_port}: {e}")))
 }
 
+/// One forwarded connection: a channel to `target`, bridged to it. A refused target closes
+/// the connection (as ssh -L does).
+async fn forward_one<S: AsyncRead + AsyncWrite + Unpin>(client: Arc<Client>, target: Target, sock: S, origin: Option<SocketAddr>) {
+    if let Ok(ch) = open(&client, &target, origin).await {
+        let _ = bridge(ch, sock).await;
+    }
+}
+
 /// -L: connections to the local listener go to `target` through the server.
 pub async fn forward_local(client: Arc<Client>, listener: TcpListener, target: Target) -> Result<ForwardHandle> {
     let stop = CancelToken::new();
@@ -124,16 +132,7 @@ pub async fn forward_local(client: Arc<Client>, listener: TcpListener, target: T
     let s2 = stop.clone();
     let task = tokio::spawn(async move {
         let accept = tcp_acceptor(listener);
-        serve(s2, accept, move |sock, peer| {
-            let (client, target) = (Arc::clone(&client), target.clone());
-            async move {
-                // a refused target closes the forwarded connection (as ssh -L does)
-                if let Ok(ch) = open(&client, &target, peer).await {
-                    let _ = bridge(ch, sock).await;
-                }
-            }
-        })
-        .await
+        serve(s2, accept, move |sock, peer| forward_one(Arc::clone(&client), target.clone(), sock, peer)).await
     });
     Ok(ForwardHandle { stop, local_addr, local_path: None, task: Some(task) })
 }
@@ -153,15 +152,7 @@ pub async fn forward_local_unix(client: Arc<Client>, path: PathBuf, target: Targ
                 Ok((s, None))
             }) as Accepting<tokio::net::UnixStream>
         };
-        serve(s2, accept, move |sock, _| {
-            let (client, target) = (Arc::clone(&client), target.clone());
-            async move {
-                if let Ok(ch) = open(&client, &target, None).await {
-                    let _ = bridge(ch, sock).await;
-                }
-            }
-        })
-        .await
+        serve(s2, accept, move |sock, peer| forward_one(Arc::clone(&client), target.clone(), sock, peer)).await
     });
     Ok(ForwardHandle { stop, local_addr: None, local_path: Some(path), task: Some(task) })
 }

@@ -187,17 +187,8 @@ impl NativeClient {
 
     /// Stop (false) or resume (true) keeping the process alive while connected.
     #[napi]
-    #[allow(deprecated)]
     pub fn set_ref(&self, env: Env, keep: bool) -> napi::Result<()> {
-        let mut guard = self.keep_alive.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(f) = guard.as_mut() {
-            if keep {
-                f.refer(&env)?;
-            } else {
-                f.unref(&env)?;
-            }
-        }
-        Ok(())
+        crate::set_keep_alive_ref(&self.keep_alive, &env, keep)
     }
 
     #[napi(getter)]

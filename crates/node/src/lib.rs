@@ -50,3 +50,22 @@ pub fn crypto_backend() -> &'static str {
 pub fn supported_algorithms() -> options::NativeAlgorithms {
     options::algorithms_to_js(ferrossh_core::algorithms::supported())
 }
+
+/// Refs (`keep`) or unrefs the threadsafe function that keeps Node alive while a client is
+/// connected or a server listens; nothing once it has been released at close.
+#[allow(deprecated)]
+pub(crate) fn set_keep_alive_ref<T: 'static, R: napi::bindgen_prelude::FromNapiValue, A: 'static + napi::bindgen_prelude::JsValuesTupleIntoVec>(
+    slot: &std::sync::Mutex<Option<napi::threadsafe_function::ThreadsafeFunction<T, R, A, napi::Status, false>>>,
+    env: &napi::Env,
+    keep: bool,
+) -> napi::Result<()> {
+    let mut guard = slot.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(f) = guard.as_mut() {
+        if keep {
+            f.refer(env)?;
+        } else {
+            f.unref(env)?;
+        }
+    }
+    Ok(())
+}

@@ -74,17 +74,8 @@ pub struct AuthRequest {
     pub kind: AuthAttemptKind,
 }
 
-/// A pseudo-terminal the client asked for (RFC 4254 §6.2).
-#[derive(Debug, Clone, Default)]
-pub struct PtyInfo {
-    pub term: String,
-    pub cols: u32,
-    pub rows: u32,
-    pub width_px: u32,
-    pub height_px: u32,
-    /// Encoded terminal modes (opcode, value).
-    pub modes: Vec<(u8, u32)>,
-}
+/// A pseudo-terminal the client asked for (RFC 4254 §6.2): the same fields a client sends.
+pub type PtyInfo = crate::options::PtyOptions;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SessionKind {
