@@ -594,6 +594,7 @@ export interface NativeTransferOptions {
   resume?: boolean
   keepPartial?: boolean
   mode?: number
+  fsync?: boolean
 }
 
 export interface NativeX11 {

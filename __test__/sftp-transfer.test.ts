@@ -386,6 +386,15 @@ describe('download and upload', () => {
       expect(await sha256File(up)).toBe(p.sha)
     }
   })
+  it('fsync: the file is flushed before the rename (local on download, fsync@openssh.com on upload); same bytes', async () => {
+    const p = pair(2 * MiB + 3)
+    const down = join(local, name('fsync'))
+    expect(await sftp.download(p.remote, down, { fsync: true })).toBe(p.size)
+    expect(await sha256File(down)).toBe(p.sha)
+    const up = posix.join(work, name('fsync'))
+    expect(await sftp.upload(p.local, up, { fsync: true })).toBe(p.size)
+    expect(await sha256File(up)).toBe(p.sha)
+  })
   it('download replaces an existing local file; upload replaces an existing remote file', async () => {
     const p = pair(255 * KiB)
     const down = join(local, name('replace'))

@@ -145,6 +145,12 @@ export interface TransferOptions {
   keepPartial?: boolean
   /** Permission bits of an uploaded file (default 0o644). */
   mode?: number
+  /**
+   * Flush the finished file to disk before it is renamed into place, like OpenSSH's `sftp -f`
+   * (default false, as there): a download syncs the local file; an upload asks the server with
+   * fsync@openssh.com when it offers that extension.
+   */
+  fsync?: boolean
   /** Aborts the transfer (the partial file is removed unless `keepPartial`). */
   signal?: AbortSignal
 }
@@ -607,9 +613,12 @@ export class SftpClient {
   }
 }
 
-function transferOptions(o: TransferOptions): { concurrency?: number; chunkSize?: number; resume?: boolean; keepPartial?: boolean; mode?: number } {
+function transferOptions(o: TransferOptions): { concurrency?: number; chunkSize?: number; resume?: boolean; keepPartial?: boolean; mode?: number; fsync?: boolean } {
+  for (const name of ['resume', 'keepPartial', 'fsync'] as const) {
+    if (o[name] !== undefined && typeof o[name] !== 'boolean') throw new ConfigError(`${name}: must be a boolean`, { option: name })
+  }
   if (o.concurrency !== undefined && (!Number.isInteger(o.concurrency) || o.concurrency < 1 || o.concurrency > 256)) throw new ConfigError('concurrency: must be between 1 and 256', { option: 'concurrency' })
   if (o.chunkSize !== undefined && (!Number.isInteger(o.chunkSize) || o.chunkSize < 1)) throw new ConfigError('chunkSize: must be a positive integer', { option: 'chunkSize' })
-  return { concurrency: o.concurrency, chunkSize: o.chunkSize, resume: o.resume, keepPartial: o.keepPartial, mode: modeOf(o.mode) }
+  return { concurrency: o.concurrency, chunkSize: o.chunkSize, resume: o.resume, keepPartial: o.keepPartial, mode: modeOf(o.mode), fsync: o.fsync }
 }
 

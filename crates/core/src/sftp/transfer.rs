@@ -30,6 +30,9 @@ pub struct TransferOptions {
     /// Leave the partial file after a failure (it is removed otherwise).
     pub keep_partial: bool,
     pub mode: Option<u32>,
+    /// Flush the finished file to disk before it is renamed into place (OpenSSH's `sftp -f`):
+    /// the local file on download; on upload, fsync@openssh.com when the server offers it.
+    pub fsync: bool,
 }
 
 fn local_error(path: &Path, what: &str, e: std::io::Error) -> Error {
@@ -272,7 +275,9 @@ async fn download_inner(sftp: &Sftp, handle: &str, remote: &str, local: &Path, o
     let chunk = opts.chunk_size.unwrap_or(sftp.limits.read);
     read_ordered(sftp, handle, start, None, concurrency, chunk, &mut sink).await?;
     sink.file.flush().await.map_err(|e| local_error(&partial, "cannot write", e))?;
-    sink.file.get_ref().sync_all().await.map_err(|e| local_error(&partial, "cannot sync", e))?;
+    if opts.fsync {
+        sink.file.get_ref().sync_all().await.map_err(|e| local_error(&partial, "cannot sync", e))?;
+    }
     let done = sink.done;
     let rep = sink.rep;
     if let Some(t) = total {
@@ -346,6 +351,9 @@ async fn upload_inner(sftp: &Sftp, local: &Path, remote: &str, partial: &str, op
         }
         for t in inflight {
             t.join().await??;
+        }
+        if opts.fsync && sftp.extensions.fsync {
+            sftp.fsync(&handle).await?;
         }
         if offset != total {
             return Err(Error::Sftp { code: "EIO".into(), status: 0, message: format!("EIO: {} changed size during the upload", local.display()), path: Some(local.display().to_string()) });
