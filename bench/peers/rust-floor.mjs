@@ -8,6 +8,7 @@ export const label = 'Rust floor'
 const root = fileURLToPath(new URL('../../', import.meta.url))
 export const binary = `${root}target/release/ferrossh-rust-floor`
 const source = `${root}bench/rust-floor/src/main.rs`
+const sinkScript = `${root}bench/lib/sink.mjs`
 const BUILD = 'nice -n 10 cargo build --release -p ferrossh-rust-floor'
 
 export function unavailableReason() {
@@ -34,11 +35,12 @@ export function command(workload, p) {
   if (p.size !== undefined) args.push('--size', String(p.size))
   if (p.chunk !== undefined) args.push('--chunk', String(p.chunk))
   if (p.warmup !== undefined) args.push('--warmup', String(p.warmup))
+  if (workload === 'forward') args.push('--source-port', String(p.fixture.sourcePort), '--sink', `${process.execPath} ${sinkScript}`)
   return { file: binary, args }
 }
 
 /** Workloads the floor does not implement (yet), with the reason shown in the table. */
 export function unsupported(workload) {
-  if (['connect', 'download', 'upload', 'roundtrip', 'concurrent'].includes(workload)) return null
-  return 'not implemented in bench/rust-floor (its SFTP, forward and jump floors are still to write)'
+  if (['connect', 'download', 'upload', 'roundtrip', 'concurrent', 'forward', 'jump'].includes(workload)) return null
+  return 'not implemented in bench/rust-floor (its SFTP floors are still to write)'
 }

@@ -7,7 +7,9 @@
 //!
 //! Usage: ferrossh-rust-floor <workload> --host H --port P --user U --key PATH --host-key B64
 //!        [--bytes N] [--count N] [--size N] [--chunk N] [--warmup N] [--cipher NAME]
-//! Workloads: connect, download, upload, roundtrip, concurrent. Prints one JSON object.
+//!        [--source-port N --sink "NODE SCRIPT"]
+//! Workloads: connect, download, upload, roundtrip, concurrent, forward, jump. Prints one JSON
+//! object.
 
 use std::borrow::Cow;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -34,6 +36,9 @@ struct Args {
     size: usize,
     chunk: usize,
     warmup: usize,
+    /// forward: the local byte source the forward connects to, and the sink program to run
+    source_port: u16,
+    sink: String,
 }
 
 fn parse_args() -> Result<Args, BoxError> {
@@ -52,6 +57,8 @@ fn parse_args() -> Result<Args, BoxError> {
         size: 64,
         chunk: 256 * 1024,
         warmup: 0,
+        source_port: 0,
+        sink: String::new(),
     };
     while let Some(flag) = it.next() {
         let v = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
@@ -67,6 +74,8 @@ fn parse_args() -> Result<Args, BoxError> {
             "--size" => a.size = v.parse()?,
             "--chunk" => a.chunk = v.parse()?,
             "--warmup" => a.warmup = v.parse()?,
+            "--source-port" => a.source_port = v.parse()?,
+            "--sink" => a.sink = v,
             _ => return Err(format!("unknown flag {flag}").into()),
         }
     }
@@ -123,6 +132,8 @@ struct Shared {
     closed: AtomicBool,
     exit_status: AtomicU64,
     notify: Notify,
+    /// forward: channel data goes straight from the handler into this socket
+    forward_to: tokio::sync::Mutex<Option<tokio::net::tcp::OwnedWriteHalf>>,
 }
 
 impl Shared {
@@ -185,6 +196,18 @@ impl Handler for Client {
         if total >= self.shared.want.load(Ordering::SeqCst) {
             self.shared.notify.notify_one();
         }
+        if let Some(w) = self.shared.forward_to.lock().await.as_mut() {
+            use tokio::io::AsyncWriteExt;
+            w.write_all(data).await?;
+        }
+        Ok(())
+    }
+
+    async fn channel_eof(&mut self, _ch: ChannelId, _s: &mut Session) -> Result<(), Self::Error> {
+        if let Some(mut w) = self.shared.forward_to.lock().await.take() {
+            use tokio::io::AsyncWriteExt;
+            let _ = w.shutdown().await;
+        }
         Ok(())
     }
 
@@ -236,7 +259,36 @@ async fn connect(
         shared: shared.clone(),
         host_key: a.host_key.clone(),
     };
-    let mut handle = client::connect(cfg, (a.host.as_str(), a.port), handler).await?;
+    let handle = client::connect(cfg, (a.host.as_str(), a.port), handler).await?;
+    authenticate(a, handle, shared, key).await
+}
+
+/// The target of a one-hop jump: its handshake runs over a direct-tcpip channel of `hop`.
+async fn connect_via(
+    a: &Args,
+    hop: &Conn,
+    cfg: Arc<client::Config>,
+    key: Arc<PrivateKey>,
+) -> Result<Conn, BoxError> {
+    let ch = hop
+        .handle
+        .channel_open_direct_tcpip(a.host.clone(), a.port as u32, "127.0.0.1", 0)
+        .await?;
+    let shared = Arc::new(Shared::default());
+    let handler = Client {
+        shared: shared.clone(),
+        host_key: a.host_key.clone(),
+    };
+    let handle = client::connect_stream(cfg, ch.into_stream(), handler).await?;
+    authenticate(a, handle, shared, key).await
+}
+
+async fn authenticate(
+    a: &Args,
+    mut handle: Handle<Client>,
+    shared: Arc<Shared>,
+    key: Arc<PrivateKey>,
+) -> Result<Conn, BoxError> {
     let auth = handle
         .authenticate_publickey(a.user.clone(), PrivateKeyWithHashAlg::new(key, None))
         .await?;
@@ -375,6 +427,72 @@ async fn run(a: Args) -> Result<String, BoxError> {
                 json_nums(&us)
             ))
         }
+        "forward" => {
+            // -L with one connection: a listener, the sink connecting to it, a direct-tcpip
+            // channel to the byte source; channel data is written to the socket from the handler
+            let c = connect(&a, cfg, key).await?;
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+            let port = listener.local_addr()?.port();
+            let mut sink_cmd = a.sink.split_whitespace();
+            let program = sink_cmd.next().ok_or("forward needs --sink")?;
+            let (cpu0, _) = rusage();
+            let sink = tokio::process::Command::new(program)
+                .args(sink_cmd)
+                .arg(port.to_string())
+                .arg(a.bytes.to_string())
+                .stdout(std::process::Stdio::piped())
+                .spawn()?;
+            let (sock, _) = listener.accept().await?;
+            sock.set_nodelay(true)?;
+            let (_read, write) = sock.into_split();
+            *c.shared.forward_to.lock().await = Some(write);
+            let ch = c
+                .handle
+                .channel_open_direct_tcpip("127.0.0.1", a.source_port as u32, "127.0.0.1", 0)
+                .await?;
+            // the read half goes: data arrives through the handler, never queued
+            let (read, _write) = ch.split();
+            drop(read);
+            let out = sink.wait_with_output().await?;
+            let cpu = rusage().0 - cpu0;
+            c.close().await?;
+            let report = String::from_utf8_lossy(&out.stdout).trim().to_string();
+            if !out.status.success() {
+                return Err(format!("sink failed: {report}").into());
+            }
+            let field = |name: &str| {
+                report
+                    .split(&format!("\"{name}\":"))
+                    .nth(1)
+                    .and_then(|v| v.split([',', '}']).next())
+                    .map(|v| v.trim().to_string())
+                    .ok_or_else(|| format!("no {name} in the sink's report: {report}"))
+            };
+            Ok(format!(
+                "{{\"bytes\":{},\"wallS\":{},\"cpuS\":{cpu:.6},\"sinkCpuS\":{}}}",
+                field("bytes")?,
+                field("wallS")?,
+                field("cpuS")?
+            ))
+        }
+        "jump" => {
+            // both hops on the same sshd, as for the other peers: the target through the hop
+            let hop = connect(&a, cfg.clone(), key.clone()).await?;
+            let c = connect_via(&a, &hop, cfg, key).await?;
+            let (cpu0, _) = rusage();
+            let t0 = Instant::now();
+            let _w = c.exec(&format!("head -c {} /dev/zero", a.bytes)).await?;
+            c.shared.wait_closed().await;
+            let wall = t0.elapsed().as_secs_f64();
+            let cpu = rusage().0 - cpu0;
+            let got = c.shared.received.load(Ordering::SeqCst);
+            c.close().await?;
+            hop.close().await?;
+            if got != a.bytes {
+                return Err(format!("received {got} bytes, expected {}", a.bytes).into());
+            }
+            Ok(format!("{{\"bytes\":{got},\"wallS\":{wall:.6},\"cpuS\":{cpu:.6}}}"))
+        }
         "concurrent" => {
             let rss_before = current_rss_kb();
             let (cpu0, _) = rusage();
@@ -419,6 +537,8 @@ fn clone_args(a: &Args) -> Args {
         size: a.size,
         chunk: a.chunk,
         warmup: a.warmup,
+        source_port: a.source_port,
+        sink: a.sink.clone(),
     }
 }
 
