@@ -11,6 +11,7 @@ import { cpus, loadavg, totalmem } from 'node:os'
 import { fileURLToPath } from 'node:url'
 import { startSshd } from '../__test__/fixtures/sshd.mjs'
 import { runChild, killAllChildren } from './lib/spawn.mjs'
+import { serverCpuMeter, settledCpu } from './lib/server-cpu.mjs'
 import { workloadSpecs, summarize } from './lib/workloads.mjs'
 import { ratios, renderWorkload, targetChecks } from './lib/report.mjs'
 import { prepareSftpFiles, startByteSource } from './lib/fixtures.mjs'
@@ -114,12 +115,16 @@ async function main() {
       'MaxSessions 100',
     ],
   })
+  // the server's CPU per run (forward and jump tables): what bounds a transfer on this box
+  const serverCpu = serverCpuMeter(sshd.pid)
+  if (serverCpu.reason) log(`sshd CPU not measured: ${serverCpu.reason}`)
   // undoes the SFTP file and the forward's byte source (below), also on Ctrl-C
   const cleanups = []
   const stopAll = async () => {
     killAllChildren()
     for (const c of cleanups.splice(0)) await Promise.resolve().then(c).catch(() => {})
     await sshd.stop().catch(() => {})
+    serverCpu.remove?.()
   }
   for (const sig of ['SIGINT', 'SIGTERM']) {
     process.once(sig, () => {
@@ -176,7 +181,10 @@ async function main() {
             const cmd = peer.command
               ? peer.command(name, params)
               : { file: process.execPath, args: [here('./lib/child.mjs'), peerKey(peer), name, JSON.stringify(params)] }
+            const serverCpu0 = serverCpu.cpuS?.()
             const { result, error } = await runChild(cmd.file, cmd.args, { timeoutMs: cfg.timeoutS * 1000 })
+            // sessions that end with the child may still be tearing down: let them finish
+            if (result && serverCpu0 !== undefined) result.serverCpuS = await settledCpu(serverCpu) - serverCpu0
             const slot = (results[name][label] ??= { rounds: [], errors: [] })
             if (error) {
               slot.errors.push(error)
@@ -198,6 +206,7 @@ async function main() {
   } finally {
     for (const c of cleanups.splice(0)) await c()
     await sshd.stop()
+    serverCpu.remove?.()
   }
 
   // rows of each table: every peer (skipped ones too, to say so) and its variants
