@@ -352,20 +352,7 @@ async fn run(a: Args) -> Result<String, BoxError> {
         }
         "download" => {
             let c = connect(&a, cfg, key).await?;
-            let (cpu0, _) = rusage();
-            let t0 = Instant::now();
-            let _w = c.exec(&format!("head -c {} /dev/zero", a.bytes)).await?;
-            c.shared.wait_closed().await;
-            let wall = t0.elapsed().as_secs_f64();
-            let cpu = rusage().0 - cpu0;
-            let got = c.shared.received.load(Ordering::SeqCst);
-            c.close().await?;
-            if got != a.bytes {
-                return Err(format!("received {got} bytes, expected {}", a.bytes).into());
-            }
-            Ok(format!(
-                "{{\"bytes\":{got},\"wallS\":{wall:.6},\"cpuS\":{cpu:.6}}}"
-            ))
+            download(&a, c).await
         }
         "upload" => {
             let c = connect(&a, cfg, key).await?;
@@ -479,19 +466,9 @@ async fn run(a: Args) -> Result<String, BoxError> {
             // both hops on the same sshd, as for the other peers: the target through the hop
             let hop = connect(&a, cfg.clone(), key.clone()).await?;
             let c = connect_via(&a, &hop, cfg, key).await?;
-            let (cpu0, _) = rusage();
-            let t0 = Instant::now();
-            let _w = c.exec(&format!("head -c {} /dev/zero", a.bytes)).await?;
-            c.shared.wait_closed().await;
-            let wall = t0.elapsed().as_secs_f64();
-            let cpu = rusage().0 - cpu0;
-            let got = c.shared.received.load(Ordering::SeqCst);
-            c.close().await?;
+            let r = download(&a, c).await;
             hop.close().await?;
-            if got != a.bytes {
-                return Err(format!("received {got} bytes, expected {}", a.bytes).into());
-            }
-            Ok(format!("{{\"bytes\":{got},\"wallS\":{wall:.6},\"cpuS\":{cpu:.6}}}"))
+            r
         }
         "concurrent" => {
             let rss_before = current_rss_kb();
@@ -516,6 +493,22 @@ async fn run(a: Args) -> Result<String, BoxError> {
         }
         other => Err(format!("unknown workload {other}").into()),
     }
+}
+
+/// `head -c bytes /dev/zero` on `c`, timed from the exec to the channel's close; closes `c`.
+async fn download(a: &Args, c: Conn) -> Result<String, BoxError> {
+    let (cpu0, _) = rusage();
+    let t0 = Instant::now();
+    let _w = c.exec(&format!("head -c {} /dev/zero", a.bytes)).await?;
+    c.shared.wait_closed().await;
+    let wall = t0.elapsed().as_secs_f64();
+    let cpu = rusage().0 - cpu0;
+    let got = c.shared.received.load(Ordering::SeqCst);
+    c.close().await?;
+    if got != a.bytes {
+        return Err(format!("received {got} bytes, expected {}", a.bytes).into());
+    }
+    Ok(format!("{{\"bytes\":{got},\"wallS\":{wall:.6},\"cpuS\":{cpu:.6}}}"))
 }
 
 /// A zeroed buffer that lives for the whole run: `&'static [u8]` becomes a `Bytes` without a copy.
