@@ -48,6 +48,40 @@ function anonRssKb() {
   }
 }
 
+/** `head -c bytes /dev/zero` on the connection `connecting` gives, timed from the exec to the end. */
+async function timedDownload(peer, p, connecting) {
+  const s = await connecting
+  const stop = startMeasure()
+  const bytes = await peer.download(s, `head -c ${p.bytes} /dev/zero`)
+  const m = stop()
+  await peer.close(s)
+  if (bytes !== p.bytes) throw new Error(`received ${bytes} bytes, expected ${p.bytes}`)
+  return { bytes, ...m }
+}
+
+/**
+ * One SFTP transfer to `dest` (a local path, or a remote one the harness can see locally),
+ * timed around `run(sftp)`; the copy is size- and sample-checked, and removed on every path
+ * (a deleted file's dirty pages are dropped, not written back during the next peer's run).
+ */
+async function sftpTransfer(peer, p, name, dest, run) {
+  const s = await peer.connect(p.target)
+  const sftp = await peer.sftp(s)
+  try {
+    const stop = startMeasure()
+    await run(sftp)
+    const m = stop()
+    const bytes = statSync(dest).size
+    if (bytes !== p.bytes) throw new Error(`${name}: ${bytes} bytes arrived, expected ${p.bytes}`)
+    checkSamples(p.fixture.sftpFile, dest, bytes)
+    await peer.sftpEnd(sftp)
+    await peer.close(s)
+    return { bytes, ...m, note: peer.sftpNote?.(name, p.variant) }
+  } finally {
+    if (existsSync(dest)) unlinkSync(dest)
+  }
+}
+
 const workloads = {
   async connect(peer, p) {
     const latenciesMs = []
@@ -62,15 +96,7 @@ const workloads = {
     return { latenciesMs }
   },
 
-  async download(peer, p) {
-    const s = await peer.connect(p.target)
-    const stop = startMeasure()
-    const bytes = await peer.download(s, `head -c ${p.bytes} /dev/zero`)
-    const m = stop()
-    await peer.close(s)
-    if (bytes !== p.bytes) throw new Error(`received ${bytes} bytes, expected ${p.bytes}`)
-    return { bytes, ...m }
-  },
+  download: (peer, p) => timedDownload(peer, p, peer.connect(p.target)),
 
   async upload(peer, p) {
     const s = await peer.connect(p.target)
@@ -123,43 +149,14 @@ const workloads = {
   // SFTP: the connection and the SFTP session are set up before the clock starts; the file was
   // written once per run by the harness (bench/lib/fixtures.mjs) and is in the page cache.
   async 'sftp-download'(peer, p) {
-    const s = await peer.connect(p.target)
-    const sftp = await peer.sftp(s)
     const local = join(p.fixture.localDir, `download-${process.pid}.bin`)
-    try {
-      const stop = startMeasure()
-      await peer.sftpDownload(sftp, p.fixture.sftpFile, local, p.variant)
-      const m = stop()
-      const bytes = statSync(local).size
-      if (bytes !== p.bytes) throw new Error(`downloaded ${bytes} bytes, expected ${p.bytes}`)
-      checkSamples(p.fixture.sftpFile, local, bytes)
-      await peer.sftpEnd(sftp)
-      await peer.close(s)
-      return { bytes, ...m, note: peer.sftpNote?.('sftp-download', p.variant) }
-    } finally {
-      // a deleted file's dirty pages are dropped, not written back during the next peer's run
-      if (existsSync(local)) unlinkSync(local)
-    }
+    return sftpTransfer(peer, p, 'sftp-download', local, (sftp) => peer.sftpDownload(sftp, p.fixture.sftpFile, local, p.variant))
   },
 
   async 'sftp-upload'(peer, p) {
-    const s = await peer.connect(p.target)
-    const sftp = await peer.sftp(s)
     // the server is this machine: the uploaded file is checked and removed through the local fs
     const remote = `${p.fixture.home}/ferrossh-bench-upload-${process.pid}.bin`
-    try {
-      const stop = startMeasure()
-      await peer.sftpUpload(sftp, p.fixture.sftpFile, remote, p.variant)
-      const m = stop()
-      const bytes = statSync(remote).size
-      if (bytes !== p.bytes) throw new Error(`uploaded ${bytes} bytes, expected ${p.bytes}`)
-      checkSamples(p.fixture.sftpFile, remote, bytes)
-      await peer.sftpEnd(sftp)
-      await peer.close(s)
-      return { bytes, ...m, note: peer.sftpNote?.('sftp-upload', p.variant) }
-    } finally {
-      if (existsSync(remote)) unlinkSync(remote)
-    }
+    return sftpTransfer(peer, p, 'sftp-upload', remote, (sftp) => peer.sftpUpload(sftp, p.fixture.sftpFile, remote, p.variant))
   },
 
   async 'sftp-stream'(peer, p) {
@@ -189,15 +186,7 @@ const workloads = {
     return { bytes: sink.bytes, wallS: sink.wallS, cpuS: m.cpuS, loopP99Ms: m.loopP99Ms, sinkCpuS: sink.cpuS, windowS: m.wallS }
   },
 
-  async jump(peer, p) {
-    const s = await peer.connectJump(p.target)
-    const stop = startMeasure()
-    const bytes = await peer.download(s, `head -c ${p.bytes} /dev/zero`)
-    const m = stop()
-    await peer.close(s)
-    if (bytes !== p.bytes) throw new Error(`received ${bytes} bytes, expected ${p.bytes}`)
-    return { bytes, ...m }
-  },
+  jump: (peer, p) => timedDownload(peer, p, peer.connectJump(p.target)),
 
   async concurrent(peer, p) {
     const rssBeforeKb = Math.round(process.memoryUsage().rss / 1024)
