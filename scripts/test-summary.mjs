@@ -13,8 +13,18 @@ for (const m of readFileSync(cargoOut, 'utf8').matchAll(/test result: \w+\. (\d+
 if (existsSync(vitestJson)) {
   const v = JSON.parse(readFileSync(vitestJson, 'utf8'))
   passed += v.numPassedTests
-  failed += v.numFailedTests + (v.numTotalTestSuites > 0 && v.numFailedTestSuites ? 0 : 0)
+  failed += v.numFailedTests
   skipped += v.numPendingTests + v.numTodoTests
+  // a file that failed outside its tests (a beforeAll that threw, an import error) leaves its
+  // tests unrun, reported as skipped: they count as failed, and the file at least once
+  for (const file of v.testResults ?? []) {
+    if (file.status !== 'failed') continue
+    const unrun = (file.assertionResults ?? []).filter((a) => a.status !== 'passed' && a.status !== 'failed').length
+    const failedHere = (file.assertionResults ?? []).filter((a) => a.status === 'failed').length
+    if (failedHere > 0 && unrun === 0) continue
+    skipped -= unrun
+    failed += Math.max(unrun, failedHere > 0 ? 0 : 1)
+  }
   if (v.numTotalTests === 0) failed += 1 // a run that executed nothing is a failure
 } else {
   failed += 1
