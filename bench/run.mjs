@@ -14,7 +14,8 @@ import { runChild, killAllChildren } from './lib/spawn.mjs'
 import { serverCpuMeter, settledCpu } from './lib/server-cpu.mjs'
 import { workloadSpecs, summarize } from './lib/workloads.mjs'
 import { ratios, renderWorkload, targetChecks } from './lib/report.mjs'
-import { prepareSftpFiles, startByteSource } from './lib/fixtures.mjs'
+import { prepareSftpFiles } from './lib/fixtures.mjs'
+import { pumpUnavailable, startByteSource } from './lib/sink.mjs'
 import { fmt } from './lib/table.mjs'
 import * as ferrossh from './peers/ferrossh.mjs'
 import * as ssh2 from './peers/ssh2.mjs'
@@ -164,6 +165,8 @@ async function main() {
       Object.assign(fixture, { sftpFile: files.sftpFile, localDir: files.localDir })
     }
     if (workloads.includes('forward')) {
+      const why = pumpUnavailable()
+      if (why) throw new Error(`the forward workload needs its byte source and sink: ${why}`)
       const source = await startByteSource(cfg.forwardMiB * 1024 * 1024)
       cleanups.push(() => source.close())
       fixture.sourcePort = source.port

@@ -1,9 +1,8 @@
-// What the SFTP and forward workloads need besides the sshd, set up once per run by the harness:
-// the file to transfer (in the test user's home; the server is this machine) and a TCP server
-// that sends a fixed number of bytes to whoever connects (the far end of the forwards).
+// What the SFTP workloads need besides the sshd, set up once per run by the harness: the file to
+// transfer (in the test user's home; the server is this machine). The forward's byte source and
+// sink are in sink.mjs.
 import { closeSync, chownSync, mkdtempSync, openSync, readSync, rmSync, statSync, writeSync } from 'node:fs'
 import { randomFillSync } from 'node:crypto'
-import net from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 
@@ -37,38 +36,6 @@ export function prepareSftpFiles(home, bytes) {
       rmSync(sftpFile, { force: true })
       rmSync(localDir, { recursive: true, force: true })
     },
-  }
-}
-
-/** A TCP server on 127.0.0.1 that writes `bytes` to each connection, then ends it. */
-export async function startByteSource(bytes) {
-  const buf = block()
-  const open = new Set()
-  const server = net.createServer((sock) => {
-    open.add(sock)
-    sock.on('close', () => open.delete(sock))
-    sock.on('error', () => {}) // a forwarder torn down mid-transfer resets the connection
-    let left = bytes
-    const pump = () => {
-      while (left > 0) {
-        const n = Math.min(left, buf.length)
-        left -= n
-        if (!sock.write(n === buf.length ? buf : buf.subarray(0, n))) return void sock.once('drain', pump)
-      }
-      sock.end()
-    }
-    pump()
-  })
-  await new Promise((resolve, reject) => {
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', resolve)
-  })
-  return {
-    port: server.address().port,
-    close: () => new Promise((resolve) => {
-      server.close(() => resolve())
-      for (const sock of open) sock.destroy()
-    }),
   }
 }
 

@@ -53,10 +53,13 @@ export function workloadSpecs(cfg) {
         { key: 'peakRssMiB', title: 'peak RSS MiB', better: 'lower' },
         { key: 'deltaRssMiB', title: 'Δ RSS MiB', better: 'lower' },
         { key: 'deltaAnonMiB', title: 'Δ private MiB', better: 'lower' },
+        { key: 'firstMiB', title: 'first conn MiB', better: 'lower' },
         { key: 'cpuS', title: 'CPU s', better: 'lower' },
       ],
       reduce: (r) => ({
         wallS: r.wallS,
+        // the warm-up connection before the baseline: code paged in, runtime started, first session
+        firstMiB: r.rssColdKb === undefined ? undefined : (r.rssBeforeKb - r.rssColdKb) / 1024,
         peakRssMiB: r.maxRssKb / 1024,
         deltaRssMiB: (r.maxRssKb - r.rssBeforeKb) / 1024,
         // RSS without mapped-file pages (code), after every connection is up; library peers only

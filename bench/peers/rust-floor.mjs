@@ -2,13 +2,13 @@
 // binary. It measures itself (getrusage around the workload) and prints the same JSON shape.
 import { existsSync, statSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
+import { sinkCommand } from '../lib/sink.mjs'
 
 export const label = 'Rust floor'
 
 const root = fileURLToPath(new URL('../../', import.meta.url))
 export const binary = `${root}target/release/ferrossh-rust-floor`
 const source = `${root}bench/rust-floor/src/main.rs`
-const sinkScript = `${root}bench/lib/sink.mjs`
 const BUILD = 'nice -n 10 cargo build --release -p ferrossh-rust-floor'
 
 export function unavailableReason() {
@@ -35,7 +35,7 @@ export function command(workload, p) {
   if (p.size !== undefined) args.push('--size', String(p.size))
   if (p.chunk !== undefined) args.push('--chunk', String(p.chunk))
   if (p.warmup !== undefined) args.push('--warmup', String(p.warmup))
-  if (workload === 'forward') args.push('--source-port', String(p.fixture.sourcePort), '--sink', `${process.execPath} ${sinkScript}`)
+  if (workload === 'forward') args.push('--source-port', String(p.fixture.sourcePort), '--sink', sinkCommand)
   return { file: binary, args }
 }
 
