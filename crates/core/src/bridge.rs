@@ -19,9 +19,10 @@ where
     let down = async {
         let mut n = 0u64;
         let r = async {
-            while let Some([out, _err]) = shared.next_chunks().await? {
-                n += out.len() as u64;
-                wr.write_all(&out).await.map_err(|e| Error::disconnected(format!("local socket: {e}")))?;
+            let mut batch = [Vec::new(), Vec::new()];
+            while shared.next_chunks_into(&mut batch).await? {
+                n += batch[0].len() as u64;
+                wr.write_all(&batch[0]).await.map_err(|e| Error::disconnected(format!("local socket: {e}")))?;
             }
             Ok::<(), Error>(())
         }

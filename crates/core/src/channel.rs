@@ -54,6 +54,10 @@ pub enum ReadResult {
     Failed(Error),
 }
 
+/// Largest buffer a Rust reader's batch keeps for reuse: batches are as large as what
+/// arrived while the previous one was written out, rarely more than the window (2 MiB).
+const SPARE_KEEP: usize = 4 * 1024 * 1024;
+
 #[derive(Default)]
 struct Buf {
     data: Vec<u8>,
@@ -92,15 +96,21 @@ impl Buf {
         self.data = v;
         self.start = 0;
     }
-    fn take_all(&mut self) -> Vec<u8> {
-        let out = if self.start == 0 {
-            std::mem::take(&mut self.data)
+    /// Moves everything queued into `into` (its old contents are dropped). Its memory
+    /// becomes this buffer's, so a reader that keeps handing back the same Vec makes the two
+    /// trade places instead of allocating (and faulting in) fresh memory for every batch.
+    fn swap_into(&mut self, into: &mut Vec<u8>) {
+        into.clear();
+        if into.capacity() > SPARE_KEEP {
+            *into = Vec::new();
+        }
+        if self.start == 0 {
+            std::mem::swap(&mut self.data, into);
         } else {
-            self.data[self.start..].to_vec()
-        };
-        self.data = Vec::new();
+            into.extend_from_slice(&self.data[self.start..]);
+            self.data.clear();
+        }
         self.start = 0;
-        out
     }
 }
 
@@ -596,6 +606,14 @@ impl ChannelShared {
     /// Rust-side reader: waits for new bytes on either stream (or the end), and hands
     /// back everything buffered. `None` once both streams are finished.
     pub async fn next_chunks(&self) -> Result<Option<[Vec<u8>; 2]>> {
+        let mut out = [Vec::new(), Vec::new()];
+        Ok(self.next_chunks_into(&mut out).await?.then_some(out))
+    }
+
+    /// As `next_chunks`, into `out` (stdout, stderr), whose memory the channel keeps for the
+    /// next batch: a copy loop that passes the same pair each time allocates nothing once warm.
+    /// Ok(false) once both streams are finished.
+    pub async fn next_chunks_into(&self, out: &mut [Vec<u8>; 2]) -> Result<bool> {
         loop {
             let notified = self.event.notified();
             tokio::pin!(notified);
@@ -604,13 +622,15 @@ impl ChannelShared {
                 let mut st = self.lock();
                 st.rust_reader = true;
                 if st.bufs[0].len() > 0 || st.bufs[1].len() > 0 {
-                    let out = [st.bufs[0].take_all(), st.bufs[1].take_all()];
+                    let [o, e] = out;
+                    st.bufs[0].swap_into(o);
+                    st.bufs[1].swap_into(e);
                     drop(st);
                     self.space.notify_waiters();
-                    return Ok(Some(out));
+                    return Ok(true);
                 }
                 if st.eof || st.closed {
-                    return Ok(None);
+                    return Ok(false);
                 }
                 if let Some(e) = &st.broken {
                     return Err(e.clone());
@@ -1106,6 +1126,29 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         filler.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn rust_reader_batches_trade_memory_and_keep_order() {
+        let ch = ChannelShared::new(5, BufferLimits::default());
+        let mut batch = [Vec::new(), Vec::new()];
+        let mut got = Vec::new();
+        for i in 0..6u8 {
+            ch.push(STDOUT, &vec![i; 40 * 1024]).await;
+            ch.push(STDERR, &[i]).await;
+            assert!(ch.next_chunks_into(&mut batch).await.unwrap());
+            assert_eq!(batch[1], vec![i]);
+            got.extend_from_slice(&batch[0]);
+            if i > 0 {
+                // the reader's previous batch became the channel's buffer: the next bytes
+                // land in memory that is already there
+                assert!(ch.lock().bufs[STDOUT].data.capacity() >= 40 * 1024);
+            }
+        }
+        let want: Vec<u8> = (0..6u8).flat_map(|i| vec![i; 40 * 1024]).collect();
+        assert_eq!(got, want);
+        ch.on_eof();
+        assert!(!ch.next_chunks_into(&mut batch).await.unwrap());
     }
 
     /// A handle on memory owned by the test, as a JS Buffer is a handle on its ArrayBuffer.

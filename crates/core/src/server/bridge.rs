@@ -21,8 +21,9 @@ where
     let shared = Arc::clone(ch.shared());
     let down = async {
         // the channel's input ends (EOF, close, or the connection lost): so does the stream's
-        while let Ok(Some([data, _ext])) = shared.next_chunks().await {
-            if wr.write_all(&data).await.is_err() {
+        let mut batch = [Vec::new(), Vec::new()];
+        while let Ok(true) = shared.next_chunks_into(&mut batch).await {
+            if wr.write_all(&batch[0]).await.is_err() {
                 // nobody reads any more: drop what still comes so the connection never waits
                 shared.discard();
                 break;
