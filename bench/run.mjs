@@ -55,7 +55,7 @@ const cfg = {
 const ALL_PEERS = [ferrossh, ssh2, russh, openssh, rustFloor]
 const ALL_WORKLOADS = [
   'connect', 'download', 'upload', 'roundtrip', 'concurrent',
-  'sftp-download', 'sftp-upload', 'sftp-stream', 'forward', 'jump',
+  'sftp-download', 'sftp-upload', 'sftp-stream', 'forward', 'jump', 'jump-upload', 'jump-connect',
 ]
 const pick = (all, list, key) => {
   if (!list) return all

@@ -87,33 +87,37 @@ async function sftpTransfer(peer, p, name, dest, run) {
   }
 }
 
-const workloads = {
-  async connect(peer, p) {
-    const latenciesMs = []
-    for (let i = 0; i < p.count; i++) {
-      const t0 = performance.now()
-      const s = await peer.connect(p.target)
-      await peer.execTrue(s)
-      latenciesMs.push(performance.now() - t0)
-      // teardown is not part of the latency a caller waits for
-      await peer.close(s)
-    }
-    return { latenciesMs }
-  },
-
-  download: (peer, p) => timedDownload(peer, p, peer.connect(p.target)),
-
-  async upload(peer, p) {
-    const s = await peer.connect(p.target)
-    // The same zeroed chunk is written over and over; its contents never change, so a peer
-    // that holds on to it until the window opens still sends the right bytes.
-    const chunk = Buffer.alloc(p.chunk)
-    const stop = startMeasure()
-    await peer.upload(s, 'cat > /dev/null', p.bytes, chunk)
-    const m = stop()
+/** `p.count` sequential `open()` + exec `true`, each timed until the exit status. */
+async function timedConnects(peer, p, open) {
+  const latenciesMs = []
+  for (let i = 0; i < p.count; i++) {
+    const t0 = performance.now()
+    const s = await open()
+    await peer.execTrue(s)
+    latenciesMs.push(performance.now() - t0)
+    // teardown is not part of the latency a caller waits for
     await peer.close(s)
-    return { bytes: p.bytes, ...m }
-  },
+  }
+  return { latenciesMs }
+}
+
+/** `p.bytes` into `cat > /dev/null` on the connection `connecting` gives, timed from the exec. */
+async function timedUpload(peer, p, connecting) {
+  const s = await connecting
+  // The same zeroed chunk is written over and over; its contents never change, so a peer
+  // that holds on to it until the window opens still sends the right bytes.
+  const chunk = Buffer.alloc(p.chunk)
+  const stop = startMeasure()
+  await peer.upload(s, 'cat > /dev/null', p.bytes, chunk)
+  const m = stop()
+  await peer.close(s)
+  return { bytes: p.bytes, ...m }
+}
+
+const workloads = {
+  connect: (peer, p) => timedConnects(peer, p, () => peer.connect(p.target)),
+  download: (peer, p) => timedDownload(peer, p, peer.connect(p.target)),
+  upload: (peer, p) => timedUpload(peer, p, peer.connect(p.target)),
 
   async roundtrip(peer, p) {
     const s = await peer.connect(p.target)
@@ -192,6 +196,8 @@ const workloads = {
   },
 
   jump: (peer, p) => timedDownload(peer, p, peer.connectJump(p.target)),
+  'jump-upload': (peer, p) => timedUpload(peer, p, peer.connectJump(p.target)),
+  'jump-connect': (peer, p) => timedConnects(peer, p, () => peer.connectJump(p.target)),
 
   // One connection is made and closed first, so that what is measured is what connections
   // cost, not the one-time cost of loading code and starting a runtime (reported apart).

@@ -97,6 +97,21 @@ export function workloadSpecs(cfg) {
       metrics: [...TRANSFER_METRICS, SERVER_CPU],
       reduce: (r) => ({ ...transfer(r), serverCpuS: r.serverCpuS }),
     },
+    'jump-upload': {
+      title: `k. exec upload through one jump host: ${cfg.jumpMiB} MiB into \`cat > /dev/null\` (${cfg.chunkKiB} KiB writes)`,
+      params: { bytes: cfg.jumpMiB * MiB, chunk: cfg.chunkKiB * 1024 },
+      metrics: [...TRANSFER_METRICS, SERVER_CPU],
+      reduce: (r) => ({ ...transfer(r), serverCpuS: r.serverCpuS }),
+    },
+    'jump-connect': {
+      title: `l. connect + auth through one jump host, then exec \`true\`, ${cfg.connectRuns} sequential runs`,
+      params: { count: cfg.connectRuns },
+      metrics: [
+        { key: 'p50Ms', title: 'median ms', better: 'lower' },
+        { key: 'p90Ms', title: 'p90 ms', better: 'lower' },
+      ],
+      reduce: (r) => ({ p50Ms: percentile(r.latenciesMs, 50), p90Ms: percentile(r.latenciesMs, 90) }),
+    },
   }
 }
 
@@ -154,4 +169,6 @@ export const TARGETS = {
   'sftp-stream': [['MiB/s ≥ 5× ssh2 (default highWaterMark)', 'mibps', 'ssh2', 'mibps', 5, 'ge']],
   forward: [['MiB/s ≥ 1.5× ssh2', 'mibps', 'ssh2', 'mibps', 1.5, 'ge']],
   jump: [['MiB/s ≥ 1.2× ssh2', 'mibps', 'ssh2', 'mibps', 1.2, 'ge']],
+  'jump-upload': [['MiB/s ≥ 2× ssh2', 'mibps', 'ssh2', 'mibps', 2, 'ge']],
+  'jump-connect': [['median latency ≤ 0.7× ssh2', 'p50Ms', 'ssh2', 'p50Ms', 0.7, 'le']],
 }

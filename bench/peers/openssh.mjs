@@ -332,13 +332,14 @@ function jumpConfig(t, dir) {
 
 let jumpRuns = 0
 /** One `ssh` session through the jump; resolves with wall and CPU of both ssh processes. */
-async function jumpSession(t, dir, cfg, cmd, onData) {
+async function jumpSession(t, dir, cfg, cmd, onData, feed) {
   const hopTime = join(dir, `hop-time-${jumpRuns++}`)
   const args = ['-T', '-F', cfg.file, '-o', `ProxyCommand=bash ${cfg.hop} %h %p`, '-p', String(t.port), t.host, cmd]
   const { child, done } = timed('ssh', args, { env: { HOP_TIME: hopTime } })
-  child.stdin.end()
   if (onData) child.stdout.on('data', onData)
   else child.stdout.resume()
+  if (feed) await feed(child.stdin)
+  else child.stdin.end()
   const run = await done
   // the jump's ssh outlives the main one by its teardown
   const deadline = Date.now() + 10_000
@@ -403,7 +404,36 @@ Object.assign(workloads, {
       rmSync(dir, { recursive: true, force: true })
     }
   },
+
+  'jump-upload': (p) => inJumpDir(p, async (cfg, dir) => {
+    const idle = []
+    for (let i = 0; i < 3; i++) idle.push(await jumpSession(p.target, dir, cfg, 'true'))
+    const run = await jumpSession(p.target, dir, cfg, 'cat > /dev/null', null, (stdin) => writeAll(stdin, p.bytes, Buffer.alloc(p.chunk)))
+    const base = { wallS: median(idle.map((r) => r.wallS)), cpuS: median(idle.map((r) => r.cpuS)) }
+    return {
+      bytes: p.bytes,
+      ...minus(run, base),
+      note: 'ssh -J (as its ProxyCommand, to time the jump\'s ssh too); CPU: both ssh processes; set-up subtracted (no-op session)',
+    }
+  }),
+
+  // end to end, as the connect row: the main ssh's process start to exit
+  'jump-connect': (p) => inJumpDir(p, async (cfg, dir) => {
+    const latenciesMs = []
+    for (let i = 0; i < p.count; i++) latenciesMs.push((await jumpSession(p.target, dir, cfg, 'true')).wallS * 1e3)
+    return { latenciesMs, note: 'ssh -J, end to end (process start to exit), kex pinned to curve25519-sha256' }
+  }),
 })
+
+/** Runs `fn(cfg, dir)` with the jump's ssh config in a directory removed afterwards. */
+async function inJumpDir(p, fn) {
+  const dir = mkdtempSync(join(tmpdir(), 'bench-jump-'))
+  try {
+    return await fn(jumpConfig(p.target, dir), dir)
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+}
 
 /** Workloads this peer sits out, with the reason shown in the table. */
 export function unsupported(workload) {

@@ -86,6 +86,6 @@ export const close = (client) => client.disconnect()
 export function unsupported(workload) {
   if (workload.startsWith('sftp-')) return 'its SFTP is a bare file-handle API (no path-to-path transfer, no read stream)'
   if (workload === 'forward') return 'it has no local port forward listener (only raw direct-tcpip channels)'
-  if (workload === 'jump') return 'it cannot run a connection over a channel (no jump host support)'
+  if (workload.startsWith('jump')) return 'it cannot run a connection over a channel (no jump host support)'
   return null
 }

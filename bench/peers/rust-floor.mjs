@@ -41,6 +41,6 @@ export function command(workload, p) {
 
 /** Workloads the floor does not implement (yet), with the reason shown in the table. */
 export function unsupported(workload) {
-  if (['connect', 'download', 'upload', 'roundtrip', 'concurrent', 'forward', 'jump'].includes(workload)) return null
+  if (['connect', 'download', 'upload', 'roundtrip', 'concurrent', 'forward', 'jump', 'jump-upload', 'jump-connect'].includes(workload)) return null
   return 'not implemented in bench/rust-floor (its SFTP floors are still to write)'
 }

@@ -356,31 +356,29 @@ async fn run(a: Args) -> Result<String, BoxError> {
         }
         "upload" => {
             let c = connect(&a, cfg, key).await?;
-            // One zeroed chunk for every write, handed over without a copy: the floor pays nothing on
-            // the way in (the JS peers pay at least one copy).
-            let chunk = bytes_of(a.chunk);
-            let (cpu0, _) = rusage();
-            let t0 = Instant::now();
-            let w = c.exec("cat > /dev/null").await?;
-            let mut left = a.bytes;
-            while left > 0 {
-                let n = left.min(a.chunk as u64) as usize;
-                w.data_bytes(&chunk[..n]).await?;
-                left -= n as u64;
+            upload(&a, c).await
+        }
+        "jump-upload" => {
+            let hop = connect(&a, cfg.clone(), key.clone()).await?;
+            let c = connect_via(&a, &hop, cfg, key).await?;
+            let r = upload(&a, c).await;
+            hop.close().await?;
+            r
+        }
+        "jump-connect" => {
+            // both handshakes, the second over a channel of the first, then `true` to its end
+            let mut ms = Vec::with_capacity(a.count);
+            for _ in 0..a.count {
+                let t0 = Instant::now();
+                let hop = connect(&a, cfg.clone(), key.clone()).await?;
+                let c = connect_via(&a, &hop, cfg.clone(), key.clone()).await?;
+                let _w = c.exec("true").await?;
+                c.shared.wait_closed().await;
+                ms.push(t0.elapsed().as_secs_f64() * 1e3);
+                c.close().await?;
+                hop.close().await?;
             }
-            w.eof().await?;
-            c.shared.wait_closed().await;
-            let wall = t0.elapsed().as_secs_f64();
-            let cpu = rusage().0 - cpu0;
-            let status = c.shared.exit_status.load(Ordering::SeqCst);
-            c.close().await?;
-            if status != 0 {
-                return Err(format!("remote cat exited with {status}").into());
-            }
-            Ok(format!(
-                "{{\"bytes\":{},\"wallS\":{wall:.6},\"cpuS\":{cpu:.6}}}",
-                a.bytes
-            ))
+            Ok(format!("{{\"latenciesMs\":{}}}", json_nums(&ms)))
         }
         "roundtrip" => {
             let c = connect(&a, cfg, key).await?;
@@ -496,6 +494,33 @@ async fn run(a: Args) -> Result<String, BoxError> {
         }
         other => Err(format!("unknown workload {other}").into()),
     }
+}
+
+/// `a.bytes` into `cat > /dev/null` on `c` in `a.chunk` writes, timed from the exec to the
+/// channel's close; closes `c`.
+async fn upload(a: &Args, c: Conn) -> Result<String, BoxError> {
+    // One zeroed chunk for every write, handed over without a copy: the floor pays nothing on
+    // the way in (the JS peers pay at least one copy).
+    let chunk = bytes_of(a.chunk);
+    let (cpu0, _) = rusage();
+    let t0 = Instant::now();
+    let w = c.exec("cat > /dev/null").await?;
+    let mut left = a.bytes;
+    while left > 0 {
+        let n = left.min(a.chunk as u64) as usize;
+        w.data_bytes(&chunk[..n]).await?;
+        left -= n as u64;
+    }
+    w.eof().await?;
+    c.shared.wait_closed().await;
+    let wall = t0.elapsed().as_secs_f64();
+    let cpu = rusage().0 - cpu0;
+    let status = c.shared.exit_status.load(Ordering::SeqCst);
+    c.close().await?;
+    if status != 0 {
+        return Err(format!("remote cat exited with {status}").into());
+    }
+    Ok(format!("{{\"bytes\":{},\"wallS\":{wall:.6},\"cpuS\":{cpu:.6}}}", a.bytes))
 }
 
 /// `head -c bytes /dev/zero` on `c`, timed from the exec to the channel's close; closes `c`.
