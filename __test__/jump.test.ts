@@ -109,6 +109,37 @@ describe('one hop', () => {
   })
 })
 
+/** ACK nudges a server has seen (global requests without want-reply; its DEBUG1 log). */
+const nudgesSeen = (s: Sshd): number => countLines(s.log(), /server_input_global_request: rtype nudge@ferrossh want_reply 0$/)
+
+describe('ACK nudges', () => {
+  it('a connection through a hop may nudge its server while a channel open is answered late; a direct one never does', async () => {
+    const before = { hop: nudgesSeen(hopA), target: nudgesSeen(target) }
+    const ssh = await connect({ ...targetOptions(), proxyJump: { host: hopA.host, port: hopA.port } })
+    try {
+      // the first command right after authentication: the open sshd answers late
+      await targetWorks(ssh)
+      for (let i = 0; i < 3; i++) expect((await ssh.exec(`echo ${i}`)).stdout.toString()).toBe(`${i}\n`)
+    } finally {
+      await ssh.close()
+    }
+    await sessionsBackToBaseline(hopA, target)
+    // the hop is our own TCP connection (TCP_QUICKACK): never nudged
+    expect(nudgesSeen(hopA)).toBe(before.hop)
+    const direct = await connect(targetOptions())
+    try {
+      await targetWorks(direct)
+    } finally {
+      await direct.close()
+    }
+    // at most ten per channel open (four here), and the direct connection sent none
+    const throughHop = nudgesSeen(target) - before.target
+    expect(throughHop).toBeLessThanOrEqual(10 * 4)
+    await sessionsBackToBaseline(target)
+    expect(nudgesSeen(target) - before.target).toBe(throughHop)
+  })
+})
+
 describe('two hops', () => {
   it("the string form 'user@127.0.0.1:P1,user@127.0.0.1:P2' goes A → B → target", async () => {
     const before = { ab: directTcpip(hopA, '127.0.0.1', hopB.port), bt: directTcpip(hopB, '::1', target.port), at: directTcpip(hopA, '::1', target.port) }

@@ -508,6 +508,33 @@ pub struct Client {
     proxy_command: Mutex<Option<ProxyCommand>>,
     /// The jump host this connection runs through, and whether we close it too.
     parent: Option<(Arc<Client>, bool)>,
+    /// The transport is not our own TCP socket (a jump host's channel, a proxy command, a
+    /// proxy, a given stream): late channel-open replies get ACK nudges (`with_ack_nudges`).
+    through_hop: bool,
+}
+
+/// A global request no server knows, sent without want-reply (RFC 4254 §4: ignored).
+const ACK_NUDGE: &str = "nudge@ferrossh";
+/// A hop's delayed ACK holds sshd back for up to 40 ms: nudges at 2, 6, 10 … 38 ms cover it.
+const NUDGE_FIRST: Duration = Duration::from_millis(2);
+const NUDGE_EVERY: Duration = Duration::from_millis(4);
+const NUDGES_MAX: u32 = 10;
+
+/// Awaits `open`, running `nudge()` each time it is still pending NUDGE_FIRST, then every
+/// NUDGE_EVERY, after it started (NUDGES_MAX times at most; then it just waits).
+async fn nudge_while_pending<T, N: std::future::Future<Output = ()>>(open: impl std::future::Future<Output = T>, mut nudge: impl FnMut() -> N) -> T {
+    tokio::pin!(open);
+    let mut wait = NUDGE_FIRST;
+    for _ in 0..NUDGES_MAX {
+        tokio::select! {
+            r = &mut open => return r,
+            _ = tokio::time::sleep(wait) => {
+                nudge().await;
+                wait = NUDGE_EVERY;
+            }
+        }
+    }
+    open.await
 }
 
 fn errno_name(e: &std::io::Error) -> Option<String> {
@@ -591,13 +618,13 @@ impl Client {
             Route::Proxy(p) => {
                 Trace::emit(&opts.trace, || format!("connecting to {host}:{} through proxy {}:{}", opts.port, p.host, p.port));
                 let stream = with_deadline(deadline, "connect", opts.connect_timeout, transport::connect_via_proxy(&p, &host, opts.port)).await?;
-                return Self::handshake(opts, stream, methods, deadline, Guard::default()).await;
+                return Self::handshake(opts, stream, methods, deadline, Guard::default(), true).await;
             }
             Route::ProxyCommand { template, original_host } => {
                 let command = transport::expand_proxy_command(&template, &host, opts.port, &opts.username, &original_host)?;
                 Trace::emit(&opts.trace, || format!("running proxy command {command:?}"));
                 let (mut pc, stream) = transport::spawn_proxy_command(&command)?;
-                let r = Self::handshake(opts, stream, methods, deadline, Guard::default()).await;
+                let r = Self::handshake(opts, stream, methods, deadline, Guard::default(), true).await;
                 return match r {
                     Ok(c) => {
                         *c.proxy_command.lock().unwrap_or_else(|p| p.into_inner()) = Some(pc);
@@ -609,14 +636,14 @@ impl Client {
             Route::Stream(slot) => {
                 let stream = slot.lock().unwrap_or_else(|p| p.into_inner()).take();
                 let stream = stream.ok_or_else(|| Error::config("sock", "this stream was already used for a connection"))?;
-                return Self::handshake(opts, stream, methods, deadline, Guard::default()).await;
+                return Self::handshake(opts, stream, methods, deadline, Guard::default(), true).await;
             }
             Route::Via { parent, owned } => {
                 Trace::emit(&opts.trace, || format!("connecting to {host}:{} through {}:{}", opts.port, parent.host(), parent.port()));
                 let ch = with_deadline(deadline, "connect", opts.connect_timeout, parent.open_direct_tcpip(&host, opts.port, "127.0.0.1", 0)).await?;
                 let stream = transport::channel_stream(ch);
                 let guard = Guard { proxy_command: None, parent: Some((Arc::clone(&parent), owned)) };
-                return Self::handshake(opts, stream, methods, deadline, guard).await;
+                return Self::handshake(opts, stream, methods, deadline, guard, true).await;
             }
         }
         let address = if host.contains(':') { format!("[{host}]:{}", opts.port) } else { format!("{host}:{}", opts.port) };
@@ -641,7 +668,7 @@ impl Client {
             Ok(a) => format!("connection established to {a}"),
             Err(_) => "connection established".into(),
         });
-        Self::handshake(opts, crate::quickack::QuickAck::new(stream), methods, deadline, Guard::default()).await
+        Self::handshake(opts, crate::quickack::QuickAck::new(stream), methods, deadline, Guard::default(), false).await
     }
 
     /// Runs SSH over an already connected stream (proxies, jump hosts, tests).
@@ -653,12 +680,12 @@ impl Client {
             validate(&opts)?;
             let methods = auth::prepare(&opts.auth)?;
             let deadline = opts.connect_timeout.map(|t| Instant::now() + t);
-            Self::handshake(opts, stream, methods, deadline, Guard::default()).await
+            Self::handshake(opts, stream, methods, deadline, Guard::default(), true).await
         })
         .await
     }
 
-    async fn handshake<S>(opts: ConnectOptions, stream: S, methods: Vec<auth::Prepared>, deadline: Option<Instant>, guard: Guard) -> Result<Client>
+    async fn handshake<S>(opts: ConnectOptions, stream: S, methods: Vec<auth::Prepared>, deadline: Option<Instant>, guard: Guard, through_hop: bool) -> Result<Client>
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
@@ -727,6 +754,7 @@ impl Client {
             agent_requested: std::sync::atomic::AtomicBool::new(false),
             proxy_command: Mutex::new(guard.proxy_command),
             parent: guard.parent,
+            through_hop,
         })
     }
 
@@ -818,8 +846,7 @@ impl Client {
             return Err(e);
         }
         let ch = self
-            .handle
-            .channel_open_direct_tcpip(host, port as u32, originator, originator_port as u32)
+            .with_ack_nudges(self.handle.channel_open_direct_tcpip(host, port as u32, originator, originator_port as u32))
             .await
             .map_err(|e| match e {
                 russh::Error::ChannelOpenFailure(r) => {
@@ -837,7 +864,7 @@ impl Client {
         if let Some(e) = self.close_error() {
             return Err(e);
         }
-        let ch = self.handle.channel_open_direct_streamlocal(path).await.map_err(|e| match e {
+        let ch = self.with_ack_nudges(self.handle.channel_open_direct_streamlocal(path)).await.map_err(|e| match e {
             russh::Error::ChannelOpenFailure(r) => {
                 let reason = crate::error::channel_open_failure_name(&r);
                 Error::channel(reason, format!("the server could not open a connection to {path} ({reason})"))
@@ -900,6 +927,24 @@ impl Client {
         self.handle.cancel_streamlocal_forward(path).await.map_err(Error::from)
     }
 
+    /// Awaits the reply to a channel open. Through a hop, sshd's reply can wait behind its
+    /// previous small packet (Nagle) until the hop's socket ACKs that one, which it delays
+    /// by up to 40 ms when it has nothing to send back: after authentication sshd sends
+    /// `hostkeys-00@openssh.com` and SSH_MSG_DEBUG lines (russh answers neither), and only
+    /// turns Nagle off when the first session starts. So while the reply is late, a global
+    /// request that wants no reply gives the hop something to send, and the ACK rides on it:
+    /// the first command through a jump host no longer starts ~40 ms late. On our own TCP
+    /// socket TCP_QUICKACK does the same, and no nudge is sent.
+    async fn with_ack_nudges<T>(&self, open: impl std::future::Future<Output = T>) -> T {
+        if !self.through_hop {
+            return open.await;
+        }
+        nudge_while_pending(open, || async {
+            let _ = self.handle.send_global_request(ACK_NUDGE, &[], false).await;
+        })
+        .await
+    }
+
     /// Opens a session channel, waiting for a free slot under maxSessions, and retrying
     /// an open refused as administratively prohibited: OpenSSH frees a slot only once
     /// it has processed the close of an earlier channel.
@@ -920,7 +965,7 @@ impl Client {
         let mut delay = Duration::from_millis(2);
         let give_up = Instant::now() + Duration::from_secs(10);
         let ch = loop {
-            match self.handle.channel_open_session().await {
+            match self.with_ack_nudges(self.handle.channel_open_session()).await {
                 Ok(ch) => break ch,
                 Err(russh::Error::ChannelOpenFailure(
                     russh::ChannelOpenFailure::AdministrativelyProhibited
@@ -1074,8 +1119,31 @@ async fn collect(ch: &Channel, stdin: Option<Vec<u8>>, max_buffer: Option<usize>
 
 
 #[cfg(test)]
-mod future_size {
+mod tests {
     use super::*;
+
+    async fn nudges_until(reply_after: Duration) -> (u32, &'static str) {
+        let sent = std::cell::Cell::new(0);
+        let r = nudge_while_pending(
+            async {
+                tokio::time::sleep(reply_after).await;
+                "reply"
+            },
+            || async { sent.set(sent.get() + 1) },
+        )
+        .await;
+        (sent.get(), r)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn late_replies_get_ack_nudges_and_prompt_ones_none() {
+        // a reply within 2 ms: nothing extra on the wire
+        assert_eq!(nudges_until(Duration::from_millis(1)).await, (0, "reply"));
+        // 25 ms late: nudged at 2, 6, 10, 14, 18 and 22 ms
+        assert_eq!(nudges_until(Duration::from_millis(25)).await, (6, "reply"));
+        // never before the hop's delayed ACK would have fired anyway: ten at most
+        assert_eq!(nudges_until(Duration::from_secs(5)).await, (NUDGES_MAX, "reply"));
+    }
 
     /// Every connection in flight holds its connect future: large state machines are boxed
     /// where they are wrapped (with_deadline, cancellation) instead of being held twice.
@@ -1085,7 +1153,7 @@ mod future_size {
         let outer = std::mem::size_of_val(&Client::connect(opts.clone(), None));
         let inner = std::mem::size_of_val(&Client::connect_inner(opts.clone()));
         let (a, _b) = tokio::io::duplex(16);
-        let handshake = std::mem::size_of_val(&Client::handshake(opts, a, Vec::new(), None, Guard::default()));
+        let handshake = std::mem::size_of_val(&Client::handshake(opts, a, Vec::new(), None, Guard::default(), false));
         assert!(outer <= 2048, "connect future is {outer} bytes");
         assert!(inner <= 16 * 1024 && handshake <= 16 * 1024, "connect_inner {inner}, handshake {handshake} bytes");
     }
