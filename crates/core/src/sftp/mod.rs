@@ -4,6 +4,7 @@
 
 mod errors;
 mod transfer;
+mod wire;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -24,6 +25,9 @@ const MAX_CHUNK: u64 = 255 * 1024;
 /// Requests in flight by default: OpenSSH's sftp keeps 64 of 32 KiB; with 255 KiB chunks
 /// 16 already fill a loopback link.
 pub const DEFAULT_CONCURRENCY: usize = 16;
+/// How long a request may wait for its reply: transfers of large files wait on the
+/// network, not on a clock.
+const REQUEST_TIMEOUT_S: u64 = 300;
 
 /// A file's attributes (SFTP v3: sizes and ids may be absent).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -89,6 +93,8 @@ pub struct SftpLimits {
 
 pub struct Sftp {
     pub(crate) raw: Arc<RawSftpSession>,
+    /// Bulk reads and writes, sent and answered past russh-sftp (see wire.rs).
+    pub(crate) wire: Arc<wire::Wire>,
     /// Cancelled when the channel under the session ends: requests in flight then fail at
     /// once instead of waiting for their timeout.
     pub(crate) dead: CancelToken,
@@ -147,10 +153,17 @@ impl Sftp {
     /// Starts the `sftp` subsystem on a new session channel.
     pub async fn open(client: &Client, cancel: Option<&CancelToken>) -> Result<Sftp> {
         let ch = client.subsystem("sftp", cancel).await?;
-        let (stream, dead) = crate::transport::channel_stream_watched(ch);
+        let dead = CancelToken::new();
+        {
+            let (shared, dead) = (Arc::clone(ch.shared()), dead.clone());
+            tokio::spawn(async move {
+                shared.wait_closed().await;
+                dead.cancel();
+            });
+        }
+        let (wire, stream) = wire::Wire::start(ch, std::time::Duration::from_secs(REQUEST_TIMEOUT_S));
         let mut raw = RawSftpSession::new(stream);
-        // transfers of large files wait on the network, not on a clock
-        raw.set_timeout(300);
+        raw.set_timeout(REQUEST_TIMEOUT_S);
         let version = CancelToken::run(cancel, async { raw.init().await.map_err(|e| sftp_error(e, None, "init")) }).await?;
         let has = |name: &str| version.extensions.contains_key(name);
         let extensions = Extensions {
@@ -172,7 +185,7 @@ impl Sftp {
                 raw.set_limits(Limits::from(l));
             }
         }
-        Ok(Sftp { raw: Arc::new(raw), dead, extensions, limits })
+        Ok(Sftp { raw: Arc::new(raw), wire, dead, extensions, limits })
     }
 
     /// Runs a request unless (or until) the session's channel is gone.
@@ -354,12 +367,7 @@ impl Sftp {
 
     /// Reads up to `len` bytes at `offset`; an empty result means end of file.
     pub async fn read(&self, handle: &str, offset: u64, len: u32) -> Result<Vec<u8>> {
-        use russh_sftp::protocol::StatusCode;
-        match self.alive(self.raw.read(handle, offset, len.min(self.limits.read))).await {
-            Ok(d) => Ok(d.data),
-            Err(russh_sftp::client::error::Error::Status(s)) if s.status_code == StatusCode::Eof => Ok(Vec::new()),
-            Err(e) => Err(sftp_error(e, None, "read")),
-        }
+                self.alive(self.wire.read(handle, offset, len.min(self.limits.read))).await.map_err(|e| sftp_error(e, None, "read"))
     }
 
     /// Writes all of `data` at `offset` (split at the server's write limit, pipelined).

@@ -7,10 +7,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use russh_sftp::protocol::StatusCode;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::task::JoinHandle;
 
+use super::wire::Wire;
 use super::{sftp_error, Sftp, DEFAULT_CONCURRENCY};
 use crate::cancel::CancelToken;
 use crate::channel::{BufferLimits, ChannelShared, STDOUT};
@@ -101,14 +100,8 @@ impl<T> Task<T> {
 type Pending = Task<std::result::Result<Vec<u8>, russh_sftp::client::error::Error>>;
 
 fn spawn_read(sftp: &Sftp, handle: &Arc<str>, offset: u64, len: u32) -> Pending {
-    let (raw, handle, dead) = (Arc::clone(&sftp.raw), Arc::clone(handle), sftp.dead.clone());
-    Task(start_request(async move {
-        match super::unless_dead(&dead, raw.read(handle.to_string(), offset, len)).await {
-            Ok(d) => Ok(d.data),
-            Err(russh_sftp::client::error::Error::Status(s)) if s.status_code == StatusCode::Eof => Ok(Vec::new()),
-            Err(e) => Err(e),
-        }
-    }))
+    let (wire, handle, dead) = (Arc::clone(&sftp.wire), Arc::clone(handle), sftp.dead.clone());
+    Task(start_request(async move { super::unless_dead(&dead, wire.read(&handle, offset, len)).await }))
 }
 
 /// Where read_ordered delivers, in file order.
@@ -116,8 +109,64 @@ pub(crate) trait Sink {
     async fn put(&mut self, data: Vec<u8>) -> Result<()>;
 }
 
+/// The local end of a download. Pieces gather to `LOCAL_BATCH` bytes; then one blocking task
+/// writes them, owning the buffers (no copy), while the next pieces arrive. At most one
+/// write is in flight, so the file grows in order and a partial file is always a prefix.
+pub(crate) struct LocalFile {
+    file: Arc<std::fs::File>,
+    batch: Vec<Vec<u8>>,
+    batched: usize,
+    writing: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+const LOCAL_BATCH: usize = 1024 * 1024;
+
+impl LocalFile {
+    fn new(file: std::fs::File) -> Self {
+        LocalFile { file: Arc::new(file), batch: Vec::new(), batched: 0, writing: None }
+    }
+
+    /// Waits for the write in flight.
+    async fn settle(&mut self) -> std::io::Result<()> {
+        match self.writing.take() {
+            Some(h) => h.await.map_err(std::io::Error::other)?,
+            None => Ok(()),
+        }
+    }
+
+    async fn dispatch(&mut self) -> std::io::Result<()> {
+        self.settle().await?;
+        if self.batch.is_empty() {
+            return Ok(());
+        }
+        let pieces = std::mem::take(&mut self.batch);
+        self.batched = 0;
+        let file = Arc::clone(&self.file);
+        self.writing = Some(tokio::task::spawn_blocking(move || {
+            use std::io::Write;
+            pieces.iter().try_for_each(|p| (&*file).write_all(p))
+        }));
+        Ok(())
+    }
+
+    async fn put(&mut self, data: Vec<u8>) -> std::io::Result<()> {
+        self.batched += data.len();
+        self.batch.push(data);
+        if self.batched >= LOCAL_BATCH {
+            self.dispatch().await?;
+        }
+        Ok(())
+    }
+
+    /// Everything given so far is in the file.
+    async fn flush(&mut self) -> std::io::Result<()> {
+        self.dispatch().await?;
+        self.settle().await
+    }
+}
+
 struct FileSink<'a> {
-    file: tokio::io::BufWriter<&'a mut tokio::fs::File>,
+    file: &'a mut LocalFile,
     path: &'a Path,
     done: u64,
     rep: Reporter,
@@ -127,7 +176,7 @@ impl Sink for FileSink<'_> {
     async fn put(&mut self, data: Vec<u8>) -> Result<()> {
         self.done += data.len() as u64;
         self.rep.tick(self.done);
-        self.file.write_all(&data).await.map_err(|e| local_error(self.path, "cannot write", e))
+        self.file.put(data).await.map_err(|e| local_error(self.path, "cannot write", e))
     }
 }
 
@@ -200,6 +249,7 @@ pub(crate) async fn read_ordered<S: Sink>(sftp: &Sftp, handle: &str, start: u64,
 pub(crate) async fn write_all(sftp: &Sftp, handle: &str, offset: u64, data: &[u8], concurrency: usize) -> Result<()> {
     let chunk = sftp.limits.write as usize;
     let handle: Arc<str> = Arc::from(handle);
+    let head = Wire::write_header_len(&handle);
     let mut inflight: VecDeque<Task<Result<()>>> = VecDeque::new();
     for (i, piece) in data.chunks(chunk.max(1)).enumerate() {
         if inflight.len() >= concurrency.max(1) {
@@ -207,14 +257,80 @@ pub(crate) async fn write_all(sftp: &Sftp, handle: &str, offset: u64, data: &[u8
                 t.join().await??;
             }
         }
-        let (raw, h, piece, dead) = (Arc::clone(&sftp.raw), Arc::clone(&handle), piece.to_vec(), sftp.dead.clone());
+        let mut buf = Vec::with_capacity(head + piece.len());
+        buf.resize(head, 0);
+        buf.extend_from_slice(piece);
+        let (wire, h, dead) = (Arc::clone(&sftp.wire), Arc::clone(&handle), sftp.dead.clone());
         let at = offset + (i * chunk) as u64;
-        inflight.push_back(Task(start_request(async move { super::unless_dead(&dead, raw.write(h.to_string(), at, piece)).await.map(|_| ()).map_err(|e| sftp_error(e, None, "write")) })));
+        inflight.push_back(Task(start_request(async move { super::unless_dead(&dead, wire.write_prepared(&h, at, buf)).await.map_err(|e| sftp_error(e, None, "write")) })));
     }
     for t in inflight {
         t.join().await??;
     }
     Ok(())
+}
+
+/// The local end of an upload: reads ahead one batch of chunks in a blocking task, each
+/// straight into the buffer its WRITE packet is sent from (`head` bytes left for the header).
+struct LocalReader {
+    file: Option<std::fs::File>,
+    head: usize,
+    chunk: usize,
+    ready: VecDeque<Vec<u8>>,
+    reading: Option<JoinHandle<std::io::Result<(std::fs::File, Vec<Vec<u8>>, bool)>>>,
+    eof: bool,
+}
+
+impl LocalReader {
+    fn new(file: std::fs::File, head: usize, chunk: usize) -> Self {
+        let mut r = LocalReader { file: Some(file), head, chunk, ready: VecDeque::new(), reading: None, eof: false };
+        r.read_ahead();
+        r
+    }
+
+    fn read_ahead(&mut self) {
+        let Some(mut file) = self.file.take() else { return };
+        let (head, chunk) = (self.head, self.chunk);
+        let count = (LOCAL_BATCH / chunk).max(1);
+        self.reading = Some(tokio::task::spawn_blocking(move || {
+            use std::io::Read;
+            let mut out = Vec::with_capacity(count);
+            for _ in 0..count {
+                let mut buf = vec![0u8; head + chunk];
+                let mut filled = head;
+                while filled < buf.len() {
+                    match file.read(&mut buf[filled..]) {
+                        Ok(0) => break,
+                        Ok(n) => filled += n,
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+                if filled == head {
+                    return Ok((file, out, true));
+                }
+                buf.truncate(filled);
+                out.push(buf);
+            }
+            Ok((file, out, false))
+        }));
+    }
+
+    /// The next packet buffer, or None at the end of the file.
+    async fn next(&mut self) -> std::io::Result<Option<Vec<u8>>> {
+        if self.ready.is_empty() {
+            if let Some(h) = self.reading.take() {
+                let (file, got, eof) = h.await.map_err(std::io::Error::other)??;
+                self.ready.extend(got);
+                self.eof = eof;
+                self.file = Some(file);
+            }
+            if !self.eof {
+                self.read_ahead();
+            }
+        }
+        Ok(self.ready.pop_front())
+    }
 }
 
 fn partial_name(path: &Path) -> PathBuf {
@@ -231,8 +347,7 @@ pub async fn download(sftp: &Sftp, remote: &str, local: &Path, opts: &TransferOp
     let mut file = None;
     let result = CancelToken::run(cancel, download_inner(sftp, &handle, remote, local, opts, &mut file)).await;
     if let Some(f) = file.as_mut() {
-        use tokio::io::AsyncWriteExt;
-        let _ = f.flush().await;
+        let _ = f.settle().await;
     }
     drop(file);
     let _ = sftp.close(&handle).await;
@@ -248,7 +363,7 @@ pub async fn download(sftp: &Sftp, remote: &str, local: &Path, opts: &TransferOp
     }
 }
 
-async fn download_inner(sftp: &Sftp, handle: &str, remote: &str, local: &Path, opts: &TransferOptions, slot: &mut Option<tokio::fs::File>) -> Result<u64> {
+async fn download_inner(sftp: &Sftp, handle: &str, remote: &str, local: &Path, opts: &TransferOptions, slot: &mut Option<LocalFile>) -> Result<u64> {
     let total = sftp.fstat(handle).await?.size;
     let partial = partial_name(local);
     let start = if opts.resume { tokio::fs::metadata(&partial).await.map(|m| m.len()).unwrap_or(0) } else { 0 };
@@ -269,14 +384,15 @@ async fn download_inner(sftp: &Sftp, handle: &str, remote: &str, local: &Path, o
         use tokio::io::AsyncSeekExt;
         file.seek(std::io::SeekFrom::Start(start)).await.map_err(|e| local_error(&partial, "cannot resume", e))?;
     }
-    let file = slot.insert(file);
-    let mut sink = FileSink { file: tokio::io::BufWriter::with_capacity(1024 * 1024, file), path: &partial, done: start, rep: Reporter::new(opts.progress.clone(), total.unwrap_or(0)) };
+    let file = slot.insert(LocalFile::new(file.into_std().await));
+    let mut sink = FileSink { file, path: &partial, done: start, rep: Reporter::new(opts.progress.clone(), total.unwrap_or(0)) };
     let concurrency = opts.concurrency.unwrap_or(DEFAULT_CONCURRENCY);
     let chunk = opts.chunk_size.unwrap_or(sftp.limits.read);
     read_ordered(sftp, handle, start, None, concurrency, chunk, &mut sink).await?;
     sink.file.flush().await.map_err(|e| local_error(&partial, "cannot write", e))?;
     if opts.fsync {
-        sink.file.get_ref().sync_all().await.map_err(|e| local_error(&partial, "cannot sync", e))?;
+        let f = Arc::clone(&sink.file.file);
+        tokio::task::spawn_blocking(move || f.sync_all()).await.map_err(std::io::Error::other).and_then(|r| r).map_err(|e| local_error(&partial, "cannot sync", e))?;
     }
     let done = sink.done;
     let rep = sink.rep;
@@ -325,27 +441,16 @@ async fn upload_inner(sftp: &Sftp, local: &Path, remote: &str, partial: &str, op
         let mut inflight: VecDeque<Task<Result<()>>> = VecDeque::new();
         let mut offset = start;
         let mut rep = Reporter::new(opts.progress.clone(), total);
-        loop {
-            let mut buf = vec![0u8; chunk];
-            let mut filled = 0;
-            while filled < chunk {
-                let n = file.read(&mut buf[filled..]).await.map_err(|e| local_error(local, "cannot read", e))?;
-                if n == 0 {
-                    break;
-                }
-                filled += n;
-            }
-            if filled == 0 {
-                break;
-            }
-            buf.truncate(filled);
+        let mut reader = LocalReader::new(file.try_clone().await.map_err(|e| local_error(local, "cannot read", e))?.into_std().await, Wire::write_header_len(&h), chunk);
+        while let Some(buf) = reader.next().await.map_err(|e| local_error(local, "cannot read", e))? {
+            let filled = buf.len() - Wire::write_header_len(&h);
             if inflight.len() >= concurrency {
                 if let Some(t) = inflight.pop_front() {
                     t.join().await??;
                 }
             }
-            let (raw, hh, at, dead) = (Arc::clone(&sftp.raw), Arc::clone(&h), offset, sftp.dead.clone());
-            inflight.push_back(Task(start_request(async move { super::unless_dead(&dead, raw.write(hh.to_string(), at, buf)).await.map(|_| ()).map_err(|e| sftp_error(e, None, "write")) })));
+            let (wire, hh, at, dead) = (Arc::clone(&sftp.wire), Arc::clone(&h), offset, sftp.dead.clone());
+            inflight.push_back(Task(start_request(async move { super::unless_dead(&dead, wire.write_prepared(&hh, at, buf)).await.map_err(|e| sftp_error(e, None, "write")) })));
             offset += filled as u64;
             rep.tick(offset);
         }

@@ -1,0 +1,591 @@
+//! The SFTP session's byte stream, split by reply. Bulk reads and writes are sent from
+//! here: a READ's payload is copied once, from the channel's buffer into the Vec the caller
+//! gets, and a WRITE goes out as the one buffer the caller filled. Every other packet
+//! passes on, whole, to russh-sftp, which keeps the rest of the protocol.
+//!
+//! Request ids from `OUR_IDS` up are ours; russh-sftp counts up from 1 and never gets there.
+
+use std::collections::HashMap;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{ready, Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use russh_sftp::client::error::Error as SftpErr;
+use russh_sftp::protocol::{Status, StatusCode};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::channel::{Channel, ChannelShared};
+
+pub(crate) const OUR_IDS: u32 = 0x8000_0000;
+/// The largest packet accepted from the server: OpenSSH's own limit (256 KiB) plus room for
+/// a header. Past it the stream is garbage, and the session ends.
+const MAX_PACKET: u32 = 256 * 1024 + 1024;
+/// Small packets waiting together go out as one channel write, up to this much.
+const COALESCE: usize = 64 * 1024;
+/// Packets queued for the channel before a sender waits.
+const OUT_QUEUE: usize = 64;
+
+const FXP_READ: u8 = 5;
+const FXP_WRITE: u8 = 6;
+const FXP_STATUS: u8 = 101;
+const FXP_DATA: u8 = 103;
+
+enum Out {
+    Packet(Vec<u8>),
+    Eof,
+}
+
+enum Reply {
+    Data(Vec<u8>),
+    Status(Status),
+}
+
+struct Slot {
+    /// The most a DATA reply may carry (0 for a WRITE, which expects a STATUS only).
+    max: u32,
+    tx: oneshot::Sender<std::result::Result<Reply, SftpErr>>,
+}
+
+#[derive(Default)]
+struct Pending {
+    slots: HashMap<u32, Slot>,
+    /// Why the session ended, once it has: later requests fail with it at once.
+    ended: Option<String>,
+}
+
+pub(crate) struct Wire {
+    out: mpsc::Sender<Out>,
+    pending: Arc<Mutex<Pending>>,
+    next_id: AtomicU32,
+    timeout: Duration,
+}
+
+fn lock(p: &Mutex<Pending>) -> MutexGuard<'_, Pending> {
+    p.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn ended(why: &str) -> SftpErr {
+    SftpErr::IO(why.to_string())
+}
+
+/// Takes the slot back if the request is dropped before its reply (an aborted transfer):
+/// the late reply is then skipped.
+struct Forget<'a> {
+    pending: &'a Mutex<Pending>,
+    id: u32,
+}
+
+impl Drop for Forget<'_> {
+    fn drop(&mut self) {
+        lock(self.pending).slots.remove(&self.id);
+    }
+}
+
+fn put_string(out: &mut Vec<u8>, s: &[u8]) {
+    out.extend_from_slice(&(s.len() as u32).to_be_bytes());
+    out.extend_from_slice(s);
+}
+
+impl Wire {
+    /// Starts the reader and writer tasks on `ch`. The returned stream is russh-sftp's view.
+    pub(crate) fn start(ch: Channel, timeout: Duration) -> (Arc<Wire>, WireStream) {
+        let (out_tx, out_rx) = mpsc::channel(OUT_QUEUE);
+        let (to_russh, from_wire) = mpsc::unbounded_channel();
+        let pending = Arc::new(Mutex::new(Pending::default()));
+        let shared = Arc::clone(ch.shared());
+        tokio::spawn(run_writer(ch, out_rx));
+        let mut demux = Demux { pending: Arc::clone(&pending), to_russh: Some(to_russh), head: [0; 13], have: 0, state: State::Head };
+        tokio::spawn(async move {
+            let why = demux.run(&shared).await;
+            demux.to_russh = None;
+            let slots = {
+                let mut p = lock(&demux.pending);
+                p.ended = Some(why.clone());
+                std::mem::take(&mut p.slots)
+            };
+            for (_, s) in slots {
+                let _ = s.tx.send(Err(ended(&why)));
+            }
+        });
+        let wire = Arc::new(Wire { out: out_tx.clone(), pending, next_id: AtomicU32::new(OUR_IDS), timeout });
+        (wire, WireStream { out: out_tx, reserving: None, from_wire, cur: Bytes::new(), eof_sent: false })
+    }
+
+    fn next_id(&self) -> u32 {
+        // wraps within our half of the id space
+        OUR_IDS | self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Registers the reply slot, then queues the packet (in the first poll, when the queue has
+    /// room: requests go out in call order), then waits for the reply.
+    async fn request(&self, id: u32, max: u32, packet: Vec<u8>) -> std::result::Result<Reply, SftpErr> {
+        let (tx, rx) = oneshot::channel();
+        {
+            let mut p = lock(&self.pending);
+            if let Some(why) = &p.ended {
+                return Err(ended(why));
+            }
+            p.slots.insert(id, Slot { max, tx });
+        }
+        let _forget = Forget { pending: &self.pending, id };
+        let sent = match self.out.try_send(Out::Packet(packet)) {
+            Ok(()) => Ok(()),
+            Err(mpsc::error::TrySendError::Full(p)) => self.out.send(p).await.map_err(|_| ()),
+            Err(mpsc::error::TrySendError::Closed(_)) => Err(()),
+        };
+        if sent.is_err() {
+            return Err(ended("the SFTP channel is closed"));
+        }
+        match tokio::time::timeout(self.timeout, rx).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(_)) => Err(ended("the SFTP session ended")),
+            Err(_) => Err(SftpErr::Timeout),
+        }
+    }
+
+    /// SSH_FXP_READ: up to `len` bytes at `offset`, or an empty Vec at end of file.
+    pub(crate) async fn read(&self, handle: &str, offset: u64, len: u32) -> std::result::Result<Vec<u8>, SftpErr> {
+        let id = self.next_id();
+        let mut p = Vec::with_capacity(4 + 1 + 4 + 4 + handle.len() + 8 + 4);
+        p.extend_from_slice(&[0; 4]);
+        p.push(FXP_READ);
+        p.extend_from_slice(&id.to_be_bytes());
+        put_string(&mut p, handle.as_bytes());
+        p.extend_from_slice(&offset.to_be_bytes());
+        p.extend_from_slice(&len.to_be_bytes());
+        let n = (p.len() - 4) as u32;
+        p[..4].copy_from_slice(&n.to_be_bytes());
+        match self.request(id, len, p).await? {
+            Reply::Data(d) => Ok(d),
+            Reply::Status(s) if s.status_code == StatusCode::Eof => Ok(Vec::new()),
+            Reply::Status(s) if s.status_code == StatusCode::Ok => Err(SftpErr::UnexpectedPacket),
+            Reply::Status(s) => Err(SftpErr::Status(s)),
+        }
+    }
+
+    /// A buffer to fill with a WRITE's data: `write_header_len` bytes of header come first.
+    pub(crate) fn write_header_len(handle: &str) -> usize {
+        4 + 1 + 4 + 4 + handle.len() + 8 + 4
+    }
+
+    /// SSH_FXP_WRITE of `buf[write_header_len(handle)..]` at `offset`; the header part of
+    /// `buf` is filled in here, so the data is never copied on its way to the channel.
+    pub(crate) async fn write_prepared(&self, handle: &str, offset: u64, mut buf: Vec<u8>) -> std::result::Result<(), SftpErr> {
+        let head = Self::write_header_len(handle);
+        debug_assert!(buf.len() >= head);
+        let id = self.next_id();
+        let data_len = (buf.len() - head) as u32;
+        let mut h = Vec::with_capacity(head);
+        h.extend_from_slice(&((buf.len() - 4) as u32).to_be_bytes());
+        h.push(FXP_WRITE);
+        h.extend_from_slice(&id.to_be_bytes());
+        put_string(&mut h, handle.as_bytes());
+        h.extend_from_slice(&offset.to_be_bytes());
+        h.extend_from_slice(&data_len.to_be_bytes());
+        buf[..head].copy_from_slice(&h);
+        match self.request(id, 0, buf).await? {
+            Reply::Status(s) if s.status_code == StatusCode::Ok => Ok(()),
+            Reply::Status(s) => Err(SftpErr::Status(s)),
+            Reply::Data(_) => Err(SftpErr::UnexpectedPacket),
+        }
+    }
+}
+
+async fn run_writer(ch: Channel, mut rx: mpsc::Receiver<Out>) {
+    let mut held: Option<Out> = None;
+    loop {
+        let first = match held.take() {
+            Some(o) => o,
+            None => match rx.recv().await {
+                Some(o) => o,
+                None => break,
+            },
+        };
+        match first {
+            Out::Eof => {
+                let _ = ch.eof().await;
+                break;
+            }
+            Out::Packet(mut p) => {
+                while p.len() < COALESCE {
+                    match rx.try_recv() {
+                        Ok(Out::Packet(q)) if p.len() + q.len() <= COALESCE => p.extend_from_slice(&q),
+                        Ok(other) => {
+                            held = Some(other);
+                            break;
+                        }
+                        Err(_) => break,
+                    }
+                }
+                if ch.write(p).await.is_err() {
+                    break;
+                }
+            }
+        }
+    }
+    // the channel closes when `ch` drops here, after everything queued before went out
+}
+
+enum Dest {
+    /// A packet for russh-sftp, header included.
+    Russh,
+    /// The rest of a STATUS for one of our requests (None: nobody waits for it any more).
+    Status(u32, Option<Slot>),
+    /// The payload of a DATA for one of our requests, then `trailing` bytes to skip.
+    Data(Option<Slot>, usize),
+    Skip,
+}
+
+enum State {
+    Head,
+    Body { buf: Vec<u8>, need: usize, dest: Dest },
+}
+
+struct Demux {
+    pending: Arc<Mutex<Pending>>,
+    to_russh: Option<mpsc::UnboundedSender<Bytes>>,
+    head: [u8; 13],
+    have: usize,
+    state: State,
+}
+
+fn be32(b: &[u8]) -> u32 {
+    u32::from_be_bytes([b[0], b[1], b[2], b[3]])
+}
+
+fn status_code(n: u32) -> StatusCode {
+    match n {
+        0 => StatusCode::Ok,
+        1 => StatusCode::Eof,
+        2 => StatusCode::NoSuchFile,
+        3 => StatusCode::PermissionDenied,
+        5 => StatusCode::BadMessage,
+        6 => StatusCode::NoConnection,
+        7 => StatusCode::ConnectionLost,
+        8 => StatusCode::OpUnsupported,
+        _ => StatusCode::Failure,
+    }
+}
+
+/// STATUS after its id: code, then (optional in version 3) message and language.
+fn parse_status(id: u32, b: &[u8]) -> Option<Status> {
+    if b.len() < 4 {
+        return None;
+    }
+    let code = status_code(be32(b));
+    let mut message = String::new();
+    if b.len() >= 8 {
+        let n = be32(&b[4..]) as usize;
+        let text = b.get(8..8 + n)?;
+        message = String::from_utf8_lossy(text).into_owned();
+    }
+    Some(Status { id, status_code: code, error_message: message, language_tag: String::new() })
+}
+
+impl Demux {
+    /// Until the channel ends; returns why.
+    async fn run(&mut self, shared: &Arc<ChannelShared>) -> String {
+        let mut bufs = [Vec::new(), Vec::new()];
+        loop {
+            match shared.next_chunks_into(&mut bufs).await {
+                Ok(true) => {}
+                Ok(false) => return "the SFTP channel closed".into(),
+                Err(e) => return format!("the SSH connection was lost: {e}"),
+            }
+            bufs[1].clear();
+            let batch = std::mem::take(&mut bufs[0]);
+            let r = self.feed(&batch);
+            bufs[0] = batch;
+            bufs[0].clear();
+            if let Err(why) = r {
+                return why;
+            }
+        }
+    }
+
+    fn feed(&mut self, mut input: &[u8]) -> std::result::Result<(), String> {
+        while !input.is_empty() {
+            match &mut self.state {
+                State::Head => {
+                    let want = if self.have >= 9 { 13 } else { 9 };
+                    let n = (want - self.have).min(input.len());
+                    self.head[self.have..self.have + n].copy_from_slice(&input[..n]);
+                    self.have += n;
+                    input = &input[n..];
+                    if self.have == want {
+                        self.start_body()?;
+                    }
+                }
+                State::Body { buf, need, dest } => {
+                    let n = (*need).min(input.len());
+                    if !matches!(dest, Dest::Skip | Dest::Data(None, _)) {
+                        buf.extend_from_slice(&input[..n]);
+                    }
+                    *need -= n;
+                    input = &input[n..];
+                    if *need == 0 {
+                        let State::Body { buf, dest, .. } = std::mem::replace(&mut self.state, State::Head) else { unreachable!() };
+                        self.finish(buf, dest);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The header is in: decide where the body goes.
+    fn start_body(&mut self) -> std::result::Result<(), String> {
+        let len = be32(&self.head);
+        let (kind, id) = (self.head[4], be32(&self.head[5..]));
+        if !(5..=MAX_PACKET).contains(&len) {
+            return Err(format!("the SFTP server sent a packet of {len} bytes (the limit is {MAX_PACKET})"));
+        }
+        let rest = (len - 5) as usize;
+        let ours = id >= OUR_IDS && (kind == FXP_DATA || kind == FXP_STATUS);
+        if ours && kind == FXP_DATA && self.have == 9 {
+            if rest < 4 {
+                return Err("the SFTP server sent a DATA packet without a length".into());
+            }
+            return Ok(()); // four more header bytes: the data length
+        }
+        self.have = 0;
+        let state = if !ours {
+            let mut buf = Vec::with_capacity(4 + len as usize);
+            buf.extend_from_slice(&self.head[..9]);
+            State::Body { buf, need: rest, dest: Dest::Russh }
+        } else if kind == FXP_STATUS {
+            let slot = lock(&self.pending).slots.remove(&id);
+            State::Body { buf: Vec::with_capacity(rest.min(4096)), need: rest, dest: Dest::Status(id, slot) }
+        } else {
+            let data_len = be32(&self.head[9..]) as usize;
+            if data_len > rest - 4 {
+                return Err(format!("the SFTP server sent a DATA packet claiming {data_len} bytes in {}", rest - 4));
+            }
+            let mut slot = lock(&self.pending).slots.remove(&id);
+            if let Some(s) = slot.take_if(|s| data_len > s.max as usize) {
+                let _ = s.tx.send(Err(SftpErr::UnexpectedPacket));
+            }
+            let buf = if slot.is_some() { Vec::with_capacity(data_len) } else { Vec::new() };
+            State::Body { buf, need: data_len, dest: Dest::Data(slot, rest - 4 - data_len) }
+        };
+        self.state = state;
+        if let State::Body { need: 0, .. } = self.state {
+            let State::Body { buf, dest, .. } = std::mem::replace(&mut self.state, State::Head) else { unreachable!() };
+            self.finish(buf, dest);
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self, buf: Vec<u8>, dest: Dest) {
+        match dest {
+            Dest::Russh => {
+                if let Some(tx) = &self.to_russh {
+                    let _ = tx.send(Bytes::from(buf));
+                }
+            }
+            Dest::Status(id, slot) => {
+                if let Some(s) = slot {
+                    let r = parse_status(id, &buf).map(Reply::Status).ok_or(SftpErr::UnexpectedPacket);
+                    let _ = s.tx.send(r);
+                }
+            }
+            Dest::Data(slot, trailing) => {
+                if let Some(s) = slot {
+                    let _ = s.tx.send(Ok(Reply::Data(buf)));
+                }
+                if trailing > 0 {
+                    self.state = State::Body { buf: Vec::new(), need: trailing, dest: Dest::Skip };
+                }
+            }
+            Dest::Skip => {}
+        }
+    }
+}
+
+/// russh-sftp's end of the stream: whole packets from the demultiplexer in, packets out
+/// through the same queue as ours (each write is one whole packet: russh-sftp writes a
+/// packet with one `write_all`, and this stream always takes all of it).
+pub(crate) struct WireStream {
+    out: mpsc::Sender<Out>,
+    reserving: Option<Pin<Box<dyn std::future::Future<Output = std::result::Result<mpsc::OwnedPermit<Out>, mpsc::error::SendError<()>>> + Send>>>,
+    from_wire: mpsc::UnboundedReceiver<Bytes>,
+    cur: Bytes,
+    eof_sent: bool,
+}
+
+fn closed() -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the SFTP channel is closed")
+}
+
+impl WireStream {
+    fn poll_permit(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<mpsc::OwnedPermit<Out>>> {
+        if self.reserving.is_none() {
+            self.reserving = Some(Box::pin(self.out.clone().reserve_owned()));
+        }
+        let r = ready!(self.reserving.as_mut().expect("set above").as_mut().poll(cx));
+        self.reserving = None;
+        Poll::Ready(r.map_err(|_| closed()))
+    }
+}
+
+impl AsyncRead for WireStream {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+        let me = self.get_mut();
+        while me.cur.is_empty() {
+            match ready!(me.from_wire.poll_recv(cx)) {
+                Some(b) => me.cur = b,
+                None => return Poll::Ready(Ok(())),
+            }
+        }
+        let n = me.cur.len().min(buf.remaining());
+        buf.put_slice(&me.cur.split_to(n));
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl AsyncWrite for WireStream {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<std::io::Result<usize>> {
+        let me = self.get_mut();
+        if data.is_empty() {
+            return Poll::Ready(Ok(0));
+        }
+        let permit = ready!(me.poll_permit(cx))?;
+        permit.send(Out::Packet(data.to_vec()));
+        Poll::Ready(Ok(data.len()))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let me = self.get_mut();
+        if me.eof_sent {
+            return Poll::Ready(Ok(()));
+        }
+        let permit = ready!(me.poll_permit(cx))?;
+        permit.send(Out::Eof);
+        me.eof_sent = true;
+        Poll::Ready(Ok(()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn demux() -> (Demux, mpsc::UnboundedReceiver<Bytes>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        (Demux { pending: Arc::new(Mutex::new(Pending::default())), to_russh: Some(tx), head: [0; 13], have: 0, state: State::Head }, rx)
+    }
+
+    fn expect(d: &Demux, id: u32, max: u32) -> oneshot::Receiver<std::result::Result<Reply, SftpErr>> {
+        let (tx, rx) = oneshot::channel();
+        lock(&d.pending).slots.insert(id, Slot { max, tx });
+        rx
+    }
+
+    fn packet(kind: u8, id: u32, body: &[u8]) -> Vec<u8> {
+        let mut p = ((body.len() + 5) as u32).to_be_bytes().to_vec();
+        p.push(kind);
+        p.extend_from_slice(&id.to_be_bytes());
+        p.extend_from_slice(body);
+        p
+    }
+
+    fn data(id: u32, payload: &[u8]) -> Vec<u8> {
+        let mut body = (payload.len() as u32).to_be_bytes().to_vec();
+        body.extend_from_slice(payload);
+        packet(FXP_DATA, id, &body)
+    }
+
+    fn status(id: u32, code: u32, msg: &str) -> Vec<u8> {
+        let mut body = code.to_be_bytes().to_vec();
+        put_string(&mut body, msg.as_bytes());
+        put_string(&mut body, b"");
+        packet(FXP_STATUS, id, &body)
+    }
+
+    #[test]
+    fn splits_replies_at_any_boundary() {
+        let payload: Vec<u8> = (0..70_000u32).map(|i| (i * 7) as u8).collect();
+        let theirs = packet(104, 3, b"\x00\x00\x00\x01name"); // a NAME for russh-sftp
+        let mut stream = data(OUR_IDS | 1, &payload);
+        stream.extend_from_slice(&theirs);
+        stream.extend_from_slice(&status(OUR_IDS | 2, 1, "End of file"));
+        stream.extend_from_slice(&data(OUR_IDS | 9, b"nobody waits")); // skipped
+        stream.extend_from_slice(&status(OUR_IDS | 3, 3, "Permission denied"));
+        for step in [1, 2, 3, 5, 9, 12, 13, 4096, stream.len()] {
+            let (mut d, mut to_russh) = demux();
+            let (mut a, mut b, mut c) = (expect(&d, OUR_IDS | 1, 255 * 1024), expect(&d, OUR_IDS | 2, 100), expect(&d, OUR_IDS | 3, 100));
+            for piece in stream.chunks(step) {
+                d.feed(piece).unwrap();
+            }
+            assert!(matches!(d.state, State::Head) && d.have == 0, "step {step}: ends between packets");
+            match a.try_recv() {
+                Ok(Ok(Reply::Data(got))) => assert_eq!(got, payload, "step {step}"),
+                _ => panic!("step {step}: no data"),
+            }
+            match b.try_recv() {
+                Ok(Ok(Reply::Status(s))) => assert_eq!((s.status_code, s.error_message.as_str()), (StatusCode::Eof, "End of file")),
+                _ => panic!("step {step}: no EOF status"),
+            }
+            match c.try_recv() {
+                Ok(Ok(Reply::Status(s))) => assert_eq!(s.status_code, StatusCode::PermissionDenied),
+                _ => panic!("step {step}: no status"),
+            }
+            assert_eq!(to_russh.try_recv().unwrap().as_ref(), &theirs[..], "step {step}: russh-sftp gets its packet whole");
+            assert!(to_russh.try_recv().is_err(), "step {step}: and nothing else");
+        }
+    }
+
+    #[test]
+    fn garbage_ends_the_session_with_a_reason() {
+        let (mut d, _rx) = demux();
+        let huge = [0xff, 0xff, 0xff, 0xf0, FXP_DATA, 0x80, 0, 0, 1];
+        let e = d.feed(&huge).unwrap_err();
+        assert!(e.contains("4294967280 bytes"), "{e}");
+
+        let (mut d, _rx) = demux();
+        assert!(d.feed(&[0, 0, 0, 2, 101, 0, 0, 0, 0]).unwrap_err().contains("packet of 2 bytes"));
+
+        // a DATA whose length runs past its packet
+        let (mut d, _rx) = demux();
+        let mut p = packet(FXP_DATA, OUR_IDS | 1, &1000u32.to_be_bytes());
+        p.extend_from_slice(&[0; 10]);
+        assert!(d.feed(&p).unwrap_err().contains("claiming 1000 bytes"));
+
+        // a DATA without even a length
+        let (mut d, _rx) = demux();
+        assert!(d.feed(&packet(FXP_DATA, OUR_IDS | 1, &[1, 2])).unwrap_err().contains("without a length"));
+    }
+
+    #[test]
+    fn a_reply_larger_than_asked_fails_that_request_only() {
+        let (mut d, mut to_russh) = demux();
+        let mut big = expect(&d, OUR_IDS | 1, 4);
+        let mut next = expect(&d, OUR_IDS | 2, 4);
+        let mut s = data(OUR_IDS | 1, b"too long");
+        s.extend_from_slice(&data(OUR_IDS | 2, b"ok"));
+        d.feed(&s).unwrap();
+        assert!(matches!(big.try_recv(), Ok(Err(SftpErr::UnexpectedPacket))));
+        assert!(matches!(next.try_recv(), Ok(Ok(Reply::Data(v))) if v == b"ok"));
+        assert!(to_russh.try_recv().is_err());
+    }
+
+    #[test]
+    fn a_short_status_is_an_unexpected_packet() {
+        let (mut d, _rx) = demux();
+        let mut r = expect(&d, OUR_IDS | 5, 4);
+        d.feed(&packet(FXP_STATUS, OUR_IDS | 5, &[0, 0])).unwrap();
+        assert!(matches!(r.try_recv(), Ok(Err(SftpErr::UnexpectedPacket))));
+        // a status without its message (allowed in version 3) still parses
+        let mut r = expect(&d, OUR_IDS | 6, 4);
+        d.feed(&packet(FXP_STATUS, OUR_IDS | 6, &4u32.to_be_bytes())).unwrap();
+        assert!(matches!(r.try_recv(), Ok(Ok(Reply::Status(s))) if s.status_code == StatusCode::Failure));
+    }
+}
