@@ -873,7 +873,7 @@ impl Channel {
     }
 
     /// Sends bytes, waiting for the peer's window (RFC 4254 §5.2).
-    pub async fn write(&self, data: Vec<u8>) -> Result<()> {
+    pub async fn write(&self, data: impl Into<bytes::Bytes>) -> Result<()> {
         if self.shared.is_closed() {
             return Err(self.shared.broken_error().unwrap_or_else(|| Error::channel("closed", "write after the channel closed")));
         }

@@ -144,7 +144,9 @@ impl LocalFile {
         let file = Arc::clone(&self.file);
         self.writing = Some(tokio::task::spawn_blocking(move || {
             use std::io::Write;
-            pieces.iter().try_for_each(|p| (&*file).write_all(p))
+            let r = pieces.iter().try_for_each(|p| (&*file).write_all(p));
+            pieces.into_iter().for_each(super::wire::give_buffer);
+            r
         }));
         Ok(())
     }
@@ -189,6 +191,7 @@ struct VecSink<'a> {
 impl Sink for VecSink<'_> {
     async fn put(&mut self, data: Vec<u8>) -> Result<()> {
         self.out.extend_from_slice(&data);
+        super::wire::give_buffer(data);
         if self.max.is_some_and(|m| self.out.len() as u64 > m) {
             return Err(Error::Sftp { code: "EFBIG".into(), status: 0, message: format!("EFBIG: '{}' is larger than the limit", self.path), path: Some(self.path.into()) });
         }
@@ -201,6 +204,7 @@ struct BufferSink(Arc<ChannelShared>);
 impl Sink for BufferSink {
     async fn put(&mut self, data: Vec<u8>) -> Result<()> {
         self.0.push(STDOUT, &data).await;
+        super::wire::give_buffer(data);
         Ok(())
     }
 }
@@ -257,7 +261,7 @@ pub(crate) async fn write_all(sftp: &Sftp, handle: &str, offset: u64, data: &[u8
                 t.join().await??;
             }
         }
-        let mut buf = Vec::with_capacity(head + piece.len());
+        let mut buf = super::wire::take_buffer(head + piece.len());
         buf.resize(head, 0);
         buf.extend_from_slice(piece);
         let (wire, h, dead) = (Arc::clone(&sftp.wire), Arc::clone(&handle), sftp.dead.clone());
@@ -296,20 +300,21 @@ impl LocalReader {
             use std::io::Read;
             let mut out = Vec::with_capacity(count);
             for _ in 0..count {
-                let mut buf = vec![0u8; head + chunk];
-                let mut filled = head;
-                while filled < buf.len() {
-                    match file.read(&mut buf[filled..]) {
-                        Ok(0) => break,
-                        Ok(n) => filled += n,
+                // read into the spare capacity: the buffer is never zeroed first
+                let mut buf = super::wire::take_buffer(head + chunk);
+                buf.resize(head, 0);
+                let mut limited = (&mut file).take(chunk as u64);
+                loop {
+                    match limited.read_to_end(&mut buf) {
+                        Ok(_) => break,
                         Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                         Err(e) => return Err(e),
                     }
                 }
-                if filled == head {
+                if buf.len() == head {
+                    super::wire::give_buffer(buf);
                     return Ok((file, out, true));
                 }
-                buf.truncate(filled);
                 out.push(buf);
             }
             Ok((file, out, false))

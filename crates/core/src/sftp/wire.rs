@@ -29,6 +29,51 @@ const COALESCE: usize = 64 * 1024;
 /// Packets queued for the channel before a sender waits.
 const OUT_QUEUE: usize = 64;
 
+/// Spare bulk buffers (READ payloads, WRITE packets), shared by every session: a transfer
+/// reuses memory already mapped instead of faulting in (and zeroing) fresh pages per request.
+static SPARE: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
+const SPARE_MAX: usize = 16;
+const SPARE_MIN_CAPACITY: usize = 16 * 1024;
+const SPARE_MAX_CAPACITY: usize = 512 * 1024;
+
+/// An empty buffer of at least `cap` bytes' capacity.
+pub(crate) fn take_buffer(cap: usize) -> Vec<u8> {
+    if (SPARE_MIN_CAPACITY..=SPARE_MAX_CAPACITY).contains(&cap) {
+        let mut spare = SPARE.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(i) = spare.iter().position(|v| v.capacity() >= cap) {
+            return spare.swap_remove(i);
+        }
+    }
+    Vec::with_capacity(cap)
+}
+
+/// Hands a spent buffer back for reuse.
+pub(crate) fn give_buffer(mut v: Vec<u8>) {
+    if !(SPARE_MIN_CAPACITY..=SPARE_MAX_CAPACITY).contains(&v.capacity()) {
+        return;
+    }
+    v.clear();
+    let mut spare = SPARE.lock().unwrap_or_else(|e| e.into_inner());
+    if spare.len() < SPARE_MAX {
+        spare.push(v);
+    }
+}
+
+/// A packet on its way into russh: its buffer comes back to `SPARE` once sent.
+struct Spent(Vec<u8>);
+
+impl AsRef<[u8]> for Spent {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl Drop for Spent {
+    fn drop(&mut self) {
+        give_buffer(std::mem::take(&mut self.0));
+    }
+}
+
 const FXP_READ: u8 = 5;
 const FXP_WRITE: u8 = 6;
 const FXP_STATUS: u8 = 101;
@@ -221,7 +266,7 @@ async fn run_writer(ch: Channel, mut rx: mpsc::Receiver<Out>) {
                         Err(_) => break,
                     }
                 }
-                if ch.write(p).await.is_err() {
+                if ch.write(Bytes::from_owner(Spent(p))).await.is_err() {
                     break;
                 }
             }
@@ -369,7 +414,7 @@ impl Demux {
             if let Some(s) = slot.take_if(|s| data_len > s.max as usize) {
                 let _ = s.tx.send(Err(SftpErr::UnexpectedPacket));
             }
-            let buf = if slot.is_some() { Vec::with_capacity(data_len) } else { Vec::new() };
+            let buf = if slot.is_some() { take_buffer(data_len) } else { Vec::new() };
             State::Body { buf, need: data_len, dest: Dest::Data(slot, rest - 4 - data_len) }
         };
         self.state = state;
