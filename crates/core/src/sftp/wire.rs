@@ -18,7 +18,7 @@ use russh_sftp::protocol::{Status, StatusCode};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::channel::{Channel, ChannelShared};
+use crate::channel::Channel;
 
 pub(crate) const OUR_IDS: u32 = 0x8000_0000;
 /// The largest packet accepted from the server: OpenSSH's own limit (256 KiB) plus room for
@@ -143,18 +143,29 @@ impl Wire {
         let pending = Arc::new(Mutex::new(Pending::default()));
         let shared = Arc::clone(ch.shared());
         tokio::spawn(run_writer(ch, out_rx));
-        let mut demux = Demux { pending: Arc::clone(&pending), to_russh: Some(to_russh), head: [0; 13], have: 0, state: State::Head };
-        tokio::spawn(async move {
-            let why = demux.run(&shared).await;
-            demux.to_russh = None;
-            let slots = {
-                let mut p = lock(&demux.pending);
-                p.ended = Some(why.clone());
-                std::mem::take(&mut p.slots)
-            };
-            for (_, s) in slots {
-                let _ = s.tx.send(Err(ended(&why)));
+        // replies are split right in the event loop, as they arrive
+        let demux = Arc::new(Mutex::new(Demux { pending: Arc::clone(&pending), to_russh: Some(to_russh), head: [0; 13], have: 0, state: State::Head, failed: false }));
+        let tap = Arc::clone(&demux);
+        shared.set_tap(Box::new(move |data| {
+            let mut d = tap.lock().unwrap_or_else(|e| e.into_inner());
+            if d.failed {
+                return;
             }
+            if let Err(why) = d.feed(data) {
+                d.fail(&why);
+            }
+        }));
+        tokio::spawn(async move {
+            // the tap takes every byte; this only waits for the channel's end
+            let mut bufs = [Vec::new(), Vec::new()];
+            let why = loop {
+                match shared.next_chunks_into(&mut bufs).await {
+                    Ok(true) => bufs.iter_mut().for_each(Vec::clear),
+                    Ok(false) => break "the SFTP channel closed".to_string(),
+                    Err(e) => break format!("the SSH connection was lost: {e}"),
+                }
+            };
+            demux.lock().unwrap_or_else(|e| e.into_inner()).fail(&why);
         });
         let wire = Arc::new(Wire { out: out_tx.clone(), pending, next_id: AtomicU32::new(OUR_IDS), timeout });
         (wire, WireStream { out: out_tx, reserving: None, from_wire, cur: Bytes::new(), eof_sent: false })
@@ -296,6 +307,8 @@ struct Demux {
     head: [u8; 13],
     have: usize,
     state: State,
+    /// The stream went wrong or ended: nothing more is read.
+    failed: bool,
 }
 
 fn be32(b: &[u8]) -> u32 {
@@ -332,23 +345,21 @@ fn parse_status(id: u32, b: &[u8]) -> Option<Status> {
 }
 
 impl Demux {
-    /// Until the channel ends; returns why.
-    async fn run(&mut self, shared: &Arc<ChannelShared>) -> String {
-        let mut bufs = [Vec::new(), Vec::new()];
-        loop {
-            match shared.next_chunks_into(&mut bufs).await {
-                Ok(true) => {}
-                Ok(false) => return "the SFTP channel closed".into(),
-                Err(e) => return format!("the SSH connection was lost: {e}"),
-            }
-            bufs[1].clear();
-            let batch = std::mem::take(&mut bufs[0]);
-            let r = self.feed(&batch);
-            bufs[0] = batch;
-            bufs[0].clear();
-            if let Err(why) = r {
-                return why;
-            }
+    /// The session is over: russh-sftp sees the end of its stream, and every request
+    /// waiting here (and any sent later) fails with `why`.
+    fn fail(&mut self, why: &str) {
+        if self.failed {
+            return;
+        }
+        self.failed = true;
+        self.to_russh = None;
+        let slots = {
+            let mut p = lock(&self.pending);
+            p.ended = Some(why.to_string());
+            std::mem::take(&mut p.slots)
+        };
+        for (_, s) in slots {
+            let _ = s.tx.send(Err(ended(why)));
         }
     }
 
@@ -525,7 +536,7 @@ mod tests {
 
     fn demux() -> (Demux, mpsc::UnboundedReceiver<Bytes>) {
         let (tx, rx) = mpsc::unbounded_channel();
-        (Demux { pending: Arc::new(Mutex::new(Pending::default())), to_russh: Some(tx), head: [0; 13], have: 0, state: State::Head }, rx)
+        (Demux { pending: Arc::new(Mutex::new(Pending::default())), to_russh: Some(tx), head: [0; 13], have: 0, state: State::Head, failed: false }, rx)
     }
 
     fn expect(d: &Demux, id: u32, max: u32) -> oneshot::Receiver<std::result::Result<Reply, SftpErr>> {
