@@ -1132,6 +1132,26 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_tap_gets_buffered_bytes_first_then_every_push_and_the_end_still_shows() {
+        let ch = ChannelShared::new(4, BufferLimits::default());
+        ch.push(STDOUT, b"before ").await;
+        ch.push(STDERR, b"ignored").await;
+        let got = Arc::new(Mutex::new(Vec::new()));
+        let g = Arc::clone(&got);
+        ch.set_tap(Box::new(move |d| g.lock().unwrap().extend_from_slice(d)));
+        ch.push(STDOUT, b"after").await;
+        ch.push(STDERR, b" (stderr)").await;
+        assert_eq!(&got.lock().unwrap()[..], b"before after");
+        assert_eq!(ch.buffered(STDOUT), 0, "nothing is left in the buffer");
+        ch.on_eof();
+        let mut bufs = [Vec::new(), Vec::new()];
+        // stderr buffered before the tap is still there; after it, the end
+        assert!(ch.next_chunks_into(&mut bufs).await.unwrap());
+        assert_eq!(&bufs[1][..], b"ignored");
+        assert!(!ch.next_chunks_into(&mut bufs).await.unwrap());
+    }
+
+    #[tokio::test]
     async fn broken_connection_fails_reader_after_buffered_bytes() {
         let ch = ChannelShared::new(3, BufferLimits::default());
         ch.push(STDOUT, b"abc").await;
