@@ -109,45 +109,65 @@ pub(crate) trait Sink {
     async fn put(&mut self, data: Vec<u8>) -> Result<()>;
 }
 
-/// The local end of a download. Pieces gather to `LOCAL_BATCH` bytes; then one blocking task
-/// writes them, owning the buffers (no copy), while the next pieces arrive. At most one
-/// write is in flight, so the file grows in order and a partial file is always a prefix.
+/// The local end of a download. Pieces gather to `LOCAL_BATCH` bytes; a blocking task
+/// writes the batches in order, owning the buffers (no copy), while the next replies
+/// arrive. Up to `LOCAL_QUEUE` batches wait for it, so a slow moment of the disk does not
+/// stop the requests; the file grows in order, so a partial file is always a prefix.
 pub(crate) struct LocalFile {
     file: Arc<std::fs::File>,
     batch: Vec<Vec<u8>>,
     batched: usize,
-    writing: Option<JoinHandle<std::io::Result<()>>>,
+    queue: Option<tokio::sync::mpsc::Sender<Vec<Vec<u8>>>>,
+    writer: Option<JoinHandle<std::io::Result<()>>>,
 }
 
 const LOCAL_BATCH: usize = 1024 * 1024;
+const LOCAL_QUEUE: usize = 4;
 
 impl LocalFile {
     fn new(file: std::fs::File) -> Self {
-        LocalFile { file: Arc::new(file), batch: Vec::new(), batched: 0, writing: None }
+        LocalFile { file: Arc::new(file), batch: Vec::new(), batched: 0, queue: None, writer: None }
     }
 
-    /// Waits for the write in flight.
+    /// Stops taking batches and waits until every queued one is written (or the first
+    /// write that failed).
     async fn settle(&mut self) -> std::io::Result<()> {
-        match self.writing.take() {
+        self.queue = None;
+        match self.writer.take() {
             Some(h) => h.await.map_err(std::io::Error::other)?,
             None => Ok(()),
         }
     }
 
     async fn dispatch(&mut self) -> std::io::Result<()> {
-        self.settle().await?;
         if self.batch.is_empty() {
             return Ok(());
         }
         let pieces = std::mem::take(&mut self.batch);
         self.batched = 0;
-        let file = Arc::clone(&self.file);
-        self.writing = Some(tokio::task::spawn_blocking(move || {
-            use std::io::Write;
-            let r = pieces.iter().try_for_each(|p| (&*file).write_all(p));
-            pieces.into_iter().for_each(super::wire::give_buffer);
-            r
-        }));
+        if self.queue.is_none() {
+            let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<Vec<u8>>>(LOCAL_QUEUE);
+            let file = Arc::clone(&self.file);
+            self.queue = Some(tx);
+            self.writer = Some(tokio::task::spawn_blocking(move || {
+                use std::io::Write;
+                while let Some(pieces) = rx.blocking_recv() {
+                    let r = pieces.iter().try_for_each(|p| (&*file).write_all(p));
+                    pieces.into_iter().for_each(super::wire::give_buffer);
+                    r?;
+                }
+                Ok(())
+            }));
+        }
+        let sent = match &self.queue {
+            Some(q) => q.send(pieces).await.is_ok(),
+            None => false,
+        };
+        if !sent {
+            // the writer stopped: its error says why
+            self.settle().await?;
+            return Err(std::io::Error::other("the local writer stopped"));
+        }
         Ok(())
     }
 
