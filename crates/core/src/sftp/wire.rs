@@ -56,6 +56,9 @@ pub(crate) fn give_buffer(mut v: Vec<u8>) {
     let mut spare = SPARE.lock().unwrap_or_else(|e| e.into_inner());
     if spare.len() < SPARE_MAX {
         spare.push(v);
+    } else if let Some(small) = spare.iter_mut().min_by_key(|b| b.capacity()).filter(|b| b.capacity() < v.capacity()) {
+        // small buffers (short reads) must not crowd out the bulk ones
+        *small = v;
     }
 }
 
@@ -566,8 +569,25 @@ mod tests {
         packet(FXP_STATUS, id, &body)
     }
 
+    /// The tests that touch the process-wide pool of spare buffers take turns.
+    static POOL_TESTS: Mutex<()> = Mutex::new(());
+
+    #[test]
+    fn spare_buffers_keep_the_largest() {
+        let _turn = POOL_TESTS.lock().unwrap_or_else(|e| e.into_inner());
+        let mut small: Vec<Vec<u8>> = (0..SPARE_MAX).map(|_| Vec::with_capacity(SPARE_MIN_CAPACITY)).collect();
+        for v in small.drain(..) {
+            give_buffer(v);
+        }
+        give_buffer(Vec::with_capacity(300 * 1024));
+        let big = take_buffer(255 * 1024);
+        assert!(big.capacity() >= 255 * 1024, "a bulk buffer replaced a small one in a full pool");
+        assert!(big.is_empty());
+    }
+
     #[test]
     fn splits_replies_at_any_boundary() {
+        let _turn = POOL_TESTS.lock().unwrap_or_else(|e| e.into_inner());
         let payload: Vec<u8> = (0..70_000u32).map(|i| (i * 7) as u8).collect();
         let theirs = packet(104, 3, b"\x00\x00\x00\x01name"); // a NAME for russh-sftp
         let mut stream = data(OUR_IDS | 1, &payload);
