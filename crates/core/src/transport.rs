@@ -25,19 +25,6 @@ pub fn channel_stream(ch: Channel) -> ChannelStream {
     ChannelStream { ch: Arc::new(ch), writing: None, eof: None }
 }
 
-/// Like `channel_stream`, and the token is cancelled once the channel has closed or the
-/// connection failed.
-pub fn channel_stream_watched(ch: Channel) -> (ChannelStream, crate::cancel::CancelToken) {
-    let done = crate::cancel::CancelToken::new();
-    let d2 = done.clone();
-    let shared = Arc::clone(ch.shared());
-    tokio::spawn(async move {
-        shared.wait_closed().await;
-        d2.cancel();
-    });
-    (channel_stream(ch), done)
-}
-
 type Pending = Pin<Box<dyn Future<Output = Result<()>> + Send>>;
 
 pub struct ChannelStream {

@@ -415,8 +415,4 @@ impl Sftp {
     pub fn end(&self) {
         let _ = self.raw.close_session();
     }
-
-    pub fn shared(&self) -> Arc<RawSftpSession> {
-        Arc::clone(&self.raw)
-    }
 }

@@ -294,6 +294,9 @@ pub(crate) async fn write_all(sftp: &Sftp, handle: &str, offset: u64, data: &[u8
     Ok(())
 }
 
+/// One read-ahead: the file back, the packet buffers filled, and whether the end was reached.
+type ReadAhead = (std::fs::File, Vec<Vec<u8>>, bool);
+
 /// The local end of an upload: reads ahead one batch of chunks in a blocking task, each
 /// straight into the buffer its WRITE packet is sent from (`head` bytes left for the header).
 struct LocalReader {
@@ -301,7 +304,7 @@ struct LocalReader {
     head: usize,
     chunk: usize,
     ready: VecDeque<Vec<u8>>,
-    reading: Option<JoinHandle<std::io::Result<(std::fs::File, Vec<Vec<u8>>, bool)>>>,
+    reading: Option<JoinHandle<std::io::Result<ReadAhead>>>,
     eof: bool,
 }
 

@@ -387,8 +387,9 @@ impl Demux {
                     *need -= n;
                     input = &input[n..];
                     if *need == 0 {
-                        let State::Body { buf, dest, .. } = std::mem::replace(&mut self.state, State::Head) else { unreachable!() };
-                        self.finish(buf, dest);
+                        if let State::Body { buf, dest, .. } = std::mem::replace(&mut self.state, State::Head) {
+                            self.finish(buf, dest);
+                        }
                     }
                 }
             }
@@ -433,8 +434,9 @@ impl Demux {
         };
         self.state = state;
         if let State::Body { need: 0, .. } = self.state {
-            let State::Body { buf, dest, .. } = std::mem::replace(&mut self.state, State::Head) else { unreachable!() };
-            self.finish(buf, dest);
+            if let State::Body { buf, dest, .. } = std::mem::replace(&mut self.state, State::Head) {
+                self.finish(buf, dest);
+            }
         }
         Ok(())
     }
@@ -465,12 +467,15 @@ impl Demux {
     }
 }
 
+/// Waiting for room in the outgoing queue.
+type Reserving = Pin<Box<dyn std::future::Future<Output = std::result::Result<mpsc::OwnedPermit<Out>, mpsc::error::SendError<()>>> + Send>>;
+
 /// russh-sftp's end of the stream: whole packets from the demultiplexer in, packets out
 /// through the same queue as ours (each write is one whole packet: russh-sftp writes a
 /// packet with one `write_all`, and this stream always takes all of it).
 pub(crate) struct WireStream {
     out: mpsc::Sender<Out>,
-    reserving: Option<Pin<Box<dyn std::future::Future<Output = std::result::Result<mpsc::OwnedPermit<Out>, mpsc::error::SendError<()>>> + Send>>>,
+    reserving: Option<Reserving>,
     from_wire: mpsc::UnboundedReceiver<Bytes>,
     cur: Bytes,
     eof_sent: bool,
@@ -482,10 +487,9 @@ fn closed() -> std::io::Error {
 
 impl WireStream {
     fn poll_permit(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<mpsc::OwnedPermit<Out>>> {
-        if self.reserving.is_none() {
-            self.reserving = Some(Box::pin(self.out.clone().reserve_owned()));
-        }
-        let r = ready!(self.reserving.as_mut().expect("set above").as_mut().poll(cx));
+        let out = &self.out;
+        let reserving = self.reserving.get_or_insert_with(|| Box::pin(out.clone().reserve_owned()));
+        let r = ready!(reserving.as_mut().poll(cx));
         self.reserving = None;
         Poll::Ready(r.map_err(|_| closed()))
     }
