@@ -45,6 +45,17 @@ export declare class NativeChannel {
    * comes when it drains), -2 = the channel failed (see `takeError()`).
    */
   writeQueued(data: Buffer): number
+  /**
+   * Queues `data` without copying it: the channel reads that memory until it has been
+   * packetized, and the caller must not change it until a wake with stream 3 says every
+   * lent buffer is released (`reclaim()` returns 0). Returns like `writeQueued`.
+   */
+  writeLent(data: Buffer): number
+  /**
+   * Drops the references of released lent buffers. Returns how many are still lent; once
+   * none is, 0, or -2 when queued input could not be sent (see `takeError()`).
+   */
+  reclaim(): number
   /** Sends what is queued, then EOF. */
   finishQueued(): Promise<void>
   /** Sends one chunk (copied once), resolving when the peer's window took it. */

@@ -4,7 +4,7 @@ import { Readable, Writable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { setTimeout as sleep } from 'node:timers/promises'
 
-import { connect, DisconnectError, type ConnectOptions, type SshClient } from '../dist/cjs/index.js'
+import { connect, DisconnectError, SshError, type ConnectOptions, type SshClient } from '../dist/cjs/index.js'
 import { startSshd, type Sshd } from './fixtures/sshd.mjs'
 
 let sshd: Sshd
@@ -81,6 +81,77 @@ describe('stdin and stdout', () => {
     expect(err.toString()).toBe(seq('e'))
     expect(status).toEqual({ code: 0, signal: null })
   })
+})
+
+describe('large writes are sent from the caller\'s Buffer', () => {
+  const write = (w: Writable, b: Buffer): Promise<void> => new Promise((resolve, reject) => { w.write(b, (e) => (e ? reject(e) : resolve())) })
+  const remoteDigest = async (p: ReturnType<SshClient['spawn']>): Promise<string> => (await collect(p.stdout)).toString().split(' ')[0]
+
+  it('a Buffer refilled as soon as its write callback runs never changes bytes already written', async () => {
+    const p = ssh.spawn('sha256sum')
+    p.stderr.resume()
+    const digest = remoteDigest(p)
+    const want = createHash('sha256')
+    const buf = Buffer.alloc(512 * 1024)
+    for (let i = 0; i < 48; i++) {
+      buf.fill(97 + (i % 26))
+      buf.writeUInt32BE(i, 0)
+      want.update(buf)
+      // the callback must wait until these bytes are on their way: refilling at once would
+      // otherwise change what the server reads
+      await write(p.stdin, buf)
+    }
+    p.stdin.end()
+    expect(await withTimeout(digest, 30_000, 'sha256sum')).toBe(want.digest('hex'))
+    expect(await p.exited).toEqual({ code: 0, signal: null })
+  }, 60_000)
+
+  it('gathered writes of small and large chunks arrive in order', async () => {
+    const p = ssh.spawn('sha256sum')
+    p.stderr.resume()
+    const digest = remoteDigest(p)
+    const want = createHash('sha256')
+    for (let round = 0; round < 4; round++) {
+      p.stdin.cork()
+      const done: Promise<void>[] = []
+      for (let i = 0; i < 24; i++) {
+        // sizes on both sides of the lending threshold, so one writev mixes copies and loans
+        const chunk = randomBytes(i % 3 === 0 ? 100 * 1024 + i : 1 + i * 37)
+        want.update(chunk)
+        done.push(write(p.stdin, chunk))
+      }
+      p.stdin.uncork()
+      await Promise.all(done)
+    }
+    p.stdin.end()
+    expect(await withTimeout(digest, 30_000, 'sha256sum')).toBe(want.digest('hex'))
+  }, 60_000)
+
+  it('a large write waiting for a command that never reads is called back when the channel ends', async () => {
+    const conn = await connect(options())
+    try {
+      const p = conn.spawn('exec sleep 60')
+      p.stderr.resume()
+      p.stdout.resume()
+      const big = Buffer.alloc(4 * MiB, 1)
+      // the server's window (and its pipe to `sleep`) fills: these callbacks stay pending
+      const writes = [write(p.stdin, big), write(p.stdin, big)]
+      writes.forEach((w) => w.catch(() => {}))
+      expect(await stateAfter(writes[1], 1000)).toBe('pending')
+      await p.kill('KILL')
+      expect(await withTimeout(p.exited, 10_000, 'exit after KILL')).toEqual({ code: null, signal: 'KILL' })
+      // the buffers are given back and nothing hangs; bytes that never went out are an error,
+      // not a silent success
+      const settled = await withTimeout(Promise.allSettled(writes), 10_000, 'pending write callbacks')
+      expect(settled.map((r) => r.status)).toEqual(['rejected', 'rejected'])
+      const why = (settled[0] as PromiseRejectedResult).reason as Error
+      expect(why).toBeInstanceOf(SshError)
+      expect(why.message).toMatch(/closed before all of its input was sent/)
+      expect((await conn.exec('echo ok')).stdout.toString()).toBe('ok\n')
+    } finally {
+      await conn.close()
+    }
+  }, 60_000)
 })
 
 describe('backpressure', () => {

@@ -98,16 +98,24 @@ export class ChannelReadable extends Readable {
 
 /** Stream id of a drain wake: the native write queue fell below its mark. */
 const DRAIN = 2
+/** Stream id of a release wake: every lent write buffer has been packetized. */
+const RELEASED = 3
+/** Chunks at least this large are lent to the native side instead of copied. */
+const LEND_MIN = 64 * 1024
 
 /**
- * Sends to a channel. Writes are queued natively without a promise each (one lock and a
- * notify); when the queue is full the callback waits for a drain wake. EOF on end.
+ * Sends to a channel. Small writes are copied into the native queue without a promise each
+ * (one lock and a notify); when the queue is full the callback waits for a drain wake.
+ * Large chunks are lent, not copied: the native side sends straight from the Buffer, and
+ * the callback waits until it has done so, as net.Socket's does, so a caller that reuses its
+ * Buffer after the callback never changes bytes still on their way. EOF on end.
  * @internal
  */
 export class ChannelWritable extends Writable {
   #chan: NativeChannel | undefined
   #ready: Promise<NativeChannel>
   #pending: ((err?: Error | null) => void) | undefined
+  #lent: ((err?: Error | null) => void) | undefined
   constructor(chan: Promise<NativeChannel>) {
     super({ highWaterMark: 1024 * 1024, decodeStrings: true })
     this.#ready = chan
@@ -118,21 +126,51 @@ export class ChannelWritable extends Writable {
   drained(): void {
     const cb = this.#pending
     this.#pending = undefined
-    cb?.()
+    if (cb && !this.#settle(cb)) this.#lent = cb
   }
-  #send(c: NativeChannel, chunk: Buffer, cb: (err?: Error | null) => void): void {
-    const r = c.writeQueued(chunk)
-    if (r === 1) return cb()
-    if (r === 0) {
-      this.#pending = cb
-      return
+  /** @internal */
+  released(): void {
+    const cb = this.#lent
+    if (!cb) return void this.#chan?.reclaim()
+    this.#lent = undefined
+    if (!this.#settle(cb)) this.#lent = cb
+  }
+  /** Calls back once no lent buffer is out: with the writer's error if it gave up. */
+  #settle(cb: (err?: Error | null) => void): boolean {
+    const c = this.#chan
+    const r = c ? c.reclaim() : 0
+    if (r > 0) return false
+    cb(r < 0 && c ? fromNative(c.takeError() ?? 'the channel is closed') : undefined)
+    return true
+  }
+  #send(c: NativeChannel, chunks: Buffer[], cb: (err?: Error | null) => void): void {
+    let lent = false
+    let full = false
+    for (const chunk of chunks) {
+      const lend = chunk.length >= LEND_MIN
+      const r = lend ? c.writeLent(chunk) : c.writeQueued(chunk)
+      if (r < 0) return cb(fromNative(c.takeError() ?? 'the channel is closed'))
+      if (lend) lent = true
+      if (r === 0) full = true
     }
-    cb(fromNative(c.takeError() ?? 'the channel is closed'))
+    if (lent) {
+      if (!this.#settle(cb)) this.#lent = cb
+    } else if (full) {
+      this.#pending = cb
+    } else {
+      cb()
+    }
+  }
+  #sendWhenReady(chunks: Buffer[], cb: (err?: Error | null) => void): void {
+    const c = this.#chan
+    if (c) return this.#send(c, chunks, cb)
+    this.#ready.then((ch) => this.#send(ch, chunks, cb), (e) => cb(fromNative(e)))
   }
   override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
-    const c = this.#chan
-    if (c) return this.#send(c, chunk, cb)
-    this.#ready.then((ch) => this.#send(ch, chunk, cb), (e) => cb(fromNative(e)))
+    this.#sendWhenReady([chunk], cb)
+  }
+  override _writev(chunks: Array<{ chunk: Buffer }>, cb: (err?: Error | null) => void): void {
+    this.#sendWhenReady(chunks.map((c) => c.chunk), cb)
   }
   override _final(cb: (err?: Error | null) => void): void {
     this.#ready.then((c) => c.finishQueued()).then(() => cb(), (e) => cb(fromNative(e)))
@@ -143,6 +181,7 @@ export class ChannelWritable extends Writable {
 export function wireChannel(chan: ReadableNativeChannel, sources: ChannelSource[], writer?: ChannelWritable): void {
   chan.setWaker((stream: number) => {
     if (stream === DRAIN) return writer?.drained()
+    if (stream === RELEASED) return writer?.released()
     for (const s of sources) if (s.stream === stream) s.wake()
   })
   for (const s of sources) s.attach(chan)
@@ -209,6 +248,10 @@ export class ChannelDuplex extends Duplex {
   /** @internal */
   override _write(chunk: Buffer, enc: BufferEncoding, cb: (err?: Error | null) => void): void {
     this.#in._write(chunk, enc, cb)
+  }
+  /** @internal */
+  override _writev(chunks: Array<{ chunk: Buffer }>, cb: (err?: Error | null) => void): void {
+    this.#in._writev(chunks, cb)
   }
   /** @internal */
   override _final(cb: (err?: Error | null) => void): void {

@@ -11,7 +11,7 @@
 //! packet marks the end of a burst, or the stream goes quiet.
 
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
 use russh::client::Msg;
@@ -693,12 +693,23 @@ pub struct Channel {
 
 /// Stream id a drain wake is sent with (0 and 1 are stdout and stderr).
 pub const DRAIN: usize = 2;
+/// Stream id of the wake sent when the last lent write buffer has been consumed.
+pub const RELEASED: usize = 3;
 /// Queued bytes past which `write_queued` asks the writer to wait for a drain wake.
 const OUT_HIGH_WATER: usize = 1024 * 1024;
 
 #[derive(Default)]
 struct OutState {
+    /// Copied bytes not yet sealed into a segment.
     data: Vec<u8>,
+    /// Sealed batches and lent buffers, in the order they were written.
+    segments: VecDeque<bytes::Bytes>,
+    /// Bytes in `segments`.
+    segment_bytes: usize,
+    /// Lent buffers not yet released (see `Channel::write_lent`), and whom to tell when the
+    /// last one is: held only while some are out, so it never outlives them.
+    lent: usize,
+    lent_waker: Option<Arc<dyn Wake>>,
     eof: bool,
     stop: bool,
     failed: Option<Error>,
@@ -723,6 +734,54 @@ pub struct OutQueue {
 impl OutQueue {
     fn lock(&self) -> MutexGuard<'_, OutState> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl OutState {
+    fn queued(&self) -> usize {
+        self.data.len() + self.segment_bytes
+    }
+
+    /// Everything queued, in order, for the writer (or to be dropped: lent buffers are then
+    /// released).
+    fn take_all(&mut self) -> VecDeque<bytes::Bytes> {
+        let mut all = std::mem::take(&mut self.segments);
+        self.segment_bytes = 0;
+        if !self.data.is_empty() {
+            all.push_back(bytes::Bytes::from_owner(Batch(std::mem::take(&mut self.data))));
+        }
+        all
+    }
+}
+
+/// A buffer the caller lends to a write (JavaScript's own Buffer, sent without a copy): held
+/// until russh has copied it into packets, then dropped; the last one out wakes the writer's
+/// owner with `RELEASED`, so it may reuse or drop that memory.
+struct LentWrite<T: AsRef<[u8]> + Send + 'static> {
+    owner: Option<T>,
+    /// Weak: the queue holds its segments, and they must not keep it alive.
+    out: Weak<OutQueue>,
+}
+
+impl<T: AsRef<[u8]> + Send + 'static> AsRef<[u8]> for LentWrite<T> {
+    fn as_ref(&self) -> &[u8] {
+        self.owner.as_ref().map_or(&[], |o| o.as_ref())
+    }
+}
+
+impl<T: AsRef<[u8]> + Send + 'static> Drop for LentWrite<T> {
+    fn drop(&mut self) {
+        // the memory goes back first: whoever hears the wake finds it released
+        drop(self.owner.take());
+        let Some(out) = self.out.upgrade() else { return };
+        let wake = {
+            let mut st = out.lock();
+            st.lent = st.lent.saturating_sub(1);
+            if st.lent == 0 { st.lent_waker.take() } else { None }
+        };
+        if let Some(w) = wake {
+            w.wake(RELEASED);
+        }
     }
 }
 
@@ -772,24 +831,43 @@ async fn run_writer(out: Arc<OutQueue>, tx: Arc<ChannelWriteHalf<Msg>>, shared: 
         let notified = out.more.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
-        let (sending, eof, stop) = {
+        let (mut sending, eof, stop) = {
             let mut st = out.lock();
-            (std::mem::take(&mut st.data), st.eof, st.stop)
+            (st.take_all(), st.eof, st.stop)
         };
         if stop {
             break;
         }
         if !sending.is_empty() {
-            // handed over whole: russh splits it into packets without another copy here
-            if let Err(e) = tx.data_bytes(bytes::Bytes::from_owner(Batch(sending))).await {
+            // each segment is handed over whole: russh splits it into packets without another
+            // copy here. russh waits for window space with no regard for the channel closing,
+            // so that is watched here: a closed channel's window never opens again.
+            let mut failed = None;
+            while let Some(seg) = sending.pop_front() {
+                // held until the failure is on record, so a lent buffer's release wake never
+                // comes before it
+                let keep = seg.clone();
+                let r = tokio::select! {
+                    r = tx.data_bytes(seg) => r.map_err(Some),
+                    _ = shared.wait_closed() => Err(None),
+                };
+                if let Err(e) = r {
+                    failed = Some((e, keep));
+                    break;
+                }
+            }
+            if let Some((e, keep)) = failed {
                 let err = shared.broken_error().or_else(|| conn.close_error()).unwrap_or_else(|| match e {
-                    russh::Error::SendError => Error::channel("closed", "the channel is closed"),
-                    other => other.into(),
+                    Some(russh::Error::SendError) | None => Error::channel("closed", "the channel closed before all of its input was sent"),
+                    Some(other) => other.into(),
                 });
-                let mut st = out.lock();
-                st.failed = Some(err);
-                st.done = true;
-                drop(st);
+                let rest = {
+                    let mut st = out.lock();
+                    st.failed = Some(err);
+                    st.done = true;
+                    st.take_all()
+                };
+                drop((keep, sending, rest));
                 drain_wake(&out);
                 out.lock().waker = None;
                 out.finished.notify_waiters();
@@ -797,7 +875,7 @@ async fn run_writer(out: Arc<OutQueue>, tx: Arc<ChannelWriteHalf<Msg>>, shared: 
             }
             let wake = {
                 let mut st = out.lock();
-                let w = st.waiting && st.data.len() < OUT_HIGH_WATER / 2;
+                let w = st.waiting && st.queued() < OUT_HIGH_WATER / 2;
                 if w {
                     st.waiting = false;
                 }
@@ -822,10 +900,14 @@ async fn run_writer(out: Arc<OutQueue>, tx: Arc<ChannelWriteHalf<Msg>>, shared: 
         }
         notified.await;
     }
-    let mut st = out.lock();
-    st.done = true;
-    st.waker = None;
-    drop(st);
+    // stopped: what is still queued is never sent, and lent buffers go back now
+    let rest = {
+        let mut st = out.lock();
+        st.done = true;
+        st.waker = None;
+        st.take_all()
+    };
+    drop(rest);
     out.finished.notify_waiters();
 }
 
@@ -838,17 +920,68 @@ impl Channel {
     /// wait for a DRAIN wake; Err: the channel failed (nothing more will be sent).
     pub fn write_queued(&self, data: &[u8]) -> Result<bool> {
         let mut st = self.out.lock();
+        self.check_writable(&st)?;
+        if st.data.capacity() == 0 {
+            st.data = spare_buffer();
+        }
+        st.data.extend_from_slice(data);
+        Ok(self.queued_more(st))
+    }
+
+    /// Queues a buffer the caller lends without a copy: it is dropped once russh has copied
+    /// it into packets (or the channel ends first), and when the last lent buffer is gone the
+    /// waker hears `RELEASED`. The caller must leave the memory alone until then. Returns
+    /// like `write_queued`; on Err the buffer is dropped at once (and counted as released).
+    pub fn write_lent<T: AsRef<[u8]> + Send + 'static>(&self, buf: T) -> Result<bool> {
+        let lent = LentWrite { owner: Some(buf), out: Arc::downgrade(&self.out) };
+        let mut st = self.out.lock();
+        if let Err(e) = self.check_writable(&st) {
+            drop(st);
+            // never counted: its drop finds nothing to release
+            let mut lent = lent;
+            lent.out = Weak::new();
+            drop(lent);
+            return Err(e);
+        }
+        if st.lent == 0 {
+            st.lent_waker = self.shared.waker();
+        }
+        st.lent += 1;
+        if !st.data.is_empty() {
+            let d = std::mem::take(&mut st.data);
+            st.segment_bytes += d.len();
+            st.segments.push_back(bytes::Bytes::from_owner(Batch(d)));
+        }
+        let piece = bytes::Bytes::from_owner(lent);
+        st.segment_bytes += piece.len();
+        st.segments.push_back(piece);
+        Ok(self.queued_more(st))
+    }
+
+    /// Lent write buffers not yet released.
+    pub fn lent_outstanding(&self) -> usize {
+        self.out.lock().lent
+    }
+
+    /// Why queued input could not be sent, once the writer has given up.
+    pub fn write_failed(&self) -> Option<Error> {
+        self.out.lock().failed.clone()
+    }
+
+    fn check_writable(&self, st: &OutState) -> Result<()> {
         if let Some(e) = &st.failed {
             return Err(e.clone());
         }
         if st.eof || st.stop || self.shared.is_closed() {
             return Err(self.shared.broken_error().unwrap_or_else(|| Error::channel("closed", "write after the channel closed")));
         }
-        if st.data.capacity() == 0 {
-            st.data = spare_buffer();
-        }
-        st.data.extend_from_slice(data);
-        let below = st.data.len() < OUT_HIGH_WATER;
+        Ok(())
+    }
+
+    /// After bytes were queued: starts the writer if it is not running and wakes it; true
+    /// while the queue is below its high-water mark.
+    fn queued_more(&self, mut st: MutexGuard<'_, OutState>) -> bool {
+        let below = st.queued() < OUT_HIGH_WATER;
         if !below {
             st.waiting = true;
         }
@@ -863,7 +996,7 @@ impl Channel {
             self.runtime.spawn(run_writer(out, tx, shared, conn));
         }
         self.out.more.notify_one();
-        Ok(below)
+        below
     }
 
     /// Sends everything queued, then EOF; resolves when done.
@@ -1006,7 +1139,13 @@ impl Channel {
 impl Drop for Channel {
     /// The owner is gone: a channel still open is closed in the background.
     fn drop(&mut self) {
-        self.out.lock().stop = true;
+        let rest = {
+            let mut st = self.out.lock();
+            st.stop = true;
+            // a writer that never ran would leave these for good
+            if st.writer_running { VecDeque::new() } else { st.take_all() }
+        };
+        drop(rest);
         self.out.more.notify_one();
         self.shared.discard();
         if self.shared.is_closed() {

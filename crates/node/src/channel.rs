@@ -2,7 +2,7 @@
 //! `read()` into a Buffer it reuses; a weak threadsafe function wakes it when an armed
 //! read has something (DESIGN.md, "Data path and runtime").
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use ferrossh_core::{Channel, ChannelShared, ReadResult, Wake};
 use napi::bindgen_prelude::{Buffer, BufferSlice, Function};
@@ -71,11 +71,36 @@ impl Reader {
 pub struct NativeChannel {
     inner: Arc<Channel>,
     reader: Reader,
+    /// Lent write buffers russh is done with, kept for `reclaim()` to drop their references
+    /// on the JavaScript thread.
+    released: Arc<Mutex<Vec<Buffer>>>,
 }
 
 impl NativeChannel {
     pub fn new(ch: Channel) -> Self {
-        NativeChannel { inner: Arc::new(ch), reader: Reader::default() }
+        NativeChannel { inner: Arc::new(ch), reader: Reader::default(), released: Arc::default() }
+    }
+}
+
+/// A JavaScript Buffer lent to a write: its memory is sent as is; when russh is done with
+/// it, it joins `released` (dropped off the JavaScript thread it would need a round trip
+/// there of its own; napi-rs makes that safe should `released` itself go first).
+struct LentBuffer {
+    buf: Option<Buffer>,
+    released: Arc<Mutex<Vec<Buffer>>>,
+}
+
+impl AsRef<[u8]> for LentBuffer {
+    fn as_ref(&self) -> &[u8] {
+        self.buf.as_deref().unwrap_or(&[])
+    }
+}
+
+impl Drop for LentBuffer {
+    fn drop(&mut self) {
+        if let Some(b) = self.buf.take() {
+            self.released.lock().unwrap_or_else(|p| p.into_inner()).push(b);
+        }
     }
 }
 
@@ -120,6 +145,31 @@ impl NativeChannel {
             Ok(true) => 1,
             Ok(false) => 0,
             Err(e) => self.reader.fail(&e),
+        }
+    }
+
+    /// Queues `data` without copying it: the channel reads that memory until it has been
+    /// packetized, and the caller must not change it until a wake with stream 3 says every
+    /// lent buffer is released (`reclaim()` returns 0). Returns like `writeQueued`.
+    #[napi]
+    pub fn write_lent(&self, data: Buffer) -> i32 {
+        let lent = LentBuffer { buf: Some(data), released: Arc::clone(&self.released) };
+        match self.inner.write_lent(lent) {
+            Ok(true) => 1,
+            Ok(false) => 0,
+            Err(e) => self.reader.fail(&e),
+        }
+    }
+
+    /// Drops the references of released lent buffers. Returns how many are still lent; once
+    /// none is, 0, or -2 when queued input could not be sent (see `takeError()`).
+    #[napi]
+    pub fn reclaim(&self) -> i32 {
+        let done = std::mem::take(&mut *self.released.lock().unwrap_or_else(|p| p.into_inner()));
+        drop(done);
+        match self.inner.lent_outstanding() {
+            0 => self.inner.write_failed().map_or(0, |e| self.reader.fail(&e)),
+            n => n.min(i32::MAX as usize) as i32,
         }
     }
 
