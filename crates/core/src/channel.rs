@@ -1045,7 +1045,11 @@ impl Channel {
         if self.shared.is_closed() {
             return Err(self.shared.broken_error().unwrap_or_else(|| Error::channel("closed", "write after the channel closed")));
         }
-        self.tx.data_bytes(data).await.map_err(|e| self.send_error(e))
+        // russh's wait for window space does not end when the channel closes: watch for that
+        tokio::select! {
+            r = self.tx.data_bytes(data) => r.map_err(|e| self.send_error(e)),
+            _ = self.shared.wait_closed() => Err(self.shared.broken_error().unwrap_or_else(|| Error::channel("closed", "the channel closed before all of its input was sent"))),
+        }
     }
 
     pub async fn eof(&self) -> Result<()> {
