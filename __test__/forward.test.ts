@@ -555,6 +555,43 @@ describe('refused targets', () => {
   })
 })
 
+describe('a target that stops reading, then closes', () => {
+  it('forwardLocal: the forwarded client is closed even while its bytes wait for the window', async () => {
+    // the target reads nothing, so the SSH window fills, and then it hangs up
+    const target = net.createServer((sock) => {
+      sock.on('error', () => {})
+      sock.pause()
+      setTimeout(() => sock.destroy(), 1500)
+    })
+    servers.push(target)
+    await new Promise<void>((resolve) => target.listen(0, '127.0.0.1', resolve))
+    const f = await ssh.forwardLocal({ remoteHost: '127.0.0.1', remotePort: (target.address() as net.AddressInfo).port })
+    try {
+      const client = await tcp(f.localPort!)
+      client.on('error', () => {})
+      client.resume()
+      // a reset is expected (bytes were still unread): 'close' is the end either way
+      const closed = new Promise<void>((resolve) => client.once('close', () => resolve()))
+      const drained = (): Promise<void> => new Promise((resolve) => client.once('drain', resolve))
+      const chunk = Buffer.alloc(MiB, 7)
+      let written = 0
+      const writing = (async () => {
+        while (written < 256 * MiB && !client.destroyed) {
+          written += chunk.length
+          if (!client.write(chunk)) await Promise.race([drained(), closed])
+        }
+      })()
+      await withTimeout(closed, 15_000, 'forwarded client closed after its target hung up')
+      await writing
+      // it stopped well short of everything: the window and the buffers on the way filled up
+      expect(written).toBeLessThan(256 * MiB)
+      expect((await ssh.exec('echo alive')).stdout.toString()).toBe('alive\n')
+    } finally {
+      await f.close()
+    }
+  }, 30_000)
+})
+
 describe('a server with AllowTcpForwarding no', () => {
   let strict: Sshd
   let c: SshClient
