@@ -931,18 +931,14 @@ impl Channel {
     /// Queues a buffer the caller lends without a copy: it is dropped once russh has copied
     /// it into packets (or the channel ends first), and when the last lent buffer is gone the
     /// waker hears `RELEASED`. The caller must leave the memory alone until then. Returns
-    /// like `write_queued`; on Err the buffer is dropped at once (and counted as released).
+    /// like `write_queued`; on Err the buffer is dropped at once.
     pub fn write_lent<T: AsRef<[u8]> + Send + 'static>(&self, buf: T) -> Result<bool> {
-        let lent = LentWrite { owner: Some(buf), out: Arc::downgrade(&self.out) };
         let mut st = self.out.lock();
         if let Err(e) = self.check_writable(&st) {
             drop(st);
-            // never counted: its drop finds nothing to release
-            let mut lent = lent;
-            lent.out = Weak::new();
-            drop(lent);
             return Err(e);
         }
+        let lent = LentWrite { owner: Some(buf), out: Arc::downgrade(&self.out) };
         if st.lent == 0 {
             st.lent_waker = self.shared.waker();
         }
