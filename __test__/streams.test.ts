@@ -127,6 +127,34 @@ describe('large writes are sent from the caller\'s Buffer', () => {
     expect(await withTimeout(digest, 30_000, 'sha256sum')).toBe(want.digest('hex'))
   }, 60_000)
 
+  it('stdin and a shell take 4 MiB of writes before write() asks the caller to wait (README)', async () => {
+    const conn = await connect(options())
+    try {
+      const chunk = Buffer.alloc(256 * 1024, 10) // empty lines, harmless to a shell
+      // corked: no chunk reaches the channel (which may send and call back a write at once),
+      // so this measures the stream's own mark
+      const accepted = (w: Writable): number => {
+        w.cork()
+        let n = 0
+        while (n < 64 && w.write(chunk)) n++
+        w.uncork()
+        return (n + 1) * chunk.length
+      }
+      const p = conn.spawn('exec sleep 60')
+      p.stdout.resume()
+      p.stderr.resume()
+      expect(accepted(p.stdin)).toBe(4 * MiB)
+      const sh = await conn.shell()
+      sh.resume()
+      sh.stderr.resume()
+      expect(accepted(sh)).toBe(4 * MiB)
+      await p.kill('KILL')
+      sh.destroy()
+    } finally {
+      await conn.close()
+    }
+  }, 60_000)
+
   it('a large write waiting for a command that never reads is called back when the channel ends', async () => {
     const conn = await connect(options())
     try {

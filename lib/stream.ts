@@ -102,6 +102,14 @@ const DRAIN = 2
 const RELEASED = 3
 /** Chunks at least this large are lent to the native side instead of copied. */
 const LEND_MIN = 64 * 1024
+/**
+ * The Writable side's highWaterMark, as large as the read side's default buffer. A lent
+ * write calls back only once russh has packetized it, and the stream hands over the next
+ * batch only then, so each batch is at most this much: 1 MiB woke the event loop twice as
+ * often per byte sent, at twice its CPU (A/B, 256 MiB upload, 10 rounds: 0.07 → 0.035 s).
+ * The chunks waiting in the stream are the caller's own Buffers, not copies.
+ */
+const WRITE_HIGH_WATER = 4 * 1024 * 1024
 
 /**
  * Sends to a channel. Small writes are copied into the native queue without a promise each
@@ -117,7 +125,7 @@ export class ChannelWritable extends Writable {
   #pending: ((err?: Error | null) => void) | undefined
   #lent: ((err?: Error | null) => void) | undefined
   constructor(chan: Promise<NativeChannel>) {
-    super({ highWaterMark: 1024 * 1024, decodeStrings: true })
+    super({ highWaterMark: WRITE_HIGH_WATER, decodeStrings: true })
     this.#ready = chan
     chan.then((c) => { this.#chan = c }, () => {})
     this.on('error', noop)
@@ -206,7 +214,7 @@ export class ChannelDuplex extends Duplex {
   readonly #in: ChannelWritable
   /** @internal */
   constructor(chan: Promise<NativeChannel>) {
-    super({ readableHighWaterMark: 1024 * 1024, writableHighWaterMark: 1024 * 1024, allowHalfOpen: true })
+    super({ readableHighWaterMark: 1024 * 1024, writableHighWaterMark: WRITE_HIGH_WATER, allowHalfOpen: true })
     this.#chan = chan
     this.#out = new ChannelSource(0, (c) => this.push(c), (e) => this.destroy(e))
     const err = new ChannelReadable(1)
