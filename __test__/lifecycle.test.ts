@@ -36,7 +36,7 @@ interface Child {
 }
 
 /** Runs `body` in a fresh Node process with `ssh` options in scope and the library loaded. */
-function runChild(name: string, body: string): Child {
+function runChild(name: string, body: string, env: Record<string, string> = {}): Child {
   const file = join(dir, `${name}.cjs`)
   writeFileSync(file, [
     `const { connect } = require(${JSON.stringify(LIBRARY)})`,
@@ -46,7 +46,7 @@ function runChild(name: string, body: string): Child {
     '})().catch((e) => { console.error(e); process.exit(99) })',
   ].join('\n'))
   const proc = spawn(process.execPath, [file], {
-    env: { ...process.env, FERROSSH_TEST_OPTIONS: JSON.stringify(options()) },
+    env: { ...process.env, FERROSSH_TEST_OPTIONS: JSON.stringify(options()), ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   })
   let out = ''
@@ -120,6 +120,69 @@ describe('process lifetime', () => {
       await child.line('closed')
       expect(await child.exit(5000), child.output()).toBe(0)
       expect(child.output()).toContain('ran')
+    } finally {
+      child.proc.kill('SIGKILL')
+    }
+  })
+
+  it('connections from worker threads (one, then two at once) and then the main thread; the process exits after the last close', async () => {
+    // the native runtime starts with the first environment that uses it and must serve every
+    // later one, main thread included, after workers came and went
+    const child = runChild('workers', `
+      const { Worker } = require('node:worker_threads')
+      const code = \`
+        const { workerData, parentPort } = require('node:worker_threads')
+        const { connect } = require(\${JSON.stringify(${JSON.stringify(LIBRARY)})})
+        ;(async () => {
+          const ssh = await connect(workerData)
+          parentPort.postMessage((await ssh.exec('echo from-worker')).stdout.toString().trim())
+          await ssh.close()
+        })().catch((e) => parentPort.postMessage('error: ' + e.message))
+      \`
+      const inWorker = () => new Promise((resolve) => {
+        const w = new Worker(code, { eval: true, workerData: options })
+        let said = 'nothing'
+        w.on('message', (m) => { said = m })
+        w.on('exit', (code) => resolve(said + ' exit=' + code))
+      })
+      console.log(await inWorker())
+      console.log((await Promise.all([inWorker(), inWorker()])).join(' | '))
+      const ssh = await connect(options)
+      console.log((await ssh.exec('echo from-main')).stdout.toString().trim())
+      await ssh.close()
+      console.log(await inWorker())
+      console.log('done')
+    `)
+    try {
+      await child.line('done', 30_000)
+      expect(await child.exit(5000), child.output()).toBe(0)
+      expect(child.output().replace(/^stdout: /, '').split('\n').slice(0, 5)).toEqual([
+        'from-worker exit=0',
+        'from-worker exit=0 | from-worker exit=0',
+        'from-main',
+        'from-worker exit=0',
+        'done',
+      ])
+    } finally {
+      child.proc.kill('SIGKILL')
+    }
+  }, 60_000)
+
+  it('FERROSSH_WORKER_THREADS=2 (a multi-thread runtime) connects, streams and exits after close()', async () => {
+    const child = runChild('pool', `
+      const ssh = await connect(options)
+      const p = ssh.spawn('head -c 3000000 /dev/zero')
+      let n = 0
+      p.stdout.on('data', (c) => { n += c.length })
+      await p.exited
+      console.log('bytes ' + n)
+      await ssh.close()
+      console.log('closed')
+    `, { FERROSSH_WORKER_THREADS: '2' })
+    try {
+      await child.line('closed')
+      expect(await child.exit(5000), child.output()).toBe(0)
+      expect(child.output()).toContain('bytes 3000000')
     } finally {
       child.proc.kill('SIGKILL')
     }

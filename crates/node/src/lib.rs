@@ -10,6 +10,7 @@ mod forward;
 mod keys;
 mod known_hosts;
 mod options;
+mod runtime;
 mod server;
 mod server_channel;
 mod sftp;
@@ -17,22 +18,13 @@ mod sock;
 
 use napi_derive::napi;
 
-/// napi-rs's default runtime has one worker per core; one worker measured best both
-/// ways for the channel data path (DESIGN.md) and costs no cross-worker hops.
+/// Every async call, session and channel runs on our runtime (see `runtime.rs`): one
+/// dedicated thread with a current-thread scheduler unless FERROSSH_WORKER_THREADS asks for
+/// a multi-thread one (2–16 workers, e.g. for processes that mostly forward).
 #[napi_derive::module_init]
 fn init() {
-    // FERROSSH_WORKER_THREADS overrides it (1–16), e.g. for processes that mostly forward
     let workers = std::env::var("FERROSSH_WORKER_THREADS").ok().and_then(|v| v.parse::<usize>().ok()).filter(|n| (1..=16).contains(n)).unwrap_or(1);
-    if let Ok(rt) = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(workers)
-        // name resolution and file I/O only: a few threads, not one per concurrent connect
-        .max_blocking_threads(8)
-        .thread_name("ferrossh")
-        .enable_all()
-        .build()
-    {
-        napi::bindgen_prelude::create_custom_tokio_runtime(rt);
-    }
+    napi::bindgen_prelude::register_async_runtime(runtime::Core::new(workers));
 }
 
 /// Which crypto backend this build of the binding uses.
