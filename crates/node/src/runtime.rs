@@ -40,15 +40,23 @@ impl Running {
 
 pub(crate) struct Core {
     workers: usize,
-    state: Mutex<Option<Running>>,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    running: Option<Running>,
+    /// Shut down and not started again: work is refused instead of starting a runtime that
+    /// nothing would stop (napi calls `start` before a new environment cycle).
+    stopped: bool,
 }
 
 impl Core {
     pub(crate) fn new(workers: usize) -> Self {
-        Core { workers, state: Mutex::new(None) }
+        Core { workers, state: Mutex::new(State::default()) }
     }
 
-    fn lock(&self) -> MutexGuard<'_, Option<Running>> {
+    fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -64,11 +72,11 @@ impl Core {
         }
         let rt = Builder::new_current_thread().max_blocking_threads(MAX_BLOCKING_THREADS).thread_name("ferrossh").enable_all().build()?;
         let handle = rt.handle().clone();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let (stop, stop_signal) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::Builder::new().name("ferrossh".into()).spawn(move || {
             // every task spawned through `handle` runs here, while this waits for the stop
             rt.block_on(async move {
-                let _ = stopped.await;
+                let _ = stop_signal.await;
             });
             // what is still running (sessions of a process that is exiting) is dropped
             rt.shutdown_timeout(SHUTDOWN_GRACE);
@@ -76,13 +84,17 @@ impl Core {
         Ok(Running::Dedicated { handle, stop, thread })
     }
 
-    /// The running runtime's handle, starting it first if need be.
+    /// The running runtime's handle, starting it first if need be (work may come before the
+    /// first `start`), but not once it has been shut down.
     fn handle(&self) -> napi::Result<Handle> {
         let mut st = self.lock();
-        if st.is_none() {
-            *st = Some(self.launch().map_err(|e| napi::Error::from_reason(format!("ferrossh could not start its runtime: {e}")))?);
+        if st.stopped {
+            return Err(napi::Error::from_reason("ferrossh's runtime has been shut down"));
         }
-        st.as_ref().map(|r| r.handle().clone()).ok_or_else(|| napi::Error::from_reason("ferrossh's runtime is not running"))
+        if st.running.is_none() {
+            st.running = Some(self.launch().map_err(|e| napi::Error::from_reason(format!("ferrossh could not start its runtime: {e}")))?);
+        }
+        st.running.as_ref().map(|r| r.handle().clone()).ok_or_else(|| napi::Error::from_reason("ferrossh's runtime is not running"))
     }
 }
 
@@ -111,11 +123,16 @@ unsafe impl AsyncRuntime for Core {
     }
 
     fn start(&self) -> napi::Result<()> {
+        self.lock().stopped = false;
         self.handle().map(drop)
     }
 
     fn shutdown(&self) -> napi::Result<()> {
-        let running = self.lock().take();
+        let running = {
+            let mut st = self.lock();
+            st.stopped = true;
+            st.running.take()
+        };
         match running {
             Some(Running::Dedicated { stop, thread, .. }) => {
                 let _ = stop.send(());
