@@ -188,6 +188,23 @@ describe('process lifetime', () => {
     }
   })
 
+  it('a FERROSSH_WORKER_THREADS that is not 1–16 gets a warning naming it, and connections still work', async () => {
+    for (const bad of ['lots', '0', '17', ' 2', '+3']) {
+      const child = runChild('bad-workers', `
+        const ssh = await connect(options)
+        console.log((await ssh.exec('echo fine')).stdout.toString().trim())
+        await ssh.close()
+      `, { FERROSSH_WORKER_THREADS: bad })
+      try {
+        expect(await child.exit(10_000), child.output()).toBe(0)
+        expect(child.output()).toContain('fine')
+        expect(child.output()).toContain(`FERROSSH_WORKER_THREADS must be a whole number from 1 to 16 (got ${JSON.stringify(bad)})`)
+      } finally {
+        child.proc.kill('SIGKILL')
+      }
+    }
+  }, 60_000)
+
   it('unref() lets the process exit while still connected', async () => {
     const child = runChild('unref', `
       const ssh = await connect(options)

@@ -23,8 +23,17 @@ use napi_derive::napi;
 /// a multi-thread one (2–16 workers, e.g. for processes that mostly forward).
 #[napi_derive::module_init]
 fn init() {
-    let workers = std::env::var("FERROSSH_WORKER_THREADS").ok().and_then(|v| v.parse::<usize>().ok()).filter(|n| (1..=16).contains(n)).unwrap_or(1);
-    napi::bindgen_prelude::register_async_runtime(runtime::Core::new(workers));
+    napi::bindgen_prelude::register_async_runtime(runtime::Core::new(worker_threads(std::env::var("FERROSSH_WORKER_THREADS").ok())));
+}
+
+/// 1 to 16 written plainly (no sign, zeros or blanks: the JavaScript side warns about any
+/// other value with the same rule); anything else is one thread.
+fn worker_threads(setting: Option<String>) -> usize {
+    setting
+        .filter(|s| !s.starts_with('0') && !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+        .and_then(|s| s.parse::<usize>().ok())
+        .filter(|n| (1..=16).contains(n))
+        .unwrap_or(1)
 }
 
 /// Which crypto backend this build of the binding uses.
