@@ -65,8 +65,13 @@ export declare class NativeChannel {
   eof(): Promise<void>
   signal(name: string): Promise<void>
   resize(cols: number, rows: number, width?: number | undefined | null, height?: number | undefined | null): Promise<void>
-  /** Resolves with the exit status/signal once known (or the channel closed). */
-  waitExit(): Promise<NativeExitInfo>
+  /**
+   * The exit status/signal once it and the end of the output have arrived (an empty one
+   * if the channel closed without any), null until then: a wake with stream 4 says when
+   * to look again. Throws if the connection broke first. Nothing here keeps the process
+   * alive.
+   */
+  pollExit(): NativeExitInfo | null
   waitClosed(): Promise<void>
   close(): Promise<void>
   /** The reader is gone: drop incoming bytes so the connection never waits on us. */

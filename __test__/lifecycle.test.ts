@@ -221,6 +221,50 @@ describe('process lifetime', () => {
     }
   })
 
+  it('unref() lets the process exit while a command runs and a shell is open, as with a socket', async () => {
+    const child = runChild('unref-busy', `
+      const ssh = await connect(options)
+      const p = ssh.spawn('sleep 30')
+      p.stdout.resume()
+      p.exited.then((s) => console.log('exited ' + JSON.stringify(s)))
+      const sh = await ssh.shell()
+      sh.resume()
+      console.log((await ssh.exec('echo ran')).stdout.toString().trim())
+      ssh.unref()
+      process.on('exit', () => console.log('exit closed=' + ssh.isClosed))
+      console.log('unref')
+    `)
+    try {
+      await child.line('unref')
+      expect(await child.exit(5000), child.output()).toBe(0)
+      expect(child.output()).toContain('ran')
+      expect(child.output()).toContain('exit closed=false')
+      expect(child.output()).not.toContain('exited')
+    } finally {
+      child.proc.kill('SIGKILL')
+    }
+  })
+
+  it('a ref()ed connection stays alive while a command runs, and exited still arrives', async () => {
+    const child = runChild('ref-busy', `
+      const ssh = await connect(options)
+      const p = ssh.spawn('sleep 1; exit 3')
+      p.stdout.resume()
+      console.log('spawned')
+      const s = await p.exited
+      console.log('exited ' + s.code)
+      await ssh.close()
+    `)
+    try {
+      await child.line('spawned')
+      expect(await child.exit(500), child.output()).toBe('running')
+      await child.line('exited 3', 10_000)
+      expect(await child.exit(5000), child.output()).toBe(0)
+    } finally {
+      child.proc.kill('SIGKILL')
+    }
+  })
+
   it('ref() after unref() keeps the process alive again', async () => {
     const child = runChild('reref', `
       const ssh = await connect(options)

@@ -73,6 +73,16 @@ describe('stdin and stdout', () => {
     expect(await p.exited).toEqual({ code: 0, signal: null })
   }, 60_000)
 
+  it('when exited settles, a flowing stdout has received every byte (the status may come before the last output)', async () => {
+    for (let i = 0; i < 8; i++) {
+      const p = ssh.spawn('head -c 3000000 /dev/zero')
+      let n = 0
+      p.stdout.on('data', (c: Buffer) => { n += c.length })
+      expect(await p.exited).toEqual({ code: 0, signal: null })
+      expect(n).toBe(3000000)
+    }
+  }, 60_000)
+
   it('stderr stays apart from stdout, each in order', async () => {
     const p = ssh.spawn('for i in $(seq 1 3000); do echo o$i; echo e$i >&2; done')
     const [out, err, status] = await Promise.all([collect(p.stdout), collect(p.stderr), p.exited])

@@ -4,7 +4,7 @@ import type { Readable, Writable } from 'node:stream'
 import { AbortError, ConfigError, fromNative } from './errors'
 import type { NativeChannel, NativeExitInfo } from './native'
 import type { PtyOptions, X11Options } from './options'
-import { ChannelReadable, ChannelWritable, wireChannel } from './stream'
+import { ChannelReadable, ChannelWritable, ExitWatch, wireChannel } from './stream'
 
 /** How a remote process ended. */
 export interface ExitStatus {
@@ -64,8 +64,9 @@ export function toExitStatus(e: NativeExitInfo): ExitStatus {
 }
 
 /**
- * A command running on the server, with Node streams. `exited` resolves after the
- * exit status arrives; stdout may end just after it.
+ * A command running on the server, with Node streams. `exited` resolves once the exit
+ * status and the end of the output have arrived (a server may send the status first): a
+ * flowing stdout has delivered every byte by then, and its 'end' follows.
  */
 export class RemoteProcess extends EventEmitter {
   /** The command's stdin; ending it sends EOF. */
@@ -88,15 +89,17 @@ export class RemoteProcess extends EventEmitter {
     this.stderr = err
     const stdin = new ChannelWritable(chan)
     this.stdin = stdin
+    const exit = new ExitWatch()
     chan.then(
-      (c) => wireChannel(c, [out.source, err.source], stdin),
+      (c) => wireChannel(c, [out.source, err.source], stdin, exit),
       (e) => {
+        exit.fail(e)
         out.destroy(e)
         err.destroy(e)
         ;(this.stdin as Writable).destroy(e)
       },
     )
-    this.exited = chan.then(async (c) => toExitStatus(await c.waitExit().catch((e: unknown) => { throw fromNative(e) })))
+    this.exited = exit.promise.then(toExitStatus)
     this.exited.catch(() => {}) // handled here: awaiting it still sees the rejection
     if (signal) {
       const onAbort = (): void => {

@@ -1,7 +1,7 @@
 import { Duplex, Readable, Writable } from 'node:stream'
 
 import { fromNative } from './errors'
-import type { NativeChannel } from './native'
+import type { NativeChannel, NativeExitInfo } from './native'
 
 /** Bytes per scratch buffer: at least the core's wake threshold (1 MiB) so a woken
  * reader drains a whole batch in one native call. */
@@ -185,14 +185,66 @@ export class ChannelWritable extends Writable {
   }
 }
 
+/** Stream id of an exit wake: the exit status and the output's end arrived, or the channel closed or broke. */
+const EXITED = 4
+
+/**
+ * The `exited` of a command or shell: settled from the channel's exit wake and a synchronous
+ * look at its state, so a running command holds no pending native call, and an unref()'d
+ * connection lets the process exit as a socket would.
+ * @internal
+ */
+export class ExitWatch {
+  readonly promise: Promise<NativeExitInfo>
+  #resolve!: (e: NativeExitInfo) => void
+  #reject!: (e: unknown) => void
+  #done = false
+  constructor() {
+    this.promise = new Promise((resolve, reject) => {
+      this.#resolve = resolve
+      this.#reject = reject
+    })
+  }
+  /** Looks at the channel: settles if its end is known. */
+  check(chan: { pollExit(): NativeExitInfo | null }): void {
+    if (this.#done) return
+    let e: NativeExitInfo | null
+    try {
+      e = chan.pollExit()
+    } catch (x) {
+      return this.fail(fromNative(x))
+    }
+    if (e) {
+      this.#done = true
+      this.#resolve(e)
+    }
+  }
+  /** The channel never opened, or its end is an error. */
+  fail(err: unknown): void {
+    if (this.#done) return
+    this.#done = true
+    this.#reject(err)
+  }
+}
+
 /** Installs the single wake callback of a channel for its two sources. @internal */
-export function wireChannel(chan: ReadableNativeChannel, sources: ChannelSource[], writer?: ChannelWritable): void {
+export function wireChannel(chan: NativeChannel, sources: ChannelSource[], writer?: ChannelWritable, exit?: ExitWatch): void
+export function wireChannel(chan: ReadableNativeChannel, sources: ChannelSource[], writer?: ChannelWritable): void
+export function wireChannel(chan: ReadableNativeChannel, sources: ChannelSource[], writer?: ChannelWritable, exit?: ExitWatch): void {
   chan.setWaker((stream: number) => {
     if (stream === DRAIN) return writer?.drained()
     if (stream === RELEASED) return writer?.released()
+    if (stream === EXITED) {
+      // all the output has arrived: hand what is buffered to waiting readers first, so their
+      // 'data' handlers have run when `exited` settles
+      for (const s of sources) s.wake()
+      return exit?.check(chan as NativeChannel)
+    }
     for (const s of sources) if (s.stream === stream) s.wake()
   })
   for (const s of sources) s.attach(chan)
+  // it may have ended before the callback was in place
+  exit?.check(chan as NativeChannel)
 }
 
 /**
@@ -202,7 +254,7 @@ export function wireChannel(chan: ReadableNativeChannel, sources: ChannelSource[
 export class ChannelDuplex extends Duplex {
   /** The remote side's stderr (extended data). */
   readonly stderr: Readable
-  /** Resolves with `{ code, signal }` once the remote side exits. */
+  /** Resolves with `{ code, signal }` once the remote side exited and its output has all arrived. */
   readonly exited: Promise<{
     /** Exit status, or null when it ended by a signal (or the server sent none). */
     code: number | null
@@ -221,14 +273,13 @@ export class ChannelDuplex extends Duplex {
     this.stderr = err
     this.#in = new ChannelWritable(chan)
     this.on('error', noop)
-    chan.then((c) => wireChannel(c, [this.#out, err.source], this.#in), (e) => {
+    const exit = new ExitWatch()
+    chan.then((c) => wireChannel(c, [this.#out, err.source], this.#in, exit), (e) => {
+      exit.fail(e)
       this.destroy(e)
       err.destroy(e)
     })
-    this.exited = chan.then(async (c) => {
-      const e = await c.waitExit().catch((x: unknown) => { throw fromNative(x) })
-      return { code: e.code ?? null, signal: e.signal ?? null }
-    })
+    this.exited = exit.promise.then((e) => ({ code: e.code ?? null, signal: e.signal ?? null }))
     this.exited.catch(noop)
   }
 

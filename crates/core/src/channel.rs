@@ -451,8 +451,12 @@ impl ChannelShared {
         let mut st = self.lock();
         st.eof = true;
         let wake = self.wake_all(&mut st);
+        let exited = if st.exit.is_some() { st.waker.clone() } else { None };
         drop(st);
         self.notify_after(wake);
+        if let Some(w) = exited {
+            w.wake(EXITED);
+        }
     }
 
     pub(crate) fn on_close(&self) {
@@ -464,9 +468,12 @@ impl ChannelShared {
         let wake = self.wake_all(&mut st);
         // the wake callback references JS objects that reference this channel: releasing
         // it here lets the garbage collector take both
-        st.waker = None;
+        let exited = st.waker.take();
         drop(st);
         self.notify_after(wake);
+        if let Some(w) = exited {
+            w.wake(EXITED);
+        }
     }
 
     /// The connection ended before this channel closed.
@@ -478,9 +485,12 @@ impl ChannelShared {
         st.permit = None;
         st.replies.clear();
         let wake = self.wake_all(&mut st);
-        st.waker = None;
+        let exited = st.waker.take();
         drop(st);
         self.notify_after(wake);
+        if let Some(w) = exited {
+            w.wake(EXITED);
+        }
     }
 
     pub(crate) fn on_exit(&self, info: ExitInfo) {
@@ -488,8 +498,12 @@ impl ChannelShared {
         if st.exit.is_none() {
             st.exit = Some(info);
         }
+        let w = if st.eof { st.waker.clone() } else { None };
         drop(st);
         self.event.notify_waiters();
+        if let Some(w) = w {
+            w.wake(EXITED);
+        }
     }
 
     pub(crate) fn on_reply(&self, ok: bool) {
@@ -609,20 +623,26 @@ impl ChannelShared {
             let notified = self.event.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            {
-                let st = self.lock();
-                if let Some(info) = &st.exit {
-                    return Ok(info.clone());
-                }
-                if st.closed {
-                    return Ok(ExitInfo::default());
-                }
-                if let Some(e) = &st.broken {
-                    return Err(e.clone());
-                }
+            if let Some(r) = self.poll_exit() {
+                return r;
             }
             notified.await;
         }
+    }
+
+    /// The channel's end, once known: its exit status once the output has ended too (a
+    /// server may send the status before the last of the output: everything the command
+    /// wrote has arrived when this answers), an empty one if it closed without any, or the
+    /// error that broke it; None until then (an `EXITED` wake follows).
+    pub fn poll_exit(&self) -> Option<Result<ExitInfo>> {
+        let st = self.lock();
+        if let Some(info) = st.exit.as_ref().filter(|_| st.eof || st.closed) {
+            return Some(Ok(info.clone()));
+        }
+        if st.closed {
+            return Some(Ok(ExitInfo::default()));
+        }
+        st.broken.as_ref().map(|e| Err(e.clone()))
     }
 
     /// Waits until the channel is closed (or the connection lost).
@@ -695,6 +715,9 @@ pub struct Channel {
 pub const DRAIN: usize = 2;
 /// Stream id of the wake sent when the last lent write buffer has been consumed.
 pub const RELEASED: usize = 3;
+/// Stream id of the wake sent when the channel's end is known: its exit status and the end of
+/// its output arrived, or it closed or broke (see `ChannelShared::poll_exit`).
+pub const EXITED: usize = 4;
 /// Queued bytes past which `write_queued` asks the writer to wait for a drain wake.
 const OUT_HIGH_WATER: usize = 1024 * 1024;
 

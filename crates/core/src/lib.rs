@@ -22,7 +22,7 @@ pub mod transport;
 pub mod x11;
 
 pub use cancel::CancelToken;
-pub use channel::{BufferLimits, Channel, ChannelShared, ExitInfo, LendBuf, ReadResult, Wake, DRAIN, RELEASED};
+pub use channel::{BufferLimits, Channel, ChannelShared, ExitInfo, LendBuf, ReadResult, Wake, DRAIN, EXITED, RELEASED};
 pub use client::{Client, ExecOptions, ExecOutput, Negotiated, SessionRequest, X11Options};
 pub use error::{AuthAttempt, Error, HostKeyReason, Result};
 pub use options::*;

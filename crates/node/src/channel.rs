@@ -212,10 +212,13 @@ impl NativeChannel {
         self.inner.window_change(cols, rows, width.unwrap_or(0), height.unwrap_or(0)).await.js()
     }
 
-    /// Resolves with the exit status/signal once known (or the channel closed).
+    /// The exit status/signal once it and the end of the output have arrived (an empty one
+    /// if the channel closed without any), null until then: a wake with stream 4 says when
+    /// to look again. Throws if the connection broke first. Nothing here keeps the process
+    /// alive.
     #[napi]
-    pub async fn wait_exit(&self) -> napi::Result<NativeExitInfo> {
-        self.inner.shared().wait_exit().await.map(Into::into).js()
+    pub fn poll_exit(&self) -> napi::Result<Option<NativeExitInfo>> {
+        self.inner.shared().poll_exit().transpose().map(|o| o.map(Into::into)).js()
     }
 
     #[napi]
