@@ -91,7 +91,7 @@ export class RemoteProcess extends EventEmitter {
     this.stdin = stdin
     const exit = new ExitWatch()
     chan.then(
-      (c) => wireChannel(c, [out.source, err.source], stdin, exit),
+      (c) => wireChannel(c, [out.source, err.source], stdin, () => exit.check(c)),
       (e) => {
         exit.fail(e)
         out.destroy(e)

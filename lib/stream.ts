@@ -206,7 +206,7 @@ export class ExitWatch {
     })
   }
   /** Looks at the channel: settles if its end is known. */
-  check(chan: { pollExit(): NativeExitInfo | null }): void {
+  check(chan: NativeChannel): void {
     if (this.#done) return
     let e: NativeExitInfo | null
     try {
@@ -228,9 +228,7 @@ export class ExitWatch {
 }
 
 /** Installs the single wake callback of a channel for its two sources. @internal */
-export function wireChannel(chan: NativeChannel, sources: ChannelSource[], writer?: ChannelWritable, exit?: ExitWatch): void
-export function wireChannel(chan: ReadableNativeChannel, sources: ChannelSource[], writer?: ChannelWritable): void
-export function wireChannel(chan: ReadableNativeChannel, sources: ChannelSource[], writer?: ChannelWritable, exit?: ExitWatch): void {
+export function wireChannel(chan: ReadableNativeChannel, sources: ChannelSource[], writer?: ChannelWritable, onExit?: () => void): void {
   chan.setWaker((stream: number) => {
     if (stream === DRAIN) return writer?.drained()
     if (stream === RELEASED) return writer?.released()
@@ -238,13 +236,13 @@ export function wireChannel(chan: ReadableNativeChannel, sources: ChannelSource[
       // all the output has arrived: hand what is buffered to waiting readers first, so their
       // 'data' handlers have run when `exited` settles
       for (const s of sources) s.wake()
-      return exit?.check(chan as NativeChannel)
+      return onExit?.()
     }
     for (const s of sources) if (s.stream === stream) s.wake()
   })
   for (const s of sources) s.attach(chan)
   // it may have ended before the callback was in place
-  exit?.check(chan as NativeChannel)
+  onExit?.()
 }
 
 /**
@@ -274,7 +272,7 @@ export class ChannelDuplex extends Duplex {
     this.#in = new ChannelWritable(chan)
     this.on('error', noop)
     const exit = new ExitWatch()
-    chan.then((c) => wireChannel(c, [this.#out, err.source], this.#in, exit), (e) => {
+    chan.then((c) => wireChannel(c, [this.#out, err.source], this.#in, () => exit.check(c)), (e) => {
       exit.fail(e)
       this.destroy(e)
       err.destroy(e)
