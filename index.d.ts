@@ -72,7 +72,6 @@ export declare class NativeChannel {
    * alive.
    */
   pollExit(): NativeExitInfo | null
-  waitClosed(): Promise<void>
   close(): Promise<void>
   /** The reader is gone: drop incoming bytes so the connection never waits on us. */
   discard(): void

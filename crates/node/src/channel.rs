@@ -222,12 +222,6 @@ impl NativeChannel {
     }
 
     #[napi]
-    pub async fn wait_closed(&self) -> napi::Result<()> {
-        self.inner.shared().wait_closed().await;
-        Ok(())
-    }
-
-    #[napi]
     pub async fn close(&self) -> napi::Result<()> {
         self.inner.close().await.js()
     }
