@@ -89,15 +89,16 @@ export declare class NativeClient {
   get hostKey(): NativeHostKeyInfo | null
   get banner(): string | null
   get closed(): boolean
-  exec(command: string, options?: NativeExecOptions | undefined | null, cancel?: NativeCancel | undefined | null): Promise<NativeExecOutput>
-  /** Starts `command` (a shell when null) and returns its channel for streaming. */
-  start(command?: string | undefined | null, options?: NativeSessionOptions | undefined | null, cancel?: NativeCancel | undefined | null): Promise<NativeChannel>
-  subsystem(name: string, cancel?: NativeCancel | undefined | null): Promise<NativeChannel>
+  /** Runs `command` and collects its output; `done(err, out)` settles it. */
+  exec(command: string, options: NativeExecOptions | undefined | null, cancel: NativeCancel | undefined | null, done: (err: Error | null, out?: NativeExecOutput) => void): void
+  /** Starts `command` (a shell when null); `done(err, channel)` hands over its channel. */
+  start(command: string | undefined | null, options: NativeSessionOptions | undefined | null, cancel: NativeCancel | undefined | null, done: (err: Error | null, channel?: NativeChannel) => void): void
+  subsystem(name: string, cancel: NativeCancel | undefined | null, done: (err: Error | null, channel?: NativeChannel) => void): void
   close(): Promise<void>
   /** A direct-tcpip channel to host:port, as a stream. */
-  openTcp(host: string, port: number, cancel?: NativeCancel | undefined | null): Promise<NativeChannel>
+  openTcp(host: string, port: number, cancel: NativeCancel | undefined | null, done: (err: Error | null, channel?: NativeChannel) => void): void
   /** A direct-streamlocal channel to a Unix socket on the server, as a stream. */
-  openUnix(path: string, cancel?: NativeCancel | undefined | null): Promise<NativeChannel>
+  openUnix(path: string, cancel: NativeCancel | undefined | null, done: (err: Error | null, channel?: NativeChannel) => void): void
   forwardLocal(spec: NativeLocalForward): Promise<NativeForward>
   forwardDynamic(bindHost: string, bindPort: number): Promise<NativeForward>
   /** -R: returns the port the server bound. */

@@ -265,6 +265,70 @@ describe('process lifetime', () => {
     }
   })
 
+  it('unref() lets the process exit while an exec() runs and a channel open waits for a slot', async () => {
+    // a pending call follows its connection's ref, as a socket's pending write does
+    const child = runChild('unref-pending', `
+      const ssh = await connect({ ...options, maxSessions: 2 })
+      const hold = ssh.spawn('sleep 30')
+      hold.stdout.resume()
+      hold.stderr.resume()
+      await new Promise((r) => setTimeout(r, 300))
+      ssh.exec('sleep 30').then(() => console.log('exec settled'), (e) => console.log('exec failed ' + e.code))
+      const waiting = ssh.spawn('echo opened')
+      waiting.stdout.on('data', () => console.log('open settled'))
+      waiting.exited.then(() => console.log('waiting settled'), (e) => console.log('waiting failed ' + e.code))
+      await new Promise((r) => setTimeout(r, 300))
+      ssh.unref()
+      process.on('exit', () => console.log('exit closed=' + ssh.isClosed))
+      console.log('unref')
+    `)
+    try {
+      await child.line('unref')
+      expect(await child.exit(5000), child.output()).toBe(0)
+      expect(child.output()).toContain('exit closed=false')
+      expect(child.output()).not.toContain('settled')
+      expect(child.output()).not.toContain('failed')
+    } finally {
+      child.proc.kill('SIGKILL')
+    }
+  })
+
+  it('a pending exec() on a ref()ed connection keeps the process alive, even after unref() and ref()', async () => {
+    const child = runChild('ref-pending', `
+      const ssh = await connect(options)
+      const done = ssh.exec('sleep 1; echo late')
+      ssh.unref()
+      ssh.ref()
+      console.log('started')
+      console.log((await done).stdout.toString().trim())
+      ssh.unref()
+    `)
+    try {
+      await child.line('started')
+      expect(await child.exit(500), child.output()).toBe('running')
+      await child.line('late', 10_000)
+      expect(await child.exit(5000), child.output()).toBe(0)
+    } finally {
+      child.proc.kill('SIGKILL')
+    }
+  })
+
+  it("a pending exec() still gets its error when the connection closes under it and nothing else holds the process", async () => {
+    const child = runChild('pending-close', `
+      const ssh = await connect(options)
+      ssh.exec('sleep 30').then(() => console.log('exec settled'), (e) => console.log('exec failed ' + e.code))
+      ssh.on('close', () => console.log('closed'))
+      setTimeout(() => { void ssh.close() }, 300)
+    `)
+    try {
+      expect(await child.exit(10_000), child.output()).toBe(0)
+      expect(child.output()).toContain('exec failed ERR_SSH_DISCONNECTED')
+      expect(child.output()).toContain('closed')
+    } finally {
+      child.proc.kill('SIGKILL')
+    }
+  })
+
   it('ref() after unref() keeps the process alive again', async () => {
     const child = runChild('reref', `
       const ssh = await connect(options)

@@ -19,6 +19,7 @@ export type {
   NativeHostKeyInfo,
   NativeKbdRequest,
   NativeExitInfo,
+  NativeExecOutput,
   NativeNegotiated,
   NativePty,
   NativeServer,

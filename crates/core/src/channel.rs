@@ -12,7 +12,7 @@
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use russh::client::Msg;
 use russh::{ChannelWriteHalf, Sig};
@@ -147,7 +147,9 @@ struct State {
     /// Nobody will read any more: incoming bytes are dropped so the connection never waits.
     discard: bool,
     quiet_timer: bool,
-    last_push: Instant,
+    /// Pushes so far: the quiet-flush timer sees that bytes came since its last look without
+    /// reading the clock on every packet.
+    pushes: u64,
     replies: VecDeque<oneshot::Sender<bool>>,
     permit: Option<OwnedSemaphorePermit>,
     /// A Rust-side reader (next_chunks) waits on `event` for data; JS readers use the waker.
@@ -254,7 +256,7 @@ impl ChannelShared {
                 waker: None,
                 discard: false,
                 quiet_timer: false,
-                last_push: Instant::now(),
+                pushes: 0,
                 replies: VecDeque::new(),
                 permit: None,
                 rust_reader: false,
@@ -343,10 +345,7 @@ impl ChannelShared {
                 return;
             }
             st.append(stream, data);
-            if st.quiet_timer || st.armed[stream] {
-                // only the quiet-flush timer reads it
-                st.last_push = Instant::now();
-            }
+            st.pushes = st.pushes.wrapping_add(1);
             if let Some(w) = st.poll_waker.take() {
                 w.wake();
             }
@@ -380,6 +379,7 @@ impl ChannelShared {
     }
 
     async fn quiet_flush(&self) {
+        let mut seen = self.lock().pushes;
         loop {
             tokio::time::sleep(QUIET_FLUSH).await;
             let mut st = self.lock();
@@ -388,7 +388,9 @@ impl ChannelShared {
                 st.quiet_timer = false;
                 return;
             }
-            if st.last_push.elapsed() < QUIET_FLUSH {
+            if st.pushes != seen {
+                // bytes came within the last QUIET_FLUSH: the burst goes on
+                seen = st.pushes;
                 continue;
             }
             st.quiet_timer = false;

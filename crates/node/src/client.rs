@@ -12,6 +12,7 @@ use napi_derive::napi;
 use crate::cancel::NativeCancel;
 use crate::channel::NativeChannel;
 use crate::errors::{self, IntoNapi};
+use crate::pending::Pending;
 use crate::options::{self, KbdFn, NativeConnectOptions, NativeHostKeyInfo, NativePty, VerifyFn};
 
 type CloseFn = ThreadsafeFunction<Option<String>, (), Option<String>, Status, false>;
@@ -22,6 +23,8 @@ type DebugFn = ThreadsafeFunction<String, (), String, Status, false, true>;
 pub struct NativeClient {
     inner: Arc<Client>,
     keep_alive: Arc<Mutex<Option<CloseFn>>>,
+    /// Calls in flight, held by the process only while the connection is (see pending.rs).
+    pending: Arc<Pending>,
 }
 
 #[napi(object)]
@@ -182,12 +185,13 @@ impl NativeClient {
                 // dropping `f` releases the threadsafe function: Node may exit now
             }
         });
-        Ok(NativeClient { inner: client, keep_alive })
+        Ok(NativeClient { inner: client, keep_alive, pending: Arc::default() })
     }
 
     /// Stop (false) or resume (true) keeping the process alive while connected.
     #[napi]
     pub fn set_ref(&self, env: Env, keep: bool) -> napi::Result<()> {
+        self.pending.set_ref(&env, keep);
         crate::set_keep_alive_ref(&self.keep_alive, &env, keep)
     }
 
@@ -219,8 +223,9 @@ impl NativeClient {
         self.inner.is_closed()
     }
 
-    #[napi]
-    pub async fn exec(&self, command: String, options: Option<NativeExecOptions>, cancel: Option<&NativeCancel>) -> napi::Result<NativeExecOutput> {
+    /// Runs `command` and collects its output; `done(err, out)` settles it.
+    #[napi(ts_args_type = "command: string, options: NativeExecOptions | undefined | null, cancel: NativeCancel | undefined | null, done: (err: Error | null, out?: NativeExecOutput) => void")]
+    pub fn exec(&self, env: Env, command: String, options: Option<NativeExecOptions>, cancel: Option<&NativeCancel>, done: Function<'_, NativeExecOutput, ()>) -> napi::Result<()> {
         let mut opts = ExecOptions::default();
         if let Some(o) = options {
             opts.env = env_pairs(o.env)?;
@@ -232,24 +237,33 @@ impl NativeClient {
             opts.timeout = o.timeout_ms.filter(|t| t.is_finite() && *t > 0.0).map(|t| std::time::Duration::from_millis(t as u64));
         }
         let token = cancel.map(|c| c.token.clone());
-        let out = self.inner.exec(&command, opts, token.as_ref()).await.js()?;
-        Ok(NativeExecOutput { stdout: out.stdout.into(), stderr: out.stderr.into(), exit: out.exit.into(), truncated: out.truncated })
+        let client = Arc::clone(&self.inner);
+        self.pending.start(&env, done, async move {
+            let out = client.exec(&command, opts, token.as_ref()).await.js()?;
+            Ok(NativeExecOutput { stdout: out.stdout.into(), stderr: out.stderr.into(), exit: out.exit.into(), truncated: out.truncated })
+        })
     }
 
-    /// Starts `command` (a shell when null) and returns its channel for streaming.
-    #[napi]
-    pub async fn start(&self, command: Option<String>, options: Option<NativeSessionOptions>, cancel: Option<&NativeCancel>) -> napi::Result<NativeChannel> {
+    /// Starts `command` (a shell when null); `done(err, channel)` hands over its channel.
+    #[napi(ts_args_type = "command: string | undefined | null, options: NativeSessionOptions | undefined | null, cancel: NativeCancel | undefined | null, done: (err: Error | null, channel?: NativeChannel) => void")]
+    pub fn start(&self, env: Env, command: Option<String>, options: Option<NativeSessionOptions>, cancel: Option<&NativeCancel>, done: Function<'_, NativeChannel, ()>) -> napi::Result<()> {
         let req = session_request(options)?;
         let token = cancel.map(|c| c.token.clone());
-        let ch = self.inner.start(command.as_deref(), &req, token.as_ref()).await.js()?;
-        Ok(NativeChannel::new(ch))
+        let client = Arc::clone(&self.inner);
+        self.pending.start(&env, done, async move {
+            let ch = client.start(command.as_deref(), &req, token.as_ref()).await.js()?;
+            Ok(NativeChannel::new(ch))
+        })
     }
 
-    #[napi]
-    pub async fn subsystem(&self, name: String, cancel: Option<&NativeCancel>) -> napi::Result<NativeChannel> {
+    #[napi(ts_args_type = "name: string, cancel: NativeCancel | undefined | null, done: (err: Error | null, channel?: NativeChannel) => void")]
+    pub fn subsystem(&self, env: Env, name: String, cancel: Option<&NativeCancel>, done: Function<'_, NativeChannel, ()>) -> napi::Result<()> {
         let token = cancel.map(|c| c.token.clone());
-        let ch = self.inner.subsystem(&name, token.as_ref()).await.js()?;
-        Ok(NativeChannel::new(ch))
+        let client = Arc::clone(&self.inner);
+        self.pending.start(&env, done, async move {
+            let ch = client.subsystem(&name, token.as_ref()).await.js()?;
+            Ok(NativeChannel::new(ch))
+        })
     }
 
     #[napi]
@@ -259,20 +273,26 @@ impl NativeClient {
     }
 
     /// A direct-tcpip channel to host:port, as a stream.
-    #[napi]
-    pub async fn open_tcp(&self, host: String, port: u32, cancel: Option<&NativeCancel>) -> napi::Result<NativeChannel> {
+    #[napi(ts_args_type = "host: string, port: number, cancel: NativeCancel | undefined | null, done: (err: Error | null, channel?: NativeChannel) => void")]
+    pub fn open_tcp(&self, env: Env, host: String, port: u32, cancel: Option<&NativeCancel>, done: Function<'_, NativeChannel, ()>) -> napi::Result<()> {
         let port = crate::forward::port("port", port)?;
         let token = cancel.map(|c| c.token.clone());
-        let ch = ferrossh_core::CancelToken::run(token.as_ref(), self.inner.open_direct_tcpip(&host, port, "127.0.0.1", 0)).await.js()?;
-        Ok(NativeChannel::new(ch))
+        let client = Arc::clone(&self.inner);
+        self.pending.start(&env, done, async move {
+            let ch = ferrossh_core::CancelToken::run(token.as_ref(), client.open_direct_tcpip(&host, port, "127.0.0.1", 0)).await.js()?;
+            Ok(NativeChannel::new(ch))
+        })
     }
 
     /// A direct-streamlocal channel to a Unix socket on the server, as a stream.
-    #[napi]
-    pub async fn open_unix(&self, path: String, cancel: Option<&NativeCancel>) -> napi::Result<NativeChannel> {
+    #[napi(ts_args_type = "path: string, cancel: NativeCancel | undefined | null, done: (err: Error | null, channel?: NativeChannel) => void")]
+    pub fn open_unix(&self, env: Env, path: String, cancel: Option<&NativeCancel>, done: Function<'_, NativeChannel, ()>) -> napi::Result<()> {
         let token = cancel.map(|c| c.token.clone());
-        let ch = ferrossh_core::CancelToken::run(token.as_ref(), self.inner.open_direct_streamlocal(&path)).await.js()?;
-        Ok(NativeChannel::new(ch))
+        let client = Arc::clone(&self.inner);
+        self.pending.start(&env, done, async move {
+            let ch = ferrossh_core::CancelToken::run(token.as_ref(), client.open_direct_streamlocal(&path)).await.js()?;
+            Ok(NativeChannel::new(ch))
+        })
     }
 
     #[napi]

@@ -10,6 +10,7 @@ mod forward;
 mod keys;
 mod known_hosts;
 mod options;
+mod pending;
 mod runtime;
 mod server;
 mod server_channel;
