@@ -70,6 +70,18 @@ function runChild(name: string, body: string, env: Record<string, string> = {}):
   }
 }
 
+/** The child prints `started`, is still running half a second later, then prints `last` and exits 0. */
+async function heldUntil(child: Child, started: string, last: string): Promise<void> {
+  try {
+    await child.line(started)
+    expect(await child.exit(500), child.output()).toBe('running')
+    await child.line(last, 10_000)
+    expect(await child.exit(5000), child.output()).toBe(0)
+  } finally {
+    child.proc.kill('SIGKILL')
+  }
+}
+
 describe('process lifetime', () => {
   it('an open, idle connection keeps the process alive', async () => {
     const child = runChild('idle', `
@@ -255,14 +267,7 @@ describe('process lifetime', () => {
       console.log('exited ' + s.code)
       await ssh.close()
     `)
-    try {
-      await child.line('spawned')
-      expect(await child.exit(500), child.output()).toBe('running')
-      await child.line('exited 3', 10_000)
-      expect(await child.exit(5000), child.output()).toBe(0)
-    } finally {
-      child.proc.kill('SIGKILL')
-    }
+    await heldUntil(child, 'spawned', 'exited 3')
   })
 
   it('unref() lets the process exit while an exec() runs and a channel open waits for a slot', async () => {
@@ -303,14 +308,7 @@ describe('process lifetime', () => {
       console.log((await done).stdout.toString().trim())
       ssh.unref()
     `)
-    try {
-      await child.line('started')
-      expect(await child.exit(500), child.output()).toBe('running')
-      await child.line('late', 10_000)
-      expect(await child.exit(5000), child.output()).toBe(0)
-    } finally {
-      child.proc.kill('SIGKILL')
-    }
+    await heldUntil(child, 'started', 'late')
   })
 
   it("a pending exec() still gets its error when the connection closes under it and nothing else holds the process", async () => {
