@@ -24,7 +24,7 @@ use napi_derive::napi;
 /// a multi-thread one (2–16 workers, e.g. for processes that mostly forward).
 #[napi_derive::module_init]
 fn init() {
-    napi::bindgen_prelude::register_async_runtime(runtime::Core::new(worker_threads(std::env::var("FERROSSH_WORKER_THREADS").ok())));
+    runtime::install(worker_threads(std::env::var("FERROSSH_WORKER_THREADS").ok()));
 }
 
 /// 1 to 16 written plainly (no sign, zeros or blanks: the JavaScript side warns about any

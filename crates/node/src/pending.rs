@@ -81,15 +81,14 @@ impl Pending {
         st.calls.insert(id, Arc::clone(&slot) as Arc<dyn Hold>);
         drop(st);
         let me = Arc::clone(self);
-        napi::bindgen_prelude::spawn(async move {
+        crate::runtime::spawn(async move {
             let result = work.await;
             me.lock().calls.remove(&id);
             if let Some(f) = slot.take() {
                 f.call(result, ThreadsafeFunctionCallMode::NonBlocking);
                 // dropping `f` releases it once the call has been delivered
             }
-        });
-        Ok(())
+        })
     }
 
     /// Holds the process for every pending call (`keep`) or for none, and so for later ones.

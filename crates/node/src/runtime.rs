@@ -11,7 +11,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use napi::bindgen_prelude::{AsyncRuntime, AsyncRuntimeRejection, AsyncRuntimeTask};
@@ -38,6 +38,23 @@ impl Running {
     }
 }
 
+/// The one runtime of this binding, whichever environment (main thread, worker) uses it.
+static CORE: OnceLock<Core> = OnceLock::new();
+
+/// Creates the runtime (not started yet) and plugs it into napi-rs as its async backend.
+pub(crate) fn install(workers: usize) {
+    napi::bindgen_prelude::register_async_runtime(Registered(CORE.get_or_init(|| Core::new(workers))));
+}
+
+/// Runs `fut` on our runtime, from any thread: what napi-rs's own `spawn` would send to its
+/// built-in multi-thread runtime instead (extra threads, and a channel opened there would
+/// wake across them).
+pub(crate) fn spawn<F: Future<Output = ()> + Send + 'static>(fut: F) -> napi::Result<()> {
+    let core = CORE.get().ok_or_else(|| napi::Error::from_reason("ferrossh's runtime is not installed"))?;
+    drop(core.handle()?.spawn(fut));
+    Ok(())
+}
+
 pub(crate) struct Core {
     workers: usize,
     state: Mutex<State>,
@@ -52,7 +69,7 @@ struct State {
 }
 
 impl Core {
-    pub(crate) fn new(workers: usize) -> Self {
+    fn new(workers: usize) -> Self {
         Core { workers, state: Mutex::new(State::default()) }
     }
 
@@ -102,9 +119,12 @@ impl Core {
 // multi-thread pool, after `shutdown_timeout`, which joins its workers), so no task of this
 // image runs afterwards; blocking work still running past the grace period is the one
 // exception, as with napi-rs's own tokio runtime.
-unsafe impl AsyncRuntime for Core {
+/// What napi-rs holds: the static runtime.
+struct Registered(&'static Core);
+
+unsafe impl AsyncRuntime for Registered {
     fn spawn(&self, task: AsyncRuntimeTask) -> std::result::Result<(), AsyncRuntimeRejection<AsyncRuntimeTask>> {
-        match self.handle() {
+        match self.0.handle() {
             Ok(h) => {
                 drop(h.spawn(task));
                 Ok(())
@@ -118,18 +138,18 @@ unsafe impl AsyncRuntime for Core {
             return Err(napi::Error::from_reason("block_on called from inside ferrossh's runtime"));
         }
         // the runtime's own thread drives sockets and timers meanwhile
-        self.handle()?.block_on(future);
+        self.0.handle()?.block_on(future);
         Ok(())
     }
 
     fn start(&self) -> napi::Result<()> {
-        self.lock().stopped = false;
-        self.handle().map(drop)
+        self.0.lock().stopped = false;
+        self.0.handle().map(drop)
     }
 
     fn shutdown(&self) -> napi::Result<()> {
         let running = {
-            let mut st = self.lock();
+            let mut st = self.0.lock();
             st.stopped = true;
             st.running.take()
         };
@@ -148,7 +168,7 @@ unsafe impl AsyncRuntime for Core {
     }
 
     fn spawn_blocking(&self, work: Box<dyn FnOnce() + Send + 'static>) -> std::result::Result<(), AsyncRuntimeRejection<Box<dyn FnOnce() + Send + 'static>>> {
-        match self.handle() {
+        match self.0.handle() {
             Ok(h) => {
                 drop(h.spawn_blocking(work));
                 Ok(())

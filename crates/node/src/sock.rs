@@ -28,15 +28,16 @@ impl NativeSocketBridge {
         let (ssh_side, ours) = tokio::io::duplex(256 * 1024);
         let (mut rd, mut wr) = tokio::io::split(ours);
         let (tx, mut rx) = mpsc::unbounded_channel::<Option<Vec<u8>>>();
-        napi::bindgen_prelude::spawn(async move {
+        // on our runtime, beside the session that reads and writes `ssh_side`
+        crate::runtime::spawn(async move {
             while let Some(Some(chunk)) = rx.recv().await {
                 if wr.write_all(&chunk).await.is_err() {
                     return;
                 }
             }
             let _ = wr.shutdown().await;
-        });
-        napi::bindgen_prelude::spawn(async move {
+        })?;
+        crate::runtime::spawn(async move {
             let mut buf = vec![0u8; 64 * 1024];
             loop {
                 match rd.read(&mut buf).await {
@@ -47,7 +48,7 @@ impl NativeSocketBridge {
                 }
             }
             out.call(None, ThreadsafeFunctionCallMode::NonBlocking);
-        });
+        })?;
         Ok(NativeSocketBridge { ssh_side: Arc::new(Mutex::new(Some(ssh_side))), input: tx })
     }
 
