@@ -327,6 +327,35 @@ describe('process lifetime', () => {
     }
   })
 
+  it('every native task runs on the runtime thread: no other native threads appear', async () => {
+    // a task sent to napi-rs's built-in runtime instead would start its "tokio-rt-worker"
+    // threads, and the channels it opened would wake across them
+    const child = runChild('threads', `
+      const { readdirSync, readFileSync } = require('node:fs')
+      const names = () => readdirSync('/proc/self/task').map((t) => readFileSync('/proc/self/task/' + t + '/comm', 'utf8').trim())
+      const before = new Set(names())
+      const ssh = await connect(options)
+      await ssh.exec('true')
+      const p = ssh.spawn('head -c 100000 /dev/zero')
+      let n = 0
+      p.stdout.on('data', (c) => { n += c.length })
+      await p.exited
+      const sh = await ssh.subsystem('sftp')
+      sh.destroy()
+      console.log('bytes ' + n)
+      // the runtime's own thread (and its blocking pool) are named ferrossh
+      console.log('new threads ' + JSON.stringify([...new Set(names())].filter((t) => !before.has(t) && t !== 'ferrossh').sort()))
+      await ssh.close()
+    `)
+    try {
+      expect(await child.exit(15_000), child.output()).toBe(0)
+      expect(child.output()).toContain('bytes 100000')
+      expect(child.output()).toContain('new threads []')
+    } finally {
+      child.proc.kill('SIGKILL')
+    }
+  })
+
   it('ref() after unref() keeps the process alive again', async () => {
     const child = runChild('reref', `
       const ssh = await connect(options)
