@@ -81,14 +81,20 @@ impl Pending {
         st.calls.insert(id, Arc::clone(&slot) as Arc<dyn Hold>);
         drop(st);
         let me = Arc::clone(self);
-        crate::runtime::spawn(async move {
+        let spawned = crate::runtime::spawn(async move {
             let result = work.await;
             me.lock().calls.remove(&id);
             if let Some(f) = slot.take() {
                 f.call(result, ThreadsafeFunctionCallMode::NonBlocking);
                 // dropping `f` releases it once the call has been delivered
             }
-        })
+        });
+        if spawned.is_err() {
+            // the runtime is gone (the environment is shutting down): the error is thrown
+            // here, and the callback must not stay registered, ref'd, with nothing to call it
+            self.lock().calls.remove(&id);
+        }
+        spawned
     }
 
     /// Holds the process for every pending call (`keep`) or for none, and so for later ones.
