@@ -41,7 +41,7 @@ const cfg = {
   uploadMiB: num('BENCH_UPLOAD_MB', Math.max(1, downloadMiB / 2)),
   chunkKiB: num('BENCH_CHUNK_KB', 256),
   connectRuns: QUICK ? 5 : 20,
-  roundTrips: QUICK ? 200 : 2000,
+  roundTrips: num('BENCH_ROUND_TRIPS', QUICK ? 200 : 2000),
   messageBytes: 64,
   warmup: 20,
   concurrent: num('BENCH_CONCURRENT', QUICK ? 20 : 100),

@@ -232,9 +232,10 @@ async function main() {
 
 main().then(
   (result) => {
-    process.stdout.write(JSON.stringify(result) + '\n')
-    // A library that leaves a handle open must not hang the bench; exit as soon as the figures are out.
-    process.exit(0)
+    // A library that leaves a handle open must not hang the bench; exit as soon as the figures
+    // are out. Out means written: a line longer than the pipe holds (many round-trip latencies)
+    // is finished asynchronously, and exiting before that would cut it short.
+    process.stdout.write(JSON.stringify(result) + '\n', () => process.exit(0))
   },
   (err) => {
     process.stderr.write(`${peerName}/${workload}: ${err?.stack ?? err}\n`)
