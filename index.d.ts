@@ -99,13 +99,13 @@ export declare class NativeClient {
   openTcp(host: string, port: number, cancel: NativeCancel | undefined | null, done: (err: Error | null, channel?: NativeChannel) => void): void
   /** A direct-streamlocal channel to a Unix socket on the server, as a stream. */
   openUnix(path: string, cancel: NativeCancel | undefined | null, done: (err: Error | null, channel?: NativeChannel) => void): void
-  forwardLocal(spec: NativeLocalForward): Promise<NativeForward>
-  forwardDynamic(bindHost: string, bindPort: number): Promise<NativeForward>
-  /** -R: returns the port the server bound. */
-  forwardRemote(bindAddress: string, port: number, target: NativeTarget): Promise<number>
-  cancelForwardRemote(bindAddress: string, port: number): Promise<void>
-  forwardRemoteUnix(path: string, target: NativeTarget): Promise<void>
-  cancelForwardRemoteUnix(path: string): Promise<void>
+  forwardLocal(spec: NativeLocalForward, done: (err: Error | null, value?: NativeForward) => void): void
+  forwardDynamic(bindHost: string, bindPort: number, done: (err: Error | null, value?: NativeForward) => void): void
+  /** -R: `done` gets the port the server bound. */
+  forwardRemote(bindAddress: string, port: number, target: NativeTarget, done: (err: Error | null, value?: number) => void): void
+  cancelForwardRemote(bindAddress: string, port: number, done: (err: Error | null) => void): void
+  forwardRemoteUnix(path: string, target: NativeTarget, done: (err: Error | null) => void): void
+  cancelForwardRemoteUnix(path: string, done: (err: Error | null) => void): void
 }
 
 export declare class NativeForward {
@@ -181,46 +181,47 @@ export declare class NativeServerChannel {
 }
 
 export declare class NativeSftp {
-  static open(client: NativeClient, cancel?: NativeCancel | undefined | null): Promise<NativeSftp>
+  /** Starts the SFTP subsystem on `client`; `done(err, sftp)` hands it over. */
+  static open(client: NativeClient, cancel: NativeCancel | undefined | null, done: (err: Error | null, value?: NativeSftp) => void): void
   /** Ends the session: its channel closes. */
   close(): void
   get info(): NativeSftpInfo
-  stat(path: string): Promise<NativeStat>
-  lstat(path: string): Promise<NativeStat>
-  setstat(path: string, stat: NativeStat): Promise<void>
-  realpath(path: string): Promise<string>
-  readlink(path: string): Promise<string>
-  symlink(target: string, path: string): Promise<void>
-  mkdir(path: string, mode?: number | undefined | null): Promise<void>
-  rmdir(path: string): Promise<void>
-  unlink(path: string): Promise<void>
-  rename(from: string, to: string): Promise<void>
-  hardlink(from: string, to: string): Promise<void>
-  copyData(from: string, to: string): Promise<void>
-  statvfs(path: string): Promise<NativeFsStats>
-  expandPath(path: string): Promise<string>
-  readdir(path: string): Promise<Array<NativeDirEntry>>
-  opendir(path: string): Promise<string>
+  stat(path: string, done: (err: Error | null, value?: NativeStat) => void): void
+  lstat(path: string, done: (err: Error | null, value?: NativeStat) => void): void
+  setstat(path: string, stat: NativeStat, done: (err: Error | null, value?: undefined) => void): void
+  realpath(path: string, done: (err: Error | null, value?: string) => void): void
+  readlink(path: string, done: (err: Error | null, value?: string) => void): void
+  symlink(target: string, path: string, done: (err: Error | null, value?: undefined) => void): void
+  mkdir(path: string, mode: number | undefined | null, done: (err: Error | null, value?: undefined) => void): void
+  rmdir(path: string, done: (err: Error | null, value?: undefined) => void): void
+  unlink(path: string, done: (err: Error | null, value?: undefined) => void): void
+  rename(from: string, to: string, done: (err: Error | null, value?: undefined) => void): void
+  hardlink(from: string, to: string, done: (err: Error | null, value?: undefined) => void): void
+  copyData(from: string, to: string, done: (err: Error | null, value?: undefined) => void): void
+  statvfs(path: string, done: (err: Error | null, value?: NativeFsStats) => void): void
+  expandPath(path: string, done: (err: Error | null, value?: string) => void): void
+  readdir(path: string, done: (err: Error | null, value?: Array<NativeDirEntry>) => void): void
+  opendir(path: string, done: (err: Error | null, value?: string) => void): void
   /** One batch of entries; null at the end. */
-  readdirBatch(handle: string, path: string): Promise<Array<NativeDirEntry> | null>
-  openFile(path: string, flags: string, mode?: number | undefined | null): Promise<string>
-  closeHandle(handle: string): Promise<void>
+  readdirBatch(handle: string, path: string, done: (err: Error | null, value?: Array<NativeDirEntry> | null) => void): void
+  openFile(path: string, flags: string, mode: number | undefined | null, done: (err: Error | null, value?: string) => void): void
+  closeHandle(handle: string, done: (err: Error | null, value?: undefined) => void): void
   /** Up to `length` bytes at `position`; empty at end of file. */
-  read(handle: string, position: number, length: number): Promise<Buffer>
-  write(handle: string, position: number, data: Buffer): Promise<void>
-  fstat(handle: string): Promise<NativeStat>
-  fsetstat(handle: string, stat: NativeStat): Promise<void>
-  fsync(handle: string): Promise<void>
-  readFile(path: string, max?: number | undefined | null): Promise<Buffer>
-  writeFile(path: string, data: Buffer, flags: string, mode?: number | undefined | null): Promise<void>
+  read(handle: string, position: number, length: number, done: (err: Error | null, value?: Buffer) => void): void
+  write(handle: string, position: number, data: Buffer, done: (err: Error | null, value?: undefined) => void): void
+  fstat(handle: string, done: (err: Error | null, value?: NativeStat) => void): void
+  fsetstat(handle: string, stat: NativeStat, done: (err: Error | null, value?: undefined) => void): void
+  fsync(handle: string, done: (err: Error | null, value?: undefined) => void): void
+  readFile(path: string, max: number | undefined | null, done: (err: Error | null, value?: Buffer) => void): void
+  writeFile(path: string, data: Buffer, flags: string, mode: number | undefined | null, done: (err: Error | null, value?: undefined) => void): void
   /** Remote → local, path to path; resolves with the bytes transferred. */
-  download(remote: string, local: string, options?: NativeTransferOptions, progress?: (done: number, total: number) => void, cancel?: NativeCancel): Promise<number>
+  download(remote: string, local: string, options: NativeTransferOptions | undefined | null, progress: ((done: number, total: number) => void) | undefined | null, cancel: NativeCancel | undefined | null, done: (err: Error | null, value?: number) => void): void
   /** Local → remote, path to path. */
-  upload(local: string, remote: string, options?: NativeTransferOptions, progress?: (done: number, total: number) => void, cancel?: NativeCancel): Promise<number>
+  upload(local: string, remote: string, options: NativeTransferOptions | undefined | null, progress: ((done: number, total: number) => void) | undefined | null, cancel: NativeCancel | undefined | null, done: (err: Error | null, value?: number) => void): void
   /** A pipelined read of [start, end) that JS drains like a channel. */
-  readStream(path: string, start: number, end?: number | undefined | null, concurrency?: number | undefined | null, highWaterMark?: number | undefined | null): Promise<NativeBufferReader>
+  readStream(path: string, start: number, end: number | undefined | null, concurrency: number | undefined | null, highWaterMark: number | undefined | null, done: (err: Error | null, value?: NativeBufferReader) => void): void
   /** A pipelined writer: writes resolve once queued (up to `concurrency` in flight). */
-  writeStream(path: string, flags: string, start?: number | undefined | null, mode?: number | undefined | null, concurrency?: number | undefined | null): Promise<NativeSftpWriter>
+  writeStream(path: string, flags: string, start: number | undefined | null, mode: number | undefined | null, concurrency: number | undefined | null, done: (err: Error | null, value?: NativeSftpWriter) => void): void
 }
 
 export declare class NativeSftpWriter {
@@ -228,9 +229,9 @@ export declare class NativeSftpWriter {
    * Queues `data` (split at the server's write limit); waits only while `concurrency`
    * writes are in flight. An earlier write's failure is reported here.
    */
-  write(data: Buffer): Promise<void>
+  write(data: Buffer, done: (err: Error | null, value?: undefined) => void): void
   /** Waits for every write and closes the file. */
-  close(): Promise<void>
+  close(done: (err: Error | null, value?: undefined) => void): void
 }
 
 export declare class NativeSocketBridge {

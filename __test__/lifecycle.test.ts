@@ -298,6 +298,48 @@ describe('process lifetime', () => {
     }
   })
 
+  it('unref() lets the process exit while an SFTP call waits on the server', async () => {
+    // sftp-server's open() of a FIFO blocks until a writer comes: the call stays in flight
+    const child = runChild('unref-sftp', `
+      const ssh = await connect(options)
+      await ssh.exec('rm -f unref-sftp.fifo && mkfifo unref-sftp.fifo')
+      const sftp = await ssh.sftp()
+      sftp.open('unref-sftp.fifo', 'r').then(() => console.log('open settled'), (e) => console.log('open failed ' + e.code))
+      await new Promise((r) => setTimeout(r, 300))
+      ssh.unref()
+      process.on('exit', () => console.log('exit closed=' + ssh.isClosed))
+      console.log('unref')
+    `)
+    try {
+      await child.line('unref')
+      expect(await child.exit(5000), child.output()).toBe(0)
+      expect(child.output()).toContain('exit closed=false')
+      expect(child.output()).not.toContain('settled')
+      expect(child.output()).not.toContain('failed')
+    } finally {
+      child.proc.kill('SIGKILL')
+    }
+  })
+
+  it('an SFTP call in flight on a ref()ed connection keeps the process alive until it settles', async () => {
+    const child = runChild('ref-sftp', `
+      const ssh = await connect(options)
+      await ssh.exec('rm -f ref-sftp.fifo && mkfifo ref-sftp.fifo')
+      const sftp = await ssh.sftp()
+      const opening = sftp.open('ref-sftp.fifo', 'r')
+      ssh.unref()
+      ssh.ref()
+      console.log('started')
+      // a writer turns up a second later on another channel; the open then completes
+      ssh.exec('sleep 1; echo late > ref-sftp.fifo').catch(() => {})
+      const file = await opening
+      console.log('opened')
+      ssh.unref()
+      void file
+    `)
+    await heldUntil(child, 'started', 'opened')
+  })
+
   it('a pending exec() on a ref()ed connection keeps the process alive, even after unref() and ref()', async () => {
     const child = runChild('ref-pending', `
       const ssh = await connect(options)

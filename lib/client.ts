@@ -269,7 +269,7 @@ export class SshClient extends EventEmitter {
     const target = remoteTarget(o)
     const localHost = optHost(o, 'localHost') ?? '127.0.0.1'
     const localPort = o.localPort === undefined ? 0 : checkPort('localPort', o.localPort, true)
-    const f = await native(() => this.#native.forwardLocal({ bindHost: localHost, bindPort: localPort, target }))
+    const f = await native(() => settle<NativeForwardHandle>((done) => this.#native.forwardLocal({ bindHost: localHost, bindPort: localPort, target }, done)))
     return this.#track(nativeForward(f))
   }
 
@@ -278,7 +278,7 @@ export class SshClient extends EventEmitter {
     const o = forwardOptions(options, 'forwardLocalUnix')
     if (typeof o.localPath !== 'string' || !o.localPath) throw new ConfigError('forwardLocalUnix: localPath is required', { option: 'localPath' })
     this.#checkOpen()
-    const f = await native(() => this.#native.forwardLocal({ bindPath: o.localPath as string, target: remoteTarget(o) }))
+    const f = await native(() => settle<NativeForwardHandle>((done) => this.#native.forwardLocal({ bindPath: o.localPath as string, target: remoteTarget(o) }, done)))
     return this.#track(nativeForward(f))
   }
 
@@ -288,7 +288,7 @@ export class SshClient extends EventEmitter {
     this.#checkOpen()
     const localHost = optHost(o, 'localHost') ?? '127.0.0.1'
     const localPort = o.localPort === undefined ? 0 : checkPort('localPort', o.localPort, true)
-    const f = await native(() => this.#native.forwardDynamic(localHost, localPort))
+    const f = await native(() => settle<NativeForwardHandle>((done) => this.#native.forwardDynamic(localHost, localPort, done)))
     return this.#track(nativeForward(f))
   }
 
@@ -302,9 +302,9 @@ export class SshClient extends EventEmitter {
     const bind = optHost(o, 'remoteHost') ?? 'localhost'
     const port = o.remotePort === undefined ? 0 : checkPort('remotePort', o.remotePort, true)
     const target = localTarget(o)
-    const bound = await native(() => this.#native.forwardRemote(bind, port, target))
+    const bound = await native(() => settle<number>((done) => this.#native.forwardRemote(bind, port, target, done)))
     const nat = this.#native
-    return this.#track({ remotePort: bound, close: async () => { if (!this.isClosed) await native(() => nat.cancelForwardRemote(bind, bound)).catch(() => {}) } })
+    return this.#track({ remotePort: bound, close: async () => { if (!this.isClosed) await native(() => settle<void>((done) => nat.cancelForwardRemote(bind, bound, done))).catch(() => {}) } })
   }
 
   /** `ssh -R /path:…`: the server listens on a Unix socket. */
@@ -313,9 +313,9 @@ export class SshClient extends EventEmitter {
     if (typeof o.remotePath !== 'string' || !o.remotePath) throw new ConfigError('forwardRemoteUnix: remotePath is required', { option: 'remotePath' })
     this.#checkOpen()
     const path = o.remotePath as string
-    await native(() => this.#native.forwardRemoteUnix(path, localTarget(o)))
+    await native(() => settle<void>((done) => this.#native.forwardRemoteUnix(path, localTarget(o), done)))
     const nat = this.#native
-    return this.#track({ close: async () => { if (!this.isClosed) await native(() => nat.cancelForwardRemoteUnix(path)).catch(() => {}) } })
+    return this.#track({ close: async () => { if (!this.isClosed) await native(() => settle<void>((done) => nat.cancelForwardRemoteUnix(path, done))).catch(() => {}) } })
   }
 
   /**
@@ -335,7 +335,7 @@ export class SshClient extends EventEmitter {
    */
   async sftp(options: { signal?: AbortSignal } = {}): Promise<SftpClient> {
     this.#checkOpen()
-    const n = await withSignal(options.signal, (cancel) => binding.NativeSftp.open(this.#native, cancel))
+    const n = await withSignal(options.signal, (cancel) => settle<InstanceType<typeof binding.NativeSftp>>((done) => binding.NativeSftp.open(this.#native, cancel, done)))
     return new SftpClient(n)
   }
 
@@ -464,7 +464,9 @@ function pick(f: Forward): Omit<Forward, 'close'> {
   return out as Omit<Forward, 'close'>
 }
 
-function nativeForward(f: InstanceType<typeof binding.NativeForward>): Forward {
+type NativeForwardHandle = InstanceType<typeof binding.NativeForward>
+
+function nativeForward(f: NativeForwardHandle): Forward {
   return {
     localPort: f.localPort ?? undefined,
     localAddress: f.localAddress ?? undefined,

@@ -2,12 +2,28 @@ import { mkdir as mkdirLocal, readdir as readdirLocal, lstat as lstatLocal, read
 import { join, posix } from 'node:path'
 import { Readable, Writable } from 'node:stream'
 
-import { ConfigError, fromNative, native, SftpError } from './errors'
+import { ConfigError, native, SftpError } from './errors'
 import binding from './native'
-import { withSignal } from './signal'
+import { settle, withSignal } from './signal'
 import { ChannelSource } from './stream'
 
 type NativeSftp = InstanceType<typeof binding.NativeSftp>
+
+type Done = (err: Error | null, value?: never) => void
+/** The arguments of a native call before its trailing `done`. */
+type ArgsOf<F> = F extends (...args: [...infer A, infer _D]) => void ? A : never
+/** What a native call hands its `done`. */
+type ValueOf<F> = F extends (...args: [...infer _A, (err: Error | null, value?: infer T) => void]) => void ? T : never
+
+/**
+ * `o[method](...args, done)`: a native SFTP call settled through `done` rather than a native
+ * promise, so while it is in flight it holds the process only as long as its connection is
+ * ref()'d.
+ */
+function call<O, K extends keyof O>(o: O, method: K, ...args: ArgsOf<O[K]>): Promise<ValueOf<O[K]>> {
+  const fn = o[method] as unknown as (...a: unknown[]) => void
+  return native(() => settle<ValueOf<O[K]>>((done) => fn.call(o, ...args, done as Done)))
+}
 type NativeStat = { size?: number | null; uid?: number | null; gid?: number | null; mode?: number | null; atime?: number | null; mtime?: number | null }
 
 const S_IFMT = 0o170000
@@ -207,7 +223,7 @@ export class FileHandle {
     const at = position ?? this.#position
     let done = 0
     while (done < length) {
-      const chunk = await native(() => this.#sftp.read(this.#handle, at + done, Math.min(length - done, 255 * 1024)))
+      const chunk = await call(this.#sftp, 'read', this.#handle, at + done, Math.min(length - done, 255 * 1024))
       if (chunk.length === 0) break
       chunk.copy(buffer, offset + done)
       done += chunk.length
@@ -223,35 +239,35 @@ export class FileHandle {
     this.#check()
     const buf = typeof data === 'string' ? Buffer.from(data) : data
     const at = position ?? this.#position
-    await native(() => this.#sftp.write(this.#handle, at, buf))
+    await call(this.#sftp, 'write', this.#handle, at, buf)
     if (position === null) this.#position += buf.length
     return { bytesWritten: buf.length }
   }
   /** Attributes of the open file. */
   async stat(options: { bigint?: boolean } = {}): Promise<Stats> {
     this.#check()
-    return new Stats(await native(() => this.#sftp.fstat(this.#handle)), options.bigint)
+    return new Stats(await call(this.#sftp, 'fstat', this.#handle), options.bigint)
   }
   /** Sets the file's length. */
   async truncate(len = 0): Promise<void> {
     this.#check()
-    await native(() => this.#sftp.fsetstat(this.#handle, { size: len }))
+    await call(this.#sftp, 'fsetstat', this.#handle, { size: len })
   }
   /** Changes permission bits. */
   async chmod(mode: number | string): Promise<void> {
     this.#check()
-    await native(() => this.#sftp.fsetstat(this.#handle, { mode: modeOf(mode) }))
+    await call(this.#sftp, 'fsetstat', this.#handle, { mode: modeOf(mode) })
   }
   /** Flushes to disk on the server (fsync@openssh.com). */
   async sync(): Promise<void> {
     this.#check()
-    await native(() => this.#sftp.fsync(this.#handle))
+    await call(this.#sftp, 'fsync', this.#handle)
   }
   /** Closes the handle. */
   async close(): Promise<void> {
     if (this.#closed) return
     this.#closed = true
-    await native(() => this.#sftp.closeHandle(this.#handle))
+    await call(this.#sftp, 'closeHandle', this.#handle)
   }
   /** Closes the handle at the end of an `await using` scope. */
   async [Symbol.asyncDispose](): Promise<void> {
@@ -304,11 +320,11 @@ export class SftpClient {
 
   /** Attributes, following symlinks. */
   async stat(path: string, options: { bigint?: boolean } = {}): Promise<Stats> {
-    return new Stats(await native(() => this.#n.stat(checkPath(path))), options.bigint)
+    return new Stats(await call(this.#n, 'stat', checkPath(path)), options.bigint)
   }
   /** Attributes of the link itself. */
   async lstat(path: string, options: { bigint?: boolean } = {}): Promise<Stats> {
-    return new Stats(await native(() => this.#n.lstat(checkPath(path))), options.bigint)
+    return new Stats(await call(this.#n, 'lstat', checkPath(path)), options.bigint)
   }
   /** True when the path exists (following symlinks). */
   async exists(path: string): Promise<boolean> {
@@ -322,71 +338,71 @@ export class SftpClient {
   }
   /** Changes permission bits. */
   async chmod(path: string, mode: number | string): Promise<void> {
-    await native(() => this.#n.setstat(checkPath(path), { mode: modeOf(mode) }))
+    await call(this.#n, 'setstat', checkPath(path), { mode: modeOf(mode) })
   }
   /** Changes owner and group ids. */
   async chown(path: string, uid: number, gid: number): Promise<void> {
     if (!Number.isInteger(uid) || !Number.isInteger(gid) || uid < 0 || gid < 0) throw new ConfigError('chown: uid and gid must be non-negative integers', { option: 'uid' })
-    await native(() => this.#n.setstat(checkPath(path), { uid, gid }))
+    await call(this.#n, 'setstat', checkPath(path), { uid, gid })
   }
   /** Sets access and modification times. */
   async utimes(path: string, atime: number | string | Date, mtime: number | string | Date): Promise<void> {
-    await native(() => this.#n.setstat(checkPath(path), { atime: timeOf(atime, 'atime'), mtime: timeOf(mtime, 'mtime') }))
+    await call(this.#n, 'setstat', checkPath(path), { atime: timeOf(atime, 'atime'), mtime: timeOf(mtime, 'mtime') })
   }
   /** Truncates or extends a file. */
   async truncate(path: string, len = 0): Promise<void> {
-    await native(() => this.#n.setstat(checkPath(path), { size: len }))
+    await call(this.#n, 'setstat', checkPath(path), { size: len })
   }
   /** The canonical absolute path. */
   async realpath(path: string): Promise<string> {
-    return native(() => this.#n.realpath(checkPath(path)))
+    return call(this.#n, 'realpath', checkPath(path))
   }
   /** The target of a symbolic link. */
   async readlink(path: string): Promise<string> {
-    return native(() => this.#n.readlink(checkPath(path)))
+    return call(this.#n, 'readlink', checkPath(path))
   }
   /** Creates `path` pointing to `target` (fs order). */
   async symlink(target: string, path: string): Promise<void> {
-    await native(() => this.#n.symlink(checkPath(target, 'target'), checkPath(path)))
+    await call(this.#n, 'symlink', checkPath(target, 'target'), checkPath(path))
   }
   /** A hard link (hardlink@openssh.com). */
   async hardlink(existing: string, newPath: string): Promise<void> {
-    await native(() => this.#n.hardlink(checkPath(existing, 'existing'), checkPath(newPath, 'newPath')))
+    await call(this.#n, 'hardlink', checkPath(existing, 'existing'), checkPath(newPath, 'newPath'))
   }
   /** Renames, replacing an existing destination like fs.rename (posix-rename@openssh.com when offered). */
   async rename(from: string, to: string): Promise<void> {
-    await native(() => this.#n.rename(checkPath(from, 'from'), checkPath(to, 'to')))
+    await call(this.#n, 'rename', checkPath(from, 'from'), checkPath(to, 'to'))
   }
   /** Removes a file. */
   async unlink(path: string): Promise<void> {
-    await native(() => this.#n.unlink(checkPath(path)))
+    await call(this.#n, 'unlink', checkPath(path))
   }
   /** Copies on the server (copy-data extension): no byte crosses the network. */
   async copyFile(from: string, to: string): Promise<void> {
-    await native(() => this.#n.copyData(checkPath(from, 'from'), checkPath(to, 'to')))
+    await call(this.#n, 'copyData', checkPath(from, 'from'), checkPath(to, 'to'))
   }
   /** File system statistics (statvfs@openssh.com). */
   async statvfs(path: string): Promise<StatFs> {
-    const s = await native(() => this.#n.statvfs(checkPath(path)))
+    const s = await call(this.#n, 'statvfs', checkPath(path))
     return { bsize: s.blockSize, frsize: s.fragmentSize, blocks: s.blocks, bfree: s.blocksFree, bavail: s.blocksAvail, files: s.files, ffree: s.filesFree, favail: s.filesAvail, fsid: BigInt(s.fsid), flag: s.flags, namemax: s.nameMax }
   }
   /** Expands `~` and `~/…` (expand-path@openssh.com, else relative to the login directory). */
   async expandPath(path: string): Promise<string> {
-    return native(() => this.#n.expandPath(checkPath(path)))
+    return call(this.#n, 'expandPath', checkPath(path))
   }
 
   /** Creates a directory; `recursive` creates parents and ignores an existing directory. */
   async mkdir(path: string, options: { recursive?: boolean; mode?: number } = {}): Promise<void> {
     checkPath(path)
     const mode = modeOf(options.mode)
-    if (!options.recursive) return native(() => this.#n.mkdir(path, mode))
+    if (!options.recursive) return call(this.#n, 'mkdir', path, mode)
     const abs = path.startsWith('/')
     const parts = path.split('/').filter(Boolean)
     let cur = abs ? '' : '.'
     for (const p of parts) {
       cur = `${cur}/${p}`
       try {
-        await native(() => this.#n.mkdir(cur, mode))
+        await call(this.#n, 'mkdir', cur, mode)
       } catch (e) {
         if ((e as SftpError).code !== 'EEXIST') throw e
         if (!(await this.stat(cur)).isDirectory()) throw e
@@ -403,7 +419,7 @@ export class SftpClient {
         else await this.unlink(p)
       }
     }
-    await native(() => this.#n.rmdir(path))
+    await call(this.#n, 'rmdir', path)
   }
 
   /** Names in a directory (`withFileTypes` gives {@link Dirent}s with their attributes). */
@@ -411,30 +427,30 @@ export class SftpClient {
   readdir(path: string, options: { withFileTypes: true }): Promise<Dirent[]>
   readdir(path: string, options?: { withFileTypes?: false }): Promise<string[]>
   async readdir(path: string, options: { withFileTypes?: boolean } = {}): Promise<string[] | Dirent[]> {
-    const entries = await native(() => this.#n.readdir(checkPath(path)))
+    const entries = await call(this.#n, 'readdir', checkPath(path))
     return options.withFileTypes ? entries.map((e) => new Dirent(e, path)) : entries.map((e) => e.name)
   }
   /** Streams a directory batch by batch: for huge directories. */
   async *opendir(path: string): AsyncGenerator<Dirent> {
     const n = this.#n
-    const handle = await native(() => n.opendir(checkPath(path)))
+    const handle = await call(n, 'opendir', checkPath(path))
     try {
       for (;;) {
-        const batch = await native(() => n.readdirBatch(handle, path))
+        const batch = await call(n, 'readdirBatch', handle, path)
         if (!batch) return
         for (const e of batch) yield new Dirent(e, path)
       }
     } finally {
-      await native(() => n.closeHandle(handle)).catch(() => {})
+      await call(n, 'closeHandle', handle).catch(() => {})
     }
   }
 
   /** Opens a file (`flags` as fs: r, r+, w, wx, w+, a, ax, a+). */
   async open(path: string, flags = 'r', mode?: number | string): Promise<FileHandle> {
     if (typeof flags !== 'string') throw new ConfigError('flags: must be a string such as r or w', { option: 'flags' })
-    const h = await native(() => this.#n.openFile(checkPath(path), flags, modeOf(mode)))
+    const h = await call(this.#n, 'openFile', checkPath(path), flags, modeOf(mode))
     let position = 0
-    if (flags.startsWith('a')) position = Number((await native(() => this.#n.fstat(h))).size ?? 0)
+    if (flags.startsWith('a')) position = Number((await call(this.#n, 'fstat', h)).size ?? 0)
     return new FileHandle(this.#n, h, position)
   }
   /** A whole file; `encoding` gives a string. */
@@ -443,13 +459,13 @@ export class SftpClient {
   readFile(path: string, options?: { encoding?: null; maxSize?: number }): Promise<Buffer>
   async readFile(path: string, options: { encoding?: BufferEncoding | null; maxSize?: number } | BufferEncoding = {}): Promise<Buffer | string> {
     const o = typeof options === 'string' ? { encoding: options } : options
-    const data = await native(() => this.#n.readFile(checkPath(path), o.maxSize))
+    const data = await call(this.#n, 'readFile', checkPath(path), o.maxSize)
     return o.encoding ? data.toString(o.encoding) : data
   }
   /** Writes a whole file (replacing it, or as `flag` says). */
   async writeFile(path: string, data: string | Buffer | Uint8Array, options: { flag?: string; mode?: number; encoding?: BufferEncoding } = {}): Promise<void> {
     const buf = typeof data === 'string' ? Buffer.from(data, options.encoding ?? 'utf8') : Buffer.from(data.buffer, data.byteOffset, data.byteLength)
-    await native(() => this.#n.writeFile(checkPath(path), buf, options.flag ?? 'w', modeOf(options.mode)))
+    await call(this.#n, 'writeFile', checkPath(path), buf, options.flag ?? 'w', modeOf(options.mode))
   }
   /** Appends to a file, creating it if needed. */
   async appendFile(path: string, data: string | Buffer, options: { mode?: number } = {}): Promise<void> {
@@ -477,30 +493,30 @@ export class SftpClient {
     })
     stream.on('error', () => {})
     const source = new ChannelSource(0, (c) => stream.push(c), (e) => stream.destroy(e))
-    this.#n.readStream(path, start, end, options.concurrency, options.highWaterMark).then((r) => {
+    call(this.#n, 'readStream', path, start, end, options.concurrency, options.highWaterMark).then((r) => {
       reader = r
       if (stream.destroyed) return r.close()
       r.setWaker(() => source.wake())
       source.attach(r as never)
-    }, (e) => stream.destroy(fromNative(e)))
+    }, (e) => stream.destroy(e))
     return stream
   }
 
   /** A Writable to a remote file with many writes in flight (write-behind); `finish` after every write landed. */
   createWriteStream(path: string, options: SftpWriteStreamOptions = {}): Writable {
     checkPath(path)
-    const writer = this.#n.writeStream(path, options.flags ?? 'w', options.start, modeOf(options.mode), options.concurrency)
+    const writer = call(this.#n, 'writeStream', path, options.flags ?? 'w', options.start, modeOf(options.mode), options.concurrency)
     writer.catch(() => {})
     const w = new Writable({
       highWaterMark: 1024 * 1024,
       write(chunk: Buffer, _enc, cb) {
-        writer.then((x) => x.write(chunk)).then(() => cb(), (e) => cb(fromNative(e)))
+        writer.then((x) => call(x, 'write', chunk)).then(() => cb(), (e) => cb(e))
       },
       final(cb) {
-        writer.then((x) => x.close()).then(() => cb(), (e) => cb(fromNative(e)))
+        writer.then((x) => call(x, 'close')).then(() => cb(), (e) => cb(e))
       },
       destroy(err, cb) {
-        writer.then((x) => x.close(), () => {}).catch(() => {}).finally(() => cb(err))
+        writer.then((x) => call(x, 'close'), () => {}).catch(() => {}).finally(() => cb(err))
       },
     })
     w.on('error', () => {})
@@ -514,13 +530,13 @@ export class SftpClient {
   async download(remote: string, local: string, options: TransferOptions = {}): Promise<number> {
     const { onProgress } = options
     const progress = onProgress ? (transferred: number, total: number) => { try { onProgress({ transferred, total }) } catch { /* a throwing callback must not stop the transfer */ } } : undefined
-    return withSignal(options.signal, (cancel) => this.#n.download(checkPath(remote, 'remote'), checkPath(local, 'local'), transferOptions(options), progress, cancel))
+    return withSignal(options.signal, (cancel) => settle<number>((done) => this.#n.download(checkPath(remote, 'remote'), checkPath(local, 'local'), transferOptions(options), progress, cancel, done)))
   }
   /** Local file → remote file, natively; written under a temporary name and renamed when complete. */
   async upload(local: string, remote: string, options: TransferOptions = {}): Promise<number> {
     const { onProgress } = options
     const progress = onProgress ? (transferred: number, total: number) => { try { onProgress({ transferred, total }) } catch { /* ignored */ } } : undefined
-    return withSignal(options.signal, (cancel) => this.#n.upload(checkPath(local, 'local'), checkPath(remote, 'remote'), transferOptions(options), progress, cancel))
+    return withSignal(options.signal, (cancel) => settle<number>((done) => this.#n.upload(checkPath(local, 'local'), checkPath(remote, 'remote'), transferOptions(options), progress, cancel, done)))
   }
 
   /** A remote directory tree → local, several files at once. Resolves with the files copied. */

@@ -132,8 +132,13 @@ fn session_request(o: Option<NativeSessionOptions>) -> napi::Result<SessionReque
 }
 
 impl NativeClient {
-    pub(crate) fn core(&self) -> &Client {
-        &self.inner
+    pub(crate) fn core_arc(&self) -> Arc<Client> {
+        Arc::clone(&self.inner)
+    }
+
+    /// Calls in flight on this connection, for other objects' calls to join.
+    pub(crate) fn pending(&self) -> &Arc<Pending> {
+        &self.pending
     }
 }
 
@@ -295,39 +300,46 @@ impl NativeClient {
         })
     }
 
-    #[napi]
-    pub async fn forward_local(&self, spec: crate::forward::NativeLocalForward) -> napi::Result<crate::forward::NativeForward> {
-        crate::forward::local(Arc::clone(&self.inner), spec).await
+    // Forward set-up and tear-down settle through `done` as well: see `exec`.
+    #[napi(ts_args_type = "spec: NativeLocalForward, done: (err: Error | null, value?: NativeForward) => void")]
+    pub fn forward_local(&self, env: Env, spec: crate::forward::NativeLocalForward, done: Function<'_, crate::forward::NativeForward, ()>) -> napi::Result<()> {
+        let client = Arc::clone(&self.inner);
+        self.pending.start(&env, done, crate::forward::local(client, spec))
     }
 
-    #[napi]
-    pub async fn forward_dynamic(&self, bind_host: String, bind_port: u32) -> napi::Result<crate::forward::NativeForward> {
-        crate::forward::dynamic(Arc::clone(&self.inner), bind_host, bind_port).await
+    #[napi(ts_args_type = "bindHost: string, bindPort: number, done: (err: Error | null, value?: NativeForward) => void")]
+    pub fn forward_dynamic(&self, env: Env, bind_host: String, bind_port: u32, done: Function<'_, crate::forward::NativeForward, ()>) -> napi::Result<()> {
+        let client = Arc::clone(&self.inner);
+        self.pending.start(&env, done, crate::forward::dynamic(client, bind_host, bind_port))
     }
 
-    /// -R: returns the port the server bound.
-    #[napi]
-    pub async fn forward_remote(&self, bind_address: String, port: u32, target: crate::forward::NativeTarget) -> napi::Result<u32> {
+    /// -R: `done` gets the port the server bound.
+    #[napi(ts_args_type = "bindAddress: string, port: number, target: NativeTarget, done: (err: Error | null, value?: number) => void")]
+    pub fn forward_remote(&self, env: Env, bind_address: String, port: u32, target: crate::forward::NativeTarget, done: Function<'_, u32, ()>) -> napi::Result<()> {
         let port = if port == 0 { 0 } else { crate::forward::port("remotePort", port)? };
         let t = crate::forward::target(target)?;
-        Ok(self.inner.forward_remote(&bind_address, port, t).await.js()? as u32)
+        let client = Arc::clone(&self.inner);
+        self.pending.start(&env, done, async move { Ok(client.forward_remote(&bind_address, port, t).await.js()? as u32) })
     }
 
-    #[napi]
-    pub async fn cancel_forward_remote(&self, bind_address: String, port: u32) -> napi::Result<()> {
+    #[napi(ts_args_type = "bindAddress: string, port: number, done: (err: Error | null) => void")]
+    pub fn cancel_forward_remote(&self, env: Env, bind_address: String, port: u32, done: Function<'_, (), ()>) -> napi::Result<()> {
         let port = crate::forward::port("remotePort", port)?;
-        self.inner.cancel_forward_remote(&bind_address, port).await.js()
+        let client = Arc::clone(&self.inner);
+        self.pending.start(&env, done, async move { client.cancel_forward_remote(&bind_address, port).await.js() })
     }
 
-    #[napi]
-    pub async fn forward_remote_unix(&self, path: String, target: crate::forward::NativeTarget) -> napi::Result<()> {
+    #[napi(ts_args_type = "path: string, target: NativeTarget, done: (err: Error | null) => void")]
+    pub fn forward_remote_unix(&self, env: Env, path: String, target: crate::forward::NativeTarget, done: Function<'_, (), ()>) -> napi::Result<()> {
         let t = crate::forward::target(target)?;
-        self.inner.forward_remote_unix(&path, t).await.js()
+        let client = Arc::clone(&self.inner);
+        self.pending.start(&env, done, async move { client.forward_remote_unix(&path, t).await.js() })
     }
 
-    #[napi]
-    pub async fn cancel_forward_remote_unix(&self, path: String) -> napi::Result<()> {
-        self.inner.cancel_forward_remote_unix(&path).await.js()
+    #[napi(ts_args_type = "path: string, done: (err: Error | null) => void")]
+    pub fn cancel_forward_remote_unix(&self, env: Env, path: String, done: Function<'_, (), ()>) -> napi::Result<()> {
+        let client = Arc::clone(&self.inner);
+        self.pending.start(&env, done, async move { client.cancel_forward_remote_unix(&path).await.js() })
     }
 }
 

@@ -7,12 +7,13 @@ use ferrossh_core::sftp::{self, DirEntry, Sftp, Stat, TransferOptions};
 use ferrossh_core::{BufferLimits, ChannelShared, Error};
 use napi::bindgen_prelude::{Buffer, FnArgs, Function};
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
-use napi::Status;
+use napi::{Env, Status};
 use napi_derive::napi;
 use tokio::sync::Mutex;
 
 use crate::cancel::NativeCancel;
 use crate::client::NativeClient;
+use crate::pending::Pending;
 use crate::errors::{self, IntoNapi};
 
 #[napi(object)]
@@ -118,15 +119,22 @@ fn transfer_options(o: Option<NativeTransferOptions>, progress: Option<ProgressF
 #[napi]
 pub struct NativeSftp {
     inner: Arc<Sftp>,
+    /// The connection's calls in flight: these, too, hold the process only while it is ref()'d.
+    pending: Arc<Pending>,
 }
 
 #[napi]
 impl NativeSftp {
-    #[napi(factory)]
-    pub async fn open(client: &NativeClient, cancel: Option<&NativeCancel>) -> napi::Result<NativeSftp> {
+    /// Starts the SFTP subsystem on `client`; `done(err, sftp)` hands it over.
+    #[napi(ts_args_type = "client: NativeClient, cancel: NativeCancel | undefined | null, done: (err: Error | null, value?: NativeSftp) => void")]
+    pub fn open(env: Env, client: &NativeClient, cancel: Option<&NativeCancel>, done: Function<'_, NativeSftp, ()>) -> napi::Result<()> {
         let token = cancel.map(|c| c.token.clone());
-        let s = Sftp::open(client.core(), token.as_ref()).await.js()?;
-        Ok(NativeSftp { inner: Arc::new(s) })
+        let core = client.core_arc();
+        let pending = Arc::clone(client.pending());
+        client.pending().start(&env, done, async move {
+            let s = Sftp::open(&core, token.as_ref()).await.js()?;
+            Ok(NativeSftp { inner: Arc::new(s), pending })
+        })
     }
 
     /// Ends the session: its channel closes.
@@ -142,175 +150,267 @@ impl NativeSftp {
         NativeSftpInfo { extensions: ext, max_read: self.inner.limits.read, max_write: self.inner.limits.write, max_open_handles: self.inner.limits.open_handles.map(|v| v as f64) }
     }
 
-    #[napi]
-    pub async fn stat(&self, path: String) -> napi::Result<NativeStat> {
-        self.inner.stat(&path).await.map(Into::into).js()
-    }
-    #[napi]
-    pub async fn lstat(&self, path: String) -> napi::Result<NativeStat> {
-        self.inner.lstat(&path).await.map(Into::into).js()
-    }
-    #[napi]
-    pub async fn setstat(&self, path: String, stat: NativeStat) -> napi::Result<()> {
-        let s = to_stat(stat)?;
-        self.inner.setstat(&path, &s).await.js()
-    }
-    #[napi]
-    pub async fn realpath(&self, path: String) -> napi::Result<String> {
-        self.inner.realpath(&path).await.js()
-    }
-    #[napi]
-    pub async fn readlink(&self, path: String) -> napi::Result<String> {
-        self.inner.readlink(&path).await.js()
-    }
-    #[napi]
-    pub async fn symlink(&self, target: String, path: String) -> napi::Result<()> {
-        self.inner.symlink(&target, &path).await.js()
-    }
-    #[napi]
-    pub async fn mkdir(&self, path: String, mode: Option<u32>) -> napi::Result<()> {
-        self.inner.mkdir(&path, mode).await.js()
-    }
-    #[napi]
-    pub async fn rmdir(&self, path: String) -> napi::Result<()> {
-        self.inner.rmdir(&path).await.js()
-    }
-    #[napi]
-    pub async fn unlink(&self, path: String) -> napi::Result<()> {
-        self.inner.unlink(&path).await.js()
-    }
-    #[napi]
-    pub async fn rename(&self, from: String, to: String) -> napi::Result<()> {
-        self.inner.rename(&from, &to).await.js()
-    }
-    #[napi]
-    pub async fn hardlink(&self, from: String, to: String) -> napi::Result<()> {
-        self.inner.hardlink(&from, &to).await.js()
-    }
-    #[napi]
-    pub async fn copy_data(&self, from: String, to: String) -> napi::Result<()> {
-        self.inner.copy_data(&from, &to).await.js()
-    }
-    #[napi]
-    pub async fn statvfs(&self, path: String) -> napi::Result<NativeFsStats> {
-        let s = self.inner.statvfs(&path).await.js()?;
-        Ok(NativeFsStats {
-            block_size: s.block_size as f64,
-            fragment_size: s.fragment_size as f64,
-            blocks: s.blocks as f64,
-            blocks_free: s.blocks_free as f64,
-            blocks_avail: s.blocks_avail as f64,
-            files: s.files as f64,
-            files_free: s.files_free as f64,
-            files_avail: s.files_avail as f64,
-            fsid: s.fsid.to_string(),
-            flags: s.flags as f64,
-            name_max: s.name_max as f64,
+    #[napi(ts_args_type = "path: string, done: (err: Error | null, value?: NativeStat) => void")]
+    pub fn stat(&self, env: Env, path: String, done: Function<'_, NativeStat, ()>) -> napi::Result<()> {
+        let inner = Arc::clone(&self.inner);
+        self.pending.start(&env, done, async move {
+            inner.stat(&path).await.map(Into::into).js()
         })
     }
-    #[napi]
-    pub async fn expand_path(&self, path: String) -> napi::Result<String> {
-        self.inner.expand_path(&path).await.js()
+    #[napi(ts_args_type = "path: string, done: (err: Error | null, value?: NativeStat) => void")]
+    pub fn lstat(&self, env: Env, path: String, done: Function<'_, NativeStat, ()>) -> napi::Result<()> {
+        let inner = Arc::clone(&self.inner);
+        self.pending.start(&env, done, async move {
+            inner.lstat(&path).await.map(Into::into).js()
+        })
     }
-    #[napi]
-    pub async fn readdir(&self, path: String) -> napi::Result<Vec<NativeDirEntry>> {
-        Ok(self.inner.readdir(&path).await.js()?.into_iter().map(Into::into).collect())
+    #[napi(ts_args_type = "path: string, stat: NativeStat, done: (err: Error | null, value?: undefined) => void")]
+    pub fn setstat(&self, env: Env, path: String, stat: NativeStat, done: Function<'_, (), ()>) -> napi::Result<()> {
+        let inner = Arc::clone(&self.inner);
+        self.pending.start(&env, done, async move {
+            let s = to_stat(stat)?;
+            inner.setstat(&path, &s).await.js()
+        })
     }
-    #[napi]
-    pub async fn opendir(&self, path: String) -> napi::Result<String> {
-        self.inner.opendir(&path).await.js()
+    #[napi(ts_args_type = "path: string, done: (err: Error | null, value?: string) => void")]
+    pub fn realpath(&self, env: Env, path: String, done: Function<'_, String, ()>) -> napi::Result<()> {
+        let inner = Arc::clone(&self.inner);
+        self.pending.start(&env, done, async move {
+            inner.realpath(&path).await.js()
+        })
+    }
+    #[napi(ts_args_type = "path: string, done: (err: Error | null, value?: string) => void")]
+    pub fn readlink(&self, env: Env, path: String, done: Function<'_, String, ()>) -> napi::Result<()> {
+        let inner = Arc::clone(&self.inner);
+        self.pending.start(&env, done, async move {
+            inner.readlink(&path).await.js()
+        })
+    }
+    #[napi(ts_args_type = "target: string, path: string, done: (err: Error | null, value?: undefined) => void")]
+    pub fn symlink(&self, env: Env, target: String, path: String, done: Function<'_, (), ()>) -> napi::Result<()> {
+        let inner = Arc::clone(&self.inner);
+        self.pending.start(&env, done, async move {
+            inner.symlink(&target, &path).await.js()
+        })
+    }
+    #[napi(ts_args_type = "path: string, mode: number | undefined | null, done: (err: Error | null, value?: undefined) => void")]
+    pub fn mkdir(&self, env: Env, path: String, mode: Option<u32>, done: Function<'_, (), ()>) -> napi::Result<()> {
+        let inner = Arc::clone(&self.inner);
+        self.pending.start(&env, done, async move {
+            inner.mkdir(&path, mode).await.js()
+        })
+    }
+    #[napi(ts_args_type = "path: string, done: (err: Error | null, value?: undefined) => void")]
+    pub fn rmdir(&self, env: Env, path: String, done: Function<'_, (), ()>) -> napi::Result<()> {
+        let inner = Arc::clone(&self.inner);
+        self.pending.start(&env, done, async move {
+            inner.rmdir(&path).await.js()
+        })
+    }
+    #[napi(ts_args_type = "path: string, done: (err: Error | null, value?: undefined) => void")]
+    pub fn unlink(&self, env: Env, path: String, done: Function<'_, (), ()>) -> napi::Result<()> {
+        let inner = Arc::clone(&self.inner);
+        self.pending.start(&env, done, async move {
+            inner.unlink(&path).await.js()
+        })
+    }
+    #[napi(ts_args_type = "from: string, to: string, done: (err: Error | null, value?: undefined) => void")]
+    pub fn rename(&self, env: Env, from: String, to: String, done: Function<'_, (), ()>) -> napi::Result<()> {
+        let inner = Arc::clone(&self.inner);
+        self.pending.start(&env, done, async move {
+            inner.rename(&from, &to).await.js()
+        })
+    }
+    #[napi(ts_args_type = "from: string, to: string, done: (err: Error | null, value?: undefined) => void")]
+    pub fn hardlink(&self, env: Env, from: String, to: String, done: Function<'_, (), ()>) -> napi::Result<()> {
+        let inner = Arc::clone(&self.inner);
+        self.pending.start(&env, done, async move {
+            inner.hardlink(&from, &to).await.js()
+        })
+    }
+    #[napi(ts_args_type = "from: string, to: string, done: (err: Error | null, value?: undefined) => void")]
+    pub fn copy_data(&self, env: Env, from: String, to: String, done: Function<'_, (), ()>) -> napi::Result<()> {
+        let inner = Arc::clone(&self.inner);
+        self.pending.start(&env, done, async move {
+            inner.copy_data(&from, &to).await.js()
+        })
+    }
+    #[napi(ts_args_type = "path: string, done: (err: Error | null, value?: NativeFsStats) => void")]
+    pub fn statvfs(&self, env: Env, path: String, done: Function<'_, NativeFsStats, ()>) -> napi::Result<()> {
+        let inner = Arc::clone(&self.inner);
+        self.pending.start(&env, done, async move {
+            let s = inner.statvfs(&path).await.js()?;
+            Ok(NativeFsStats {
+                block_size: s.block_size as f64,
+                fragment_size: s.fragment_size as f64,
+                blocks: s.blocks as f64,
+                blocks_free: s.blocks_free as f64,
+                blocks_avail: s.blocks_avail as f64,
+                files: s.files as f64,
+                files_free: s.files_free as f64,
+                files_avail: s.files_avail as f64,
+                fsid: s.fsid.to_string(),
+                flags: s.flags as f64,
+                name_max: s.name_max as f64,
+            })
+        })
+    }
+    #[napi(ts_args_type = "path: string, done: (err: Error | null, value?: string) => void")]
+    pub fn expand_path(&self, env: Env, path: String, done: Function<'_, String, ()>) -> napi::Result<()> {
+        let inner = Arc::clone(&self.inner);
+        self.pending.start(&env, done, async move {
+            inner.expand_path(&path).await.js()
+        })
+    }
+    #[napi(ts_args_type = "path: string, done: (err: Error | null, value?: Array<NativeDirEntry>) => void")]
+    pub fn readdir(&self, env: Env, path: String, done: Function<'_, Vec<NativeDirEntry>, ()>) -> napi::Result<()> {
+        let inner = Arc::clone(&self.inner);
+        self.pending.start(&env, done, async move {
+            Ok(inner.readdir(&path).await.js()?.into_iter().map(Into::into).collect())
+        })
+    }
+    #[napi(ts_args_type = "path: string, done: (err: Error | null, value?: string) => void")]
+    pub fn opendir(&self, env: Env, path: String, done: Function<'_, String, ()>) -> napi::Result<()> {
+        let inner = Arc::clone(&self.inner);
+        self.pending.start(&env, done, async move {
+            inner.opendir(&path).await.js()
+        })
     }
     /// One batch of entries; null at the end.
-    #[napi]
-    pub async fn readdir_batch(&self, handle: String, path: String) -> napi::Result<Option<Vec<NativeDirEntry>>> {
-        Ok(self.inner.readdir_batch(&handle, &path).await.js()?.map(|v| v.into_iter().map(Into::into).collect()))
+    #[napi(ts_args_type = "handle: string, path: string, done: (err: Error | null, value?: Array<NativeDirEntry> | null) => void")]
+    pub fn readdir_batch(&self, env: Env, handle: String, path: String, done: Function<'_, Option<Vec<NativeDirEntry>>, ()>) -> napi::Result<()> {
+        let inner = Arc::clone(&self.inner);
+        self.pending.start(&env, done, async move {
+            Ok(inner.readdir_batch(&handle, &path).await.js()?.map(|v| v.into_iter().map(Into::into).collect()))
+        })
     }
-    #[napi]
-    pub async fn open_file(&self, path: String, flags: String, mode: Option<u32>) -> napi::Result<String> {
-        self.inner.open_file(&path, &flags, mode).await.js()
+    #[napi(ts_args_type = "path: string, flags: string, mode: number | undefined | null, done: (err: Error | null, value?: string) => void")]
+    pub fn open_file(&self, env: Env, path: String, flags: String, mode: Option<u32>, done: Function<'_, String, ()>) -> napi::Result<()> {
+        let inner = Arc::clone(&self.inner);
+        self.pending.start(&env, done, async move {
+            inner.open_file(&path, &flags, mode).await.js()
+        })
     }
-    #[napi]
-    pub async fn close_handle(&self, handle: String) -> napi::Result<()> {
-        self.inner.close(&handle).await.js()
+    #[napi(ts_args_type = "handle: string, done: (err: Error | null, value?: undefined) => void")]
+    pub fn close_handle(&self, env: Env, handle: String, done: Function<'_, (), ()>) -> napi::Result<()> {
+        let inner = Arc::clone(&self.inner);
+        self.pending.start(&env, done, async move {
+            inner.close(&handle).await.js()
+        })
     }
     /// Up to `length` bytes at `position`; empty at end of file.
-    #[napi]
-    pub async fn read(&self, handle: String, position: f64, length: u32) -> napi::Result<Buffer> {
-        Ok(self.inner.read(&handle, position as u64, length).await.js()?.into())
+    #[napi(ts_args_type = "handle: string, position: number, length: number, done: (err: Error | null, value?: Buffer) => void")]
+    pub fn read(&self, env: Env, handle: String, position: f64, length: u32, done: Function<'_, Buffer, ()>) -> napi::Result<()> {
+        let inner = Arc::clone(&self.inner);
+        self.pending.start(&env, done, async move {
+            Ok(inner.read(&handle, position as u64, length).await.js()?.into())
+        })
     }
-    #[napi]
-    pub async fn write(&self, handle: String, position: f64, data: Buffer) -> napi::Result<()> {
-        let d = data.to_vec();
-        self.inner.write(&handle, position as u64, &d).await.js()
+    #[napi(ts_args_type = "handle: string, position: number, data: Buffer, done: (err: Error | null, value?: undefined) => void")]
+    pub fn write(&self, env: Env, handle: String, position: f64, data: Buffer, done: Function<'_, (), ()>) -> napi::Result<()> {
+        let inner = Arc::clone(&self.inner);
+        self.pending.start(&env, done, async move {
+            let d = data.to_vec();
+            inner.write(&handle, position as u64, &d).await.js()
+        })
     }
-    #[napi]
-    pub async fn fstat(&self, handle: String) -> napi::Result<NativeStat> {
-        self.inner.fstat(&handle).await.map(Into::into).js()
+    #[napi(ts_args_type = "handle: string, done: (err: Error | null, value?: NativeStat) => void")]
+    pub fn fstat(&self, env: Env, handle: String, done: Function<'_, NativeStat, ()>) -> napi::Result<()> {
+        let inner = Arc::clone(&self.inner);
+        self.pending.start(&env, done, async move {
+            inner.fstat(&handle).await.map(Into::into).js()
+        })
     }
-    #[napi]
-    pub async fn fsetstat(&self, handle: String, stat: NativeStat) -> napi::Result<()> {
-        let s = to_stat(stat)?;
-        self.inner.fsetstat(&handle, &s).await.js()
+    #[napi(ts_args_type = "handle: string, stat: NativeStat, done: (err: Error | null, value?: undefined) => void")]
+    pub fn fsetstat(&self, env: Env, handle: String, stat: NativeStat, done: Function<'_, (), ()>) -> napi::Result<()> {
+        let inner = Arc::clone(&self.inner);
+        self.pending.start(&env, done, async move {
+            let s = to_stat(stat)?;
+            inner.fsetstat(&handle, &s).await.js()
+        })
     }
-    #[napi]
-    pub async fn fsync(&self, handle: String) -> napi::Result<()> {
-        self.inner.fsync(&handle).await.js()
+    #[napi(ts_args_type = "handle: string, done: (err: Error | null, value?: undefined) => void")]
+    pub fn fsync(&self, env: Env, handle: String, done: Function<'_, (), ()>) -> napi::Result<()> {
+        let inner = Arc::clone(&self.inner);
+        self.pending.start(&env, done, async move {
+            inner.fsync(&handle).await.js()
+        })
     }
-    #[napi]
-    pub async fn read_file(&self, path: String, max: Option<f64>) -> napi::Result<Buffer> {
-        Ok(sftp::read_file(&self.inner, &path, max.map(|m| m as u64)).await.js()?.into())
+    #[napi(ts_args_type = "path: string, max: number | undefined | null, done: (err: Error | null, value?: Buffer) => void")]
+    pub fn read_file(&self, env: Env, path: String, max: Option<f64>, done: Function<'_, Buffer, ()>) -> napi::Result<()> {
+        let inner = Arc::clone(&self.inner);
+        self.pending.start(&env, done, async move {
+            Ok(sftp::read_file(&inner, &path, max.map(|m| m as u64)).await.js()?.into())
+        })
     }
-    #[napi]
-    pub async fn write_file(&self, path: String, data: Buffer, flags: String, mode: Option<u32>) -> napi::Result<()> {
-        let h = self.inner.open_file(&path, &flags, mode).await.js()?;
-        let d = data.to_vec();
-        let start = if flags.starts_with('a') { self.inner.fstat(&h).await.ok().and_then(|s| s.size).unwrap_or(0) } else { 0 };
-        let r = self.inner.write(&h, start, &d).await;
-        let c = self.inner.close(&h).await;
-        r.js()?;
-        c.js()
+    #[napi(ts_args_type = "path: string, data: Buffer, flags: string, mode: number | undefined | null, done: (err: Error | null, value?: undefined) => void")]
+    pub fn write_file(&self, env: Env, path: String, data: Buffer, flags: String, mode: Option<u32>, done: Function<'_, (), ()>) -> napi::Result<()> {
+        let inner = Arc::clone(&self.inner);
+        self.pending.start(&env, done, async move {
+            let h = inner.open_file(&path, &flags, mode).await.js()?;
+            let d = data.to_vec();
+            let start = if flags.starts_with('a') { inner.fstat(&h).await.ok().and_then(|s| s.size).unwrap_or(0) } else { 0 };
+            let r = inner.write(&h, start, &d).await;
+            let c = inner.close(&h).await;
+            r.js()?;
+            c.js()
+        })
     }
 
     /// Remote → local, path to path; resolves with the bytes transferred.
-    #[napi(ts_args_type = "remote: string, local: string, options?: NativeTransferOptions, progress?: (done: number, total: number) => void, cancel?: NativeCancel")]
-    pub async fn download(&self, remote: String, local: String, options: Option<NativeTransferOptions>, progress: Option<ProgressFn>, cancel: Option<&NativeCancel>) -> napi::Result<f64> {
+    #[napi(ts_args_type = "remote: string, local: string, options: NativeTransferOptions | undefined | null, progress: ((done: number, total: number) => void) | undefined | null, cancel: NativeCancel | undefined | null, done: (err: Error | null, value?: number) => void")]
+    pub fn download(&self, env: Env, remote: String, local: String, options: Option<NativeTransferOptions>, progress: Option<ProgressFn>, cancel: Option<&NativeCancel>, done: Function<'_, f64, ()>) -> napi::Result<()> {
         let o = transfer_options(options, progress)?;
         let token = cancel.map(|c| c.token.clone());
-        Ok(sftp::download(&self.inner, &remote, &PathBuf::from(local), &o, token.as_ref()).await.js()? as f64)
+        let inner = Arc::clone(&self.inner);
+        self.pending.start(&env, done, async move {
+            Ok(sftp::download(&inner, &remote, &PathBuf::from(local), &o, token.as_ref()).await.js()? as f64)
+        })
     }
 
     /// Local → remote, path to path.
-    #[napi(ts_args_type = "local: string, remote: string, options?: NativeTransferOptions, progress?: (done: number, total: number) => void, cancel?: NativeCancel")]
-    pub async fn upload(&self, local: String, remote: String, options: Option<NativeTransferOptions>, progress: Option<ProgressFn>, cancel: Option<&NativeCancel>) -> napi::Result<f64> {
+    #[napi(ts_args_type = "local: string, remote: string, options: NativeTransferOptions | undefined | null, progress: ((done: number, total: number) => void) | undefined | null, cancel: NativeCancel | undefined | null, done: (err: Error | null, value?: number) => void")]
+    pub fn upload(&self, env: Env, local: String, remote: String, options: Option<NativeTransferOptions>, progress: Option<ProgressFn>, cancel: Option<&NativeCancel>, done: Function<'_, f64, ()>) -> napi::Result<()> {
         let o = transfer_options(options, progress)?;
         let token = cancel.map(|c| c.token.clone());
-        Ok(sftp::upload(&self.inner, &PathBuf::from(local), &remote, &o, token.as_ref()).await.js()? as f64)
+        let inner = Arc::clone(&self.inner);
+        self.pending.start(&env, done, async move {
+            Ok(sftp::upload(&inner, &PathBuf::from(local), &remote, &o, token.as_ref()).await.js()? as f64)
+        })
     }
 
     /// A pipelined read of [start, end) that JS drains like a channel.
-    #[napi]
-    pub async fn read_stream(&self, path: String, start: f64, end: Option<f64>, concurrency: Option<u32>, high_water_mark: Option<f64>) -> napi::Result<NativeBufferReader> {
-        let h = self.inner.open_file(&path, "r", None).await.js()?;
-        let hwm = high_water_mark.filter(|h| h.is_finite() && *h >= 65536.0).map(|h| h as usize).unwrap_or(4 * 1024 * 1024);
-        let limits = BufferLimits { high_water_mark: hwm, wake_bytes: (hwm / 4).clamp(32 * 1024, 1024 * 1024) };
-        let conc = concurrency.unwrap_or(sftp::DEFAULT_CONCURRENCY as u32).clamp(1, 256) as usize;
-        let (shared, stop) = sftp::read_stream(Arc::clone(&self.inner), h, start as u64, end.map(|e| e as u64), conc, self.inner.limits.read, limits);
-        Ok(NativeBufferReader { shared, stop, reader: Default::default() })
+    #[napi(ts_args_type = "path: string, start: number, end: number | undefined | null, concurrency: number | undefined | null, highWaterMark: number | undefined | null, done: (err: Error | null, value?: NativeBufferReader) => void")]
+    pub fn read_stream(&self, env: Env, path: String, start: f64, end: Option<f64>, concurrency: Option<u32>, high_water_mark: Option<f64>, done: Function<'_, NativeBufferReader, ()>) -> napi::Result<()> {
+        let inner = Arc::clone(&self.inner);
+        self.pending.start(&env, done, async move {
+            let h = inner.open_file(&path, "r", None).await.js()?;
+            let hwm = high_water_mark.filter(|h| h.is_finite() && *h >= 65536.0).map(|h| h as usize).unwrap_or(4 * 1024 * 1024);
+            let limits = BufferLimits { high_water_mark: hwm, wake_bytes: (hwm / 4).clamp(32 * 1024, 1024 * 1024) };
+            let conc = concurrency.unwrap_or(sftp::DEFAULT_CONCURRENCY as u32).clamp(1, 256) as usize;
+            let (shared, stop) = sftp::read_stream(Arc::clone(&inner), h, start as u64, end.map(|e| e as u64), conc, inner.limits.read, limits);
+            Ok(NativeBufferReader { shared, stop, reader: Default::default() })
+        })
     }
 
     /// A pipelined writer: writes resolve once queued (up to `concurrency` in flight).
-    #[napi]
-    pub async fn write_stream(&self, path: String, flags: String, start: Option<f64>, mode: Option<u32>, concurrency: Option<u32>) -> napi::Result<NativeSftpWriter> {
-        let h = self.inner.open_file(&path, &flags, mode).await.js()?;
-        let offset = match start {
-            Some(s) => s as u64,
-            None if flags.starts_with('a') => self.inner.fstat(&h).await.ok().and_then(|s| s.size).unwrap_or(0),
-            None => 0,
-        };
-        Ok(NativeSftpWriter {
-            sftp: Arc::clone(&self.inner),
-            state: Arc::new(Mutex::new(WriterState { handle: Some(h), offset, inflight: std::collections::VecDeque::new() })),
-            concurrency: concurrency.unwrap_or(sftp::DEFAULT_CONCURRENCY as u32).clamp(1, 256) as usize,
+    #[napi(ts_args_type = "path: string, flags: string, start: number | undefined | null, mode: number | undefined | null, concurrency: number | undefined | null, done: (err: Error | null, value?: NativeSftpWriter) => void")]
+    pub fn write_stream(&self, env: Env, path: String, flags: String, start: Option<f64>, mode: Option<u32>, concurrency: Option<u32>, done: Function<'_, NativeSftpWriter, ()>) -> napi::Result<()> {
+        let inner = Arc::clone(&self.inner);
+        let pending = Arc::clone(&self.pending);
+        self.pending.start(&env, done, async move {
+            let h = inner.open_file(&path, &flags, mode).await.js()?;
+            let offset = match start {
+                Some(s) => s as u64,
+                None if flags.starts_with('a') => inner.fstat(&h).await.ok().and_then(|s| s.size).unwrap_or(0),
+                None => 0,
+            };
+            Ok(NativeSftpWriter {
+                sftp: Arc::clone(&inner),
+                pending,
+                state: Arc::new(Mutex::new(WriterState { handle: Some(h), offset, inflight: std::collections::VecDeque::new() })),
+                concurrency: concurrency.unwrap_or(sftp::DEFAULT_CONCURRENCY as u32).clamp(1, 256) as usize,
+            })
         })
     }
 }
@@ -359,6 +459,7 @@ struct WriterState {
 #[napi]
 pub struct NativeSftpWriter {
     sftp: Arc<Sftp>,
+    pending: Arc<Pending>,
     state: Arc<Mutex<WriterState>>,
     concurrency: usize,
 }
@@ -367,51 +468,60 @@ pub struct NativeSftpWriter {
 impl NativeSftpWriter {
     /// Queues `data` (split at the server's write limit); waits only while `concurrency`
     /// writes are in flight. An earlier write's failure is reported here.
-    #[napi]
-    pub async fn write(&self, data: Buffer) -> napi::Result<()> {
-        let bytes = data.to_vec();
-        let chunk = self.sftp.limits.write as usize;
-        let mut st = self.state.lock().await;
-        let Some(handle) = st.handle.clone() else {
-            return Err(errors::to_napi(Error::Sftp { code: "EBADF".into(), status: 0, message: "EBADF: write after close".into(), path: None }));
-        };
-        for piece in bytes.chunks(chunk.max(1)) {
-            while st.inflight.len() >= self.concurrency {
-                if let Some(t) = st.inflight.pop_front() {
-                    t.await.map_err(|_| errors::to_napi(Error::Protocol { message: "write task failed".into() }))?.js()?;
+    #[napi(ts_args_type = "data: Buffer, done: (err: Error | null, value?: undefined) => void")]
+    pub fn write(&self, env: Env, data: Buffer, done: Function<'_, (), ()>) -> napi::Result<()> {
+        let sftp = Arc::clone(&self.sftp);
+        let state = Arc::clone(&self.state);
+        let concurrency = self.concurrency;
+        self.pending.start(&env, done, async move {
+            let bytes = data.to_vec();
+            let chunk = sftp.limits.write as usize;
+            let mut st = state.lock().await;
+            let Some(handle) = st.handle.clone() else {
+                return Err(errors::to_napi(Error::Sftp { code: "EBADF".into(), status: 0, message: "EBADF: write after close".into(), path: None }));
+            };
+            for piece in bytes.chunks(chunk.max(1)) {
+                while st.inflight.len() >= concurrency {
+                    if let Some(t) = st.inflight.pop_front() {
+                        t.await.map_err(|_| errors::to_napi(Error::Protocol { message: "write task failed".into() }))?.js()?;
+                    }
                 }
+                let (s, h, at, p) = (Arc::clone(&sftp), handle.clone(), st.offset, piece.to_vec());
+                st.inflight.push_back(sftp::start_request(async move { s.write(&h, at, &p).await }));
+                st.offset += piece.len() as u64;
             }
-            let (s, h, at, p) = (Arc::clone(&self.sftp), handle.clone(), st.offset, piece.to_vec());
-            st.inflight.push_back(sftp::start_request(async move { s.write(&h, at, &p).await }));
-            st.offset += piece.len() as u64;
-        }
-        Ok(())
+            Ok(())
+        })
     }
 
     /// Waits for every write and closes the file.
-    #[napi]
-    pub async fn close(&self) -> napi::Result<()> {
-        let mut st = self.state.lock().await;
-        let mut first_err = None;
-        while let Some(t) = st.inflight.pop_front() {
-            match t.await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => {
+    #[napi(ts_args_type = "done: (err: Error | null, value?: undefined) => void")]
+    pub fn close(&self, env: Env, done: Function<'_, (), ()>) -> napi::Result<()> {
+        let sftp = Arc::clone(&self.sftp);
+        let state = Arc::clone(&self.state);
+        self.pending.start(&env, done, async move {
+            let mut st = state.lock().await;
+            let mut first_err = None;
+            while let Some(t) = st.inflight.pop_front() {
+                match t.await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => {
+                        first_err.get_or_insert(e);
+                    }
+                    Err(_) => {
+                        first_err.get_or_insert(Error::Protocol { message: "write task failed".into() });
+                    }
+                }
+            }
+            if let Some(h) = st.handle.take() {
+                if let Err(e) = sftp.close(&h).await {
                     first_err.get_or_insert(e);
                 }
-                Err(_) => {
-                    first_err.get_or_insert(Error::Protocol { message: "write task failed".into() });
-                }
             }
-        }
-        if let Some(h) = st.handle.take() {
-            if let Err(e) = self.sftp.close(&h).await {
-                first_err.get_or_insert(e);
+            match first_err {
+                Some(e) => Err(errors::to_napi(e)),
+                None => Ok(()),
             }
-        }
-        match first_err {
-            Some(e) => Err(errors::to_napi(e)),
-            None => Ok(()),
-        }
+        })
     }
 }
