@@ -214,13 +214,13 @@ export declare class NativeSftp {
   fsync(handle: string, done: (err: Error | null, value?: undefined) => void): void
   readFile(path: string, max: number | undefined | null, done: (err: Error | null, value?: Buffer) => void): void
   writeFile(path: string, data: Buffer, flags: string, mode: number | undefined | null, done: (err: Error | null, value?: undefined) => void): void
-  /** Remote → local, path to path; resolves with the bytes transferred. */
+  /** Remote → local, path to path; `done` gets the bytes transferred. */
   download(remote: string, local: string, options: NativeTransferOptions | undefined | null, progress: ((done: number, total: number) => void) | undefined | null, cancel: NativeCancel | undefined | null, done: (err: Error | null, value?: number) => void): void
   /** Local → remote, path to path. */
   upload(local: string, remote: string, options: NativeTransferOptions | undefined | null, progress: ((done: number, total: number) => void) | undefined | null, cancel: NativeCancel | undefined | null, done: (err: Error | null, value?: number) => void): void
   /** A pipelined read of [start, end) that JS drains like a channel. */
   readStream(path: string, start: number, end: number | undefined | null, concurrency: number | undefined | null, highWaterMark: number | undefined | null, done: (err: Error | null, value?: NativeBufferReader) => void): void
-  /** A pipelined writer: writes resolve once queued (up to `concurrency` in flight). */
+  /** A pipelined writer: writes settle once queued (up to `concurrency` in flight). */
   writeStream(path: string, flags: string, start: number | undefined | null, mode: number | undefined | null, concurrency: number | undefined | null, done: (err: Error | null, value?: NativeSftpWriter) => void): void
 }
 

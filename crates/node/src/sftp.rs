@@ -1,4 +1,5 @@
-//! `NativeSftp`: the SFTP client of crates/core for lib/sftp.ts.
+//! `NativeSftp`: the SFTP client of crates/core for lib/sftp.ts. Its calls settle through a
+//! `done(err, value)` callback in the connection's pending set (pending.rs), not a napi promise.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -357,7 +358,7 @@ impl NativeSftp {
         })
     }
 
-    /// Remote → local, path to path; resolves with the bytes transferred.
+    /// Remote → local, path to path; `done` gets the bytes transferred.
     #[napi(ts_args_type = "remote: string, local: string, options: NativeTransferOptions | undefined | null, progress: ((done: number, total: number) => void) | undefined | null, cancel: NativeCancel | undefined | null, done: (err: Error | null, value?: number) => void")]
     pub fn download(&self, env: Env, remote: String, local: String, options: Option<NativeTransferOptions>, progress: Option<ProgressFn>, cancel: Option<&NativeCancel>, done: Function<'_, f64, ()>) -> napi::Result<()> {
         let o = transfer_options(options, progress)?;
@@ -393,7 +394,7 @@ impl NativeSftp {
         })
     }
 
-    /// A pipelined writer: writes resolve once queued (up to `concurrency` in flight).
+    /// A pipelined writer: writes settle once queued (up to `concurrency` in flight).
     #[napi(ts_args_type = "path: string, flags: string, start: number | undefined | null, mode: number | undefined | null, concurrency: number | undefined | null, done: (err: Error | null, value?: NativeSftpWriter) => void")]
     pub fn write_stream(&self, env: Env, path: String, flags: String, start: Option<f64>, mode: Option<u32>, concurrency: Option<u32>, done: Function<'_, NativeSftpWriter, ()>) -> napi::Result<()> {
         let inner = Arc::clone(&self.inner);
