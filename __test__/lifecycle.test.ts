@@ -71,6 +71,25 @@ function runChild(name: string, body: string, env: Record<string, string> = {}):
 }
 
 /** The child prints `started`, is still running half a second later, then prints `last` and exits 0. */
+/** The end of a child script: unref()s `ssh` and says so, and reports at exit whether it was still connected. */
+const UNREF_AND_REPORT = `
+      ssh.unref()
+      process.on('exit', () => console.log('exit closed=' + ssh.isClosed))
+      console.log('unref')`
+
+/** After the child unref()s, it exits by itself, still connected, without any of its calls ('… settled' / '… failed') settling. */
+async function exitsWithCallsPending(child: Child): Promise<void> {
+  try {
+    await child.line('unref')
+    expect(await child.exit(5000), child.output()).toBe(0)
+    expect(child.output()).toContain('exit closed=false')
+    expect(child.output()).not.toContain('settled')
+    expect(child.output()).not.toContain('failed')
+  } finally {
+    child.proc.kill('SIGKILL')
+  }
+}
+
 async function heldUntil(child: Child, started: string, last: string): Promise<void> {
   try {
     await child.line(started)
@@ -283,19 +302,9 @@ describe('process lifetime', () => {
       waiting.stdout.on('data', () => console.log('open settled'))
       waiting.exited.then(() => console.log('waiting settled'), (e) => console.log('waiting failed ' + e.code))
       await new Promise((r) => setTimeout(r, 300))
-      ssh.unref()
-      process.on('exit', () => console.log('exit closed=' + ssh.isClosed))
-      console.log('unref')
+      ${UNREF_AND_REPORT}
     `)
-    try {
-      await child.line('unref')
-      expect(await child.exit(5000), child.output()).toBe(0)
-      expect(child.output()).toContain('exit closed=false')
-      expect(child.output()).not.toContain('settled')
-      expect(child.output()).not.toContain('failed')
-    } finally {
-      child.proc.kill('SIGKILL')
-    }
+    await exitsWithCallsPending(child)
   })
 
   it('unref() lets the process exit while an SFTP call waits on the server', async () => {
@@ -306,19 +315,9 @@ describe('process lifetime', () => {
       const sftp = await ssh.sftp()
       sftp.open('unref-sftp.fifo', 'r').then(() => console.log('open settled'), (e) => console.log('open failed ' + e.code))
       await new Promise((r) => setTimeout(r, 300))
-      ssh.unref()
-      process.on('exit', () => console.log('exit closed=' + ssh.isClosed))
-      console.log('unref')
+      ${UNREF_AND_REPORT}
     `)
-    try {
-      await child.line('unref')
-      expect(await child.exit(5000), child.output()).toBe(0)
-      expect(child.output()).toContain('exit closed=false')
-      expect(child.output()).not.toContain('settled')
-      expect(child.output()).not.toContain('failed')
-    } finally {
-      child.proc.kill('SIGKILL')
-    }
+    await exitsWithCallsPending(child)
   })
 
   it('an SFTP call in flight on a ref()ed connection keeps the process alive until it settles', async () => {
