@@ -10,7 +10,7 @@ import type { SshClientBuilder } from './builder'
 import type { DynamicForwardOptions, Forward, LocalForwardOptions, LocalUnixForwardOptions, RemoteForwardOptions, RemoteUnixForwardOptions } from './forward'
 import { hopOptions, parseJumpSpec } from './jump'
 import { applySshConfig } from './config'
-import { settle, withSignal } from './signal'
+import { call, settle, withSignal } from './signal'
 import { SftpClient } from './sftp'
 import { ProxyError } from './errors'
 
@@ -269,7 +269,7 @@ export class SshClient extends EventEmitter {
     const target = remoteTarget(o)
     const localHost = optHost(o, 'localHost') ?? '127.0.0.1'
     const localPort = o.localPort === undefined ? 0 : checkPort('localPort', o.localPort, true)
-    const f = await native(() => settle<NativeForwardHandle>((done) => this.#native.forwardLocal({ bindHost: localHost, bindPort: localPort, target }, done)))
+    const f = await call(this.#native, 'forwardLocal', { bindHost: localHost, bindPort: localPort, target })
     return this.#track(nativeForward(f))
   }
 
@@ -278,7 +278,7 @@ export class SshClient extends EventEmitter {
     const o = forwardOptions(options, 'forwardLocalUnix')
     if (typeof o.localPath !== 'string' || !o.localPath) throw new ConfigError('forwardLocalUnix: localPath is required', { option: 'localPath' })
     this.#checkOpen()
-    const f = await native(() => settle<NativeForwardHandle>((done) => this.#native.forwardLocal({ bindPath: o.localPath as string, target: remoteTarget(o) }, done)))
+    const f = await call(this.#native, 'forwardLocal', { bindPath: o.localPath as string, target: remoteTarget(o) })
     return this.#track(nativeForward(f))
   }
 
@@ -288,7 +288,7 @@ export class SshClient extends EventEmitter {
     this.#checkOpen()
     const localHost = optHost(o, 'localHost') ?? '127.0.0.1'
     const localPort = o.localPort === undefined ? 0 : checkPort('localPort', o.localPort, true)
-    const f = await native(() => settle<NativeForwardHandle>((done) => this.#native.forwardDynamic(localHost, localPort, done)))
+    const f = await call(this.#native, 'forwardDynamic', localHost, localPort)
     return this.#track(nativeForward(f))
   }
 
@@ -302,9 +302,9 @@ export class SshClient extends EventEmitter {
     const bind = optHost(o, 'remoteHost') ?? 'localhost'
     const port = o.remotePort === undefined ? 0 : checkPort('remotePort', o.remotePort, true)
     const target = localTarget(o)
-    const bound = await native(() => settle<number>((done) => this.#native.forwardRemote(bind, port, target, done)))
+    const bound = await call(this.#native, 'forwardRemote', bind, port, target)
     const nat = this.#native
-    return this.#track({ remotePort: bound, close: async () => { if (!this.isClosed) await native(() => settle<void>((done) => nat.cancelForwardRemote(bind, bound, done))).catch(() => {}) } })
+    return this.#track({ remotePort: bound, close: async () => { if (!this.isClosed) await call(nat, 'cancelForwardRemote', bind, bound).catch(() => {}) } })
   }
 
   /** `ssh -R /path:…`: the server listens on a Unix socket. */
@@ -313,9 +313,9 @@ export class SshClient extends EventEmitter {
     if (typeof o.remotePath !== 'string' || !o.remotePath) throw new ConfigError('forwardRemoteUnix: remotePath is required', { option: 'remotePath' })
     this.#checkOpen()
     const path = o.remotePath as string
-    await native(() => settle<void>((done) => this.#native.forwardRemoteUnix(path, localTarget(o), done)))
+    await call(this.#native, 'forwardRemoteUnix', path, localTarget(o))
     const nat = this.#native
-    return this.#track({ close: async () => { if (!this.isClosed) await native(() => settle<void>((done) => nat.cancelForwardRemoteUnix(path, done))).catch(() => {}) } })
+    return this.#track({ close: async () => { if (!this.isClosed) await call(nat, 'cancelForwardRemoteUnix', path).catch(() => {}) } })
   }
 
   /**
@@ -335,7 +335,7 @@ export class SshClient extends EventEmitter {
    */
   async sftp(options: { signal?: AbortSignal } = {}): Promise<SftpClient> {
     this.#checkOpen()
-    const n = await withSignal(options.signal, (cancel) => settle<InstanceType<typeof binding.NativeSftp>>((done) => binding.NativeSftp.open(this.#native, cancel, done)))
+    const n = await withSignal(options.signal, (cancel) => call(binding.NativeSftp, 'open', this.#native, cancel))
     return new SftpClient(n)
   }
 
@@ -464,9 +464,7 @@ function pick(f: Forward): Omit<Forward, 'close'> {
   return out as Omit<Forward, 'close'>
 }
 
-type NativeForwardHandle = InstanceType<typeof binding.NativeForward>
-
-function nativeForward(f: NativeForwardHandle): Forward {
+function nativeForward(f: InstanceType<typeof binding.NativeForward>): Forward {
   return {
     localPort: f.localPort ?? undefined,
     localAddress: f.localAddress ?? undefined,

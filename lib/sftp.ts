@@ -4,26 +4,11 @@ import { Readable, Writable } from 'node:stream'
 
 import { ConfigError, native, SftpError } from './errors'
 import binding from './native'
-import { settle, withSignal } from './signal'
+import { call, withSignal } from './signal'
 import { ChannelSource } from './stream'
 
 type NativeSftp = InstanceType<typeof binding.NativeSftp>
 
-type Done = (err: Error | null, value?: never) => void
-/** The arguments of a native call before its trailing `done`. */
-type ArgsOf<F> = F extends (...args: [...infer A, infer _D]) => void ? A : never
-/** What a native call hands its `done`. */
-type ValueOf<F> = F extends (...args: [...infer _A, (err: Error | null, value?: infer T) => void]) => void ? T : never
-
-/**
- * `o[method](...args, done)`: a native SFTP call settled through `done` rather than a native
- * promise, so while it is in flight it holds the process only as long as its connection is
- * ref()'d.
- */
-function call<O, K extends keyof O>(o: O, method: K, ...args: ArgsOf<O[K]>): Promise<ValueOf<O[K]>> {
-  const fn = o[method] as unknown as (...a: unknown[]) => void
-  return native(() => settle<ValueOf<O[K]>>((done) => fn.call(o, ...args, done as Done)))
-}
 type NativeStat = { size?: number | null; uid?: number | null; gid?: number | null; mode?: number | null; atime?: number | null; mtime?: number | null }
 
 const S_IFMT = 0o170000
@@ -530,13 +515,13 @@ export class SftpClient {
   async download(remote: string, local: string, options: TransferOptions = {}): Promise<number> {
     const { onProgress } = options
     const progress = onProgress ? (transferred: number, total: number) => { try { onProgress({ transferred, total }) } catch { /* a throwing callback must not stop the transfer */ } } : undefined
-    return withSignal(options.signal, (cancel) => settle<number>((done) => this.#n.download(checkPath(remote, 'remote'), checkPath(local, 'local'), transferOptions(options), progress, cancel, done)))
+    return withSignal(options.signal, (cancel) => call(this.#n, 'download', checkPath(remote, 'remote'), checkPath(local, 'local'), transferOptions(options), progress, cancel))
   }
   /** Local file → remote file, natively; written under a temporary name and renamed when complete. */
   async upload(local: string, remote: string, options: TransferOptions = {}): Promise<number> {
     const { onProgress } = options
     const progress = onProgress ? (transferred: number, total: number) => { try { onProgress({ transferred, total }) } catch { /* ignored */ } } : undefined
-    return withSignal(options.signal, (cancel) => settle<number>((done) => this.#n.upload(checkPath(local, 'local'), checkPath(remote, 'remote'), transferOptions(options), progress, cancel, done)))
+    return withSignal(options.signal, (cancel) => call(this.#n, 'upload', checkPath(local, 'local'), checkPath(remote, 'remote'), transferOptions(options), progress, cancel))
   }
 
   /** A remote directory tree → local, several files at once. Resolves with the files copied. */

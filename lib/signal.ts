@@ -26,3 +26,18 @@ export function settle<T>(start: (done: (err: Error | null, value?: T) => void) 
     start((err, value) => (err ? reject(err) : resolve(value as T)))
   })
 }
+
+type Done = (err: Error | null, value?: never) => void
+/** The arguments of a native call before its trailing `done`. */
+type ArgsOf<F> = F extends (...args: [...infer A, infer _D]) => void ? A : never
+/** What a native call hands its `done`. */
+type ValueOf<F> = F extends (...args: [...infer _A, (err: Error | null, value?: infer T) => void]) => void ? T : never
+
+/**
+ * `o[method](...args, done)` as a promise of the typed result: a native call settled through
+ * `done` (see `settle`), its rejection converted into the typed error. @internal
+ */
+export function call<O, K extends keyof O>(o: O, method: K, ...args: ArgsOf<O[K]>): Promise<ValueOf<O[K]>> {
+  const fn = o[method] as unknown as (...a: unknown[]) => void
+  return native(() => settle<ValueOf<O[K]>>((done) => fn.call(o, ...args, done as Done)))
+}
