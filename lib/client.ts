@@ -3,14 +3,14 @@ import { Readable } from 'node:stream'
 
 import { AbortError, CommandError, ConfigError, fromNative, native } from './errors'
 import { RemoteProcess, type ExecOptions, type ExecResult, type SpawnOptions, toExitStatus } from './exec'
-import binding, { type NativeChannel, type NativeClient, type NativeExecOutput } from './native'
+import binding, { type NativeChannel, type NativeClient } from './native'
 import { type ConnectOptions, type HostKeyInfo, envToNative, ptyToNative, resolveOptions, type PtyOptions, type X11Options, x11ToNative } from './options'
 import { ChannelDuplex } from './stream'
 import type { SshClientBuilder } from './builder'
 import type { DynamicForwardOptions, Forward, LocalForwardOptions, LocalUnixForwardOptions, RemoteForwardOptions, RemoteUnixForwardOptions } from './forward'
 import { hopOptions, parseJumpSpec } from './jump'
 import { applySshConfig } from './config'
-import { call, settle, withSignal } from './signal'
+import { call, withSignal } from './signal'
 import { SftpClient } from './sftp'
 import { ProxyError } from './errors'
 
@@ -142,7 +142,7 @@ export class SshClient extends EventEmitter {
         else throw new ConfigError('stdin: must be a string, Buffer, Uint8Array or Readable', { option: 'stdin' })
       }
       const out = await withSignal(signal, (cancel) =>
-        settle<NativeExecOutput>((done) => this.#native.exec(command, { env: envToNative(env), pty: ptyToNative(pty), stdin: input, maxBuffer, timeoutMs: timeout, agentForward, x11 }, cancel, done)),
+        call(this.#native, 'exec', command, { env: envToNative(env), pty: ptyToNative(pty), stdin: input, maxBuffer, timeoutMs: timeout, agentForward, x11 }, cancel),
       )
       result = { stdout: out.stdout, stderr: out.stderr, ...toExitStatus(out.exit) }
       truncated = out.truncated
@@ -206,7 +206,7 @@ export class SshClient extends EventEmitter {
     const env = envToNative(options.env)
     const pty = ptyToNative(options.pty)
     const x11 = x11ToNative(options.x11)
-    const chan: Promise<NativeChannel> = withSignal(options.signal, (cancel) => settle<NativeChannel>((done) => this.#native.start(command, { env, pty, agentForward: options.agentForward, x11 }, cancel, done)))
+    const chan: Promise<NativeChannel> = withSignal(options.signal, (cancel) => call(this.#native, 'start', command, { env, pty, agentForward: options.agentForward, x11 }, cancel))
     chan.catch(() => {})
     return new RemoteProcess(chan, options.signal)
   }
@@ -217,7 +217,7 @@ export class SshClient extends EventEmitter {
     const env = envToNative(options.env)
     const pty = ptyToNative(options.pty ?? true)
     const x11 = x11ToNative(options.x11)
-    const chan = await withSignal(options.signal, (cancel) => settle<NativeChannel>((done) => this.#native.start(null, { env, pty, agentForward: options.agentForward, x11 }, cancel, done)))
+    const chan = await withSignal(options.signal, (cancel) => call(this.#native, 'start', null, { env, pty, agentForward: options.agentForward, x11 }, cancel))
     return new ChannelDuplex(Promise.resolve(chan))
   }
 
@@ -225,7 +225,7 @@ export class SshClient extends EventEmitter {
   async subsystem(name: string, options: { signal?: AbortSignal } = {}): Promise<ChannelDuplex> {
     if (typeof name !== 'string' || !name) throw new ConfigError('subsystem: name must be a non-empty string', { option: 'name' })
     this.#checkOpen()
-    const chan = await withSignal(options.signal, (cancel) => settle<NativeChannel>((done) => this.#native.subsystem(name, cancel, done)))
+    const chan = await withSignal(options.signal, (cancel) => call(this.#native, 'subsystem', name, cancel))
     return new ChannelDuplex(Promise.resolve(chan))
   }
 
@@ -238,7 +238,7 @@ export class SshClient extends EventEmitter {
     if (typeof host !== 'string' || !host) throw new ConfigError('openTcp: host must be a non-empty string', { option: 'host' })
     checkPort('port', port, false)
     this.#checkOpen()
-    const chan = await withSignal(options.signal, (cancel) => settle<NativeChannel>((done) => this.#native.openTcp(host, port, cancel, done)))
+    const chan = await withSignal(options.signal, (cancel) => call(this.#native, 'openTcp', host, port, cancel))
     return new ChannelDuplex(Promise.resolve(chan))
   }
 
@@ -246,7 +246,7 @@ export class SshClient extends EventEmitter {
   async openUnix(path: string, options: { signal?: AbortSignal } = {}): Promise<ChannelDuplex> {
     if (typeof path !== 'string' || !path) throw new ConfigError('openUnix: path must be a non-empty string', { option: 'path' })
     this.#checkOpen()
-    const chan = await withSignal(options.signal, (cancel) => settle<NativeChannel>((done) => this.#native.openUnix(path, cancel, done)))
+    const chan = await withSignal(options.signal, (cancel) => call(this.#native, 'openUnix', path, cancel))
     return new ChannelDuplex(Promise.resolve(chan))
   }
 
