@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 
 import { startSshd, type Sshd } from './fixtures/sshd.mjs'
+import { nodeBinary, otherNodes } from './fixtures/nodes.mjs'
 
 const root = resolve(__dirname, '..')
 const platform = `${process.platform}-${process.arch}${process.platform === 'linux' ? '-gnu' : ''}`
@@ -25,7 +26,12 @@ afterAll(async () => {
 })
 
 describe('npm pack', () => {
-  it('installs into an empty project with the platform package and works from CJS and ESM', { timeout: 120_000 }, () => {
+  // On linux-x64 the installed package also runs under the other supported Node majors (real
+  // binaries from the registry, see fixtures/nodes.mjs): the same .node file, loaded by each.
+  // Other platforms run every Node version in CI's own matrix instead.
+  const others = otherNodes()
+  const nodes = others.length ? ` and under Node ${others.map((v) => v.split('.')[0]).join(' and ')}` : ''
+  it(`installs into an empty project with the platform package and works from CJS and ESM${nodes}`, { timeout: 600_000 }, () => {
     const out = join(work, 'tarballs')
     execFileSync('mkdir', ['-p', out])
     npm(['pack', '--pack-destination', out], root)
@@ -52,5 +58,10 @@ const s = await connect(${opts}); const r = await s.exec('echo esm-ok'); process
 if (typeof SshError !== 'function') process.exit(3)`)
     expect(execFileSync(process.execPath, ['cjs.cjs'], { cwd: app, encoding: 'utf8', timeout: 30_000 })).toBe('cjs-ok\n')
     expect(execFileSync(process.execPath, ['esm.mjs'], { cwd: app, encoding: 'utf8', timeout: 30_000 })).toBe('esm-ok\n')
+    for (const version of others) {
+      const node = nodeBinary(version)
+      expect(execFileSync(node, ['cjs.cjs'], { cwd: app, encoding: 'utf8', timeout: 30_000 }), `Node ${version}, CJS`).toBe('cjs-ok\n')
+      expect(execFileSync(node, ['esm.mjs'], { cwd: app, encoding: 'utf8', timeout: 30_000 }), `Node ${version}, ESM`).toBe('esm-ok\n')
+    }
   })
 })

@@ -1,7 +1,9 @@
 // Adds up the Rust and vitest results into one closing line: "tests: N passed, N failed".
+// Arguments: cargo's output, then one vitest JSON report per run (one per Node version); a
+// report that is missing (its run died before writing it) counts as a failure.
 import { existsSync, readFileSync } from 'node:fs'
 
-const [cargoOut, vitestJson] = process.argv.slice(2)
+const [cargoOut, ...vitestJsons] = process.argv.slice(2)
 let passed = 0
 let failed = 0
 let skipped = 0
@@ -10,7 +12,14 @@ for (const m of readFileSync(cargoOut, 'utf8').matchAll(/test result: \w+\. (\d+
   failed += Number(m[2])
   skipped += Number(m[3])
 }
-if (existsSync(vitestJson)) {
+if (vitestJsons.length === 0) failed += 1
+for (const vitestJson of vitestJsons) tally(vitestJson)
+
+function tally(vitestJson) {
+  if (!existsSync(vitestJson)) {
+    failed += 1
+    return
+  }
   const v = JSON.parse(readFileSync(vitestJson, 'utf8'))
   passed += v.numPassedTests
   failed += v.numFailedTests
@@ -26,7 +35,5 @@ if (existsSync(vitestJson)) {
     failed += Math.max(unrun, failedHere > 0 ? 0 : 1)
   }
   if (v.numTotalTests === 0) failed += 1 // a run that executed nothing is a failure
-} else {
-  failed += 1
 }
 console.log(`tests: ${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ''}`)

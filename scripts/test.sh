@@ -21,5 +21,20 @@ cargo_status=0
 cargo test -p ferrossh-core 2>&1 | tee "$results/cargo.txt" || cargo_status=$?
 vitest_status=0
 npx vitest run --reporter=default --reporter=json --outputFile="$results/vitest.json" "$@" || vitest_status=$?
-node scripts/test-summary.mjs "$results/cargo.txt" "$results/vitest.json"
+reports=("$results/vitest.json")
+# On linux-x64, every suite again under each other supported Node major (official binaries from
+# the npm registry, fetched once into ~/.cache/ferrossh/node): the same .node file and built
+# JavaScript under each. FERROSSH_TEST_OTHER_NODES=0 leaves them out of a local run; CI runs them.
+if [ "${FERROSSH_TEST_OTHER_NODES:-1}" = 0 ] && [ "${CI:-}" != true ]; then
+  echo "FERROSSH_TEST_OTHER_NODES=0: the suites run under $(node --version) only"
+else
+  nodes=$(node __test__/fixtures/nodes.mjs) || { echo "cannot provide the other Node versions for the suites" >&2; vitest_status=1; nodes=; reports+=("$results/other-nodes-unavailable.json"); }
+  for bin in $nodes; do
+    v=$("$bin" -p process.versions.node)
+    echo "== every vitest suite again, under Node $v"
+    reports+=("$results/vitest-node$v.json")
+    "$bin" node_modules/vitest/vitest.mjs run --reporter=default --reporter=json --outputFile="$results/vitest-node$v.json" "$@" || vitest_status=$?
+  done
+fi
+node scripts/test-summary.mjs "$results/cargo.txt" "${reports[@]}"
 [ "$cargo_status" -eq 0 ] && [ "$vitest_status" -eq 0 ]
