@@ -21,7 +21,7 @@ export async function withSignal<T>(signal: AbortSignal | undefined, fn: (cancel
  * Wraps a native call that reports through `done(err, value)`: unlike a native promise, a
  * pending one holds the process only while its connection is ref()'d. @internal
  */
-export function settle<T>(start: (done: (err: Error | null, value?: T) => void) => void): Promise<T> {
+function settle<T>(start: (done: (err: Error | null, value?: T) => void) => void): Promise<T> {
   return new Promise<T>((resolve, reject) => {
     start((err, value) => (err ? reject(err) : resolve(value as T)))
   })

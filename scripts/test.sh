@@ -24,18 +24,14 @@ npx vitest run --reporter=default --reporter=json --outputFile="$results/vitest.
 reports=("$results/vitest.json")
 # On linux-x64, every suite again under each other supported Node major (official binaries from
 # the npm registry, fetched once into ~/.cache/ferrossh/node): the same .node file and built
-# JavaScript under each. FERROSSH_TEST_OTHER_NODES=0 leaves them out: for a quick local run, and
-# for the GitHub workflow, whose matrix already runs this script under each Node.
-if [ "${FERROSSH_TEST_OTHER_NODES:-1}" = 0 ]; then
-  echo "FERROSSH_TEST_OTHER_NODES=0: the suites run under $(node --version) only"
-else
-  nodes=$(node __test__/fixtures/nodes.mjs) || { echo "cannot provide the other Node versions for the suites" >&2; vitest_status=1; nodes=; reports+=("$results/other-nodes-unavailable.json"); }
-  for bin in $nodes; do
-    v=$("$bin" -p process.versions.node)
-    echo "== every vitest suite again, under Node $v"
-    reports+=("$results/vitest-node$v.json")
-    "$bin" node_modules/vitest/vitest.mjs run --reporter=default --reporter=json --outputFile="$results/vitest-node$v.json" "$@" || vitest_status=$?
-  done
-fi
+# JavaScript under each. nodes.mjs prints none elsewhere, or with FERROSSH_TEST_OTHER_NODES=0 (a
+# quick local run, or the GitHub workflow, whose matrix already runs this script under each Node).
+nodes=$(node __test__/fixtures/nodes.mjs) || { echo "cannot provide the other Node versions for the suites" >&2; vitest_status=1; nodes=; reports+=("$results/other-nodes-unavailable.json"); }
+for bin in $nodes; do
+  v=$("$bin" -p process.versions.node)
+  echo "== every vitest suite again, under Node $v"
+  reports+=("$results/vitest-node$v.json")
+  "$bin" node_modules/vitest/vitest.mjs run --reporter=default --reporter=json --outputFile="$results/vitest-node$v.json" "$@" || vitest_status=$?
+done
 node scripts/test-summary.mjs "$results/cargo.txt" "${reports[@]}"
 [ "$cargo_status" -eq 0 ] && [ "$vitest_status" -eq 0 ]
