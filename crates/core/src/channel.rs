@@ -30,6 +30,15 @@ const SHORT_PACKET: usize = 32 * 1024;
 /// A stream that goes quiet with bytes buffered (a burst that ended on a full packet)
 /// is flushed to the reader after this long.
 const QUIET_FLUSH: Duration = Duration::from_millis(1);
+/// The same for a stream in a bulk transfer (its last batch filled up to `wake_bytes`).
+/// A timer due within a millisecond or two is the one the kernel must program next each
+/// time the event-loop thread goes idle, which it does thousands of times a second while a
+/// transfer streams in; on a VM each such programming is an exit to the hypervisor, and a
+/// 1 ms quiet timer cost ~11% of a 512 MiB download's CPU (0.55 s against 0.49 s without
+/// one). A deadline beyond the scheduler tick costs nothing measurable; the price is that a
+/// bulk stream ending on a full packet, with its channel still open, reaches the reader
+/// this much later (an ending channel flushes at once).
+const QUIET_FLUSH_BULK: Duration = Duration::from_millis(20);
 
 /// Called (from a tokio thread) when an armed reader has something to read.
 pub trait Wake: Send + Sync {
@@ -139,6 +148,8 @@ struct State {
     /// Per stream, the armed reader's lent buffer; bytes arrive here first while `bufs` is empty.
     lent: [Option<Lent>; 2],
     armed: [bool; 2],
+    /// Per stream: its last wake came from a full batch (`wake_bytes`), a bulk transfer.
+    bulk: [bool; 2],
     eof: bool,
     closed: bool,
     broken: Option<Error>,
@@ -147,9 +158,9 @@ struct State {
     /// Nobody will read any more: incoming bytes are dropped so the connection never waits.
     discard: bool,
     quiet_timer: bool,
-    /// Pushes so far: the quiet-flush timer sees that bytes came since its last look without
-    /// reading the clock on every packet.
-    pushes: u64,
+    /// When an armed reader last got bytes that did not wake it: the quiet flush is due
+    /// `quiet_period()` later.
+    last_push: tokio::time::Instant,
     replies: VecDeque<oneshot::Sender<bool>>,
     permit: Option<OwnedSemaphorePermit>,
     /// A Rust-side reader (next_chunks) waits on `event` for data; JS readers use the waker.
@@ -165,6 +176,20 @@ impl State {
     }
     fn total(&self) -> usize {
         self.queued(0) + self.queued(1)
+    }
+    /// Armed streams with bytes waiting: what a quiet flush would wake.
+    fn quiet_due(&self) -> Vec<usize> {
+        (0..2).filter(|&s| self.armed[s] && self.queued(s) > 0).collect()
+    }
+    /// How long after the last packet the quiet flush comes: the bulk period only when every
+    /// stream it would flush is in a bulk transfer.
+    fn quiet_period(&self) -> Duration {
+        let due = self.quiet_due();
+        if !due.is_empty() && due.iter().all(|&s| self.bulk[s]) {
+            QUIET_FLUSH_BULK
+        } else {
+            QUIET_FLUSH
+        }
     }
     /// Appends incoming bytes: into the lent buffer while it has room and nothing is queued
     /// before it (order is kept), the rest into `bufs`.
@@ -249,6 +274,7 @@ impl ChannelShared {
                 bufs: [Buf::default(), Buf::default()],
                 lent: [None, None],
                 armed: [false, false],
+                bulk: [false, false],
                 eof: false,
                 closed: false,
                 broken: None,
@@ -256,7 +282,7 @@ impl ChannelShared {
                 waker: None,
                 discard: false,
                 quiet_timer: false,
-                pushes: 0,
+                last_push: tokio::time::Instant::now(),
                 replies: VecDeque::new(),
                 permit: None,
                 rust_reader: false,
@@ -345,7 +371,6 @@ impl ChannelShared {
                 return;
             }
             st.append(stream, data);
-            st.pushes = st.pushes.wrapping_add(1);
             if let Some(w) = st.poll_waker.take() {
                 w.wake();
             }
@@ -354,10 +379,13 @@ impl ChannelShared {
             let over = st.total() > limits.high_water_mark;
             if st.armed[stream] && (len >= limits.wake_bytes || data.len() < SHORT_PACKET) {
                 st.armed[stream] = false;
+                st.bulk[stream] = len >= limits.wake_bytes;
                 (st.waker.clone(), false, over, notify)
-            } else if st.armed[stream] && !st.quiet_timer {
+            } else if st.armed[stream] {
+                st.last_push = tokio::time::Instant::now();
+                let start = !st.quiet_timer;
                 st.quiet_timer = true;
-                (None, true, over, notify)
+                (None, start, over, notify)
             } else {
                 (None, false, over, notify)
             }
@@ -379,23 +407,28 @@ impl ChannelShared {
     }
 
     async fn quiet_flush(&self) {
-        let mut seen = self.lock().pushes;
+        let mut due_at = {
+            let st = self.lock();
+            st.last_push + st.quiet_period()
+        };
         loop {
-            tokio::time::sleep(QUIET_FLUSH).await;
+            tokio::time::sleep_until(due_at).await;
             let mut st = self.lock();
-            let due: Vec<usize> = (0..2).filter(|&s| st.armed[s] && st.queued(s) > 0).collect();
+            let due = st.quiet_due();
             if due.is_empty() {
                 st.quiet_timer = false;
                 return;
             }
-            if st.pushes != seen {
-                // bytes came within the last QUIET_FLUSH: the burst goes on
-                seen = st.pushes;
+            let next = st.last_push + st.quiet_period();
+            if next > tokio::time::Instant::now() {
+                // bytes came since: the burst goes on
+                due_at = next;
                 continue;
             }
             st.quiet_timer = false;
             for &s in &due {
                 st.armed[s] = false;
+                st.bulk[s] = false;
             }
             let w = st.waker.clone();
             drop(st);
@@ -1293,6 +1326,85 @@ mod tests {
         assert!(matches!(ch.read_into(STDOUT, &mut out), ReadResult::Pending));
         ch.push(STDOUT, &vec![7u8; SHORT_PACKET]).await;
         tokio::time::timeout(Duration::from_secs(2), w.0.notified()).await.expect("flushed after quiet period");
+    }
+
+    /// Counts wakes and notes when the last came (in the test's paused clock).
+    struct Woken(Mutex<Vec<tokio::time::Instant>>, Notify);
+    impl Wake for Woken {
+        fn wake(&self, _s: usize) {
+            self.0.lock().unwrap().push(tokio::time::Instant::now());
+            self.1.notify_one();
+        }
+    }
+
+    /// How long after its last full packet an armed reader's quiet flush comes.
+    async fn quiet_flush_delay(ch: &Arc<ChannelShared>, w: &Woken, packets: usize) -> Duration {
+        let mut out = vec![0u8; 4 << 20];
+        assert!(matches!(ch.read_into(STDOUT, &mut out), ReadResult::Pending));
+        for _ in 0..packets {
+            ch.push(STDOUT, &vec![7u8; SHORT_PACKET]).await;
+        }
+        let last = tokio::time::Instant::now();
+        tokio::time::timeout(Duration::from_secs(5), w.1.notified()).await.expect("flushed after a quiet period");
+        let at = *w.0.lock().unwrap().last().unwrap();
+        match ch.read_into(STDOUT, &mut out) {
+            ReadResult::Data(n) => assert_eq!(n, packets * SHORT_PACKET, "every byte is flushed"),
+            other => panic!("{other:?}"),
+        }
+        at - last
+    }
+
+    /// Fills one batch: the reader is woken at once, and the stream counts as a bulk transfer.
+    async fn full_batch(ch: &Arc<ChannelShared>, w: &Woken, wake_bytes: usize) {
+        let mut out = vec![0u8; 4 << 20];
+        assert!(matches!(ch.read_into(STDOUT, &mut out), ReadResult::Pending));
+        let woken = w.0.lock().unwrap().len();
+        for _ in 0..wake_bytes / SHORT_PACKET {
+            ch.push(STDOUT, &vec![1u8; SHORT_PACKET]).await;
+        }
+        assert_eq!(w.0.lock().unwrap().len(), woken + 1, "the full batch woke the reader");
+        tokio::time::timeout(Duration::from_secs(1), w.1.notified()).await.expect("its wake is there");
+        assert!(matches!(ch.read_into(STDOUT, &mut out), ReadResult::Data(n) if n == wake_bytes));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_bulk_stream_waits_longer_before_its_quiet_flush_and_the_end_of_a_burst_ends_that() {
+        let limits = BufferLimits { high_water_mark: 4 << 20, wake_bytes: 256 * 1024 };
+        let ch = ChannelShared::new(6, limits);
+        let w = Arc::new(Woken(Mutex::new(Vec::new()), Notify::new()));
+        ch.set_waker(Some(w.clone()));
+        let mut out = vec![0u8; 4 << 20];
+        // a stream that has not filled a batch: the short quiet period
+        assert_eq!(quiet_flush_delay(&ch, &w, 2).await, QUIET_FLUSH);
+        // after a full batch, a tail ending on a full packet is flushed a bulk period later
+        full_batch(&ch, &w, limits.wake_bytes).await;
+        assert_eq!(quiet_flush_delay(&ch, &w, 3).await, QUIET_FLUSH_BULK);
+        // that flush ended the burst: the next one starts with the short period again
+        assert_eq!(quiet_flush_delay(&ch, &w, 1).await, QUIET_FLUSH);
+        // packets that keep coming push a bulk flush back: it comes a period after the last
+        full_batch(&ch, &w, limits.wake_bytes).await;
+        assert!(matches!(ch.read_into(STDOUT, &mut out), ReadResult::Pending));
+        let gap = QUIET_FLUSH_BULK * 3 / 4;
+        let woken = w.0.lock().unwrap().len();
+        for _ in 0..4 {
+            ch.push(STDOUT, &vec![2u8; SHORT_PACKET]).await;
+            tokio::time::sleep(gap).await;
+        }
+        assert_eq!(w.0.lock().unwrap().len(), woken, "no flush while packets keep coming");
+        let since = tokio::time::Instant::now();
+        tokio::time::timeout(Duration::from_secs(5), w.1.notified()).await.expect("flushed");
+        let at = *w.0.lock().unwrap().last().unwrap();
+        assert_eq!(at - since, QUIET_FLUSH_BULK - gap, "a period after the last packet");
+        assert!(matches!(ch.read_into(STDOUT, &mut out), ReadResult::Data(n) if n == 4 * SHORT_PACKET));
+        // a short packet also ends a bulk burst: it wakes at once, and the short period is back
+        full_batch(&ch, &w, limits.wake_bytes).await;
+        assert!(matches!(ch.read_into(STDOUT, &mut out), ReadResult::Pending));
+        ch.push(STDOUT, b"end of burst").await;
+        tokio::time::timeout(Duration::from_secs(1), w.1.notified()).await.expect("woken at once");
+        assert!(matches!(ch.read_into(STDOUT, &mut out), ReadResult::Data(12)));
+        assert_eq!(quiet_flush_delay(&ch, &w, 1).await, QUIET_FLUSH);
+        ch.on_eof();
+        assert!(matches!(ch.read_into(STDOUT, &mut out), ReadResult::Eof));
     }
 
     #[tokio::test]
