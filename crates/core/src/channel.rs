@@ -34,8 +34,8 @@ const QUIET_FLUSH: Duration = Duration::from_millis(1);
 /// A timer due within a millisecond or two is the one the kernel must program next each
 /// time the event-loop thread goes idle, which it does thousands of times a second while a
 /// transfer streams in; on a VM each such programming is an exit to the hypervisor, and a
-/// 1 ms quiet timer cost ~11% of a 512 MiB download's CPU (0.55 s against 0.49 s without
-/// one). A deadline beyond the scheduler tick costs nothing measurable; the price is that a
+/// 1 ms quiet timer cost ~9% of a 512 MiB download's CPU (0.53 s against 0.48 s, medians
+/// of five fresh processes). A deadline beyond the scheduler tick costs nothing measurable; the price is that a
 /// bulk stream ending on a full packet, with its channel still open, reaches the reader
 /// this much later (an ending channel flushes at once).
 const QUIET_FLUSH_BULK: Duration = Duration::from_millis(20);
