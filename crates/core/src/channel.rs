@@ -32,12 +32,12 @@ const SHORT_PACKET: usize = 32 * 1024;
 const QUIET_FLUSH: Duration = Duration::from_millis(1);
 /// The same for a stream in a bulk transfer (its last batch filled up to `wake_bytes`).
 /// A timer due within a millisecond or two is the one the kernel must program next each
-/// time the event-loop thread goes idle, which it does thousands of times a second while a
+/// time the runtime's thread goes idle, which it does thousands of times a second while a
 /// transfer streams in; on a VM each such programming is an exit to the hypervisor, and a
 /// 1 ms quiet timer cost ~9% of a 512 MiB download's CPU (0.53 s against 0.48 s, medians
-/// of five fresh processes). A deadline beyond the scheduler tick costs nothing measurable; the price is that a
-/// bulk stream ending on a full packet, with its channel still open, reaches the reader
-/// this much later (an ending channel flushes at once).
+/// of five fresh processes). A deadline beyond the scheduler tick costs nothing that
+/// shows. The price: a bulk stream ending on a full packet, with its channel still open,
+/// reaches the reader this much later (EOF flushes at once).
 const QUIET_FLUSH_BULK: Duration = Duration::from_millis(20);
 
 /// Called (from a tokio thread) when an armed reader has something to read.
