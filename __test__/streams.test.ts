@@ -262,6 +262,47 @@ describe('backpressure', () => {
   }, 60_000)
 })
 
+describe('read buffers', () => {
+  it('an open channel that has carried little output holds a small read buffer, not a full-size one per stream', async () => {
+    const conn = await connect(options())
+    try {
+      const before = process.memoryUsage().arrayBuffers
+      const ps = Array.from({ length: 8 }, () => conn.spawn('cat'))
+      // each echo proves its channel open and its readers armed with their buffers
+      await withTimeout(Promise.all(ps.map(async (p, i) => {
+        const got = new Promise<string>((resolve) => p.stdout.once('data', (c: Buffer) => resolve(c.toString())))
+        p.stdin.write(`hi${i}`)
+        expect(await got).toBe(`hi${i}`)
+      })), 10_000, 'echo through 8 channels')
+      const held = process.memoryUsage().arrayBuffers - before
+      // 16 streams with a full-size (1 MiB) buffer each held 17 MiB here; small ones, well under 1
+      expect(held).toBeLessThan(2 * MiB)
+      for (const p of ps) p.stdin.end()
+      expect((await Promise.all(ps.map((p) => p.exited))).map((e) => e.code)).toEqual(Array(8).fill(0))
+    } finally {
+      await conn.close()
+    }
+  })
+
+  it('bulk output moves the stream to full-size batches: every byte arrives, in chunks of up to a MiB and more', async () => {
+    const size = 64 * MiB
+    const p = ssh.spawn(`head -c ${size} /dev/zero`)
+    p.stdin.end()
+    const sizes: number[] = []
+    let nonzero = 0
+    p.stdout.on('data', (c: Buffer) => {
+      sizes.push(c.length)
+      if (c.some((b) => b !== 0)) nonzero++
+    })
+    await withTimeout(new Promise((resolve, reject) => { p.stdout.once('end', resolve); p.stdout.once('error', reject) }), 30_000, '64 MiB download')
+    expect(sizes.reduce((a, b) => a + b, 0)).toBe(size)
+    expect(nonzero).toBe(0)
+    // a stream stuck on its first, small buffer would never deliver more than 16 KiB at once
+    expect(Math.max(...sizes)).toBeGreaterThanOrEqual(MiB)
+    expect((await p.exited).code).toBe(0)
+  }, 60_000)
+})
+
 describe('connection cut', () => {
   it('destroys open streams with DisconnectError, rejects exited and pending calls, emits close with the error', async () => {
     const conn = await connect(options())

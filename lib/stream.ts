@@ -6,6 +6,16 @@ import type { NativeChannel, NativeExitInfo } from './native'
 /** Bytes per scratch buffer: at least the core's wake threshold (1 MiB) so a woken
  * reader drains a whole batch in one native call. */
 const SCRATCH = 1024 * 1024 + 64 * 1024
+/**
+ * A stream's first scratch buffer. Most streams never carry a bulk batch (a shell's stderr,
+ * a command with little output, a server session's extended data), and a full-size scratch
+ * for each made every open channel hold 2 MiB of ArrayBuffer memory, counted by V8 towards
+ * its GC triggers and by `process.memoryUsage()`. The first read that fills this one hands it
+ * over whole and moves the stream to a full-size scratch.
+ */
+const SCRATCH_FIRST = 16 * 1024
+/** What an ended stream keeps instead of its scratch buffer. */
+const NO_SCRATCH = Buffer.alloc(0)
 /** Above this a read hands its scratch buffer over instead of copying out of it. */
 const HAND_OVER = 256 * 1024
 
@@ -25,7 +35,7 @@ export interface ReadableNativeChannel {
  */
 export class ChannelSource {
   #chan: ReadableNativeChannel | undefined
-  #scratch = Buffer.allocUnsafeSlow(SCRATCH)
+  #scratch = Buffer.allocUnsafeSlow(SCRATCH_FIRST)
   #waiting = false
   #ended = false
   constructor(
@@ -48,8 +58,8 @@ export class ChannelSource {
       const n = chan.read(this.stream, this.#scratch)
       if (n > 0) {
         let chunk: Buffer
-        if (n >= HAND_OVER) {
-          chunk = this.#scratch.subarray(0, n)
+        if (n >= HAND_OVER || n === this.#scratch.length) {
+          chunk = n === this.#scratch.length ? this.#scratch : this.#scratch.subarray(0, n)
           this.#scratch = Buffer.allocUnsafeSlow(SCRATCH)
         } else {
           chunk = Buffer.allocUnsafe(n)
@@ -64,6 +74,7 @@ export class ChannelSource {
       if (n === 0) return // armed: the native side calls wake()
       this.#ended = true
       this.#waiting = false
+      this.#scratch = NO_SCRATCH
       if (n === -1) {
         this.push(null)
       } else {
