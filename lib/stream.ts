@@ -59,7 +59,7 @@ export class ChannelSource {
       if (n > 0) {
         let chunk: Buffer
         if (n >= HAND_OVER || n === this.#scratch.length) {
-          chunk = n === this.#scratch.length ? this.#scratch : this.#scratch.subarray(0, n)
+          chunk = this.#scratch.subarray(0, n)
           this.#scratch = Buffer.allocUnsafeSlow(SCRATCH)
         } else {
           chunk = Buffer.allocUnsafe(n)
