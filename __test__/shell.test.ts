@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { Readable } from 'node:stream'
 
-import { connect, type SshClient } from '../dist/cjs/index.js'
+import { ConfigError, connect, type SshClient } from '../dist/cjs/index.js'
 import { startSshd, type Sshd } from './fixtures/sshd.mjs'
 
 let sshd: Sshd
@@ -115,6 +115,65 @@ describe('shell', () => {
     sh.resume()
     sh.write('exit 7\n')
     expect(await sh.exited).toEqual({ code: 7, signal: null })
+  })
+})
+
+describe('terminal modes', () => {
+  const sttyAll = async (modes: Record<string, number>): Promise<string> => {
+    const p = ssh.spawn('stty -a', { pty: { modes } })
+    const [out, status] = await Promise.all([collect(p.stdout), p.exited])
+    expect(status).toEqual({ code: 0, signal: null })
+    return out
+  }
+  // stty -a lists flags as words, `-echo` when off; ` echo` with a space before it when on
+  const flag = (out: string, name: string): boolean | undefined =>
+    new RegExp(`(^|\\s)-${name}(\\s|$)`).test(out) ? false : new RegExp(`(^|\\s)${name}(\\s|$)`).test(out) ? true : undefined
+
+  it('named modes (as ssh2 takes them) reach the remote pty: flags, a control character and the speeds', async () => {
+    const out = await sttyAll({ ECHO: 0, ICANON: 0, VINTR: 7, TTY_OP_ISPEED: 9600, TTY_OP_OSPEED: 9600 })
+    expect(flag(out, 'echo')).toBe(false)
+    expect(flag(out, 'icanon')).toBe(false)
+    expect(out).toMatch(/intr = \^G;/)
+    expect(out).toMatch(/speed 9600 baud/)
+    // and the other way round, so neither result is the pty's default
+    const on = await sttyAll({ echo: 1, ICANON: 1, VINTR: 3, TTY_OP_ISPEED: 38400, TTY_OP_OSPEED: 38400 })
+    expect(flag(on, 'echo')).toBe(true)
+    expect(flag(on, 'icanon')).toBe(true)
+    expect(on).toMatch(/intr = \^C;/)
+    expect(on).toMatch(/speed 38400 baud/)
+  })
+
+  it('modes given by opcode work the same', async () => {
+    expect(flag(await sttyAll({ 53: 0 }), 'echo')).toBe(false)
+    expect(flag(await sttyAll({ 53: 1 }), 'echo')).toBe(true)
+  })
+
+  it('bad modes and terminal types are ConfigErrors naming pty.modes / pty.term, and nothing is opened', async () => {
+    const bad = (pty: unknown): ConfigError => {
+      try {
+        ssh.spawn('true', { pty: pty as never })
+      } catch (e) {
+        expect(e).toBeInstanceOf(ConfigError)
+        return e as ConfigError
+      }
+      throw new Error(`spawn accepted ${JSON.stringify(pty)}`)
+    }
+    expect(bad({ modes: { ECHOO: 0 } }).message).toBe("pty.modes: unknown terminal mode 'ECHOO'; did you mean 'ECHO'?")
+    expect(bad({ modes: { 0: 1 } }).message).toMatch(/0 is not a terminal mode opcode/)
+    expect(bad({ modes: { 160: 1 } }).message).toMatch(/160 is not a terminal mode opcode/)
+    expect(bad({ modes: { ECHO: -1 } }).message).toMatch(/ECHO must be an integer between 0 and 4294967295, got -1/)
+    expect(bad({ modes: { ECHO: 1.5 } }).message).toMatch(/got 1.5/)
+    expect(bad({ modes: { ECHO: 2 ** 32 } }).message).toMatch(/got 4294967296/)
+    expect(bad({ modes: { ECHO: 'off' } }).message).toMatch(/got string/)
+    expect(bad({ modes: [[53, 0]] }).option).toBe('pty.modes')
+    expect(bad({ modes: 'ECHO=0' }).option).toBe('pty.modes')
+    expect(bad({ term: 'xterm 256' }).option).toBe('pty.term')
+    expect(bad({ term: '' }).option).toBe('pty.term')
+    expect(bad({ term: 42 }).option).toBe('pty.term')
+    await expect(ssh.exec('true', { pty: { modes: { NOPE: 1 } } })).rejects.toBeInstanceOf(ConfigError)
+    await expect(ssh.shell({ pty: { modes: { ECHO: -2 } } })).rejects.toBeInstanceOf(ConfigError)
+    // the connection is untouched
+    expect((await ssh.exec('echo ok')).stdout.toString()).toBe('ok\n')
   })
 })
 

@@ -164,10 +164,10 @@ function expandHome(p: string): string {
   return p
 }
 
-function closest(name: string): string | undefined {
+function closest(name: string, known: Iterable<string> = KNOWN_OPTIONS): string | undefined {
   let best: string | undefined
   let bestScore = Infinity
-  for (const k of KNOWN_OPTIONS) {
+  for (const k of known) {
     const d = distance(name.toLowerCase(), k.toLowerCase())
     if (d < bestScore) { bestScore = d; best = k }
   }
@@ -441,8 +441,49 @@ export interface PtyOptions {
   width?: number
   /** Terminal height in pixels (default 0: not given). */
   height?: number
-  /** Terminal modes as `{ opcode: value }` (RFC 4254 §8). */
-  modes?: Record<number, number>
+  /**
+   * Terminal modes (RFC 4254 §8), keyed by name as ssh2 takes them (`{ ECHO: 0, ICANON: 1,
+   * TTY_OP_ISPEED: 38400 }`) or by opcode (`{ 53: 0 }`); each value is a uint32. Flags are 0 or
+   * 1; control characters are character codes (`VINTR: 3`); the two speeds are in baud.
+   */
+  modes?: Record<string | number, number>
+}
+
+/** RFC 4254 §8 terminal modes (with RFC 8160's IUTF8), by name. */
+const TERMINAL_MODES: Readonly<Record<string, number>> = {
+  VINTR: 1, VQUIT: 2, VERASE: 3, VKILL: 4, VEOF: 5, VEOL: 6, VEOL2: 7, VSTART: 8, VSTOP: 9,
+  VSUSP: 10, VDSUSP: 11, VREPRINT: 12, VWERASE: 13, VLNEXT: 14, VFLUSH: 15, VSWTCH: 16,
+  VSTATUS: 17, VDISCARD: 18,
+  IGNPAR: 30, PARMRK: 31, INPCK: 32, ISTRIP: 33, INLCR: 34, IGNCR: 35, ICRNL: 36, IUCLC: 37,
+  IXON: 38, IXANY: 39, IXOFF: 40, IMAXBEL: 41, IUTF8: 42,
+  ISIG: 50, ICANON: 51, XCASE: 52, ECHO: 53, ECHOE: 54, ECHOK: 55, ECHONL: 56, NOFLSH: 57,
+  TOSTOP: 58, IEXTEN: 59, ECHOCTL: 60, ECHOKE: 61, PENDIN: 62,
+  OPOST: 70, OLCUC: 71, ONLCR: 72, OCRNL: 73, ONOCR: 74, ONLRET: 75,
+  CS7: 90, CS8: 91, PARENB: 92, PARODD: 93,
+  TTY_OP_ISPEED: 128, TTY_OP_OSPEED: 129,
+}
+const TERMINAL_OPCODES = new Set(Object.values(TERMINAL_MODES))
+
+function terminalModes(modes: unknown): [number, number][] {
+  if (typeof modes !== 'object' || modes === null || Array.isArray(modes)) bad('pty.modes', 'must be an object such as { ECHO: 0 } (mode name or opcode: value)')
+  return Object.entries(modes).map(([key, value]): [number, number] => {
+    let op: number
+    if (/^\d+$/.test(key)) {
+      op = Number(key)
+      if (!TERMINAL_OPCODES.has(op)) bad('pty.modes', `${key} is not a terminal mode opcode (RFC 4254 §8)`)
+    } else {
+      const named = TERMINAL_MODES[key.toUpperCase()]
+      if (named === undefined) {
+        const hint = closest(key, Object.keys(TERMINAL_MODES))
+        bad('pty.modes', `unknown terminal mode '${key}'${hint ? `; did you mean '${hint}'?` : ''}`)
+      }
+      op = named
+    }
+    if (typeof value !== 'number' || !Number.isInteger(value) || value < 0 || value > 0xffffffff) {
+      bad('pty.modes', `${key} must be an integer between 0 and 4294967295, got ${typeof value === 'number' ? value : typeof value}`)
+    }
+    return [op, value]
+  })
 }
 
 /** @internal */
@@ -456,7 +497,10 @@ export function ptyToNative(pty: boolean | PtyOptions | undefined): NativePty | 
     if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 65535) bad(`pty.${k}`, 'must be an integer between 0 and 65535')
     return v
   }
-  const modes = pty.modes === undefined ? undefined : Object.entries(pty.modes).map(([k, v]) => [Number(k), Number(v)])
+  if (pty.term !== undefined && (typeof pty.term !== 'string' || !/^[\x21-\x7e]{1,64}$/.test(pty.term))) {
+    bad('pty.term', 'must be a terminal type name such as xterm-256color (1-64 printable characters, no spaces)')
+  }
+  const modes = pty.modes === undefined ? undefined : terminalModes(pty.modes)
   return { term: pty.term, cols: dim('cols'), rows: dim('rows'), width: dim('width'), height: dim('height'), modes }
 }
 
