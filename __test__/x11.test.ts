@@ -70,6 +70,12 @@ describe('x11 forwarding', () => {
       await expect(ssh.exec('true', { x11: true })).rejects.toBeInstanceOf(ConfigError)
       await expect(ssh.exec('true', { x11: { display: 'nonsense' } })).rejects.toBeInstanceOf(ConfigError)
       await expect(ssh.exec('true', { x11: { display: ':0', cookie: 'xyz' } })).rejects.toBeInstanceOf(ConfigError)
+      await expect(ssh.exec('true', { x11: { display: ':0', cookie: '00', single: 'yes' as never } })).rejects.toMatchObject({ option: 'x11.single', message: 'x11.single: must be a boolean, got string' })
+      await expect(ssh.exec('true', { x11: { display: ':0', cookie: '00', screen: -1 } })).rejects.toMatchObject({ option: 'x11.screen', message: 'x11.screen: must be an integer between 0 and 65535, got -1' })
+      await expect(ssh.exec('true', { x11: { display: ':0', cookie: '00', screen: '1' as never } })).rejects.toMatchObject({ option: 'x11.screen' })
+      expect(() => ssh.spawn('true', { x11: { display: ':0', cookie: '00', screen: 1.5 } })).toThrow(ConfigError)
+      // the connection is untouched
+      expect((await ssh.exec('echo ok')).stdout.toString()).toBe('ok\n')
     } finally {
       if (old !== undefined) process.env.DISPLAY = old
       await ssh.close()

@@ -525,6 +525,10 @@ export function x11ToNative(x11: boolean | X11Options | undefined): { display: s
   if (!display || typeof display !== 'string') bad('x11', 'no X display: set DISPLAY or pass x11: { display }')
   let cookie = o.cookie
   if (cookie !== undefined && (typeof cookie !== 'string' || !/^([0-9a-fA-F]{2})*$/.test(cookie))) bad('x11.cookie', 'must be hex digits')
+  if (o.single !== undefined && typeof o.single !== 'boolean') bad('x11.single', `must be a boolean, got ${typeof o.single}`)
+  if (o.screen !== undefined && (typeof o.screen !== 'number' || !Number.isInteger(o.screen) || o.screen < 0 || o.screen > 65535)) {
+    bad('x11.screen', `must be an integer between 0 and 65535, got ${typeof o.screen === 'number' ? o.screen : typeof o.screen}`)
+  }
   if (cookie === undefined) cookie = xauthCookie(display)
   return { display, cookie, single: o.single, screen: o.screen }
 }
