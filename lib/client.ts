@@ -1,10 +1,10 @@
 import { EventEmitter } from 'node:events'
 import { Readable } from 'node:stream'
 
-import { AbortError, CommandError, ConfigError, fromNative, native } from './errors'
+import { CommandError, ConfigError, fromNative, native } from './errors'
 import { RemoteProcess, type ExecOptions, type ExecResult, type SpawnOptions, toExitStatus } from './exec'
 import binding, { type NativeChannel, type NativeClient } from './native'
-import { type ConnectOptions, type HostKeyInfo, envToNative, ptyToNative, resolveOptions, type PtyOptions, type X11Options, x11ToNative } from './options'
+import { checkCallOptions, type ConnectOptions, type HostKeyInfo, envToNative, ptyToNative, resolveOptions, type PtyOptions, type X11Options, x11ToNative } from './options'
 import { ChannelDuplex } from './stream'
 import type { SshClientBuilder } from './builder'
 import type { DynamicForwardOptions, Forward, LocalForwardOptions, LocalUnixForwardOptions, RemoteForwardOptions, RemoteUnixForwardOptions } from './forward'
@@ -127,6 +127,7 @@ export class SshClient extends EventEmitter {
     if (typeof command !== 'string' || command.length === 0) throw new ConfigError('exec: command must be a non-empty string', { option: 'command' })
     this.#checkOpen()
     const { stdin, env, pty, timeout, maxBuffer, signal, check, agentForward } = options
+    checkCallOptions(options)
     const x11 = x11ToNative(options.x11)
     if (timeout !== undefined && (typeof timeout !== 'number' || !(timeout > 0))) throw new ConfigError('timeout: must be a positive number of milliseconds', { option: 'timeout' })
     if (maxBuffer !== undefined && (typeof maxBuffer !== 'number' || !(maxBuffer >= 0))) throw new ConfigError('maxBuffer: must be a number of bytes', { option: 'maxBuffer' })
@@ -203,6 +204,7 @@ export class SshClient extends EventEmitter {
   spawn(command: string, options: SpawnOptions = {}): RemoteProcess {
     if (typeof command !== 'string' || command.length === 0) throw new ConfigError('spawn: command must be a non-empty string', { option: 'command' })
     this.#checkOpen()
+    checkCallOptions(options)
     const env = envToNative(options.env)
     const pty = ptyToNative(options.pty)
     const x11 = x11ToNative(options.x11)
@@ -214,6 +216,7 @@ export class SshClient extends EventEmitter {
   /** Opens an interactive shell (with a pty unless `pty: false`) as a Duplex. */
   async shell(options: ShellOptions = {}): Promise<ChannelDuplex> {
     this.#checkOpen()
+    checkCallOptions(options)
     const env = envToNative(options.env)
     const pty = ptyToNative(options.pty ?? true)
     const x11 = x11ToNative(options.x11)

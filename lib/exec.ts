@@ -1,9 +1,9 @@
 import { EventEmitter } from 'node:events'
 import type { Readable, Writable } from 'node:stream'
 
-import { AbortError, ConfigError, fromNative } from './errors'
+import { AbortError, fromNative } from './errors'
 import type { NativeChannel, NativeExitInfo } from './native'
-import type { PtyOptions, X11Options } from './options'
+import { checkSignalName, checkTerminalSize, type PtyOptions, type X11Options } from './options'
 import { ChannelReadable, ChannelWritable, ExitWatch, wireChannel } from './stream'
 
 /** How a remote process ended. */
@@ -123,7 +123,7 @@ export class RemoteProcess extends EventEmitter {
 
   /** Sends a signal (`'TERM'`, `'INT'`, `'KILL'`, …) to the remote process. */
   async kill(signal = 'TERM'): Promise<void> {
-    if (typeof signal !== 'string') throw new ConfigError('kill: signal must be a name such as TERM', { option: 'signal' })
+    checkSignalName(signal)
     const c = await this.#chan
     try {
       await c.signal(signal)
@@ -134,6 +134,7 @@ export class RemoteProcess extends EventEmitter {
 
   /** Changes the pseudo-terminal size. */
   async resize(cols: number, rows: number): Promise<void> {
+    checkTerminalSize(cols, rows)
     const c = await this.#chan
     try {
       await c.resize(cols, rows)

@@ -504,6 +504,31 @@ export function ptyToNative(pty: boolean | PtyOptions | undefined): NativePty | 
   return { term: pty.term, cols: dim('cols'), rows: dim('rows'), width: dim('width'), height: dim('height'), modes }
 }
 
+/**
+ * The flags and the signal of a call that opens a channel, checked before anything is sent
+ * (a wrong type would otherwise reach the binding's conversion as a plain Error). @internal
+ */
+export function checkCallOptions(o: { agentForward?: unknown; check?: unknown; signal?: unknown }): void {
+  for (const k of ['agentForward', 'check'] as const) {
+    if (o[k] !== undefined && typeof o[k] !== 'boolean') bad(k, `must be a boolean, got ${typeof o[k]}`)
+  }
+  if (o.signal !== undefined && !(o.signal instanceof AbortSignal)) bad('signal', 'must be an AbortSignal')
+}
+
+/** The arguments of `resize()`. @internal */
+export function checkTerminalSize(cols: unknown, rows: unknown): void {
+  for (const [k, v] of [['cols', cols], ['rows', rows]] as const) {
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 65535) {
+      throw new ConfigError(`resize: ${k} must be an integer between 0 and 65535, got ${typeof v === 'number' ? v : typeof v}`, { option: k })
+    }
+  }
+}
+
+/** The argument of `kill()`; the binding checks the name itself. @internal */
+export function checkSignalName(signal: unknown): void {
+  if (typeof signal !== 'string') throw new ConfigError('kill: signal must be a name such as TERM', { option: 'signal' })
+}
+
 /** X11 forwarding: `true` forwards `$DISPLAY`; the real cookie is read with `xauth list`. */
 export interface X11Options {
   /** Local display (`:0`, `host:0`, or a socket path). Default `$DISPLAY`. */

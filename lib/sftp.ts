@@ -2,7 +2,7 @@ import { mkdir as mkdirLocal, readdir as readdirLocal, lstat as lstatLocal, read
 import { join, posix } from 'node:path'
 import { Readable, Writable } from 'node:stream'
 
-import { ConfigError, native, SftpError } from './errors'
+import { ConfigError, SftpError } from './errors'
 import binding from './native'
 import { call, withSignal } from './signal'
 import { ChannelSource } from './stream'

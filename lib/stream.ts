@@ -2,6 +2,7 @@ import { Duplex, Readable, Writable } from 'node:stream'
 
 import { fromNative } from './errors'
 import type { NativeChannel, NativeExitInfo } from './native'
+import { checkSignalName, checkTerminalSize } from './options'
 
 /** Bytes per scratch buffer: at least the core's wake threshold (1 MiB) so a woken
  * reader drains a whole batch in one native call. */
@@ -294,12 +295,14 @@ export class ChannelDuplex extends Duplex {
 
   /** Changes the pseudo-terminal size (`stty size` on the remote side follows). */
   async resize(cols: number, rows: number): Promise<void> {
+    checkTerminalSize(cols, rows)
     const c = await this.#chan
     await c.resize(cols, rows).catch((e: unknown) => { throw fromNative(e) })
   }
 
   /** Sends a signal (`'TERM'`, `'INT'`, …) to the remote process. */
   async kill(signal = 'TERM'): Promise<void> {
+    checkSignalName(signal)
     const c = await this.#chan
     await c.signal(signal).catch((e: unknown) => { throw fromNative(e) })
   }
