@@ -4,7 +4,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { existsSync, lstatSync, mkdirSync, readFileSync, readlinkSync, rmSync, statfsSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs'
 import { randomBytes } from 'node:crypto'
-import { posix } from 'node:path'
+import { tmpdir } from 'node:os'
+import { join, posix } from 'node:path'
 
 import { ConfigError, connect, Dirent, FileHandle, SftpError, Stats, type ConnectOptions, type SftpClient, type SshClient } from '../dist/cjs/index.js'
 import { startSshd, type Sshd } from './fixtures/sshd.mjs'
@@ -745,7 +746,63 @@ describe('errors', () => {
     await configError(sftp.upload('/etc/hostname', f, { keepPartial: 1 as unknown as boolean }), 'keepPartial')
     await configError(sftp.download(f, '/tmp/x', { resume: null as unknown as boolean }), 'resume')
     await configError(sftp.download(f, '/tmp/x', { signal: 'nope' as unknown as AbortSignal }), 'signal')
+    // wrong types: each a ConfigError naming the option, never the binding's conversion error
+    await configError(sftp.truncate(f, 'x' as unknown as number), 'size')
+    await configError(sftp.writeFile(f, 42 as unknown as string), 'data')
+    await configError(sftp.writeFile(f, null as unknown as string), 'data')
+    await configError(sftp.writeFile(f, 'x', { flag: 5 as unknown as string }), 'flag')
+    await configError(sftp.writeFile(f, 'x', { encoding: 'klingon' as BufferEncoding }), 'encoding')
+    await configError(sftp.readFile(f, { maxSize: -1 }), 'maxSize')
+    await configError(sftp.readFile(f, 'klingon' as BufferEncoding), 'encoding')
+    await configError(sftp.mkdir(posix.join(work, 'bad-mode'), 'x' as never), 'options')
+    await configError(() => sftp.createReadStream(f, { highWaterMark: -1 }), 'highWaterMark')
+    await configError(() => sftp.createReadStream(f, { highWaterMark: 'x' as unknown as number }), 'highWaterMark')
+    await configError(() => sftp.createReadStream(f, { concurrency: 0 }), 'concurrency')
+    await configError(() => sftp.createWriteStream(f, { flags: 5 as unknown as string }), 'flags')
+    await configError(() => sftp.createWriteStream(f, { start: -1 }), 'start')
+    await configError(() => sftp.createWriteStream(f, { concurrency: 1.5 }), 'concurrency')
+    await configError(sftp.download(f, '/tmp/x', { onProgress: 'log' as never }), 'onProgress')
+    await configError(sftp.downloadDir(f, join(tmpdir(), 'ferrossh-never'), { symlinks: 'copy' as never }), 'symlinks')
+    await configError(sftp.downloadDir(f, join(tmpdir(), 'ferrossh-never'), { fileConcurrency: 0 }), 'fileConcurrency')
+    await configError(sftp.uploadDir('/etc', posix.join(work, 'never-dir'), { filter: true as never }), 'filter')
+    await configError(sftp.uploadDir('/etc', posix.join(work, 'never-dir'), { concurrency: 0 }), 'concurrency')
     expect(existsSync(f)).toBe(false)
     expect(existsSync(posix.join(work, 'bad-mode'))).toBe(false)
+    expect(existsSync(posix.join(work, 'never-dir'))).toBe(false)
+    expect(existsSync(join(tmpdir(), 'ferrossh-never'))).toBe(false)
+  })
+  it('null options mean none, as in fs', async () => {
+    const d = fresh()
+    await sftp.mkdir(posix.join(d, 'n'), null as never)
+    expect((await sftp.stat(posix.join(d, 'n'), null as never)).isDirectory()).toBe(true)
+    await sftp.writeFile(posix.join(d, 'n', 'f'), 'abc', null as never)
+    expect((await sftp.readFile(posix.join(d, 'n', 'f'), null as never)).toString()).toBe('abc')
+    expect(await sftp.readdir(posix.join(d, 'n'), null as never)).toEqual(['f'])
+    const local = join(tmpdir(), `ferrossh-null-${process.pid}`)
+    try {
+      expect(await sftp.download(posix.join(d, 'n', 'f'), local, null as never)).toBe(3)
+      expect(readFileSync(local, 'utf8')).toBe('abc')
+    } finally {
+      rmSync(local, { force: true })
+    }
+  })
+  it('file handles check their read and write arguments', async () => {
+    const d = fresh()
+    const p = posix.join(d, 'h')
+    await sftp.writeFile(p, '0123456789')
+    await using h = await sftp.open(p, 'r+')
+    const buf = Buffer.alloc(4)
+    await configError(h.read('x' as never), 'buffer')
+    await configError(h.read(buf, 5), 'offset')
+    await configError(h.read(buf, 1, 4), 'length')
+    await configError(h.read(buf, 0, 4, -1), 'position')
+    await configError(h.write(42 as never), 'data')
+    await configError(h.write('x', 1.5), 'position')
+    await configError(h.truncate(-2), 'size')
+    // and a good read and write still work on the same handle
+    expect((await h.read(buf, 1, 3, 2)).bytesRead).toBe(3)
+    expect(buf.subarray(1).toString()).toBe('234')
+    await h.write(new Uint8Array([65, 66]), 0)
+    expect((await sftp.readFile(p)).toString()).toBe('AB23456789')
   })
 })

@@ -174,6 +174,45 @@ function checkPath(p: unknown, option = 'path'): string {
   return p
 }
 
+/** An options argument: undefined and null mean none (as in fs); anything else must be an object. */
+function opts<T extends object>(o: T | null | undefined): Partial<T> {
+  if (o === undefined || o === null) return {}
+  if (typeof o !== 'object') throw new ConfigError(`options: must be an object, got ${typeof o}`, { option: 'options' })
+  return o
+}
+
+function intOf(v: unknown, option: string, min: number, max = Number.MAX_SAFE_INTEGER): number | undefined {
+  if (v === undefined) return undefined
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
+    const range = max === Number.MAX_SAFE_INTEGER ? `an integer ≥ ${min}` : `an integer between ${min} and ${max}`
+    throw new ConfigError(`${option}: must be ${range}, got ${typeof v === 'number' ? v : typeof v}`, { option })
+  }
+  return v
+}
+
+function encodingOf(e: unknown): BufferEncoding | undefined {
+  if (e === undefined || e === null) return undefined
+  if (typeof e !== 'string' || !Buffer.isEncoding(e)) throw new ConfigError(`encoding: unknown encoding ${JSON.stringify(e)}`, { option: 'encoding' })
+  return e
+}
+
+/** What a write sends: a string's bytes in `encoding`, or the caller's bytes themselves. */
+function bytesOf(data: unknown, encoding: BufferEncoding = 'utf8'): Buffer {
+  if (typeof data === 'string') return Buffer.from(data, encoding)
+  if (data instanceof Uint8Array) return Buffer.from(data.buffer, data.byteOffset, data.byteLength)
+  throw new ConfigError(`data: must be a string, Buffer or Uint8Array, got ${data === null ? 'null' : typeof data}`, { option: 'data' })
+}
+
+function flagsOf(f: unknown, option: string): string | undefined {
+  if (f !== undefined && typeof f !== 'string') throw new ConfigError(`${option}: must be an open flag string such as 'w', 'a' or 'r+'`, { option })
+  return f
+}
+
+function callbackOf<F>(f: F | undefined, option: string): F | undefined {
+  if (f !== undefined && typeof f !== 'function') throw new ConfigError(`${option}: must be a function`, { option })
+  return f
+}
+
 function modeOf(mode: number | string | undefined, option = 'mode'): number | undefined {
   if (mode === undefined) return undefined
   const m = typeof mode === 'string' ? parseInt(mode, 8) : mode
@@ -202,9 +241,13 @@ export class FileHandle {
   #check(): void {
     if (this.#closed) throw new SftpError('EBADF: file handle is closed', 'EBADF', { status: 0 })
   }
-  /** Reads into `buffer`; returns the bytes read (0 at end of file). `position` null = current. */
-  async read(buffer: Buffer, offset = 0, length = buffer.length - offset, position: number | null = null): Promise<ReadResult> {
+  /** Reads into `buffer` at `offset` (default 0) up to `length` bytes (default: the rest of it); returns the bytes read (0 at end of file). `position` null = current. */
+  async read(buffer: Buffer, offset = 0, length?: number, position: number | null = null): Promise<ReadResult> {
     this.#check()
+    if (!(buffer instanceof Uint8Array)) throw new ConfigError(`buffer: must be a Buffer or Uint8Array, got ${buffer === null ? 'null' : typeof buffer}`, { option: 'buffer' })
+    intOf(offset, 'offset', 0, buffer.length)
+    length = intOf(length, 'length', 0, buffer.length - offset) ?? buffer.length - offset
+    if (position !== null) intOf(position, 'position', 0)
     const at = position ?? this.#position
     let done = 0
     while (done < length) {
@@ -222,7 +265,8 @@ export class FileHandle {
     bytesWritten: number
   }> {
     this.#check()
-    const buf = typeof data === 'string' ? Buffer.from(data) : data
+    const buf = bytesOf(data)
+    if (position !== null) intOf(position, 'position', 0)
     const at = position ?? this.#position
     await call(this.#sftp, 'write', this.#handle, at, buf)
     if (position === null) this.#position += buf.length
@@ -236,7 +280,7 @@ export class FileHandle {
   /** Sets the file's length. */
   async truncate(len = 0): Promise<void> {
     this.#check()
-    await call(this.#sftp, 'fsetstat', this.#handle, { size: len })
+    await call(this.#sftp, 'fsetstat', this.#handle, { size: intOf(len, 'size', 0) })
   }
   /** Changes permission bits. */
   async chmod(mode: number | string): Promise<void> {
@@ -305,11 +349,11 @@ export class SftpClient {
 
   /** Attributes, following symlinks. */
   async stat(path: string, options: { bigint?: boolean } = {}): Promise<Stats> {
-    return new Stats(await call(this.#n, 'stat', checkPath(path)), options.bigint)
+    return new Stats(await call(this.#n, 'stat', checkPath(path)), opts(options).bigint)
   }
   /** Attributes of the link itself. */
   async lstat(path: string, options: { bigint?: boolean } = {}): Promise<Stats> {
-    return new Stats(await call(this.#n, 'lstat', checkPath(path)), options.bigint)
+    return new Stats(await call(this.#n, 'lstat', checkPath(path)), opts(options).bigint)
   }
   /** True when the path exists (following symlinks). */
   async exists(path: string): Promise<boolean> {
@@ -336,7 +380,7 @@ export class SftpClient {
   }
   /** Truncates or extends a file. */
   async truncate(path: string, len = 0): Promise<void> {
-    await call(this.#n, 'setstat', checkPath(path), { size: len })
+    await call(this.#n, 'setstat', checkPath(path), { size: intOf(len, 'size', 0) })
   }
   /** The canonical absolute path. */
   async realpath(path: string): Promise<string> {
@@ -379,8 +423,9 @@ export class SftpClient {
   /** Creates a directory; `recursive` creates parents and ignores an existing directory. */
   async mkdir(path: string, options: { recursive?: boolean; mode?: number } = {}): Promise<void> {
     checkPath(path)
-    const mode = modeOf(options.mode)
-    if (!options.recursive) return call(this.#n, 'mkdir', path, mode)
+    const o = opts(options)
+    const mode = modeOf(o.mode)
+    if (!o.recursive) return call(this.#n, 'mkdir', path, mode)
     const abs = path.startsWith('/')
     const parts = path.split('/').filter(Boolean)
     let cur = abs ? '' : '.'
@@ -397,7 +442,7 @@ export class SftpClient {
   /** Removes a directory; `recursive` removes its contents first (links are removed, not followed). */
   async rmdir(path: string, options: { recursive?: boolean } = {}): Promise<void> {
     checkPath(path)
-    if (options.recursive) {
+    if (opts(options).recursive) {
       for (const e of await this.readdir(path, { withFileTypes: true })) {
         const p = posix.join(path, e.name)
         if (e.isDirectory()) await this.rmdir(p, { recursive: true })
@@ -412,8 +457,9 @@ export class SftpClient {
   readdir(path: string, options: { withFileTypes: true }): Promise<Dirent[]>
   readdir(path: string, options?: { withFileTypes?: false }): Promise<string[]>
   async readdir(path: string, options: { withFileTypes?: boolean } = {}): Promise<string[] | Dirent[]> {
+    const withFileTypes = opts(options).withFileTypes
     const entries = await call(this.#n, 'readdir', checkPath(path))
-    return options.withFileTypes ? entries.map((e) => new Dirent(e, path)) : entries.map((e) => e.name)
+    return withFileTypes ? entries.map((e) => new Dirent(e, path)) : entries.map((e) => e.name)
   }
   /** Streams a directory batch by batch: for huge directories. */
   async *opendir(path: string): AsyncGenerator<Dirent> {
@@ -443,33 +489,39 @@ export class SftpClient {
   readFile(path: string, options: { encoding: BufferEncoding; maxSize?: number } | BufferEncoding): Promise<string>
   readFile(path: string, options?: { encoding?: null; maxSize?: number }): Promise<Buffer>
   async readFile(path: string, options: { encoding?: BufferEncoding | null; maxSize?: number } | BufferEncoding = {}): Promise<Buffer | string> {
-    const o = typeof options === 'string' ? { encoding: options } : options
-    const data = await call(this.#n, 'readFile', checkPath(path), o.maxSize)
-    return o.encoding ? data.toString(o.encoding) : data
+    const o = typeof options === 'string' ? { encoding: options } : opts(options)
+    const encoding = encodingOf(o.encoding)
+    const data = await call(this.#n, 'readFile', checkPath(path), intOf(o.maxSize, 'maxSize', 0))
+    return encoding ? data.toString(encoding) : data
   }
   /** Writes a whole file (replacing it, or as `flag` says). */
   async writeFile(path: string, data: string | Buffer | Uint8Array, options: { flag?: string; mode?: number; encoding?: BufferEncoding } = {}): Promise<void> {
-    const buf = typeof data === 'string' ? Buffer.from(data, options.encoding ?? 'utf8') : Buffer.from(data.buffer, data.byteOffset, data.byteLength)
-    await call(this.#n, 'writeFile', checkPath(path), buf, options.flag ?? 'w', modeOf(options.mode))
+    checkPath(path)
+    const o = opts(options)
+    const buf = bytesOf(data, encodingOf(o.encoding))
+    await call(this.#n, 'writeFile', path, buf, flagsOf(o.flag, 'flag') ?? 'w', modeOf(o.mode))
   }
   /** Appends to a file, creating it if needed. */
   async appendFile(path: string, data: string | Buffer, options: { mode?: number } = {}): Promise<void> {
-    await this.writeFile(path, data, { flag: 'a', mode: options.mode })
+    await this.writeFile(path, data, { flag: 'a', mode: opts(options).mode })
   }
 
   /**
    * A Readable of a remote file with many reads in flight (read-ahead), delivered in order.
    * `end` is inclusive, as in fs.
    */
-  createReadStream(path: string, options: SftpReadStreamOptions = {}): Readable {
+  createReadStream(path: string, streamOptions: SftpReadStreamOptions = {}): Readable {
     checkPath(path)
+    const options = opts(streamOptions)
+    const highWaterMark = intOf(options.highWaterMark, 'highWaterMark', 1)
+    const concurrency = intOf(options.concurrency, 'concurrency', 1, 256)
     const start = options.start ?? 0
     if (!Number.isInteger(start) || start < 0) throw new ConfigError('start: must be a non-negative integer', { option: 'start' })
     if (options.end !== undefined && (!Number.isInteger(options.end) || options.end < start)) throw new ConfigError('end: must be an integer ≥ start', { option: 'end' })
     const end = options.end === undefined ? undefined : options.end + 1
     let reader: InstanceType<typeof binding.NativeBufferReader> | undefined
     const stream = new Readable({
-      highWaterMark: options.highWaterMark ?? 1024 * 1024,
+      highWaterMark: highWaterMark ?? 1024 * 1024,
       read() { source.pump() },
       destroy(err, cb) {
         reader?.close()
@@ -478,7 +530,7 @@ export class SftpClient {
     })
     stream.on('error', () => {})
     const source = new ChannelSource(0, (c) => stream.push(c), (e) => stream.destroy(e))
-    call(this.#n, 'readStream', path, start, end, options.concurrency, options.highWaterMark).then((r) => {
+    call(this.#n, 'readStream', path, start, end, concurrency, highWaterMark).then((r) => {
       reader = r
       if (stream.destroyed) return r.close()
       r.setWaker(() => source.wake())
@@ -488,9 +540,10 @@ export class SftpClient {
   }
 
   /** A Writable to a remote file with many writes in flight (write-behind); `finish` after every write landed. */
-  createWriteStream(path: string, options: SftpWriteStreamOptions = {}): Writable {
+  createWriteStream(path: string, streamOptions: SftpWriteStreamOptions = {}): Writable {
     checkPath(path)
-    const writer = call(this.#n, 'writeStream', path, options.flags ?? 'w', options.start, modeOf(options.mode), options.concurrency)
+    const o = opts(streamOptions)
+    const writer = call(this.#n, 'writeStream', path, flagsOf(o.flags, 'flags') ?? 'w', intOf(o.start, 'start', 0), modeOf(o.mode), intOf(o.concurrency, 'concurrency', 1, 256))
     writer.catch(() => {})
     const w = new Writable({
       highWaterMark: 1024 * 1024,
@@ -512,20 +565,23 @@ export class SftpClient {
    * Remote file → local file, natively (the bytes never enter JavaScript). Written under a
    * temporary name and renamed when complete and of the expected size.
    */
-  async download(remote: string, local: string, options: TransferOptions = {}): Promise<number> {
-    const { onProgress } = options
+  async download(remote: string, local: string, transfer: TransferOptions = {}): Promise<number> {
+    const options = opts(transfer)
+    const onProgress = callbackOf(options.onProgress, 'onProgress')
     const progress = onProgress ? (transferred: number, total: number) => { try { onProgress({ transferred, total }) } catch { /* a throwing callback must not stop the transfer */ } } : undefined
     return withSignal(options.signal, (cancel) => call(this.#n, 'download', checkPath(remote, 'remote'), checkPath(local, 'local'), transferOptions(options), progress, cancel))
   }
   /** Local file → remote file, natively; written under a temporary name and renamed when complete. */
-  async upload(local: string, remote: string, options: TransferOptions = {}): Promise<number> {
-    const { onProgress } = options
+  async upload(local: string, remote: string, transfer: TransferOptions = {}): Promise<number> {
+    const options = opts(transfer)
+    const onProgress = callbackOf(options.onProgress, 'onProgress')
     const progress = onProgress ? (transferred: number, total: number) => { try { onProgress({ transferred, total }) } catch { /* ignored */ } } : undefined
     return withSignal(options.signal, (cancel) => call(this.#n, 'upload', checkPath(local, 'local'), checkPath(remote, 'remote'), transferOptions(options), progress, cancel))
   }
 
   /** A remote directory tree → local, several files at once. Resolves with the files copied. */
-  async downloadDir(remote: string, local: string, options: DirTransferOptions = {}): Promise<number> {
+  async downloadDir(remote: string, local: string, dirOptions: DirTransferOptions = {}): Promise<number> {
+    const options = checkDirOptions(dirOptions)
     const files: { from: string; to: string; size: number }[] = []
     const walk = async (dir: string, rel: string): Promise<void> => {
       await mkdirLocal(join(local, rel), { recursive: true })
@@ -553,7 +609,8 @@ export class SftpClient {
   }
 
   /** A local directory tree → remote, several files at once. Resolves with the files copied. */
-  async uploadDir(local: string, remote: string, options: DirTransferOptions = {}): Promise<number> {
+  async uploadDir(local: string, remote: string, dirOptions: DirTransferOptions = {}): Promise<number> {
+    const options = checkDirOptions(dirOptions)
     const files: { from: string; to: string; size: number }[] = []
     const walk = async (dir: string, rel: string): Promise<void> => {
       await this.mkdir(rel ? posix.join(remote, rel) : remote, { recursive: true })
@@ -612,6 +669,19 @@ export class SftpClient {
   async close(): Promise<void> {
     this.#n.close()
   }
+}
+
+/** Checks a tree transfer's options (and the per-file ones) before anything is walked or created. */
+function checkDirOptions(d: DirTransferOptions | null | undefined): DirTransferOptions {
+  const o = opts(d)
+  if (o.symlinks !== undefined && !['skip', 'follow', 'preserve'].includes(o.symlinks)) {
+    throw new ConfigError(`symlinks: must be 'skip', 'follow' or 'preserve', got ${JSON.stringify(o.symlinks)}`, { option: 'symlinks' })
+  }
+  callbackOf(o.filter, 'filter')
+  callbackOf(o.onProgress, 'onProgress')
+  intOf(o.fileConcurrency, 'fileConcurrency', 1)
+  transferOptions({ ...o, onProgress: undefined })
+  return o
 }
 
 function transferOptions(o: TransferOptions): { concurrency?: number; chunkSize?: number; resume?: boolean; keepPartial?: boolean; mode?: number; fsync?: boolean } {
