@@ -181,6 +181,17 @@ describe('sessions', () => {
           case 'exit': return (async () => Number(arg))()
           case 'fail': return Promise.reject(new Error('handler failed'))
           case 'kill': void s.kill(arg); return undefined
+          case 'bad-args': return (async () => {
+            const tries: Array<[string, () => Promise<void>]> = [
+              ['exit x', () => s.exit('x' as never)], ['exit -1', () => s.exit(-1)], ['exit 1.5', () => s.exit(1.5)],
+              ['kill NOPE', () => s.kill('NOPE')], ['kill 9', () => s.kill(9 as never)], ['kill message', () => s.kill('TERM', 5 as never)],
+            ]
+            for (const [what, f] of tries) {
+              const e = await f().then(() => null, (x: unknown) => x)
+              s.stdout.write(`${what}: ${e instanceof ConfigError ? (e as ConfigError).option : String(e)}\n`)
+            }
+            return 4
+          })()
           case 'stderr': s.stderr.write('to stderr'); s.stdout.write('to stdout'); void s.exit(0); return undefined
           case 'refuse': return false
           case 'throw': throw new Error('refused by throwing')
@@ -214,6 +225,14 @@ describe('sessions', () => {
     expect((await ssh.exec('exit 0')).code).toBe(0)
     expect((await ssh.exec('unknown')).code).toBe(127)
     expect((await ssh.exec('fail')).code).toBe(1)
+  })
+
+  it("a handler's bad exit() and kill() arguments are ConfigErrors, and the session still ends as the handler says", async () => {
+    const r = await ssh.exec('bad-args')
+    expect(r.stdout.toString().split('\n').filter(Boolean)).toEqual([
+      'exit x: code', 'exit -1: code', 'exit 1.5: code', 'kill NOPE: signal', 'kill 9: signal', 'kill message: message',
+    ])
+    expect(r.code).toBe(4)
   })
 
   it('passes the environment acceptEnv lets through', async () => {

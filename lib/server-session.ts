@@ -204,6 +204,7 @@ export class ServerSession extends EventEmitter implements ServerContext {
   async kill(signal = 'TERM', message?: string): Promise<void> {
     const name = typeof signal === 'string' ? signal.replace(/^SIG/, '') : ''
     if (!SIGNALS.has(name)) throw new ConfigError(`kill: unknown signal ${String(signal)}: use a name such as TERM, INT, KILL or HUP`, { option: 'signal' })
+    if (message !== undefined && typeof message !== 'string') throw new ConfigError(`kill: message must be a string, got ${typeof message}`, { option: 'message' })
     if (this.#ended) return
     this.#ended = true
     await this.#flush()
