@@ -76,6 +76,14 @@ describe('resolveConfig', () => {
     expect(e.line).toBe(2)
     expect(() => resolveConfig('a', { file: join(dir, 'missing') })).toThrow(ConfigError)
     expect(() => resolveConfig('')).toThrow(ConfigError)
+    const option = (f: () => unknown): string | undefined => { try { f() } catch (e) { expect(e).toBeInstanceOf(ConfigError); return (e as ConfigError).option } return undefined }
+    expect(option(() => resolveConfig('a', 'file' as never))).toBe('options')
+    expect(option(() => resolveConfig('a', { file: 5 as never }))).toBe('file')
+    expect(option(() => resolveConfig('a', { file, user: {} as never }))).toBe('user')
+    expect(option(() => resolveConfig('a', { file, port: 0 }))).toBe('port')
+    expect(option(() => resolveConfig('a', { file, port: '22' as never }))).toBe('port')
+    // null options mean none
+    expect(resolveConfig('a', null as never).hostname).toBe('a')
   })
 })
 

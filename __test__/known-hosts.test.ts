@@ -132,7 +132,7 @@ describe('KnownHosts class', () => {
       expect(kh.lookup(host, port).map((e) => e.line), name).toEqual(lines)
     }
   })
-  it('check, formatLine and add', () => {
+  it('check, formatLine and add', async () => {
     const file = join(dir, 'added')
     KnownHosts.add(file, 'example.com', 2200, sshd.hostKeys.ed25519.publicKey, { hash: true })
     const kh = KnownHosts.loadSync(file)
@@ -142,6 +142,16 @@ describe('KnownHosts class', () => {
     expect(KnownHosts.formatLine('h', 22, sshd.hostKeys.ed25519.publicKey)).toBe(`h ${sshd.hostKeys.ed25519.publicKey.split(' ').slice(0, 2).join(' ')}`)
     expect(() => kh.check('h', 22, 'not a key')).toThrow(ConfigError)
     expect(() => kh.lookup('h', 70000)).toThrow(ConfigError)
+    // wrong types are ConfigErrors naming the argument, not the binding's conversion errors
+    const option = (f: () => unknown): string | undefined => { try { f() } catch (e) { expect(e).toBeInstanceOf(ConfigError); return (e as ConfigError).option } return undefined }
+    expect(option(() => kh.lookup(5 as never))).toBe('host')
+    expect(option(() => kh.check('h', 22, 5 as never))).toBe('key')
+    expect(option(() => kh.knownKeyTypes(null as never))).toBe('host')
+    expect(option(() => KnownHosts.formatLine({} as never, 22, sshd.hostKeys.ed25519.publicKey))).toBe('host')
+    expect(option(() => KnownHosts.add(42 as never, 'h', 22, sshd.hostKeys.ed25519.publicKey))).toBe('file')
+    expect(option(() => KnownHosts.loadSync(5 as never))).toBe('knownHosts')
+    expect(option(() => KnownHosts.loadSync([file, null] as never))).toBe('knownHosts')
+    await expect(KnownHosts.load({} as never)).rejects.toMatchObject({ option: 'knownHosts' })
   })
   it('random and truncated lines only ever become issues', () => {
     const good = sshd.knownHostsLines[0]

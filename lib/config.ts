@@ -84,6 +84,14 @@ function expandHome(p: string): string {
 
 function resolveRaw(host: string, o: ResolveConfigOptions): { resolved: ResolvedConfig; explicit: Set<string> } {
   if (typeof host !== 'string' || !host) throw new ConfigError('resolveConfig: host must be a non-empty string', { option: 'host' })
+  if (o === null || o === undefined) o = {}
+  if (typeof o !== 'object') throw new ConfigError(`resolveConfig: options must be an object, got ${typeof o}`, { option: 'options' })
+  for (const k of ['file', 'user'] as const) {
+    if (o[k] !== undefined && (typeof o[k] !== 'string' || !o[k])) throw new ConfigError(`resolveConfig: ${k} must be a non-empty string`, { option: k })
+  }
+  if (o.port !== undefined && (typeof o.port !== 'number' || !Number.isInteger(o.port) || o.port < 1 || o.port > 65535)) {
+    throw new ConfigError('resolveConfig: port must be an integer between 1 and 65535', { option: 'port' })
+  }
   const file = o.file === undefined ? undefined : resolvePath(expandHome(o.file))
   let entries
   try {

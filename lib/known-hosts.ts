@@ -64,6 +64,25 @@ export function defaultKnownHostsFiles(): string[] {
   return [join(homedir(), '.ssh', 'known_hosts'), '/etc/ssh/ssh_known_hosts']
 }
 
+/** The files argument of load()/loadSync(): one path or a list of them, resolved. */
+function fileList(files: string | string[]): string[] {
+  const list: unknown[] = typeof files === 'string' ? [files] : Array.isArray(files) ? files : [files]
+  return list.map((f) => {
+    if (typeof f !== 'string' || !f) throw new ConfigError(`known_hosts files: each must be a non-empty path string, got ${f === null ? 'null' : typeof f}`, { option: 'knownHosts' })
+    return resolve(f)
+  })
+}
+
+function checkHost(host: unknown): string {
+  if (typeof host !== 'string' || !host) throw new ConfigError('host: must be a non-empty string', { option: 'host' })
+  return host
+}
+
+function checkKey(key: unknown): string {
+  if (typeof key !== 'string') throw new ConfigError('key: must be a public key string such as "ssh-ed25519 AAAA…"', { option: 'key' })
+  return key
+}
+
 function checkPort(port: number): number {
   if (!Number.isInteger(port) || port < 1 || port > 65535) throw new ConfigError('port: must be between 1 and 65535', { option: 'port' })
   return port
@@ -85,7 +104,7 @@ export class KnownHosts {
 
   /** Reads files (default: ssh's); a missing file counts as empty. */
   static async load(files: string | string[] = defaultKnownHostsFiles()): Promise<KnownHosts> {
-    const list = (typeof files === 'string' ? [files] : files).map((f) => resolve(f))
+    const list = fileList(files)
     const sources = await Promise.all(list.map(async (path) => ({ path, text: await readFile(path, 'utf8').catch((e: NodeJS.ErrnoException) => {
       if (e.code === 'ENOENT') return ''
       throw new ConfigError(`cannot read known_hosts file ${path}: ${e.message}`, { option: 'knownHosts', file: path })
@@ -95,7 +114,7 @@ export class KnownHosts {
 
   /** The same as {@link KnownHosts.load}, synchronously. */
   static loadSync(files: string | string[] = defaultKnownHostsFiles()): KnownHosts {
-    const list = (typeof files === 'string' ? [files] : files).map((f) => resolve(f))
+    const list = fileList(files)
     return new KnownHosts(list.map((path) => {
       try {
         return { path, text: readFileSync(path, 'utf8') }
@@ -120,7 +139,7 @@ export class KnownHosts {
   /** Every line whose host field matches `host` (and `port`, default 22). */
   lookup(host: string, port = 22): KnownHostsEntry[] {
     try {
-      return this.#native.lookup(host, checkPort(port)).map((e) => ({ ...e, marker: e.marker as KnownHostsEntry['marker'], file: e.file ?? null, hosts: e.hosts ?? null, comment: e.comment ?? null }))
+      return this.#native.lookup(checkHost(host), checkPort(port)).map((e) => ({ ...e, marker: e.marker as KnownHostsEntry['marker'], file: e.file ?? null, hosts: e.hosts ?? null, comment: e.comment ?? null }))
     } catch (e) {
       throw fromNative(e)
     }
@@ -129,7 +148,7 @@ export class KnownHosts {
   /** Checks a host key (`type base64`) the way ssh's StrictHostKeyChecking does. */
   check(host: string, port: number, key: string): KnownHostsCheck {
     try {
-      const r = this.#native.check(host, checkPort(port), key)
+      const r = this.#native.check(checkHost(host), checkPort(port), checkKey(key))
       return { status: r.status as KnownHostsCheck['status'], file: r.file ?? null, line: r.line ?? null, expected: r.expected.map((e) => ({ ...e, file: e.file ?? null })) }
     } catch (e) {
       throw fromNative(e)
@@ -138,13 +157,13 @@ export class KnownHosts {
 
   /** Key types known for a host, in file order (ssh negotiates these first). */
   knownKeyTypes(host: string, port = 22): string[] {
-    return this.#native.knownKeyTypes(host, checkPort(port))
+    return this.#native.knownKeyTypes(checkHost(host), checkPort(port))
   }
 
   /** A known_hosts line for `key`, hashed like `ssh-keygen -H` when `hash` is set. */
   static formatLine(host: string, port: number, key: string, options: { hash?: boolean } = {}): string {
     try {
-      return binding.knownHostsLine(host, checkPort(port), key, Boolean(options.hash))
+      return binding.knownHostsLine(checkHost(host), checkPort(port), checkKey(key), Boolean(options?.hash))
     } catch (e) {
       throw fromNative(e)
     }
@@ -152,6 +171,7 @@ export class KnownHosts {
 
   /** Appends a host key to a file under a lock (safe against concurrent writers). */
   static add(file: string, host: string, port: number, key: string, options: { hash?: boolean } = {}): void {
+    if (typeof file !== 'string' || !file) throw new ConfigError('file: must be a non-empty path string', { option: 'file' })
     const line = KnownHosts.formatLine(host, port, key, options)
     try {
       binding.knownHostsAppend(resolve(file), line)
