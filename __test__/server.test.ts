@@ -58,6 +58,11 @@ describe('listening', () => {
     expect(s.hostKeys).toEqual([expect.objectContaining({ algorithm: 'ssh-ed25519', fingerprint: expect.stringMatching(/^SHA256:/) })])
     let closed = false
     s.on('close', () => { closed = true })
+    // a bad timeout rejects (close() returns a promise) and leaves the server listening
+    const bad = s.close({ timeout: 'soon' as never })
+    expect(await rejection(bad)).toMatchObject({ option: 'timeout' })
+    expect(s.address()?.port).toBe(a.port)
+    expect(closed).toBe(false)
     await s.close()
     expect(closed).toBe(true)
     expect(await rejection(s.listen(0))).toBeInstanceOf(ConfigError)

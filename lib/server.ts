@@ -166,7 +166,8 @@ export class SshServer extends EventEmitter {
   } = {}): Promise<void> {
     if (this.#closing) return this.#closing
     const timeout = options?.timeout ?? 10_000
-    if (typeof timeout !== 'number' || !(timeout >= 0)) bad('timeout', 'must be a number of milliseconds')
+    // a promise-returning call rejects rather than throws, and a bad timeout leaves the server as it was
+    if (typeof timeout !== 'number' || !(timeout >= 0)) return Promise.reject(new ConfigError('timeout: must be a number of milliseconds', { option: 'timeout' }))
     this.#closing = native(() => this.#native.close(timeout)).then(() => {
       this.#listening = false
       this.emit('close')
