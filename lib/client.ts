@@ -4,7 +4,7 @@ import { Readable } from 'node:stream'
 import { CommandError, ConfigError, fromNative, native } from './errors'
 import { RemoteProcess, type ExecOptions, type ExecResult, type SpawnOptions, toExitStatus } from './exec'
 import binding, { type NativeChannel, type NativeClient } from './native'
-import { checkCallOptions, type ConnectOptions, type HostKeyInfo, envToNative, ptyToNative, resolveOptions, type PtyOptions, type X11Options, x11ToNative } from './options'
+import { checkCallOptions, type ConnectOptions, optionsOf, type HostKeyInfo, envToNative, ptyToNative, resolveOptions, type PtyOptions, type X11Options, x11ToNative } from './options'
 import { ChannelDuplex } from './stream'
 import type { SshClientBuilder } from './builder'
 import type { DynamicForwardOptions, Forward, LocalForwardOptions, LocalUnixForwardOptions, RemoteForwardOptions, RemoteUnixForwardOptions } from './forward'
@@ -124,6 +124,7 @@ export class SshClient extends EventEmitter {
    * const { stdout, code } = await ssh.exec('uname -a')
    */
   async exec(command: string, options: ExecOptions = {}): Promise<ExecResult> {
+    options = optionsOf(options)
     if (typeof command !== 'string' || command.length === 0) throw new ConfigError('exec: command must be a non-empty string', { option: 'command' })
     this.#checkOpen()
     const { stdin, env, pty, timeout, maxBuffer, signal, check, agentForward } = options
@@ -202,6 +203,7 @@ export class SshClient extends EventEmitter {
    * const { code } = await p.exited
    */
   spawn(command: string, options: SpawnOptions = {}): RemoteProcess {
+    options = optionsOf(options)
     if (typeof command !== 'string' || command.length === 0) throw new ConfigError('spawn: command must be a non-empty string', { option: 'command' })
     this.#checkOpen()
     checkCallOptions(options)
@@ -215,6 +217,7 @@ export class SshClient extends EventEmitter {
 
   /** Opens an interactive shell (with a pty unless `pty: false`) as a Duplex. */
   async shell(options: ShellOptions = {}): Promise<ChannelDuplex> {
+    options = optionsOf(options)
     this.#checkOpen()
     checkCallOptions(options)
     const env = envToNative(options.env)
@@ -226,6 +229,7 @@ export class SshClient extends EventEmitter {
 
   /** Starts a subsystem (e.g. `netconf`) as a raw Duplex. */
   async subsystem(name: string, options: { signal?: AbortSignal } = {}): Promise<ChannelDuplex> {
+    options = optionsOf(options)
     if (typeof name !== 'string' || !name) throw new ConfigError('subsystem: name must be a non-empty string', { option: 'name' })
     this.#checkOpen()
     const chan = await withSignal(options.signal, (cancel) => call(this.#native, 'subsystem', name, cancel))
@@ -238,6 +242,7 @@ export class SshClient extends EventEmitter {
    * const db = await ssh.openTcp('db.internal', 5432)
    */
   async openTcp(host: string, port: number, options: { signal?: AbortSignal } = {}): Promise<ChannelDuplex> {
+    options = optionsOf(options)
     if (typeof host !== 'string' || !host) throw new ConfigError('openTcp: host must be a non-empty string', { option: 'host' })
     checkPort('port', port, false)
     this.#checkOpen()
@@ -247,6 +252,7 @@ export class SshClient extends EventEmitter {
 
   /** A channel to a Unix socket on the server (direct-streamlocal@openssh.com), as a Duplex. */
   async openUnix(path: string, options: { signal?: AbortSignal } = {}): Promise<ChannelDuplex> {
+    options = optionsOf(options)
     if (typeof path !== 'string' || !path) throw new ConfigError('openUnix: path must be a non-empty string', { option: 'path' })
     this.#checkOpen()
     const chan = await withSignal(options.signal, (cancel) => call(this.#native, 'openUnix', path, cancel))
@@ -287,6 +293,7 @@ export class SshClient extends EventEmitter {
 
   /** `ssh -D`: a local SOCKS 4, 4a and 5 proxy whose connections go out from the server. */
   async forwardDynamic(options: DynamicForwardOptions = {}): Promise<Forward> {
+    options = optionsOf(options)
     const o = forwardOptions(options, 'forwardDynamic')
     this.#checkOpen()
     const localHost = optHost(o, 'localHost') ?? '127.0.0.1'
@@ -337,6 +344,7 @@ export class SshClient extends EventEmitter {
    * for (const name of await sftp.readdir('.')) console.log(name)
    */
   async sftp(options: { signal?: AbortSignal } = {}): Promise<SftpClient> {
+    options = optionsOf(options)
     this.#checkOpen()
     const n = await withSignal(options.signal, (cancel) => call(binding.NativeSftp, 'open', this.#native, cancel))
     return new SftpClient(n)

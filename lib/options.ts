@@ -505,6 +505,16 @@ export function ptyToNative(pty: boolean | PtyOptions | undefined): NativePty | 
 }
 
 /**
+ * An options argument: undefined and null mean none (as in fs); anything but an object is a
+ * ConfigError. @internal
+ */
+export function optionsOf<T extends object>(o: T | null | undefined): T {
+  if (o === undefined || o === null) return {} as T
+  if (typeof o !== 'object') throw new ConfigError(`options: must be an object, got ${typeof o}`, { option: 'options' })
+  return o
+}
+
+/**
  * The flags and the signal of a call that opens a channel, checked before anything is sent
  * (a wrong type would otherwise reach the binding's conversion as a plain Error). @internal
  */

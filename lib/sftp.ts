@@ -5,6 +5,7 @@ import { Readable, Writable } from 'node:stream'
 import { ConfigError, SftpError } from './errors'
 import binding from './native'
 import { call, withSignal } from './signal'
+import { optionsOf } from './options'
 import { ChannelSource } from './stream'
 
 type NativeSftp = InstanceType<typeof binding.NativeSftp>
@@ -172,13 +173,6 @@ function checkPath(p: unknown, option = 'path'): string {
   if (typeof p !== 'string' || p.length === 0) throw new ConfigError(`${option}: must be a non-empty string`, { option })
   if (p.includes('\0')) throw new ConfigError(`${option}: must not contain NUL`, { option })
   return p
-}
-
-/** An options argument: undefined and null mean none (as in fs); anything else must be an object. */
-function opts<T extends object>(o: T | null | undefined): Partial<T> {
-  if (o === undefined || o === null) return {}
-  if (typeof o !== 'object') throw new ConfigError(`options: must be an object, got ${typeof o}`, { option: 'options' })
-  return o
 }
 
 function intOf(v: unknown, option: string, min: number, max = Number.MAX_SAFE_INTEGER): number | undefined {
@@ -349,11 +343,11 @@ export class SftpClient {
 
   /** Attributes, following symlinks. */
   async stat(path: string, options: { bigint?: boolean } = {}): Promise<Stats> {
-    return new Stats(await call(this.#n, 'stat', checkPath(path)), opts(options).bigint)
+    return new Stats(await call(this.#n, 'stat', checkPath(path)), optionsOf(options).bigint)
   }
   /** Attributes of the link itself. */
   async lstat(path: string, options: { bigint?: boolean } = {}): Promise<Stats> {
-    return new Stats(await call(this.#n, 'lstat', checkPath(path)), opts(options).bigint)
+    return new Stats(await call(this.#n, 'lstat', checkPath(path)), optionsOf(options).bigint)
   }
   /** True when the path exists (following symlinks). */
   async exists(path: string): Promise<boolean> {
@@ -423,7 +417,7 @@ export class SftpClient {
   /** Creates a directory; `recursive` creates parents and ignores an existing directory. */
   async mkdir(path: string, options: { recursive?: boolean; mode?: number } = {}): Promise<void> {
     checkPath(path)
-    const o = opts(options)
+    const o = optionsOf(options)
     const mode = modeOf(o.mode)
     if (!o.recursive) return call(this.#n, 'mkdir', path, mode)
     const abs = path.startsWith('/')
@@ -442,7 +436,7 @@ export class SftpClient {
   /** Removes a directory; `recursive` removes its contents first (links are removed, not followed). */
   async rmdir(path: string, options: { recursive?: boolean } = {}): Promise<void> {
     checkPath(path)
-    if (opts(options).recursive) {
+    if (optionsOf(options).recursive) {
       for (const e of await this.readdir(path, { withFileTypes: true })) {
         const p = posix.join(path, e.name)
         if (e.isDirectory()) await this.rmdir(p, { recursive: true })
@@ -457,7 +451,7 @@ export class SftpClient {
   readdir(path: string, options: { withFileTypes: true }): Promise<Dirent[]>
   readdir(path: string, options?: { withFileTypes?: false }): Promise<string[]>
   async readdir(path: string, options: { withFileTypes?: boolean } = {}): Promise<string[] | Dirent[]> {
-    const withFileTypes = opts(options).withFileTypes
+    const withFileTypes = optionsOf(options).withFileTypes
     const entries = await call(this.#n, 'readdir', checkPath(path))
     return withFileTypes ? entries.map((e) => new Dirent(e, path)) : entries.map((e) => e.name)
   }
@@ -489,7 +483,7 @@ export class SftpClient {
   readFile(path: string, options: { encoding: BufferEncoding; maxSize?: number } | BufferEncoding): Promise<string>
   readFile(path: string, options?: { encoding?: null; maxSize?: number }): Promise<Buffer>
   async readFile(path: string, options: { encoding?: BufferEncoding | null; maxSize?: number } | BufferEncoding = {}): Promise<Buffer | string> {
-    const o = typeof options === 'string' ? { encoding: options } : opts(options)
+    const o = typeof options === 'string' ? { encoding: options } : optionsOf(options)
     const encoding = encodingOf(o.encoding)
     const data = await call(this.#n, 'readFile', checkPath(path), intOf(o.maxSize, 'maxSize', 0))
     return encoding ? data.toString(encoding) : data
@@ -497,13 +491,13 @@ export class SftpClient {
   /** Writes a whole file (replacing it, or as `flag` says). */
   async writeFile(path: string, data: string | Buffer | Uint8Array, options: { flag?: string; mode?: number; encoding?: BufferEncoding } = {}): Promise<void> {
     checkPath(path)
-    const o = opts(options)
+    const o = optionsOf(options)
     const buf = bytesOf(data, encodingOf(o.encoding))
     await call(this.#n, 'writeFile', path, buf, flagsOf(o.flag, 'flag') ?? 'w', modeOf(o.mode))
   }
   /** Appends to a file, creating it if needed. */
   async appendFile(path: string, data: string | Buffer, options: { mode?: number } = {}): Promise<void> {
-    await this.writeFile(path, data, { flag: 'a', mode: opts(options).mode })
+    await this.writeFile(path, data, { flag: 'a', mode: optionsOf(options).mode })
   }
 
   /**
@@ -512,7 +506,7 @@ export class SftpClient {
    */
   createReadStream(path: string, streamOptions: SftpReadStreamOptions = {}): Readable {
     checkPath(path)
-    const options = opts(streamOptions)
+    const options = optionsOf(streamOptions)
     const highWaterMark = intOf(options.highWaterMark, 'highWaterMark', 1)
     const concurrency = intOf(options.concurrency, 'concurrency', 1, 256)
     const start = options.start ?? 0
@@ -542,7 +536,7 @@ export class SftpClient {
   /** A Writable to a remote file with many writes in flight (write-behind); `finish` after every write landed. */
   createWriteStream(path: string, streamOptions: SftpWriteStreamOptions = {}): Writable {
     checkPath(path)
-    const o = opts(streamOptions)
+    const o = optionsOf(streamOptions)
     const writer = call(this.#n, 'writeStream', path, flagsOf(o.flags, 'flags') ?? 'w', intOf(o.start, 'start', 0), modeOf(o.mode), intOf(o.concurrency, 'concurrency', 1, 256))
     writer.catch(() => {})
     const w = new Writable({
@@ -566,14 +560,14 @@ export class SftpClient {
    * temporary name and renamed when complete and of the expected size.
    */
   async download(remote: string, local: string, transfer: TransferOptions = {}): Promise<number> {
-    const options = opts(transfer)
+    const options = optionsOf(transfer)
     const onProgress = callbackOf(options.onProgress, 'onProgress')
     const progress = onProgress ? (transferred: number, total: number) => { try { onProgress({ transferred, total }) } catch { /* a throwing callback must not stop the transfer */ } } : undefined
     return withSignal(options.signal, (cancel) => call(this.#n, 'download', checkPath(remote, 'remote'), checkPath(local, 'local'), transferOptions(options), progress, cancel))
   }
   /** Local file → remote file, natively; written under a temporary name and renamed when complete. */
   async upload(local: string, remote: string, transfer: TransferOptions = {}): Promise<number> {
-    const options = opts(transfer)
+    const options = optionsOf(transfer)
     const onProgress = callbackOf(options.onProgress, 'onProgress')
     const progress = onProgress ? (transferred: number, total: number) => { try { onProgress({ transferred, total }) } catch { /* ignored */ } } : undefined
     return withSignal(options.signal, (cancel) => call(this.#n, 'upload', checkPath(local, 'local'), checkPath(remote, 'remote'), transferOptions(options), progress, cancel))
@@ -673,7 +667,7 @@ export class SftpClient {
 
 /** Checks a tree transfer's options (and the per-file ones) before anything is walked or created. */
 function checkDirOptions(d: DirTransferOptions | null | undefined): DirTransferOptions {
-  const o = opts(d)
+  const o = optionsOf(d)
   if (o.symlinks !== undefined && !['skip', 'follow', 'preserve'].includes(o.symlinks)) {
     throw new ConfigError(`symlinks: must be 'skip', 'follow' or 'preserve', got ${JSON.stringify(o.symlinks)}`, { option: 'symlinks' })
   }
