@@ -132,6 +132,11 @@ describe('interactive shell', () => {
       const s = sessions.at(-1)!
       expect(s.pty).toMatchObject({ cols: 100, rows: 30 })
       expect(s.pty!.term).toMatch(/^(tmux|screen)/)
+      // ssh sends its terminal's modes; tmux's pane has the default ^C for intr, and the names
+      // line up with the pairs
+      expect(s.pty!.modeNames).toMatchObject({ VINTR: 3 })
+      expect(s.pty!.modes).toContainEqual([1, 3])
+      expect(Object.keys(s.pty!.modeNames).length).toBeGreaterThan(10)
       const pane = async () => (await tmux('capture-pane', '-p', '-t', 'main')).stdout
       await until(async () => (await pane()).includes('welcome tester, 100x30'), 10_000, 'welcome line')
       const resized = new Promise<{ cols: number; rows: number }>((r) => s.once('resize', r))

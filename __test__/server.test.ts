@@ -186,6 +186,7 @@ describe('sessions', () => {
           case 'exit': return (async () => Number(arg))()
           case 'fail': return Promise.reject(new Error('handler failed'))
           case 'kill': void s.kill(arg); return undefined
+          case 'pty-modes': s.stdout.write(JSON.stringify({ names: s.pty?.modeNames, pairs: s.pty?.modes })); void s.exit(0); return undefined
           case 'bad-args': return (async () => {
             const tries: Array<[string, () => Promise<void>]> = [
               ['exit x', () => s.exit('x' as never)], ['exit -1', () => s.exit(-1)], ['exit 1.5', () => s.exit(1.5)],
@@ -238,6 +239,14 @@ describe('sessions', () => {
       'exit x: code', 'exit -1: code', 'exit 1.5: code', 'kill NOPE: signal', 'kill 9: signal', 'kill message: message',
     ])
     expect(r.code).toBe(4)
+  })
+
+  it("gives a handler the client's terminal modes as pairs and by name", async () => {
+    const r = await ssh.exec('pty-modes', { pty: { modes: { ECHO: 0, VINTR: 7, TTY_OP_OSPEED: 9600, 51: 1 } } })
+    const { names, pairs } = JSON.parse(r.stdout.toString())
+    expect(names).toEqual({ ECHO: 0, VINTR: 7, TTY_OP_OSPEED: 9600, ICANON: 1 })
+    expect([...pairs].sort((a: number[], b: number[]) => a[0] - b[0])).toEqual([[1, 7], [51, 1], [53, 0], [129, 9600]])
+    expect(JSON.parse((await ssh.exec('pty-modes')).stdout.toString())).toEqual({})
   })
 
   it('passes the environment acceptEnv lets through', async () => {

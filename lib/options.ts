@@ -463,6 +463,17 @@ const TERMINAL_MODES: Readonly<Record<string, number>> = {
   TTY_OP_ISPEED: 128, TTY_OP_OSPEED: 129,
 }
 const TERMINAL_OPCODES = new Set(Object.values(TERMINAL_MODES))
+const TERMINAL_MODE_NAMES = new Map(Object.entries(TERMINAL_MODES).map(([name, op]) => [op, name]))
+
+/** `[opcode, value]` pairs by name, for the modes this table knows. @internal */
+export function terminalModesByName(pairs: [number, number][]): Record<string, number> {
+  const out: Record<string, number> = {}
+  for (const [op, value] of pairs) {
+    const name = TERMINAL_MODE_NAMES.get(op)
+    if (name) out[name] = value
+  }
+  return out
+}
 
 function terminalModes(modes: unknown): [number, number][] {
   if (typeof modes !== 'object' || modes === null || Array.isArray(modes)) bad('pty.modes', 'must be an object such as { ECHO: 0 } (mode name or opcode: value)')

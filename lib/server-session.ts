@@ -3,6 +3,7 @@ import { Readable, Writable } from 'node:stream'
 
 import { ConfigError, fromNative } from './errors'
 import type { NativeChannelEvent, NativeServerChannel, NativeSessionStart } from './native'
+import { terminalModesByName } from './options'
 import { ChannelReadable, ChannelSource, wireChannel } from './stream'
 
 const noop = (): void => {}
@@ -24,6 +25,16 @@ export interface ServerPty {
   height: number
   /** Encoded terminal modes as `[opcode, value]` pairs (RFC 4254 §8). */
   modes: [number, number][]
+  /**
+   * The same modes by name, as ssh2's server gives them (`{ ECHO: 1, VINTR: 3, TTY_OP_OSPEED:
+   * 38400 }`); an opcode RFC 4254 does not name is only in `modes`.
+   */
+  modeNames: Record<string, number>
+}
+
+function ptyOf(p: NonNullable<NativeSessionStart['pty']>): ServerPty {
+  const modes = p.modes.map(([a, b]) => [a, b] as [number, number])
+  return { term: p.term, cols: p.cols, rows: p.rows, width: p.width, height: p.height, modes, modeNames: terminalModesByName(modes) }
 }
 
 /** A new terminal size, as the `'resize'` event of a {@link ServerSession} reports it. */
@@ -144,9 +155,7 @@ export class ServerSession extends EventEmitter implements ServerContext {
     this.remotePort = ctx.remotePort
     this.connectionId = ctx.connectionId
     this.env = Object.fromEntries(req.env.map(([k, v]) => [k, v]))
-    this.pty = req.pty
-      ? { term: req.pty.term, cols: req.pty.cols, rows: req.pty.rows, width: req.pty.width, height: req.pty.height, modes: req.pty.modes.map(([a, b]) => [a, b] as [number, number]) }
-      : undefined
+    this.pty = req.pty ? ptyOf(req.pty) : undefined
     const stdin = new ChannelReadable(0)
     this.stdin = stdin
     // extended data from a client has no consumer: drain it so it never holds the connection
