@@ -104,11 +104,16 @@ describe('exec', () => {
     await expect(ssh.shell({ agentForward: 1 as never })).rejects.toMatchObject({ option: 'agentForward' })
     await expect(ssh.shell({ signal: {} as never })).rejects.toMatchObject({ option: 'signal' })
 
-    const p = ssh.spawn('sleep 30', { pty: true })
+    // a signal that reaches sshd's forked child before it has exec'd the command can be lost,
+    // so the kill below waits for the command's first output
+    const p = ssh.spawn('echo started; exec sleep 30', { pty: true })
+    let seen = ''
+    const started = new Promise<void>((resolve) => p.stdout.on('data', (c: Buffer) => { seen += c.toString(); if (seen.includes('started')) resolve() }))
     await expect(p.resize(-1, 24)).rejects.toMatchObject({ option: 'cols', message: 'resize: cols must be an integer between 0 and 65535, got -1' })
     await expect(p.resize(80, 'x' as never)).rejects.toMatchObject({ option: 'rows', message: 'resize: rows must be an integer between 0 and 65535, got string' })
     await expect(p.resize(70_000, 24)).rejects.toBeInstanceOf(ConfigError)
     await p.resize(100, 30)
+    await started
     await p.kill('KILL')
     expect(await p.exited).toEqual({ code: null, signal: 'KILL' })
 
