@@ -502,17 +502,22 @@ export function ptyToNative(pty: boolean | PtyOptions | undefined): NativePty | 
   if (pty === undefined || pty === false) return undefined
   if (pty === true) return {}
   if (typeof pty !== 'object' || pty === null) bad('pty', 'must be true or { term, cols, rows, modes }')
-  const dim = (k: keyof PtyOptions): number | undefined => {
-    const v = pty[k]
-    if (v === undefined) return undefined
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 65535) bad(`pty.${k}`, 'must be an integer between 0 and 65535')
-    return v
-  }
+  const dim = (k: keyof PtyOptions): number | undefined => intOf(pty[k], `pty.${k}`, 0, 65535)
   if (pty.term !== undefined && (typeof pty.term !== 'string' || !/^[\x21-\x7e]{1,64}$/.test(pty.term))) {
     bad('pty.term', 'must be a terminal type name such as xterm-256color (1-64 printable characters, no spaces)')
   }
   const modes = pty.modes === undefined ? undefined : terminalModes(pty.modes)
   return { term: pty.term, cols: dim('cols'), rows: dim('rows'), width: dim('width'), height: dim('height'), modes }
+}
+
+/** An integer option in [min, max], or undefined when not given. @internal */
+export function intOf(v: unknown, option: string, min: number, max = Number.MAX_SAFE_INTEGER): number | undefined {
+  if (v === undefined) return undefined
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
+    const range = max === Number.MAX_SAFE_INTEGER ? `an integer ≥ ${min}` : `an integer between ${min} and ${max}`
+    throw new ConfigError(`${option}: must be ${range}, got ${typeof v === 'number' ? v : typeof v}`, { option })
+  }
+  return v
 }
 
 /**
@@ -572,9 +577,7 @@ export function x11ToNative(x11: boolean | X11Options | undefined): { display: s
   let cookie = o.cookie
   if (cookie !== undefined && (typeof cookie !== 'string' || !/^([0-9a-fA-F]{2})*$/.test(cookie))) bad('x11.cookie', 'must be hex digits')
   if (o.single !== undefined && typeof o.single !== 'boolean') bad('x11.single', `must be a boolean, got ${typeof o.single}`)
-  if (o.screen !== undefined && (typeof o.screen !== 'number' || !Number.isInteger(o.screen) || o.screen < 0 || o.screen > 65535)) {
-    bad('x11.screen', `must be an integer between 0 and 65535, got ${typeof o.screen === 'number' ? o.screen : typeof o.screen}`)
-  }
+  intOf(o.screen, 'x11.screen', 0, 65535)
   if (cookie === undefined) cookie = xauthCookie(display)
   return { display, cookie, single: o.single, screen: o.screen }
 }

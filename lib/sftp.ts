@@ -5,7 +5,7 @@ import { Readable, Writable } from 'node:stream'
 import { ConfigError, SftpError } from './errors'
 import binding from './native'
 import { call, withSignal } from './signal'
-import { optionsOf } from './options'
+import { intOf, optionsOf } from './options'
 import { ChannelSource } from './stream'
 
 type NativeSftp = InstanceType<typeof binding.NativeSftp>
@@ -173,15 +173,6 @@ function checkPath(p: unknown, option = 'path'): string {
   if (typeof p !== 'string' || p.length === 0) throw new ConfigError(`${option}: must be a non-empty string`, { option })
   if (p.includes('\0')) throw new ConfigError(`${option}: must not contain NUL`, { option })
   return p
-}
-
-function intOf(v: unknown, option: string, min: number, max = Number.MAX_SAFE_INTEGER): number | undefined {
-  if (v === undefined) return undefined
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
-    const range = max === Number.MAX_SAFE_INTEGER ? `an integer ≥ ${min}` : `an integer between ${min} and ${max}`
-    throw new ConfigError(`${option}: must be ${range}, got ${typeof v === 'number' ? v : typeof v}`, { option })
-  }
-  return v
 }
 
 function encodingOf(e: unknown): BufferEncoding | undefined {
