@@ -75,6 +75,11 @@ export declare class NativeChannel {
   close(): Promise<void>
   /** The reader is gone: drop incoming bytes so the connection never waits on us. */
   discard(): void
+  /**
+   * One stream's reader is gone (0 = stdout, 1 = stderr): its bytes are dropped from now
+   * on, the other stream still delivers.
+   */
+  discardStream(stream: number): void
 }
 
 export declare class NativeClient {
@@ -177,6 +182,8 @@ export declare class NativeServerChannel {
   close(): Promise<void>
   /** The reader is gone: drop incoming bytes so the connection never waits on us. */
   discard(): void
+  /** One stream's reader is gone (0 = the client's data, 1 = its extended data). */
+  discardStream(stream: number): void
   get closed(): boolean
 }
 

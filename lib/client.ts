@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events'
 import { Readable } from 'node:stream'
 
-import { CommandError, ConfigError, fromNative, native } from './errors'
+import { CommandError, ConfigError, emitFromPromise, fromNative, native, TimeoutError } from './errors'
 import { RemoteProcess, type ExecOptions, type ExecResult, type SpawnOptions, toExitStatus } from './exec'
 import binding, { type NativeChannel, type NativeClient } from './native'
 import { checkCallOptions, type ConnectOptions, optionsOf, type HostKeyInfo, envToNative, ptyToNative, resolveOptions, type PtyOptions, type X11Options, x11ToNative } from './options'
@@ -74,7 +74,7 @@ export class SshClient extends EventEmitter {
       // forwards end with their connection: their listeners must not outlive it
       await Promise.all([...this.#forwards].map((f) => f.close().catch(() => {})))
       // an 'error' event nobody listens to would crash the process: 'close' carries the error
-      this.emit('close', err)
+      emitFromPromise(this, 'close', err)
       return err
     })
   }
@@ -164,35 +164,58 @@ export class SshClient extends EventEmitter {
     return result
   }
 
-  async #execStreaming(command: string, stdin: Readable, o: ExecOptions): Promise<{ result: ExecResult; truncated: boolean }> {
+  /**
+   * exec() with a Readable as stdin: the output is collected here. Ends at the first of:
+   * both outputs ended and the exit status came, an output passed maxBuffer (the command is
+   * closed), the timeout (closed, TimeoutError), a failure of stdin (closed, its error), or
+   * of the channel.
+   */
+  #execStreaming(command: string, stdin: Readable, o: ExecOptions): Promise<{ result: ExecResult; truncated: boolean }> {
     const p = this.spawn(command, { env: o.env, pty: o.pty, signal: o.signal, agentForward: o.agentForward, x11: o.x11 })
     const limit = o.maxBuffer ?? Infinity
-    const collect = (r: Readable): Promise<{ data: Buffer; over: boolean }> =>
-      new Promise((resolve, reject) => {
-        const chunks: Buffer[] = []
-        let n = 0
-        r.on('data', (c: Buffer) => {
-          n += c.length
-          chunks.push(c)
-          if (n > limit) resolve({ data: Buffer.concat(chunks).subarray(0, limit), over: true })
-        })
-        r.once('end', () => resolve({ data: Buffer.concat(chunks), over: false }))
-        r.once('error', reject)
-      })
-    stdin.pipe(p.stdin)
-    const timer = o.timeout ? setTimeout(() => void p.close(), o.timeout) : undefined
-    try {
-      const [out, err] = await Promise.all([collect(p.stdout), collect(p.stderr)])
-      if (out.over || err.over) {
-        await p.close()
-        return { result: { stdout: out.data, stderr: err.data, code: null, signal: null }, truncated: true }
+    return new Promise((resolve, reject) => {
+      const chunks: [Buffer[], Buffer[]] = [[], []]
+      const sizes = [0, 0]
+      let settled = false
+      let ended = 0
+      let timer: NodeJS.Timeout | undefined
+      const output = (i: number): Buffer => Buffer.concat(chunks[i]).subarray(0, limit)
+      const finish = (settle: () => void): void => {
+        if (settled) return
+        settled = true
+        if (timer) clearTimeout(timer)
+        stdin.unpipe(p.stdin)
+        settle()
       }
-      const status = await p.exited
-      return { result: { stdout: out.data, stderr: err.data, ...status }, truncated: false }
-    } finally {
-      if (timer) clearTimeout(timer)
-      stdin.unpipe(p.stdin)
-    }
+      const fail = (err: unknown): void => {
+        void p.close()
+        finish(() => reject(err))
+      }
+      ;[p.stdout, p.stderr].forEach((r, i) => {
+        r.on('data', (c: Buffer) => {
+          if (settled) return
+          sizes[i] += c.length
+          chunks[i].push(c)
+          if (sizes[i] > limit) {
+            void p.close()
+            finish(() => resolve({ result: { stdout: output(0), stderr: output(1), code: null, signal: null }, truncated: true }))
+          }
+        })
+        r.once('error', fail)
+        r.once('end', () => {
+          if (++ended < 2) return
+          p.exited.then(
+            (status) => finish(() => resolve({ result: { stdout: output(0), stderr: output(1), ...status }, truncated: false })),
+            fail,
+          )
+        })
+      })
+      // pipe() does not pass on a failing source: without this the command would wait for
+      // the rest of its input for good. The listener stays: an error after the end is moot.
+      stdin.on('error', fail)
+      stdin.pipe(p.stdin)
+      if (o.timeout) timer = setTimeout(() => fail(new TimeoutError(`exec timed out after ${o.timeout} ms`, { phase: 'exec' })), o.timeout)
+    })
   }
 
   /**

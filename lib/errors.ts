@@ -226,3 +226,19 @@ export async function native<T>(fn: () => Promise<T>): Promise<T> {
     throw fromNative(e)
   }
 }
+
+/**
+ * Emits an event from inside a promise chain. A listener that throws then surfaces as an
+ * uncaught exception, as it would from a socket's event, instead of as a rejection of the
+ * chain (an unhandled one, or a failure of whatever awaited it).
+ * @internal
+ */
+export function emitFromPromise(emitter: { emit(event: string, ...args: unknown[]): boolean }, event: string, ...args: unknown[]): void {
+  try {
+    emitter.emit(event, ...args)
+  } catch (e) {
+    process.nextTick(() => {
+      throw e
+    })
+  }
+}

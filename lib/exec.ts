@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events'
 import type { Readable, Writable } from 'node:stream'
 
-import { AbortError, fromNative } from './errors'
+import { AbortError, emitFromPromise, fromNative } from './errors'
 import type { NativeChannel, NativeExitInfo } from './native'
 import { checkSignalName, checkTerminalSize, type PtyOptions, type X11Options } from './options'
 import { ChannelReadable, ChannelWritable, ExitWatch, wireChannel } from './stream'
@@ -118,7 +118,7 @@ export class RemoteProcess extends EventEmitter {
         this.exited.finally(() => signal.removeEventListener('abort', onAbort)).catch(() => {})
       }
     }
-    this.exited.then((s) => this.emit('exit', s.code, s.signal), () => {})
+    this.exited.then((s) => emitFromPromise(this, 'exit', s.code, s.signal), () => {})
   }
 
   /** Sends a signal (`'TERM'`, `'INT'`, `'KILL'`, …) to the remote process. */

@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events'
 
-import { AuthError, ConfigError, fromNative, native } from './errors'
+import { AuthError, ConfigError, emitFromPromise, fromNative, native } from './errors'
 import binding, { type NativeAuthRequest, type NativeForwardRequest, type NativeKbdPrompter, type NativeServer, type NativeServerChannel, type NativeSessionStart } from './native'
 import { type AuthContext, bad, type Handlers, resolveServerOptions, type ServerAuthOptions, type ServerOptions, type ServerPrompter } from './server-options'
 import { contextOf, ServerSession } from './server-session'
@@ -170,7 +170,7 @@ export class SshServer extends EventEmitter {
     if (typeof timeout !== 'number' || !(timeout >= 0)) return Promise.reject(new ConfigError('timeout: must be a number of milliseconds', { option: 'timeout' }))
     this.#closing = native(() => this.#native.close(timeout)).then(() => {
       this.#listening = false
-      this.emit('close')
+      emitFromPromise(this, 'close')
     })
     return this.#closing
   }

@@ -17,8 +17,12 @@ const SCRATCH = 1024 * 1024 + 64 * 1024
 const SCRATCH_FIRST = 16 * 1024
 /** What an ended stream keeps instead of its scratch buffer. */
 const NO_SCRATCH = Buffer.alloc(0)
-/** Above this a read hands its scratch buffer over instead of copying out of it. */
-const HAND_OVER = 256 * 1024
+/**
+ * Above this a read hands its scratch buffer over instead of copying out of it. Half the
+ * scratch: a consumer that keeps its chunks keeps at most twice their size in memory (a
+ * bulk batch fills the scratch, so bulk reads still go out without a copy).
+ */
+const HAND_OVER = SCRATCH / 2
 
 const noop = (): void => {}
 
@@ -27,6 +31,8 @@ export interface ReadableNativeChannel {
   read(stream: number, buf: Buffer): number
   takeError(): string | null
   setWaker(cb: (stream: number) => void): void
+  /** Drops one stream's bytes from now on: its reader is gone. */
+  discardStream?(stream: number): void
 }
 
 /**
@@ -47,7 +53,21 @@ export class ChannelSource {
 
   attach(chan: ReadableNativeChannel): void {
     this.#chan = chan
+    if (this.#ended) return void chan.discardStream?.(this.stream)
     if (this.#waiting) this.pump()
+  }
+
+  /**
+   * The reader is gone (its stream was destroyed before the end): the channel drops this
+   * stream's bytes from now on, so they never fill its buffer and stop the connection, and
+   * the other stream still delivers.
+   */
+  drop(): void {
+    if (this.#ended) return
+    this.#ended = true
+    this.#waiting = false
+    this.#scratch = NO_SCRATCH
+    this.#chan?.discardStream?.(this.stream)
   }
 
   /** Moves bytes to the consumer until it wants no more, nothing is left, or the end. */
@@ -105,6 +125,10 @@ export class ChannelReadable extends Readable {
   }
   override _read(): void {
     this.source.pump()
+  }
+  override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
+    this.source.drop()
+    cb(err)
   }
 }
 
@@ -194,6 +218,12 @@ export class ChannelWritable extends Writable {
   }
   override _final(cb: (err?: Error | null) => void): void {
     this.#ready.then((c) => c.finishQueued()).then(() => cb(), (e) => cb(fromNative(e)))
+  }
+  override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
+    // destroyed before end(): the remote side still gets EOF, as a closed pipe gives a
+    // local process (what was written goes first)
+    if (!this.writableFinished) this.#ready.then((c) => c.finishQueued()).catch(noop)
+    cb(err)
   }
 }
 
@@ -334,7 +364,10 @@ export class ChannelDuplex extends Duplex {
     // channel so the server session ends and nothing is kept. After a normal end (EOF both
     // ways, autoDestroy) the server closes it, after sending the exit status.
     if (err || !this.readableEnded || !this.writableFinished) this.#chan.then((c) => c.close(), noop).catch(noop)
-    ;(this.stderr as Readable).destroy()
+    this.#out.drop()
+    // stderr keeps what it has after a normal end (its reader may not be done), and hears
+    // the error that ended the shell
+    if (err) this.stderr.destroy(err)
     cb(err)
   }
 }

@@ -157,6 +157,8 @@ struct State {
     waker: Option<Arc<dyn Wake>>,
     /// Nobody will read any more: incoming bytes are dropped so the connection never waits.
     discard: bool,
+    /// Per stream: its reader is gone (a destroyed stdout, say), its bytes are dropped.
+    dropped: [bool; 2],
     quiet_timer: bool,
     /// When an armed reader last got bytes that did not wake it: the quiet flush is due
     /// `quiet_period()` later.
@@ -273,6 +275,7 @@ impl ChannelShared {
             state: Mutex::new(State {
                 bufs: [Buf::default(), Buf::default()],
                 lent: [None, None],
+                dropped: [false, false],
                 armed: [false, false],
                 bulk: [false, false],
                 eof: false,
@@ -311,10 +314,12 @@ impl ChannelShared {
 
     pub fn set_waker(&self, waker: Option<Arc<dyn Wake>>) {
         let mut st = self.lock();
-        st.waker = waker;
+        // a channel already closed or broken sends no more wakes (its reader finds the end on
+        // its next read): a callback kept here would hold the reader alive for good
+        st.waker = if st.closed || st.broken.is_some() { None } else { waker.clone() };
         // a reader armed before the waker was installed must not miss bytes already here
         let wake: Vec<usize> = (0..2).filter(|&s| st.armed[s] && (st.queued(s) > 0 || st.eof || st.closed || st.broken.is_some())).collect();
-        let w = st.waker.clone();
+        let w = waker;
         for &s in &wake {
             st.armed[s] = false;
         }
@@ -359,7 +364,7 @@ impl ChannelShared {
         let limits = self.limits();
         let (wake, timer, over, notify) = {
             let mut st = self.lock();
-            if st.discard || st.closed {
+            if st.discard || st.closed || st.dropped[stream] {
                 return;
             }
             if let Some(tap) = self.tap.get() {
@@ -608,7 +613,12 @@ impl ChannelShared {
         let hwm = self.limits().high_water_mark;
         let mut st = self.lock();
         let before = st.total();
+        let dropped = st.bufs[STDERR].len();
         st.bufs[STDERR] = Buf::default();
+        if dropped > 0 && before > hwm {
+            // the event loop may wait for space that only stderr took
+            self.space.notify_waiters();
+        }
         let n = take_queued(&mut st, STDOUT, out);
         if n > 0 || out.is_empty() {
             drop(st);
@@ -630,6 +640,19 @@ impl ChannelShared {
     /// Bytes waiting in `stream`.
     pub fn buffered(&self, stream: usize) -> usize {
         self.lock().queued(stream)
+    }
+
+    /// Stop buffering one stream: its reader is gone, the other one may still read. Frees
+    /// the connection if it waits on us.
+    pub fn discard_stream(&self, stream: usize) {
+        let s = if stream == STDOUT { STDOUT } else { STDERR };
+        let mut st = self.lock();
+        st.dropped[s] = true;
+        st.bufs[s] = Buf::default();
+        st.lent[s] = None;
+        st.armed[s] = false;
+        drop(st);
+        self.space.notify_waiters();
     }
 
     /// Stop buffering: the reader is gone. Frees the connection if it waits on us.
@@ -945,10 +968,19 @@ async fn run_writer(out: Arc<OutQueue>, tx: Arc<ChannelWriteHalf<Msg>>, shared: 
             continue;
         }
         if eof {
-            let r = if shared.is_closed() { Ok(()) } else { tx.eof().await };
+            // EOF on a channel the server closed is moot; on one the connection broke under,
+            // it was never sent, and the caller hears why
+            let r = if shared.is_closed() {
+                match shared.broken_error() {
+                    Some(e) => Err(e),
+                    None => Ok(()),
+                }
+            } else {
+                tx.eof().await.map_err(Error::from)
+            };
             let mut st = out.lock();
             if let Err(e) = r {
-                st.failed = Some(e.into());
+                st.failed = Some(shared.broken_error().or_else(|| conn.close_error()).unwrap_or(e));
             }
             st.done = true;
             st.waker = None;
@@ -956,7 +988,27 @@ async fn run_writer(out: Arc<OutQueue>, tx: Arc<ChannelWriteHalf<Msg>>, shared: 
             out.finished.notify_waiters();
             return;
         }
-        notified.await;
+        // nothing to send: wait for more, or for the channel's end, after which no write can
+        // come (the writer would otherwise hold the wake callback, and through it the
+        // JavaScript objects, until the process exits)
+        tokio::select! {
+            _ = notified => {}
+            _ = shared.wait_closed() => {
+                let wake = {
+                    let mut st = out.lock();
+                    if !st.segments.is_empty() || !st.data.is_empty() || st.eof || st.stop {
+                        continue; // queued meanwhile: the loop above sends it or fails
+                    }
+                    st.done = true;
+                    // an end() still to come hears why nothing more can be sent
+                    st.failed = shared.broken_error().or_else(|| conn.close_error());
+                    st.waker.take()
+                };
+                drop(wake);
+                out.finished.notify_waiters();
+                return;
+            }
+        }
     }
     // stopped: what is still queued is never sent, and lent buffers go back now
     let rest = {
@@ -1114,10 +1166,12 @@ impl Channel {
     }
 
     pub async fn close(&self) -> Result<()> {
-        self.shared.discard();
+        // a channel that has already ended keeps its output: every byte is here, and nothing
+        // waits on the reader any more
         if self.shared.is_closed() {
             return Ok(());
         }
+        self.shared.discard();
         let sent = self.tx.close().await.map_err(|e| self.send_error(e));
         // russh forgets a channel once we send CLOSE, and does not report the server's
         // answer: the channel (and its session slot) is closed from here on. A server that
@@ -1557,5 +1611,190 @@ mod tests {
         assert!(SPARE.lock().unwrap().iter().all(|v| v.capacity() <= SPARE_CAPACITY_MAX && v.is_empty()));
         let v = spare_buffer();
         assert!(v.is_empty());
+    }
+}
+
+#[cfg(test)]
+mod lifecycle_tests {
+    //! The ends of a channel's life: readers that go away, callbacks installed late, writers
+    //! and opens that outlive their caller.
+    use super::*;
+    use crate::options::BoxFuture;
+    use crate::server::{AuthRequest, ForwardRequest, Server, ServerCallbacks, ServerChannel, ServerOptions, SessionStart};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    struct Count(AtomicUsize);
+    impl Wake for Count {
+        fn wake(&self, _s: usize) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    struct NoWake;
+    impl std::task::Wake for NoWake {
+        fn wake(self: Arc<Self>) {}
+    }
+
+    fn small() -> BufferLimits {
+        BufferLimits { high_water_mark: 64 * 1024, wake_bytes: 32 * 1024 }
+    }
+
+    /// A push over the mark waits; returns its task.
+    async fn blocked_push(ch: &Arc<ChannelShared>, stream: usize) -> tokio::task::JoinHandle<()> {
+        let c = Arc::clone(ch);
+        let t = tokio::spawn(async move {
+            for _ in 0..3 {
+                c.push(stream, &[7u8; 32 * 1024]).await;
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!t.is_finished(), "the third push waits above the mark");
+        t
+    }
+
+    #[tokio::test]
+    async fn a_polled_reader_dropping_stderr_frees_the_connection() {
+        let ch = ChannelShared::new(1, small());
+        let push = blocked_push(&ch, STDERR).await;
+        let waker = std::task::Waker::from(Arc::new(NoWake));
+        let mut cx = std::task::Context::from_waker(&waker);
+        assert!(ch.poll_read_data(&mut cx, &mut [0u8; 1024]).is_pending());
+        tokio::time::timeout(Duration::from_secs(2), push).await.expect("the push goes on once stderr is dropped").unwrap();
+    }
+
+    #[tokio::test]
+    async fn one_stream_discarded_the_other_still_delivers() {
+        let ch = ChannelShared::new(2, small());
+        let push = blocked_push(&ch, STDOUT).await;
+        ch.discard_stream(STDOUT);
+        tokio::time::timeout(Duration::from_secs(2), push).await.expect("discarding stdout frees the connection").unwrap();
+        ch.push(STDOUT, b"dropped").await;
+        ch.push(STDERR, b"kept").await;
+        assert_eq!(ch.buffered(STDOUT), 0);
+        let mut out = [0u8; 16];
+        assert!(matches!(ch.read_into(STDERR, &mut out), ReadResult::Data(4)));
+        assert_eq!(&out[..4], b"kept");
+    }
+
+    #[tokio::test]
+    async fn a_channel_closed_before_its_callback_came_keeps_none_and_still_delivers() {
+        let ch = ChannelShared::new(3, BufferLimits::default());
+        ch.push(STDOUT, b"out").await;
+        ch.on_eof();
+        ch.on_close();
+        let w = Arc::new(Count(AtomicUsize::new(0)));
+        ch.set_waker(Some(w.clone()));
+        assert_eq!(Arc::strong_count(&w), 1, "nothing holds the callback");
+        let mut out = [0u8; 8];
+        assert!(matches!(ch.read_into(STDOUT, &mut out), ReadResult::Data(3)));
+        assert!(matches!(ch.read_into(STDOUT, &mut out), ReadResult::Eof));
+    }
+
+    struct Srv {
+        channel: Mutex<Option<Arc<ServerChannel>>>,
+        forward_delay: Duration,
+    }
+    impl ServerCallbacks for Srv {
+        fn auth(&self, _req: AuthRequest) -> BoxFuture<bool> {
+            Box::pin(async { true })
+        }
+        fn session(&self, _req: SessionStart, channel: Arc<ServerChannel>) -> BoxFuture<bool> {
+            let mine = self.channel.lock().unwrap().replace(Arc::clone(&channel)).is_none();
+            if !mine {
+                // later sessions answer at once
+                tokio::spawn(async move {
+                    let _ = channel.write(0, b"ok".to_vec()).await;
+                    let _ = channel.exit(0).await;
+                });
+            }
+            Box::pin(async { true })
+        }
+        fn forward(&self, _req: ForwardRequest) -> BoxFuture<bool> {
+            let d = self.forward_delay;
+            Box::pin(async move {
+                tokio::time::sleep(d).await;
+                true
+            })
+        }
+    }
+
+    async fn server_and_client(forward_delay: Duration) -> (Server, Arc<Srv>, crate::client::Client, std::path::PathBuf) {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let key = std::env::temp_dir().join(format!("ferrossh-lifecycle-key-{}-{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst)));
+        let cb = Arc::new(Srv { channel: Mutex::new(None), forward_delay });
+        let opts = ServerOptions { host_key_path: Some(key.clone()), none: true, exec: true, forward_direct: true, ..Default::default() };
+        let srv = Server::new(opts, cb.clone()).unwrap();
+        let addr = srv.listen("127.0.0.1", 0).await.unwrap();
+        let mut co = crate::options::ConnectOptions::new("127.0.0.1", "u");
+        co.port = addr.port();
+        co.host_key = crate::options::HostKeyPolicy::InsecureAcceptAny;
+        let client = crate::client::Client::connect(co, None).await.unwrap();
+        (srv, cb, client, key)
+    }
+
+    fn remove_key(key: &std::path::Path) {
+        let _ = std::fs::remove_file(key);
+        let _ = std::fs::remove_file(key.with_extension("pub"));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_writer_ends_with_its_channel_and_lets_go_of_the_callback() {
+        let (_srv, cb, client, key) = server_and_client(Duration::ZERO).await;
+        let ch = client.start(Some("cat"), &crate::client::SessionRequest::default(), None).await.unwrap();
+        let w = Arc::new(Count(AtomicUsize::new(0)));
+        ch.shared().set_waker(Some(w.clone()));
+        assert!(ch.write_queued(b"input without an end").unwrap());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let server_side = cb.channel.lock().unwrap().clone().unwrap();
+        server_side.exit(0).await.unwrap();
+        tokio::time::timeout(Duration::from_secs(5), ch.shared().wait_closed()).await.unwrap();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+        while !(ch.out.lock().done && Arc::strong_count(&w) == 1) {
+            assert!(tokio::time::Instant::now() < deadline, "writer done: {}, callback refs: {}", ch.out.lock().done, Arc::strong_count(&w));
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(ch.write_queued(b"more").is_err(), "a write after the end fails");
+        remove_key(&key);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_open_given_up_before_its_reply_is_closed_and_the_connection_goes_on() {
+        // the server takes 300 ms to allow a direct-tcpip open; the caller gives up at 100 ms,
+        // and the target starts sending 8 MiB as soon as the server connects to it
+        let target = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = target.local_addr().unwrap().port();
+        let (closed_tx, closed_rx) = tokio::sync::oneshot::channel::<usize>();
+        tokio::spawn(async move {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            let (mut s, _) = target.accept().await.unwrap();
+            let mut sent = 0;
+            for _ in 0..128 {
+                if s.write_all(&[b'x'; 64 * 1024]).await.is_err() {
+                    break;
+                }
+                sent += 64 * 1024;
+            }
+            // the client closes the channel it never wanted: the server then closes this
+            let _ = s.read(&mut [0u8; 1]).await;
+            let _ = closed_tx.send(sent);
+        });
+        let (_srv, _cb, client, key) = server_and_client(Duration::from_millis(300)).await;
+        // the first session is the server's to keep; later ones answer "ok"
+        let _held = client.start(Some("hold"), &crate::client::SessionRequest::default(), None).await.unwrap();
+        let token = crate::CancelToken::new();
+        let t = token.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            t.cancel();
+        });
+        let r = crate::CancelToken::run(Some(&token), client.open_direct_tcpip("127.0.0.1", port, "127.0.0.1", 0)).await;
+        assert!(matches!(r, Err(Error::Aborted)), "the open was given up");
+        tokio::time::timeout(Duration::from_secs(10), closed_rx).await.expect("the abandoned channel is closed").unwrap();
+        let out = tokio::time::timeout(Duration::from_secs(5), client.exec("x", Default::default(), None))
+            .await
+            .expect("the connection still works")
+            .unwrap();
+        assert_eq!(out.stdout, b"ok");
+        remove_key(&key);
     }
 }

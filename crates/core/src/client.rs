@@ -79,8 +79,8 @@ impl ConnShared {
         Arc::clone(map.entry(id.number()).or_insert_with(|| ChannelShared::new(id.number(), self.limits)))
     }
 
-    /// Takes a channel the server opened: its read half is dropped (all its messages reach
-    /// the shared state through the handler), its state registered.
+    /// Takes an open channel: its read half is dropped (all its messages reach the shared
+    /// state through the handler), its state registered.
     fn adopt(self: &Arc<Self>, channel: russh::Channel<client::Msg>) -> Channel {
         let id = channel.id();
         let (read_half, tx) = channel.split();
@@ -495,7 +495,8 @@ impl std::fmt::Debug for X11Options {
 
 /// An authenticated connection.
 pub struct Client {
-    handle: Handle<ClientHandler>,
+    /// Shared with the tasks that open channels (see `open_detached`).
+    handle: Arc<Handle<ClientHandler>>,
     shared: Arc<ConnShared>,
     sessions: Arc<Semaphore>,
     host: String,
@@ -744,7 +745,7 @@ impl Client {
             return Err(e);
         }
         Ok(Client {
-            handle,
+            handle: Arc::new(handle),
             shared,
             sessions: Arc::new(Semaphore::new(opts.max_sessions)),
             host,
@@ -846,7 +847,10 @@ impl Client {
             return Err(e);
         }
         let ch = self
-            .with_ack_nudges(self.handle.channel_open_direct_tcpip(host, port as u32, originator, originator_port as u32))
+            .with_ack_nudges(self.open_detached({
+                let (host, originator) = (host.to_string(), originator.to_string());
+                move |h| async move { h.channel_open_direct_tcpip(host, port as u32, originator, originator_port as u32).await }
+            }))
             .await
             .map_err(|e| match e {
                 russh::Error::ChannelOpenFailure(r) => {
@@ -855,8 +859,8 @@ impl Client {
                 }
                 other => self.close_error().unwrap_or_else(|| Error::from(other)),
             })?;
-        Trace::emit(&self.shared.trace, || format!("channel {}: direct-tcpip to {host}:{port}", ch.id().number()));
-        Ok(self.shared.adopt(ch))
+        Trace::emit(&self.shared.trace, || format!("channel {}: direct-tcpip to {host}:{port}", ch.shared.id));
+        Ok(ch)
     }
 
     /// Opens a direct-streamlocal channel: the server connects to a Unix socket.
@@ -864,14 +868,20 @@ impl Client {
         if let Some(e) = self.close_error() {
             return Err(e);
         }
-        let ch = self.with_ack_nudges(self.handle.channel_open_direct_streamlocal(path)).await.map_err(|e| match e {
+        let ch = self
+            .with_ack_nudges(self.open_detached({
+                let path = path.to_string();
+                move |h| async move { h.channel_open_direct_streamlocal(path).await }
+            }))
+            .await
+            .map_err(|e| match e {
             russh::Error::ChannelOpenFailure(r) => {
                 let reason = crate::error::channel_open_failure_name(&r);
                 Error::channel(reason, format!("the server could not open a connection to {path} ({reason})"))
             }
             other => self.close_error().unwrap_or_else(|| Error::from(other)),
         })?;
-        Ok(self.shared.adopt(ch))
+        Ok(ch)
     }
 
     /// -R: asks the server to listen on bind_address:port (0 = any port) and send its
@@ -965,7 +975,7 @@ impl Client {
         let mut delay = Duration::from_millis(2);
         let give_up = Instant::now() + Duration::from_secs(10);
         let ch = loop {
-            match self.with_ack_nudges(self.handle.channel_open_session()).await {
+            match self.with_ack_nudges(self.open_detached(|h| async move { h.channel_open_session().await })).await {
                 Ok(ch) => break ch,
                 Err(russh::Error::ChannelOpenFailure(
                     russh::ChannelOpenFailure::AdministrativelyProhibited
@@ -978,14 +988,25 @@ impl Client {
                 Err(e) => return Err(self.close_error().unwrap_or_else(|| Error::from(e))),
             }
         };
-        let id = ch.id();
-        Trace::emit(&self.shared.trace, || format!("channel {}: session opened", id.number()));
-        let (read_half, tx) = ch.split();
-        // Dropping the read half makes russh skip its per-channel queue entirely.
-        drop(read_half);
-        let shared = self.shared.register(id);
-        shared.set_permit(permit);
-        Ok(Channel { shared, tx: Arc::new(tx), conn: Arc::clone(&self.shared), runtime: tokio::runtime::Handle::current(), out: Default::default() })
+        Trace::emit(&self.shared.trace, || format!("channel {}: session opened", ch.shared.id));
+        ch.shared.set_permit(permit);
+        Ok(ch)
+    }
+
+    /// Runs one channel open in a task of its own and adopts the channel there. A caller
+    /// that stops waiting (an abort, a timeout) leaves the task to finish, and the channel
+    /// it opened is then dropped, which closes it: russh keeps a channel whose opener went
+    /// away, and nobody would read it (its bytes would fill the buffer and stop the whole
+    /// connection) or ever close it (it would hold a session slot on the server).
+    fn open_detached<F, Fut>(&self, open: F) -> impl std::future::Future<Output = std::result::Result<Channel, russh::Error>>
+    where
+        F: FnOnce(Arc<Handle<ClientHandler>>) -> Fut,
+        Fut: std::future::Future<Output = std::result::Result<russh::Channel<client::Msg>, russh::Error>> + Send + 'static,
+    {
+        let conn = Arc::clone(&self.shared);
+        let opening = open(Arc::clone(&self.handle));
+        let task = tokio::spawn(async move { opening.await.map(|ch| conn.adopt(ch)) });
+        async move { task.await.unwrap_or(Err(russh::Error::Disconnect)) }
     }
 
     /// Opens a session and starts `command` (or a shell when None) with env and pty.

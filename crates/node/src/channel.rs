@@ -231,6 +231,13 @@ impl NativeChannel {
     pub fn discard(&self) {
         self.inner.shared().discard();
     }
+
+    /// One stream's reader is gone (0 = stdout, 1 = stderr): its bytes are dropped from now
+    /// on, the other stream still delivers.
+    #[napi]
+    pub fn discard_stream(&self, stream: u32) {
+        self.inner.shared().discard_stream(stream as usize);
+    }
 }
 
 #[allow(dead_code)]

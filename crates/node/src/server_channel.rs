@@ -146,6 +146,12 @@ impl NativeServerChannel {
         self.inner.discard();
     }
 
+    /// One stream's reader is gone (0 = the client's data, 1 = its extended data).
+    #[napi]
+    pub fn discard_stream(&self, stream: u32) {
+        self.inner.discard_stream(stream as usize);
+    }
+
     #[napi(getter)]
     pub fn closed(&self) -> bool {
         self.inner.is_closed()

@@ -242,6 +242,11 @@ impl ServerChannel {
         self.slot.shared.discard();
     }
 
+    /// One stream's reader is gone: its bytes are dropped, the other stream still delivers.
+    pub fn discard_stream(&self, stream: usize) {
+        self.slot.shared.discard_stream(stream);
+    }
+
     pub fn is_closed(&self) -> bool {
         self.slot.is_finished() || self.slot.shared.is_closed()
     }
