@@ -7,6 +7,7 @@ import { copyFileSync, chownSync, existsSync, lstatSync, mkdirSync, mkdtempSync,
 import { randomBytes } from 'node:crypto'
 import { tmpdir } from 'node:os'
 import { join, posix } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { pipeline } from 'node:stream/promises'
 import { setTimeout as sleep } from 'node:timers/promises'
 
@@ -776,6 +777,44 @@ describe('directory trees', () => {
       expect(n).toBe(count)
     })
   }
+  it("symlinks: 'follow' refuses a link back into its own tree with ELOOP, both ways", async () => {
+    const r = posix.join(work, name('loop-remote'))
+    mkdirOwned(posix.join(r, 'sub'), user)
+    writeOwned(posix.join(r, 'sub', 'f'), 'x', user)
+    symlinkSync('..', posix.join(r, 'sub', 'up'))
+    symlinkSync('.', posix.join(r, 'self'))
+    const e1 = await withTimeout(sftp.downloadDir(r, join(local, name('loop-dl')), { symlinks: 'follow' }).catch((x: unknown) => x), 10_000)
+    expect(e1).toBeInstanceOf(SftpError)
+    expect((e1 as SftpError).code).toBe('ELOOP')
+    const l = join(local, name('loop-local'))
+    mkdirSync(join(l, 'sub'), { recursive: true })
+    writeFileSync(join(l, 'sub', 'f'), 'x')
+    symlinkSync('..', join(l, 'sub', 'up'))
+    const e2 = await withTimeout(sftp.uploadDir(l, posix.join(work, name('loop-ul')), { symlinks: 'follow' }).catch((x: unknown) => x), 10_000)
+    expect(e2).toBeInstanceOf(SftpError)
+    expect((e2 as SftpError).code).toBe('ELOOP')
+    // a link to a directory elsewhere in the tree is no cycle: it is copied
+    const ok = posix.join(work, name('no-loop'))
+    mkdirOwned(posix.join(ok, 'a'), user)
+    writeOwned(posix.join(ok, 'a', 'f'), 'y', user)
+    symlinkSync('a', posix.join(ok, 'b'))
+    expect(await sftp.downloadDir(ok, join(local, name('no-loop-dl')), { symlinks: 'follow' })).toBe(2)
+  })
+  it('the first failure ends the whole tree transfer: nothing more is copied after it rejects', async () => {
+    const r = posix.join(work, name('one-bad'))
+    mkdirOwned(r, user)
+    for (let i = 0; i < 12; i++) writeOwned(posix.join(r, `f${String(i).padStart(2, '0')}`), randomBytes(512 * KiB), user)
+    writeOwned(posix.join(r, 'f03-unreadable'), 'secret', user, 0o000)
+    const dest = join(local, name('one-bad-dl'))
+    const e = await sftp.downloadDir(r, dest, { fileConcurrency: 2 }).catch((x: unknown) => x)
+    expect(e).toBeInstanceOf(SftpError)
+    expect((e as SftpError).code).toBe('EACCES')
+    const after = readdirSync(dest).sort()
+    await sleep(1500)
+    expect(readdirSync(dest).sort()).toEqual(after)
+    expect(after.length).toBeLessThan(12)
+    expect(after.some((x) => x.endsWith('.ferrossh-partial'))).toBe(false)
+  })
   it('a filter skips files and prunes directories (paths relative, /-separated)', async () => {
     const seen: [string, boolean][] = []
     const filter = (p: string, isDir: boolean): boolean => { seen.push([p, isDir]); return !p.endsWith('.log') && p !== 'emptydir' }
@@ -869,4 +908,76 @@ describe('concurrency', () => {
     expect(b).toBe('ok')
     expect(c).toBe(p.sha)
   }, SLOW)
+})
+
+describe('hostile and limited servers', () => {
+  // OpenSSH's sshd runs a hostile SFTP server (fixtures/hostile-sftp-server.py) whose every
+  // directory holds the names given to it: a name from the server must never place a file
+  // outside the directory downloadDir writes to
+  const script = fileURLToPath(new URL('./fixtures/hostile-sftp-server.py', import.meta.url))
+  const hostileListing = async (names: string[], check: (s: SftpClient, dest: string) => Promise<void>): Promise<void> => {
+    const quoted = names.map((n) => `'${n}'`).join(' ')
+    const hostile = await startSshd({ replace: { Subsystem: `sftp /usr/bin/python3 ${script} list ${quoted}` } })
+    const c = await connect({ host: hostile.host, port: hostile.port, username: hostile.user, privateKeyPath: hostile.userKey.path, hostKey: { knownHosts: hostile.knownHostsFile } })
+    const base = mkdtempSync(join(tmpdir(), 'ferrossh-hostile-'))
+    try {
+      await check(await c.sftp(), join(base, 'a', 'b', 'c', 'dest'))
+      // nothing but the destination itself, and nothing where the names point
+      expect(readdirSync(join(base, 'a', 'b', 'c'))).toEqual(['dest'])
+      expect(readdirSync(join(base, 'a', 'b', 'c', 'dest'))).toEqual([])
+      expect(readdirSync(join(base, 'a', 'b'))).toEqual(['c'])
+      expect(existsSync('/tmp/ferrossh-escape')).toBe(false)
+    } finally {
+      await c.close()
+      await hostile.stop()
+      rmSync(base, { recursive: true, force: true })
+    }
+  }
+  for (const bad of ['../escape', '../../../../../../../../tmp/ferrossh-escape', 'a/b', 'sub/../../escape']) {
+    it(`downloadDir refuses ${JSON.stringify(bad)} with an SftpError before it writes anything`, async () => {
+      await hostileListing([bad], async (s, dest) => {
+        const e = await s.downloadDir('/anywhere', dest).catch((x: unknown) => x)
+        expect(e).toBeInstanceOf(SftpError)
+        expect((e as SftpError).code).toBe('EBADMSG')
+        expect((e as SftpError).message).toContain(JSON.stringify(bad))
+      })
+    })
+  }
+  const memoryServer = async (renames: 'refuse' | 'plain', check: (s: SftpClient) => Promise<void>): Promise<void> => {
+    const hostile = await startSshd({ replace: { Subsystem: `sftp /usr/bin/python3 ${script} memory ${renames}` } })
+    const c = await connect({ host: hostile.host, port: hostile.port, username: hostile.user, privateKeyPath: hostile.userKey.path, hostKey: { knownHosts: hostile.knownHostsFile } })
+    try {
+      await check(await c.sftp())
+    } finally {
+      await c.close()
+      await hostile.stop()
+    }
+  }
+  it('upload to a server without posix-rename whose rename fails keeps the file that was there', async () => {
+    const src = join(local, name('norename-src'))
+    writeFileSync(src, 'the new content')
+    await memoryServer('refuse', async (s) => {
+      const e = await s.upload(src, '/target').catch((x: unknown) => x)
+      expect(e).toBeInstanceOf(SftpError)
+      expect((e as SftpError).code).toBe('EACCES')
+      expect((await s.readFile('/target')).toString()).toBe('original data')
+      expect((await s.readdir('/')).sort()).toEqual(['target'])
+    })
+  })
+  it('upload to a server without posix-rename replaces an existing file, leaving nothing beside it', async () => {
+    const src = join(local, name('plainrename-src'))
+    writeFileSync(src, 'the new content')
+    await memoryServer('plain', async (s) => {
+      expect(await s.upload(src, '/target')).toBe(15)
+      expect((await s.readFile('/target')).toString()).toBe('the new content')
+      expect(await s.upload(src, '/fresh')).toBe(15)
+      expect((await s.readdir('/')).sort()).toEqual(['fresh', 'target'])
+    })
+  })
+  it("readdir leaves out '.', '..' and empty names, so downloadDir copies nothing", async () => {
+    await hostileListing(['.', '..', ''], async (s, dest) => {
+      expect(await s.readdir('/anywhere')).toEqual([])
+      expect(await s.downloadDir('/anywhere', dest)).toBe(0)
+    })
+  })
 })

@@ -319,6 +319,18 @@ describe('rename, unlink, copyFile', () => {
     await sftp.copyFile(posix.join(d, 'empty'), posix.join(d, 'copy'))
     expect(statSync(posix.join(d, 'copy')).size).toBe(0)
   })
+  it('copyFile onto the file itself (by any path, a symlink too) leaves it as it was', async () => {
+    const d = fresh()
+    const data = randomBytes(64 * 1024 + 3)
+    writeOwned(posix.join(d, 'same'), data, user)
+    symlinkSync('same', posix.join(d, 'link'))
+    await sftp.copyFile(posix.join(d, 'same'), posix.join(d, 'same'))
+    await sftp.copyFile(posix.join(d, 'same'), posix.join(d, '.', 'same'))
+    await sftp.copyFile(posix.join(d, 'link'), posix.join(d, 'same'))
+    expect(readFileSync(posix.join(d, 'same')).equals(data)).toBe(true)
+    // a missing source still fails, onto itself or not
+    await expect(sftp.copyFile(posix.join(d, 'missing'), posix.join(d, 'missing'))).rejects.toMatchObject({ code: 'ENOENT' })
+  })
 })
 
 describe('directories', () => {
@@ -516,6 +528,22 @@ describe('FileHandle', () => {
     await h.truncate()
     expect(statSync(f).size).toBe(0)
     await h.close()
+  })
+  it("flags: 'a+' reads from the start and appends its writes, as fs does", async () => {
+    const d = fresh()
+    const f = posix.join(d, 'f')
+    writeOwned(f, 'hello', user)
+    const h = await sftp.open(f, 'a+')
+    const first = await h.read(Buffer.alloc(16))
+    expect(first.buffer.subarray(0, first.bytesRead).toString()).toBe('hello')
+    await h.write('XY')
+    await h.write('Z')
+    // after an append the position is the end: nothing more to read there
+    expect((await h.read(Buffer.alloc(16))).bytesRead).toBe(0)
+    const again = await h.read(Buffer.alloc(16), 0, 16, 0)
+    expect(again.buffer.subarray(0, again.bytesRead).toString()).toBe('helloXYZ')
+    await h.close()
+    expect(readFileSync(f, 'utf8')).toBe('helloXYZ')
   })
   it("flags: 'r+' keeps the content, 'a' appends, 'w' truncates, 'wx' creates only", async () => {
     const d = fresh()

@@ -1,5 +1,5 @@
-import { mkdir as mkdirLocal, readdir as readdirLocal, lstat as lstatLocal, readlink as readlinkLocal, symlink as symlinkLocal, stat as statLocal } from 'node:fs/promises'
-import { join, posix } from 'node:path'
+import { mkdir as mkdirLocal, readdir as readdirLocal, lstat as lstatLocal, readlink as readlinkLocal, realpath as realpathLocal, symlink as symlinkLocal, stat as statLocal } from 'node:fs/promises'
+import { join, posix, sep } from 'node:path'
 import { Readable, Writable } from 'node:stream'
 
 import { ConfigError, SftpError } from './errors'
@@ -163,10 +163,19 @@ export interface DirTransferOptions extends Omit<TransferOptions, 'onProgress' |
   fileConcurrency?: number
   /** Return false to skip a path (relative to the source root, `/`-separated). */
   filter?: (path: string, isDirectory: boolean) => boolean
-  /** Symbolic links: `'skip'` (default), `'follow'` (copy what they point to) or `'preserve'` (recreate the link). */
+  /**
+   * Symbolic links: `'skip'` (default), `'follow'` (copy what they point to) or `'preserve'`
+   * (recreate the link). A followed link to a directory that contains it (`ln -s . loop`) is a
+   * cycle: the transfer fails with an `SftpError` `ELOOP` before it copies anything.
+   */
   symlinks?: 'skip' | 'follow' | 'preserve'
   /** Called with the progress across the whole tree. */
   onProgress?: (p: TransferProgress & { files: number; filesTotal: number }) => void
+}
+
+/** A followed symlink that leads back into a directory being walked. */
+function loop(link: string, real: string): SftpError {
+  return new SftpError(`ELOOP: '${link}' leads back to '${real}', a directory it is in (a symlink cycle)`, 'ELOOP', { status: 0, path: link })
 }
 
 function checkPath(p: unknown, option = 'path'): string {
@@ -217,11 +226,14 @@ export class FileHandle {
   readonly #handle: string
   #closed = false
   #position = 0
+  /** Opened for appending: where the next write at the current position goes. */
+  #appendAt: number | undefined
   /** @internal */
-  constructor(sftp: NativeSftp, handle: string, position = 0) {
+  constructor(sftp: NativeSftp, handle: string, position = 0, appendAt?: number) {
     this.#sftp = sftp
     this.#handle = handle
     this.#position = position
+    this.#appendAt = appendAt
   }
   #check(): void {
     if (this.#closed) throw new SftpError('EBADF: file handle is closed', 'EBADF', { status: 0 })
@@ -252,9 +264,13 @@ export class FileHandle {
     this.#check()
     const buf = bytesOf(data)
     if (position !== null) intOf(position, 'position', 0)
-    const at = position ?? this.#position
+    const at = position ?? this.#appendAt ?? this.#position
     await call(this.#sftp, 'write', this.#handle, at, buf)
-    if (position === null) this.#position += buf.length
+    if (position === null) {
+      // after an append the position is the new end, as for a local file opened with O_APPEND
+      if (this.#appendAt !== undefined) this.#appendAt += buf.length
+      this.#position = this.#appendAt ?? this.#position + buf.length
+    }
     return { bytesWritten: buf.length }
   }
   /** Attributes of the open file. */
@@ -465,9 +481,13 @@ export class SftpClient {
   async open(path: string, flags = 'r', mode?: number | string): Promise<FileHandle> {
     if (typeof flags !== 'string') throw new ConfigError('flags: must be a string such as r or w', { option: 'flags' })
     const h = await call(this.#n, 'openFile', checkPath(path), flags, modeOf(mode))
-    let position = 0
-    if (flags.startsWith('a')) position = Number((await call(this.#n, 'fstat', h)).size ?? 0)
-    return new FileHandle(this.#n, h, position)
+    if (!flags.startsWith('a')) return new FileHandle(this.#n, h)
+    // append: writes go to the end; 'a+' reads from the start, as fs reads an 'a+' file
+    const size = Number((await call(this.#n, 'fstat', h).catch(async (e: unknown) => {
+      await call(this.#n, 'closeHandle', h).catch(() => {})
+      throw e
+    })).size ?? 0)
+    return new FileHandle(this.#n, h, flags.includes('+') ? 0 : size, size)
   }
   /** A whole file; `encoding` gives a string. */
   readFile(path: string): Promise<Buffer>
@@ -568,9 +588,16 @@ export class SftpClient {
   async downloadDir(remote: string, local: string, dirOptions: DirTransferOptions = {}): Promise<number> {
     const options = checkDirOptions(dirOptions)
     const files: { from: string; to: string; size: number }[] = []
-    const walk = async (dir: string, rel: string): Promise<void> => {
+    // the real paths of the directories being walked, root first: a followed link back into
+    // one of them would never end
+    const walk = async (dir: string, rel: string, above: string[]): Promise<void> => {
       await mkdirLocal(join(local, rel), { recursive: true })
       for (const e of await this.readdir(dir, { withFileTypes: true })) {
+        // a name is one path component: a server listing '../x' or 'a/b' must not place a
+        // file outside `local` (OpenSSH's sftp refuses such names too)
+        if (!e.name || e.name === '.' || e.name === '..' || /[/\0]/.test(e.name) || (sep === '\\' && e.name.includes('\\'))) {
+          throw new SftpError(`EBADMSG: the server listed the name ${JSON.stringify(e.name)} in '${dir}', which is not a plain file name`, 'EBADMSG', { status: 0, path: posix.join(dir, e.name) })
+        }
         const r = rel ? `${rel}/${e.name}` : e.name
         const from = posix.join(dir, e.name)
         let st = e.stats
@@ -585,11 +612,15 @@ export class SftpClient {
           st = await this.stat(from).catch(() => st)
         }
         if (options.filter && !options.filter(r, st.isDirectory())) continue
-        if (st.isDirectory()) await walk(from, r)
-        else if (st.isFile()) files.push({ from, to: join(local, r), size: Number(st.size) })
+        if (st.isDirectory()) {
+          const real = e.isSymbolicLink() ? await this.realpath(from) : posix.join(above[above.length - 1], e.name)
+          if (above.includes(real)) throw loop(from, real)
+          await walk(from, r, [...above, real])
+        } else if (st.isFile()) files.push({ from, to: join(local, r), size: Number(st.size) })
       }
     }
-    await walk(checkPath(remote, 'remote'), '')
+    const root = checkPath(remote, 'remote')
+    await walk(root, '', [await this.realpath(root)])
     return this.#copyMany(files, options, (f, o) => this.download(f.from, f.to, o))
   }
 
@@ -597,7 +628,7 @@ export class SftpClient {
   async uploadDir(local: string, remote: string, dirOptions: DirTransferOptions = {}): Promise<number> {
     const options = checkDirOptions(dirOptions)
     const files: { from: string; to: string; size: number }[] = []
-    const walk = async (dir: string, rel: string): Promise<void> => {
+    const walk = async (dir: string, rel: string, above: string[]): Promise<void> => {
       await this.mkdir(rel ? posix.join(remote, rel) : remote, { recursive: true })
       for (const e of await readdirLocal(dir, { withFileTypes: true })) {
         const r = rel ? `${rel}/${e.name}` : e.name
@@ -618,11 +649,15 @@ export class SftpClient {
           isFile = st.isFile()
         }
         if (options.filter && !options.filter(r, isDir)) continue
-        if (isDir) await walk(from, r)
-        else if (isFile) files.push({ from, to: posix.join(remote, r), size: (await lstatLocal(from)).size })
+        if (isDir) {
+          const real = e.isSymbolicLink() ? await realpathLocal(from) : join(above[above.length - 1], e.name)
+          if (above.includes(real)) throw loop(from, real)
+          await walk(from, r, [...above, real])
+        } else if (isFile) files.push({ from, to: posix.join(remote, r), size: (await lstatLocal(from)).size })
       }
     }
-    await walk(checkPath(local, 'local'), '')
+    const root = checkPath(local, 'local')
+    await walk(root, '', [await realpathLocal(root)])
     return this.#copyMany(files, options, (f, o) => this.upload(f.from, f.to, o))
   }
 
@@ -637,16 +672,36 @@ export class SftpClient {
       try { options.onProgress({ transferred, total, files: finished, filesTotal: files.length }) } catch { /* ignored */ }
     }
     const queue = [...files]
+    // the first failure stops the rest: no new file starts, the ones under way are aborted,
+    // and the call settles only once every transfer has (none goes on after it rejected)
+    const stop = new AbortController()
+    const user = options.signal
+    const onAbort = (): void => stop.abort(user?.reason)
+    if (user?.aborted) onAbort()
+    else user?.addEventListener('abort', onAbort, { once: true })
+    let failure: { err: unknown } | undefined
     const workers = Array.from({ length: Math.max(1, Math.min(options.fileConcurrency ?? 4, 64)) }, async () => {
-      for (let f = queue.shift(); f; f = queue.shift()) {
+      for (let f = queue.shift(); f && !failure; f = queue.shift()) {
         const file = f
-        await one(file, { ...options, onProgress: (p) => { done.set(file.to, p.transferred); report() } })
+        try {
+          await one(file, { ...options, signal: stop.signal, onProgress: (p) => { done.set(file.to, p.transferred); report() } })
+        } catch (e) {
+          failure ??= { err: e }
+          queue.length = 0
+          stop.abort()
+          return
+        }
         done.set(file.to, file.size)
         finished++
         report()
       }
     })
-    await Promise.all(workers)
+    try {
+      await Promise.all(workers)
+    } finally {
+      user?.removeEventListener('abort', onAbort)
+    }
+    if (failure) throw failure.err
     return finished
   }
 

@@ -343,7 +343,7 @@ impl Sftp {
             Ok(name) => Ok(Some(
                 name.files
                     .into_iter()
-                    .filter(|f| f.filename != "." && f.filename != "..")
+                    .filter(|f| !f.filename.is_empty() && f.filename != "." && f.filename != "..")
                     .map(|f| DirEntry { stat: Stat::from(&f.attrs), name: f.filename, longname: f.longname })
                     .collect(),
             )),
@@ -391,6 +391,14 @@ impl Sftp {
     /// Server-side copy (`copy-data`): no byte crosses the network.
     pub async fn copy_data(&self, from: &str, to: &str) -> Result<()> {
         self.need(self.extensions.copy_data, "copy-data")?;
+        // a file copied onto itself stays as it is (as fs.copyFile leaves it): opening the
+        // destination for writing would empty the source first
+        if let (Ok(a), Ok(b)) = (self.realpath(from).await, self.realpath(to).await) {
+            if a == b {
+                self.stat(from).await?;
+                return Ok(());
+            }
+        }
         let src = self.open_file(from, "r", None).await?;
         let dst = match self.open_file(to, "w", None).await {
             Ok(h) => h,

@@ -503,12 +503,35 @@ async fn upload_inner(sftp: &Sftp, local: &Path, remote: &str, partial: &str, op
     if size.is_some_and(|s| s != total) {
         return Err(Error::Sftp { code: "EIO".into(), status: 0, message: format!("EIO: upload to '{remote}' has {} of {total} bytes", size.unwrap_or(0)), path: Some(remote.into()) });
     }
-    if !sftp.extensions.posix_rename {
-        // a plain SFTP rename refuses an existing target: make room first
-        let _ = sftp.unlink(remote).await;
+    if sftp.extensions.posix_rename {
+        sftp.rename(partial, remote).await?;
+    } else {
+        replace_without_posix_rename(sftp, partial, remote).await?;
     }
-    sftp.rename(partial, remote).await?;
     Ok(n)
+}
+
+/// A plain SFTP rename refuses an existing target. The target is moved aside first, never
+/// removed before the new file is in its place: if a rename fails, what was there is put back.
+async fn replace_without_posix_rename(sftp: &Sftp, partial: &str, remote: &str) -> Result<()> {
+    let Err(first) = sftp.rename(partial, remote).await else { return Ok(()) };
+    if sftp.lstat(remote).await.is_err() {
+        return Err(first); // nothing in the way: the rename failed for its own reason
+    }
+    let aside = format!("{remote}.ferrossh-old");
+    if sftp.rename(remote, &aside).await.is_err() {
+        return Err(first);
+    }
+    match sftp.rename(partial, remote).await {
+        Ok(()) => {
+            let _ = sftp.unlink(&aside).await;
+            Ok(())
+        }
+        Err(e) => {
+            let _ = sftp.rename(&aside, remote).await;
+            Err(e)
+        }
+    }
 }
 
 /// A pipelined read of [start, end) into a bounded buffer that JavaScript drains like a
