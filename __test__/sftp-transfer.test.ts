@@ -3,7 +3,7 @@
 // pressure, progress, abort/resume/keepPartial, a server killed mid-transfer, directory trees
 // and concurrent transfers on one session.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { copyFileSync, chownSync, existsSync, lstatSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, readSync, closeSync, rmSync, statSync, symlinkSync, writeFileSync, createReadStream as createLocalReadStream } from 'node:fs'
+import { chmodSync, copyFileSync, chownSync, existsSync, lstatSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, readSync, closeSync, rmSync, statSync, symlinkSync, writeFileSync, createReadStream as createLocalReadStream } from 'node:fs'
 import { randomBytes } from 'node:crypto'
 import { tmpdir } from 'node:os'
 import { join, posix } from 'node:path'
@@ -412,6 +412,28 @@ describe('download and upload', () => {
     const up = posix.join(work, name('mode'))
     await sftp.upload(p.local, up, { mode: 0o600 })
     expect(statSync(up).mode & 0o777).toBe(0o600)
+  })
+  it('a file whose size says nothing (/proc) downloads and uploads to its end', async () => {
+    const dest = join(local, name('proc-version'))
+    expect(statSync('/proc/version').size).toBe(0)
+    const want = readFileSync('/proc/version')
+    expect(await sftp.download('/proc/version', dest)).toBe(want.length)
+    expect(readFileSync(dest).equals(want)).toBe(true)
+    const up = posix.join(work, name('proc-up'))
+    expect(await sftp.upload('/proc/version', up)).toBe(want.length)
+    expect(readFileSync(up).equals(want)).toBe(true)
+  })
+  it("upload without mode gives the new file the local file's permission bits, over an existing file too", async () => {
+    const src = join(local, name('script'))
+    writeFileSync(src, '#!/bin/sh\necho hi\n')
+    chmodSync(src, 0o750)
+    const up = posix.join(work, name('script-up'))
+    writeOwned(up, 'old', user, 0o600)
+    await sftp.upload(src, up)
+    expect(statSync(up).mode & 0o777).toBe(0o750)
+    chmodSync(src, 0o640)
+    await sftp.upload(src, up)
+    expect(statSync(up).mode & 0o777).toBe(0o640)
   })
   it('failures: missing remote, missing local directory, missing local file, a directory, EACCES', async () => {
     const p = pair(1)

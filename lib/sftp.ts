@@ -145,7 +145,7 @@ export interface TransferOptions {
   resume?: boolean
   /** Leave the partial file after a failure instead of removing it. */
   keepPartial?: boolean
-  /** Permission bits of an uploaded file (default 0o644). */
+  /** Permission bits of an uploaded file (default: the local file's, as OpenSSH's `sftp put`; 0o644 on Windows). */
   mode?: number
   /**
    * Flush the finished file to disk before it is renamed into place, like OpenSSH's `sftp -f`

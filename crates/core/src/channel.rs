@@ -223,12 +223,14 @@ fn take_queued(st: &mut State, stream: usize, out: &mut [u8]) -> usize {
             } else {
                 let src = l.buf.bytes();
                 let k = l.filled.min(out.len());
-                // SAFETY: both ranges are in bounds; `copy` allows the two to overlap
-                unsafe { std::ptr::copy(src.as_ptr(), out.as_mut_ptr(), k) };
+                // the surplus is saved first: `out` may be a view into the lent memory itself,
+                // and the copy below would overwrite it
                 if k < l.filled {
                     let surplus = src[k..l.filled].to_vec();
                     st.bufs[stream].unshift(&surplus);
                 }
+                // SAFETY: both ranges are in bounds; `copy` allows the two to overlap
+                unsafe { std::ptr::copy(src.as_ptr(), out.as_mut_ptr(), k) };
                 n = k;
             }
         }
@@ -407,7 +409,7 @@ impl ChannelShared {
         }
         // the common case (room left) costs no waiter setup per packet
         if over {
-            self.wait_for_space(limits.high_water_mark).await;
+            self.wait_for_space().await;
         }
     }
 
@@ -446,11 +448,13 @@ impl ChannelShared {
         }
     }
 
-    async fn wait_for_space(&self, hwm: usize) {
+    async fn wait_for_space(&self) {
         loop {
             let notified = self.space.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
+            // the mark as it is now: `set_limits` may have moved it while this waited
+            let hwm = self.limits().high_water_mark;
             {
                 let st = self.lock();
                 let buffered = st.total();
@@ -1688,6 +1692,46 @@ mod lifecycle_tests {
         let mut out = [0u8; 8];
         assert!(matches!(ch.read_into(STDOUT, &mut out), ReadResult::Data(3)));
         assert!(matches!(ch.read_into(STDOUT, &mut out), ReadResult::Eof));
+    }
+
+    #[tokio::test]
+    async fn raising_the_mark_frees_a_push_that_waits_on_the_old_one() {
+        let ch = ChannelShared::new(4, small());
+        let push = blocked_push(&ch, STDOUT).await;
+        ch.set_limits(BufferLimits { high_water_mark: 1 << 20, wake_bytes: 256 * 1024 });
+        tokio::time::timeout(Duration::from_secs(2), push).await.expect("96 KiB is under the new mark").unwrap();
+        assert_eq!(ch.buffered(STDOUT), 96 * 1024);
+    }
+
+    /// Memory handed to the channel as a lent read buffer, by address (as a JS Buffer is).
+    struct Raw(*mut u8, usize);
+    // SAFETY: the test keeps the memory alive and touches it only between reads
+    unsafe impl Send for Raw {}
+    impl LendBuf for Raw {
+        fn bytes(&mut self) -> &mut [u8] {
+            // SAFETY: the test's Vec outlives every use
+            unsafe { std::slice::from_raw_parts_mut(self.0, self.1) }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_read_into_a_view_of_the_lent_buffer_keeps_every_byte_in_order() {
+        let ch = ChannelShared::new(5, BufferLimits::default());
+        let mut mem = vec![0u8; 16];
+        let at = mem.as_mut_ptr();
+        assert!(matches!(ch.read_or_lend(STDOUT, Box::new(Raw(at, 16)), 16), ReadResult::Pending));
+        ch.push(STDOUT, b"0123456789").await;
+        // the next read passes a shorter view 2 bytes into the same memory
+        // SAFETY: in bounds of `mem`
+        let view = Box::new(Raw(unsafe { at.add(2) }, 4));
+        assert!(matches!(ch.read_or_lend(STDOUT, view, 4), ReadResult::Data(4)));
+        // SAFETY: in bounds of `mem`
+        let mut all = unsafe { std::slice::from_raw_parts(at.add(2), 4) }.to_vec();
+        let mut rest = [0u8; 16];
+        let ReadResult::Data(n) = ch.read_into(STDOUT, &mut rest) else { panic!("the rest is queued") };
+        all.extend_from_slice(&rest[..n]);
+        drop(mem);
+        assert_eq!(&all[..], b"0123456789");
     }
 
     struct Srv {

@@ -424,8 +424,10 @@ async fn download_inner(sftp: &Sftp, handle: &str, remote: &str, local: &Path, o
     }
     let done = sink.done;
     let rep = sink.rep;
+    // fewer bytes than the file's size: the transfer or the file was cut short. More is a file
+    // that grew while it was read (a log) or whose size says nothing (/proc): read to its end.
     if let Some(t) = total {
-        if done != t {
+        if done < t {
             return Err(Error::Sftp {
                 code: "EIO".into(),
                 status: 0,
@@ -457,7 +459,10 @@ async fn upload_inner(sftp: &Sftp, local: &Path, remote: &str, partial: &str, op
     }
     let total = meta.len();
     let start = if opts.resume { sftp.stat(partial).await.ok().and_then(|s| s.size).unwrap_or(0).min(total) } else { 0 };
-    let handle = CancelToken::run(cancel, sftp.open_file(partial, if start > 0 { "r+" } else { "w" }, opts.mode.or(Some(0o644)))).await?;
+    // the local file's permission bits unless told otherwise, as OpenSSH's sftp put does: a
+    // script uploaded over an executable one stays executable
+    let mode = opts.mode.unwrap_or_else(|| local_mode(&meta));
+    let handle = CancelToken::run(cancel, sftp.open_file(partial, if start > 0 { "r+" } else { "w" }, Some(mode))).await?;
     let r = CancelToken::run(cancel, async {
         if start > 0 {
             use tokio::io::AsyncSeekExt;
@@ -488,7 +493,8 @@ async fn upload_inner(sftp: &Sftp, local: &Path, remote: &str, partial: &str, op
         if opts.fsync && sftp.extensions.fsync {
             sftp.fsync(&handle).await?;
         }
-        if offset != total {
+        if offset < total {
+            // it shrank while it was read; one that grew was read to its end
             return Err(Error::Sftp { code: "EIO".into(), status: 0, message: format!("EIO: {} changed size during the upload", local.display()), path: Some(local.display().to_string()) });
         }
         rep.finish(offset);
@@ -500,8 +506,8 @@ async fn upload_inner(sftp: &Sftp, local: &Path, remote: &str, partial: &str, op
     let n = r?;
     closed?;
     let size = sftp.stat(partial).await?.size;
-    if size.is_some_and(|s| s != total) {
-        return Err(Error::Sftp { code: "EIO".into(), status: 0, message: format!("EIO: upload to '{remote}' has {} of {total} bytes", size.unwrap_or(0)), path: Some(remote.into()) });
+    if size.is_some_and(|s| s != n) {
+        return Err(Error::Sftp { code: "EIO".into(), status: 0, message: format!("EIO: upload to '{remote}' has {} of {n} bytes", size.unwrap_or(0)), path: Some(remote.into()) });
     }
     if sftp.extensions.posix_rename {
         sftp.rename(partial, remote).await?;
@@ -509,6 +515,16 @@ async fn upload_inner(sftp: &Sftp, local: &Path, remote: &str, partial: &str, op
         replace_without_posix_rename(sftp, partial, remote).await?;
     }
     Ok(n)
+}
+
+#[cfg(unix)]
+fn local_mode(meta: &std::fs::Metadata) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    meta.permissions().mode() & 0o777
+}
+#[cfg(not(unix))]
+fn local_mode(_meta: &std::fs::Metadata) -> u32 {
+    0o644
 }
 
 /// A plain SFTP rename refuses an existing target. The target is moved aside first, never
