@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 
 import { ConfigError, connect, resolveConfig } from '../dist/cjs/index.js'
+import { startAgent } from './fixtures/agent.mjs'
 import { startSshd, type Sshd } from './fixtures/sshd.mjs'
 
 let target: Sshd
@@ -123,6 +124,30 @@ describe('sshConfig in connect()', () => {
     expect(after).toBeGreaterThan(before)
     // an explicit option wins over the file
     await expect(connect({ host: 'app', sshConfig: file, port: 1, connectTimeout: 2000 })).rejects.toMatchObject({ code: 'ERR_SSH_CONNECT' })
+  })
+  it('IdentityAgent $NAME reads the socket path from that environment variable, as ssh does', async () => {
+    const agent = await startAgent([target.userKey.path])
+    const file = join(dir, 'cfg-identity-agent')
+    writeFileSync(file, [
+      'Host agent-app',
+      '  HostName 127.0.0.1',
+      `  Port ${target.port}`,
+      `  User ${target.user}`,
+      `  UserKnownHostsFile ${knownHosts}`,
+      '  IdentityAgent $FERROSSH_TEST_AGENT',
+      '',
+    ].join('\n'))
+    const saved = process.env.FERROSSH_TEST_AGENT
+    process.env.FERROSSH_TEST_AGENT = agent.socket
+    try {
+      const ssh = await connect({ host: 'agent-app', sshConfig: file })
+      expect((await ssh.exec('echo by-agent')).stdout.toString()).toBe('by-agent\n')
+      await ssh.close()
+    } finally {
+      if (saved === undefined) delete process.env.FERROSSH_TEST_AGENT
+      else process.env.FERROSSH_TEST_AGENT = saved
+      await agent.stop()
+    }
   })
   it('a broken file fails connect with ConfigError', async () => {
     const file = join(dir, 'broken')

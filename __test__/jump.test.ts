@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { createServer, type AddressInfo } from 'node:net'
 
 import {
   ChannelError, ConfigError, ConnectError, connect, HostKeyError, ProxyError, SshClient,
@@ -267,6 +268,23 @@ describe('two hops', () => {
     expect(e).toMatchObject({ hop: 0, host: '127.0.0.1' })
     expect(e.cause).toBeInstanceOf(ConnectError)
     expect(e.cause).toMatchObject({ errno: 'ECONNREFUSED' })
+  })
+
+  it("the target's AbortSignal ends a hop that is still connecting (a hop that never answers)", async () => {
+    // a TCP server that accepts and never sends a banner
+    const silent = createServer(() => {})
+    await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r))
+    const port = (silent.address() as AddressInfo).port
+    try {
+      const ac = new AbortController()
+      setTimeout(() => ac.abort(), 300)
+      const t0 = Date.now()
+      const e = await rejection(withTimeout(connect({ ...targetOptions({ connectTimeout: 0 }), proxyJump: `${hopA.user}@127.0.0.1:${port}`, signal: ac.signal }), 10_000))
+      expect((e as Error).name).toBe('AbortError')
+      expect(Date.now() - t0).toBeLessThan(5_000)
+    } finally {
+      silent.close()
+    }
   })
 
   it('a second hop the first cannot reach is ProxyError { hop: 1 } caused by a connect-failed ChannelError', async () => {

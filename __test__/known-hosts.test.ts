@@ -132,6 +132,19 @@ describe('KnownHosts class', () => {
       expect(kh.lookup(host, port).map((e) => e.line), name).toEqual(lines)
     }
   })
+  it('add, load and loadSync read ~ as the home directory, as connect() does', async () => {
+    const home = mkdtempSync(join(tmpdir(), 'ferrossh-home-'))
+    const saved = process.env.HOME
+    process.env.HOME = home
+    try {
+      KnownHosts.add('~/kh', 'example.com', 2200, sshd.hostKeys.ed25519.publicKey)
+      expect(readFileSync(join(home, 'kh'), 'utf8')).toContain('[example.com]:2200 ssh-ed25519 ')
+      expect(KnownHosts.loadSync('~/kh').check('example.com', 2200, sshd.hostKeys.ed25519.publicKey).status).toBe('match')
+      expect((await KnownHosts.load(['~/kh'])).check('example.com', 2200, sshd.hostKeys.ed25519.publicKey).status).toBe('match')
+    } finally {
+      process.env.HOME = saved
+    }
+  })
   it('check, formatLine and add', async () => {
     const file = join(dir, 'added')
     KnownHosts.add(file, 'example.com', 2200, sshd.hostKeys.ed25519.publicKey, { hash: true })

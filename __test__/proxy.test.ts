@@ -80,7 +80,9 @@ describe('proxyCommand', () => {
     try {
       // nc's own source address: the bytes went through nc
       expect(await clientAddress(ssh)).toBe('127.0.0.4')
-      expect(lines.join('\n')).toContain(`running proxy command "${wrapper} ${join(dir, `proxy-${pidSeq}.pid`)} nc -s 127.0.0.4 127.0.0.1 ${sshd.port}"`)
+      // the trace says a proxy command runs, never its command line (it may carry a secret)
+      expect(lines.some((l) => l.includes('running the proxy command'))).toBe(true)
+      expect(lines.join('\n')).not.toContain('nc -s 127.0.0.4')
       expect(processState(pid)).toMatch(/^[RSD]$/)
       expect(readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')[0]).toBe('nc')
     } finally {

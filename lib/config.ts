@@ -1,10 +1,10 @@
 import { existsSync } from 'node:fs'
-import { homedir } from 'node:os'
-import { isAbsolute, join, resolve as resolvePath } from 'node:path'
+import { isAbsolute, resolve as resolvePath } from 'node:path'
 
 import { ConfigError, fromNative } from './errors'
 import binding from './native'
 import type { ConnectOptions } from './options'
+import { expandHome } from './paths'
 
 /** OpenSSH's spelling of each keyword `ssh -G` prints in lowercase (camelCased from it). */
 const SPELLING = [
@@ -78,9 +78,6 @@ export interface ResolveConfigOptions {
   port?: number
 }
 
-function expandHome(p: string): string {
-  return p === '~' ? homedir() : p.startsWith('~/') ? join(homedir(), p.slice(2)) : p
-}
 
 function resolveRaw(host: string, o: ResolveConfigOptions): { resolved: ResolvedConfig; explicit: Set<string> } {
   if (typeof host !== 'string' || !host) throw new ConfigError('resolveConfig: host must be a non-empty string', { option: 'host' })
@@ -153,7 +150,8 @@ export function applySshConfig(options: ConnectOptions): ConnectOptions {
     if (ids.length) set('privateKeyPath', ids)
     const ia = typeof c.identityAgent === 'string' ? c.identityAgent : undefined
     if (c.identitiesOnly !== 'yes' && ia !== 'none') {
-      const sock = ia && ia !== 'SSH_AUTH_SOCK' ? expandHome(ia) : process.env.SSH_AUTH_SOCK
+      // as ssh reads IdentityAgent: SSH_AUTH_SOCK or $NAME name an environment variable
+      const sock = !ia || ia === 'SSH_AUTH_SOCK' ? process.env.SSH_AUTH_SOCK : ia.startsWith('$') ? process.env[ia.slice(1)] : expandHome(ia)
       if (sock) set('agent', sock)
     }
     if (explicit.has('certificateFile') && c.certificateFile.length) set('certificatePath', c.certificateFile[0])

@@ -49,6 +49,8 @@ export function parseJumpSpec(spec: string): { host: string; port?: number; user
 const INHERITED: (keyof ConnectOptions)[] = [
   'username', 'privateKey', 'privateKeyPath', 'passphrase', 'certificate', 'certificatePath', 'agent',
   'keyboardInteractive', 'connectTimeout', 'keepaliveInterval', 'keepaliveCountMax', 'algorithms', 'debug',
+  // one AbortSignal ends the whole chain, whichever hop is connecting
+  'signal',
 ]
 
 /** Builds the options of one hop. Host key policy is inherited unless it pins a fingerprint (that is the target's key). @internal */

@@ -5,6 +5,7 @@ import { join, resolve } from 'node:path'
 
 import { ConfigError, fromNative } from './errors'
 import binding from './native'
+import { expandHome } from './paths'
 
 /** One known_hosts line that matches a host. */
 export interface KnownHostsEntry {
@@ -69,7 +70,7 @@ function fileList(files: string | string[]): string[] {
   const list: unknown[] = typeof files === 'string' ? [files] : Array.isArray(files) ? files : [files]
   return list.map((f) => {
     if (typeof f !== 'string' || !f) throw new ConfigError(`known_hosts files: each must be a non-empty path string, got ${f === null ? 'null' : typeof f}`, { option: 'knownHosts' })
-    return resolve(f)
+    return resolve(expandHome(f))
   })
 }
 
@@ -174,7 +175,7 @@ export class KnownHosts {
     if (typeof file !== 'string' || !file) throw new ConfigError('file: must be a non-empty path string', { option: 'file' })
     const line = KnownHosts.formatLine(host, port, key, options)
     try {
-      binding.knownHostsAppend(resolve(file), line)
+      binding.knownHostsAppend(resolve(expandHome(file)), line)
     } catch (e) {
       throw fromNative(e)
     }

@@ -4,6 +4,7 @@ import { join, resolve } from 'node:path'
 
 import { ConfigError } from './errors'
 import { defaultKnownHostsFiles } from './known-hosts'
+import { expandHome } from './paths'
 import type { NativeAuthMethod, NativeConnectOptions, NativeHostKeyInfo, NativePty } from './native'
 
 /** The server's host key as shown to a `hostKey.verify` callback. */
@@ -157,12 +158,6 @@ const KNOWN_OPTIONS = new Set([
 
 /** Options of the design that later versions implement: named in errors, not silently ignored. */
 const NOT_YET = new Set<string>([])
-
-function expandHome(p: string): string {
-  if (p === '~') return homedir()
-  if (p.startsWith('~/')) return join(homedir(), p.slice(2))
-  return p
-}
 
 function closest(name: string, known: Iterable<string> = KNOWN_OPTIONS): string | undefined {
   let best: string | undefined

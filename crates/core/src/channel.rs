@@ -1763,6 +1763,10 @@ mod lifecycle_tests {
     }
 
     async fn server_and_client(forward_delay: Duration) -> (Server, Arc<Srv>, crate::client::Client, std::path::PathBuf) {
+        server_and_client_with(forward_delay, None).await
+    }
+
+    async fn server_and_client_with(forward_delay: Duration, agent: Option<std::path::PathBuf>) -> (Server, Arc<Srv>, crate::client::Client, std::path::PathBuf) {
         static N: AtomicUsize = AtomicUsize::new(0);
         let key = std::env::temp_dir().join(format!("ferrossh-lifecycle-key-{}-{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst)));
         let cb = Arc::new(Srv { channel: Mutex::new(None), forward_delay });
@@ -1772,6 +1776,7 @@ mod lifecycle_tests {
         let mut co = crate::options::ConnectOptions::new("127.0.0.1", "u");
         co.port = addr.port();
         co.host_key = crate::options::HostKeyPolicy::InsecureAcceptAny;
+        co.agent_forward = agent;
         let client = crate::client::Client::connect(co, None).await.unwrap();
         (srv, cb, client, key)
     }
@@ -1779,6 +1784,21 @@ mod lifecycle_tests {
     fn remove_key(key: &std::path::Path) {
         let _ = std::fs::remove_file(key);
         let _ = std::fs::remove_file(key.with_extension("pub"));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_server_cannot_open_an_agent_channel_nobody_asked_for() {
+        // a local agent is there (the client could forward it), but no session asked to
+        let sock = std::env::temp_dir().join(format!("ferrossh-lifecycle-agent-{}.sock", std::process::id()));
+        let _ = std::fs::remove_file(&sock);
+        let agent = tokio::net::UnixListener::bind(&sock).unwrap();
+        let (_srv, cb, client, key) = server_and_client_with(Duration::ZERO, Some(sock.clone())).await;
+        let _held = client.start(Some("hold"), &crate::client::SessionRequest::default(), None).await.unwrap();
+        let server_side = cb.channel.lock().unwrap().clone().unwrap();
+        assert!(!server_side.open_agent_channel().await, "the client refuses the channel");
+        assert!(tokio::time::timeout(Duration::from_millis(300), agent.accept()).await.is_err(), "and never reaches the agent");
+        let _ = std::fs::remove_file(&sock);
+        remove_key(&key);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -59,6 +59,10 @@ pub struct ConnShared {
     state: Mutex<ConnState>,
     closed: Notify,
     limits: BufferLimits,
+    /// Agent forwarding was asked for on this connection: only then may the server open
+    /// agent channels (OpenSSH's client refuses others as a break-in attempt). Without this,
+    /// any server could have the local agent sign for it.
+    agent_requested: std::sync::atomic::AtomicBool,
 }
 
 impl ConnShared {
@@ -207,7 +211,9 @@ impl client::Handler for ClientHandler {
         reply: client::ChannelOpenHandle,
         _s: &mut Session,
     ) -> std::result::Result<(), Self::Error> {
-        let Some(path) = self.agent_socket.clone() else {
+        let asked = self.shared.agent_requested.load(std::sync::atomic::Ordering::SeqCst);
+        let Some(path) = self.agent_socket.clone().filter(|_| asked) else {
+            Trace::emit(&self.shared.trace, || "refused an agent channel the server opened without a forwarding request".to_string());
             reply.reject(russh::ChannelOpenFailure::AdministrativelyProhibited).await;
             return Ok(());
         };
@@ -504,7 +510,6 @@ pub struct Client {
     /// Request agent forwarding on every session (`agentForward: true` at connect).
     agent_forward_default: bool,
     agent_forward_possible: bool,
-    agent_requested: std::sync::atomic::AtomicBool,
     /// The proxy command carrying this connection (killed when it closes).
     proxy_command: Mutex<Option<ProxyCommand>>,
     /// The jump host this connection runs through, and whether we close it too.
@@ -623,7 +628,8 @@ impl Client {
             }
             Route::ProxyCommand { template, original_host } => {
                 let command = transport::expand_proxy_command(&template, &host, opts.port, &opts.username, &original_host)?;
-                Trace::emit(&opts.trace, || format!("running proxy command {command:?}"));
+                // its command line can carry secrets (a token in an environment assignment): not traced
+                Trace::emit(&opts.trace, || "running the proxy command".to_string());
                 let (mut pc, stream) = transport::spawn_proxy_command(&command)?;
                 let r = Self::handshake(opts, stream, methods, deadline, Guard::default(), true).await;
                 return match r {
@@ -718,6 +724,7 @@ impl Client {
             state: Mutex::new(ConnState::default()),
             closed: Notify::new(),
             limits: opts.buffer,
+            agent_requested: std::sync::atomic::AtomicBool::new(false),
         });
         let handler = ClientHandler {
             shared: Arc::clone(&shared),
@@ -752,7 +759,6 @@ impl Client {
             port: opts.port,
             agent_forward_default: opts.agent_forward.is_some() && opts.agent_forward_all,
             agent_forward_possible: opts.agent_forward.is_some(),
-            agent_requested: std::sync::atomic::AtomicBool::new(false),
             proxy_command: Mutex::new(guard.proxy_command),
             parent: guard.parent,
             through_hop,
@@ -1023,10 +1029,10 @@ impl Client {
             // twice" is refused) and then offers the agent to every later session as well.
             if req.agent_forward.unwrap_or(self.agent_forward_default)
                 && self.agent_forward_possible
-                && !self.agent_requested.swap(true, std::sync::atomic::Ordering::SeqCst)
+                && !self.shared.agent_requested.swap(true, std::sync::atomic::Ordering::SeqCst)
             {
                 if let Err(e) = ch.agent_forward().await {
-                    self.agent_requested.store(false, std::sync::atomic::Ordering::SeqCst);
+                    self.shared.agent_requested.store(false, std::sync::atomic::Ordering::SeqCst);
                     return Err(e);
                 }
             }

@@ -134,6 +134,13 @@ pub struct ServerChannel {
 }
 
 impl ServerChannel {
+    /// Opens an auth-agent channel to the client, as a server that forwards an agent would
+    /// (tests: a client must refuse one it never asked for).
+    #[cfg(test)]
+    pub(crate) async fn open_agent_channel(&self) -> bool {
+        self.handle.channel_open_agent().await.is_ok()
+    }
+
     pub(crate) fn new(slot: Arc<ChannelSlot>, tx: ChannelWriteHalf<Msg>, handle: Handle, conn: Arc<ConnEntry>) -> Arc<Self> {
         let id = tx.id();
         Arc::new(ServerChannel {
