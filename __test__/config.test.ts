@@ -149,6 +149,27 @@ describe('sshConfig in connect()', () => {
       await agent.stop()
     }
   })
+  it("a route given to connect() replaces the file's, and the caller's user and alias reach the proxy command's tokens", async () => {
+    const file = join(dir, 'cfg-routes')
+    writeFileSync(file, [
+      'Host routed',
+      '  HostName 127.0.0.1',
+      `  Port ${target.port}`,
+      `  User ${target.user}`,
+      `  IdentityFile ${target.userKey.path}`,
+      `  UserKnownHostsFile ${knownHosts}`,
+      // the file's own route would fail at once, and tells what it was given
+      `  ProxyCommand sh -c 'echo "n=%n h=%h r=%r" >&2; exit 3'`,
+      '',
+    ].join('\n'))
+    const e = await connect({ host: 'routed', sshConfig: file, user: 'someone-else', connectTimeout: 5000 }).catch((x: unknown) => x)
+    expect(e).toMatchObject({ code: 'ERR_SSH_PROXY' })
+    expect(String((e as { stderr?: string }).stderr)).toContain('n=routed h=127.0.0.1 r=someone-else')
+    // an explicit proxy command wins over the file's
+    const ssh = await connect({ host: 'routed', sshConfig: file, proxyCommand: 'nc %h %p' })
+    expect((await ssh.exec('echo routed')).stdout.toString()).toBe('routed\n')
+    await ssh.close()
+  })
   it('a broken file fails connect with ConfigError', async () => {
     const file = join(dir, 'broken')
     writeFileSync(file, 'Host app\n  Match nonsense\n')

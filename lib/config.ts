@@ -125,6 +125,9 @@ const seconds = (v: unknown): number | undefined => {
   return Number.isFinite(n) && n > 0 ? n * 1000 : undefined
 }
 
+/** The host as the caller named it, before HostName replaced it: what `%n` expands to. @internal */
+export const ORIGINAL_HOST = Symbol('ferrossh.originalHost')
+
 /**
  * Fills connect options from the configuration (options given explicitly always win).
  * @internal
@@ -134,12 +137,20 @@ export function applySshConfig(options: ConnectOptions): ConnectOptions {
   if (sc === undefined || sc === false) return options
   if (sc !== true && (typeof sc !== 'string' || !sc)) throw new ConfigError('sshConfig: must be true (~/.ssh/config) or a file path', { option: 'sshConfig' })
   const file = sc === true ? undefined : sc
-  const { resolved: c, explicit } = resolveRaw(options.host, { file, user: options.username, port: options.port })
+  // `user` is the short name of `username`: given either way, it is the caller's and wins
+  const given = options.username ?? (options as { user?: unknown }).user
+  const user = typeof given === 'string' ? given : undefined
+  const { resolved: c, explicit } = resolveRaw(options.host, { file, user, port: options.port })
   const o: Record<string, unknown> = { ...options }
   delete o.sshConfig
+  if (user !== undefined) {
+    delete o.user
+    o.username = user
+  }
   const set = (k: keyof ConnectOptions, v: unknown): void => {
     if (o[k] === undefined && v !== undefined) o[k] = v
   }
+  o[ORIGINAL_HOST as unknown as string] = options.host
   o.host = c.hostname
   set('port', c.port)
   set('username', c.user)
@@ -156,8 +167,11 @@ export function applySshConfig(options: ConnectOptions): ConnectOptions {
     }
     if (explicit.has('certificateFile') && c.certificateFile.length) set('certificatePath', c.certificateFile[0])
   }
-  if (c.proxyJump && c.proxyJump !== 'none') set('proxyJump', c.proxyJump)
-  if (c.proxyCommand && c.proxyCommand !== 'none' && o.proxyJump === undefined) set('proxyCommand', c.proxyCommand)
+  // a route given here (a jump, a proxy command, a proxy, a socket) replaces the file's whole
+  if (!['proxyJump', 'proxyCommand', 'proxy', 'sock'].some((k) => o[k] !== undefined)) {
+    if (c.proxyJump && c.proxyJump !== 'none') set('proxyJump', c.proxyJump)
+    else if (c.proxyCommand && c.proxyCommand !== 'none') set('proxyCommand', c.proxyCommand)
+  }
   if (o.hostKey === undefined && (explicit.has('userKnownHostsFile') || explicit.has('globalKnownHostsFile') || explicit.has('strictHostKeyChecking') || explicit.has('hashKnownHosts'))) {
     const files = [...c.userKnownHostsFile, ...c.globalKnownHostsFile].map(expandHome)
     const strict = String(c.strictHostKeyChecking ?? 'ask')

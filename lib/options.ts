@@ -5,6 +5,7 @@ import { join, resolve } from 'node:path'
 import { ConfigError } from './errors'
 import { defaultKnownHostsFiles } from './known-hosts'
 import { expandHome } from './paths'
+import { ORIGINAL_HOST } from './config'
 import type { NativeAuthMethod, NativeConnectOptions, NativeHostKeyInfo, NativePty } from './native'
 
 /** The server's host key as shown to a `hostKey.verify` callback. */
@@ -392,7 +393,8 @@ export function resolveOptions(input: ConnectOptions): Resolved {
   if (proxyCommand !== undefined) {
     if (!proxyCommand.trim()) bad('proxyCommand', 'must not be empty')
     native.proxyCommand = proxyCommand
-    native.originalHost = host
+    const alias = (o as Record<symbol, unknown>)[ORIGINAL_HOST]
+    native.originalHost = typeof alias === 'string' ? alias : host
   }
   let signal: AbortSignal | undefined
   if (o.signal !== undefined && o.signal !== null) {
