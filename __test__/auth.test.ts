@@ -206,6 +206,41 @@ describe('private key types and formats', () => {
 // ---------------------------------------------------------------------------------------------
 // 2. ssh-agent
 
+describe('a key that takes long to decrypt', () => {
+  let sshd: Sshd
+  let slow: string
+  beforeAll(async () => {
+    // many bcrypt rounds: decrypting it takes a second or more
+    slow = join(dir, 'slow_ed25519')
+    execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-a', '300', '-N', PASSPHRASE, '-C', 'slow', '-f', slow])
+    sshd = await startSshd({ authorizedKeys: [readFileSync(slow + '.pub', 'utf8').trim()] })
+  }, 120_000)
+  afterAll(async () => { await sshd?.stop() })
+
+  it('is decrypted off the runtime thread: other connections go on meanwhile, and an abort ends the wait', async () => {
+    const other = await connect({ ...base(sshd), privateKeyPath: sshd.userKey.path })
+    const t0 = Date.now()
+    const slowConnect = connect({ ...base(sshd), privateKeyPath: slow, passphrase: PASSPHRASE })
+    await new Promise((r) => setTimeout(r, 50))
+    const e0 = Date.now()
+    expect((await other.exec('echo meanwhile')).stdout.toString()).toBe('meanwhile\n')
+    const execMs = Date.now() - e0
+    const ssh = await slowConnect
+    const slowMs = Date.now() - t0
+    await ssh.close()
+    await other.close()
+    // the decryption took long, and the exec did not wait for it
+    expect(slowMs).toBeGreaterThan(500)
+    expect(execMs).toBeLessThan(slowMs / 2)
+    const ac = new AbortController()
+    setTimeout(() => ac.abort(), 100)
+    const a0 = Date.now()
+    const e = await rejects(connect({ ...base(sshd), privateKeyPath: slow, passphrase: PASSPHRASE, signal: ac.signal }))
+    expect(e.name).toBe('AbortError')
+    expect(Date.now() - a0).toBeLessThan(slowMs / 2 + 100)
+  })
+})
+
 describe('ssh-agent', () => {
   let sshd: Sshd
   const agents: Agent[] = []

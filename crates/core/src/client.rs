@@ -614,8 +614,17 @@ impl Client {
 
     async fn connect_inner(opts: ConnectOptions) -> Result<Client> {
         validate(&opts)?;
-        let methods = auth::prepare(&opts.auth)?;
         let deadline = opts.connect_timeout.map(|t| Instant::now() + t);
+        // reading and decrypting keys (bcrypt with many rounds takes seconds) runs off the
+        // runtime's thread, which every other connection shares, and under the deadline and
+        // the abort like every other step
+        let auth_methods = opts.auth.clone();
+        let methods = with_deadline(deadline, "auth", opts.connect_timeout, async move {
+            tokio::task::spawn_blocking(move || auth::prepare(&auth_methods))
+                .await
+                .unwrap_or_else(|_| Err(Error::config("privateKey", "reading the private key stopped unexpectedly")))
+        })
+        .await?;
         let host = bare_host(&opts.host).to_string();
         // bad algorithm names are a ConfigError before any packet is sent
         algorithms::preferred(&opts.algorithms, &[])?;
