@@ -241,6 +241,25 @@ describe('a key that takes long to decrypt', () => {
   })
 })
 
+describe('a server that ends the connection during authentication', () => {
+  let sshd: Sshd
+  beforeAll(async () => {
+    // one failure and sshd disconnects: "Too many authentication failures"
+    sshd = await startSshd({ config: ['MaxAuthTries 1'] })
+  })
+  afterAll(async () => { await sshd?.stop() })
+
+  it('is a DisconnectError, not a rejected method', async () => {
+    const wrong = join(dir, 'not-authorized')
+    keygen(wrong)
+    const e = await rejects(connect({ ...base(sshd), privateKeyPath: [wrong, sshd.userKey.path], password: WRONG, connectTimeout: 10_000 }))
+    expect(e).not.toBeInstanceOf(AuthError)
+    expect((e as SshError).code).toBe('ERR_SSH_DISCONNECTED')
+    expect(e.message).toContain('Too many authentication failures')
+    expect(e.message).not.toContain(WRONG)
+  })
+})
+
 describe('ssh-agent', () => {
   let sshd: Sshd
   const agents: Agent[] = []

@@ -757,6 +757,13 @@ impl Client {
         let target = if opts.port == 22 { host.clone() } else { format!("{host}:{}", opts.port) };
         let authed = with_deadline(deadline, "auth", opts.connect_timeout, auth::authenticate(&mut handle, &opts.username, methods, &target, &opts.trace)).await;
         if let Err(e) = authed {
+            // a server that ends the connection during authentication (MaxAuthTries, a cut)
+            // makes russh report the method in flight as failed: the disconnect is the answer
+            if matches!(e, Error::Auth { .. }) {
+                if handle.is_closed() || shared.close_error().is_some() {
+                    return Err(shared.close_error().unwrap_or_else(|| Error::disconnected("the server closed the connection during authentication")));
+                }
+            }
             let _ = handle.disconnect(Disconnect::ByApplication, "", "").await;
             return Err(e);
         }
