@@ -769,3 +769,79 @@ describe('bad specs', () => {
     }
   })
 })
+
+describe('edges of setting up and tearing down', () => {
+  it('a SOCKS request for a host with a NUL fails that client only; the connection goes on', async () => {
+    const c = await connect(connectOptions())
+    const fwd = await c.forwardDynamic({ localPort: 0 })
+    try {
+      const s = net.connect(fwd.localPort!, '127.0.0.1')
+      await once(s, 'connect')
+      const replies: Buffer[] = []
+      s.on('data', (d: Buffer) => replies.push(d))
+      s.write(Buffer.from([5, 1, 0]))
+      await until(() => Buffer.concat(replies).length >= 2, 5_000, 'SOCKS method reply')
+      const name = Buffer.from('localhost\0x')
+      s.write(Buffer.concat([Buffer.from([5, 1, 0, 3, name.length]), name, Buffer.from([0, 80])]))
+      await withTimeout(once(s, 'close'), 5_000, 'the SOCKS client is closed')
+      const all = Buffer.concat(replies)
+      expect(all[2]).toBe(5)
+      expect(all[3]).not.toBe(0) // a failure reply, not success
+      await expect(c.openTcp('localhost\0x', 80)).rejects.toBeInstanceOf(ConfigError)
+      expect((await c.exec('echo still-here')).stdout.toString()).toBe('still-here\n')
+      expect(c.isClosed).toBe(false)
+    } finally {
+      await fwd.close()
+      await c.close()
+    }
+  })
+
+  it('a remote forward on a fixed port takes the connections that arrive before its reply', async () => {
+    const c = await connect(connectOptions())
+    const hello = net.createServer((s) => s.end('hello'))
+    await new Promise<void>((r) => hello.listen(0, '127.0.0.1', r))
+    const port = await freeLoopbackPort()
+    // keep connecting to the port the server is about to listen on, from before the request
+    const results: string[] = []
+    let stop = false
+    const knock = async (): Promise<void> => {
+      while (!stop && results.length < 3) {
+        const got = await new Promise<string | null>((resolve) => {
+          const s = net.connect(port, '127.0.0.1')
+          const chunks: Buffer[] = []
+          s.on('data', (d: Buffer) => chunks.push(d))
+          s.on('error', () => resolve(null))
+          s.on('close', () => resolve(chunks.length ? Buffer.concat(chunks).toString() : 'closed-empty'))
+        })
+        if (got !== null) results.push(got)
+        else await new Promise((r) => setTimeout(r, 1))
+      }
+    }
+    const knocking = knock()
+    const fwd = await c.forwardRemote({ remoteHost: '127.0.0.1', remotePort: port, localHost: '127.0.0.1', localPort: (hello.address() as net.AddressInfo).port })
+    try {
+      await withTimeout(knocking, 10_000, 'three connections through the new forward')
+      expect(results).toEqual(['hello', 'hello', 'hello'])
+    } finally {
+      stop = true
+      await fwd.close()
+      hello.close()
+      await c.close()
+    }
+  })
+
+  it('a forward still being set up when the connection closes is closed too', async () => {
+    const c = await connect(connectOptions())
+    const port = await freeLoopbackPort()
+    const pending = c.forwardLocal({ localPort: port, remoteHost: '127.0.0.1', remotePort: shaPort }).then((f) => f, (e: unknown) => e)
+    await c.close()
+    await pending
+    // whichever way the race went, nothing listens there any more
+    const refused = await new Promise<boolean>((resolve) => {
+      const s = net.connect(port, '127.0.0.1')
+      s.on('connect', () => { s.destroy(); resolve(false) })
+      s.on('error', () => resolve(true))
+    })
+    expect(refused).toBe(true)
+  })
+})

@@ -270,6 +270,19 @@ describe('two hops', () => {
     expect(e.cause).toMatchObject({ errno: 'ECONNREFUSED' })
   })
 
+  it('a connected SshClient after a hop this call opens is a ConfigError, and the opened hop is closed', async () => {
+    const b = await connect({ host: '127.0.0.1', port: hopB.port, username: hopB.user, privateKeyPath: keyPath, hostKey: { knownHosts: allKnownHosts } })
+    try {
+      const e = await rejection(connect({ ...targetOptions(), proxyJump: [{ host: '127.0.0.1', port: hopA.port, username: hopA.user }, b] }))
+      expect(e).toBeInstanceOf(ConfigError)
+      expect((e as ConfigError).option).toBe('proxyJump')
+      await sessionsBackToBaseline(hopA)
+      expect(b.isClosed).toBe(false)
+    } finally {
+      await b.close()
+    }
+  })
+
   it("the target's AbortSignal ends a hop that is still connecting (a hop that never answers)", async () => {
     // a TCP server that accepts and never sends a banner
     const silent = createServer(() => {})

@@ -283,6 +283,12 @@ export class SshClient extends EventEmitter {
   }
 
   #track(f: Forward): Forward {
+    // the connection ended while the listener was being set up: the sweep of #forwards has
+    // run already, so this one is closed here
+    if (this.isClosed) {
+      void f.close().catch(() => {})
+      this.#checkOpen()
+    }
     this.#forwards.add(f)
     const close = f.close.bind(f)
     return Object.freeze({ ...pick(f), close: async () => { this.#forwards.delete(f); await close() } })
@@ -428,6 +434,8 @@ export async function connect(input: ConnectOptions): Promise<SshClient> {
     for (const [i, hop] of hops.entries()) {
       if (hop instanceof SshClient) {
         if (hop.isClosed) throw new ProxyError(`jump host ${i} is a closed client`, { hop: i })
+        // a connected client is a connection of its own: nothing this call opened can lead to it
+        if (opened.length) throw new ConfigError(`proxyJump: hop ${i} is a connected SshClient, which can only be the first hop`, { option: 'proxyJump' })
         via = hop
         owned = false
         continue

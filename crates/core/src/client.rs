@@ -868,6 +868,10 @@ impl Client {
         if let Some(e) = self.close_error() {
             return Err(e);
         }
+        // sshd drops the whole connection over a NUL in a string: refuse it here, for this open only
+        if host.contains('\0') || originator.contains('\0') {
+            return Err(Error::config("host", format!("{:?} is not a host name (it contains NUL)", host)));
+        }
         let ch = self
             .with_ack_nudges(self.open_detached({
                 let (host, originator) = (host.to_string(), originator.to_string());
@@ -890,6 +894,9 @@ impl Client {
         if let Some(e) = self.close_error() {
             return Err(e);
         }
+        if path.contains('\0') {
+            return Err(Error::config("path", format!("{path:?} is not a socket path (it contains NUL)")));
+        }
         let ch = self
             .with_ack_nudges(self.open_detached({
                 let path = path.to_string();
@@ -910,15 +917,33 @@ impl Client {
     /// connections to `target`. Returns the port the server bound.
     pub async fn forward_remote(&self, bind_address: &str, port: u16, target: Target) -> Result<u16> {
         let spec = format!("{bind_address}:{port} → {}", target.describe());
-        let bound = self.handle.tcpip_forward(bind_address, port as u32).await.map_err(|e| match e {
+        // a fixed port is recorded before the request: sshd can send the first connections
+        // before its reply has been read, and they would be refused as unknown
+        let token = CancelToken::new();
+        let early = port != 0;
+        if early {
+            self.shared.remote_tcp.lock().unwrap_or_else(|p| p.into_inner()).push((bind_address.to_string(), port as u32, target.clone(), token.clone()));
+        }
+        let asked = self.handle.tcpip_forward(bind_address, port as u32).await.map_err(|e| match e {
             russh::Error::RequestDenied => Error::Forward {
                 spec: spec.clone(),
                 message: "the server refused to listen there (AllowTcpForwarding, GatewayPorts, a port in use or below 1024?)".into(),
             },
             other => self.close_error().unwrap_or_else(|| Error::from(other)),
-        })?;
+        });
+        let bound = match asked {
+            Ok(b) => b,
+            Err(e) => {
+                // only this request's entry goes: it is the one whose token is cancelled
+                token.cancel();
+                self.shared.remote_tcp.lock().unwrap_or_else(|p| p.into_inner()).retain(|(.., t)| !t.is_cancelled());
+                return Err(e);
+            }
+        };
         let bound = if bound == 0 { port as u32 } else { bound };
-        self.shared.remote_tcp.lock().unwrap_or_else(|p| p.into_inner()).push((bind_address.to_string(), bound, target, CancelToken::new()));
+        if !early {
+            self.shared.remote_tcp.lock().unwrap_or_else(|p| p.into_inner()).push((bind_address.to_string(), bound, target, token));
+        }
         Ok(bound as u16)
     }
 
@@ -938,14 +963,33 @@ impl Client {
 
     /// -R with a remote Unix socket (streamlocal-forward@openssh.com).
     pub async fn forward_remote_unix(&self, path: &str, target: Target) -> Result<()> {
-        self.handle.streamlocal_forward(path).await.map_err(|e| match e {
+        // recorded before the request, as for a fixed TCP port (unless that path is forwarded
+        // already: the server refuses the second, and the first must stay)
+        let spec = format!("{path} → {}", target.describe());
+        let early = {
+            let mut map = self.shared.remote_unix.lock().unwrap_or_else(|p| p.into_inner());
+            let free = !map.contains_key(path);
+            if free {
+                map.insert(path.to_string(), (target.clone(), CancelToken::new()));
+            }
+            free
+        };
+        let asked = self.handle.streamlocal_forward(path).await.map_err(|e| match e {
             russh::Error::RequestDenied => Error::Forward {
-                spec: format!("{path} → {}", target.describe()),
+                spec: spec.clone(),
                 message: "the server refused to listen on that socket (AllowStreamLocalForwarding, an existing file?)".into(),
             },
             other => self.close_error().unwrap_or_else(|| Error::from(other)),
-        })?;
-        self.shared.remote_unix.lock().unwrap_or_else(|p| p.into_inner()).insert(path.to_string(), (target, CancelToken::new()));
+        });
+        if let Err(e) = asked {
+            if early {
+                self.shared.remote_unix.lock().unwrap_or_else(|p| p.into_inner()).remove(path);
+            }
+            return Err(e);
+        }
+        if !early {
+            self.shared.remote_unix.lock().unwrap_or_else(|p| p.into_inner()).insert(path.to_string(), (target, CancelToken::new()));
+        }
         Ok(())
     }
 
