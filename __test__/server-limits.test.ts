@@ -160,3 +160,34 @@ describe('bad peers', () => {
     await sleep(10)
   })
 })
+
+describe('callbacks that never answer, and handlers that answer oddly', () => {
+  it('callbackTimeout bounds an authentication callback too, within authTimeout', async () => {
+    const s = await startServer({
+      auth: { password: () => new Promise<boolean>(() => {}) },
+      exec: async () => 0,
+      limits: { callbackTimeout: 300, authTimeout: 20_000 },
+    })
+    try {
+      const t0 = Date.now()
+      const e = await rejection(connect({ host: s.host, port: s.port, username: 'u', password: 'p', hostKey: 'insecure-accept-any', connectTimeout: 15_000 }))
+      expect((e as { code?: string }).code).toBe('ERR_SSH_AUTH')
+      expect(Date.now() - t0).toBeLessThan(5_000)
+    } finally {
+      await s.stop()
+    }
+  })
+
+  it('a handler resolving to a number that is no exit status (2 ** 32) still ends the session', async () => {
+    const s = await startServer({ auth: { none: true }, exec: async (x) => { x.stdout.write('done\n'); return 2 ** 32 } })
+    try {
+      const ssh = await connect({ host: s.host, port: s.port, username: 'u', hostKey: 'insecure-accept-any' })
+      const r = await withTimeout(ssh.exec('x'), 5_000, 'exec')
+      expect(r.stdout.toString()).toBe('done\n')
+      expect(r.code).toBe(0)
+      await ssh.close()
+    } finally {
+      await s.stop()
+    }
+  })
+})

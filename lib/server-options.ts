@@ -110,7 +110,7 @@ export interface ServerLimitOptions {
   maxChannels?: number
   /** Send a keepalive after this many idle milliseconds (default: off). */
   keepaliveInterval?: number
-  /** Milliseconds a callback may take before it counts as a refusal (default 30000). */
+  /** Milliseconds a callback (authentication ones included, within `authTimeout`) may take before it counts as a refusal (default 30000). */
   callbackTimeout?: number
 }
 

@@ -77,7 +77,8 @@ function sessionHandler(h: Handlers) {
     if (r === false) return false
     if (r && typeof (r as PromiseLike<unknown>).then === 'function') {
       Promise.resolve(r).then(
-        (v) => session.exit(typeof v === 'number' && Number.isInteger(v) && v >= 0 ? v : 0),
+        // an exit status is a uint32: anything else ends the session with 0, as a non-number does
+        (v) => session.exit(typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= 0xffffffff ? v : 0),
         () => session.exit(1),
       ).catch(noop)
     }

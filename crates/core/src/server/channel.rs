@@ -212,13 +212,15 @@ impl ServerChannel {
         self.tx.eof().await.map_err(|_| self.closed_error())
     }
 
-    /// Ends the session with an exit status: EOF, `exit-status`, CLOSE.
+    /// Ends the session with an exit status: `exit-status`, EOF, CLOSE. The status goes
+    /// first, as OpenSSH's sshd sends it: a client may answer EOF with its CLOSE at once (an
+    /// OpenSSH ControlMaster does), and a status after that is lost.
     pub async fn exit(&self, code: u32) -> Result<()> {
         if self.slot.is_finished() || self.exit_sent.swap(true, Ordering::SeqCst) {
             return Ok(());
         }
-        let _ = self.eof().await;
         let _ = self.tx.exit_status(code).await;
+        let _ = self.eof().await;
         self.close().await
     }
 
@@ -228,8 +230,8 @@ impl ServerChannel {
         if self.slot.is_finished() || self.exit_sent.swap(true, Ordering::SeqCst) {
             return Ok(());
         }
-        let _ = self.eof().await;
         let _ = self.handle.exit_signal_request(self.id, sig, core_dumped, message.to_string(), String::new()).await;
+        let _ = self.eof().await;
         self.close().await
     }
 

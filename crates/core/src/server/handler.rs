@@ -76,7 +76,8 @@ impl ConnHandler {
     /// Asks the embedder about one attempt, no later than the authentication deadline.
     async fn ask(&self, user: &str, kind: AuthAttemptKind) -> bool {
         let req = AuthRequest { peer: Arc::clone(&self.conn.peer), user: user.to_string(), kind };
-        let left = self.deadline.saturating_duration_since(Instant::now());
+        // the authentication deadline, or the callback limit if that comes first
+        let left = self.deadline.saturating_duration_since(Instant::now()).min(self.server.opts.limits.callback_timeout);
         match self.server.callbacks() {
             Some(cb) => self.conn.busy_while(tokio::time::timeout(left, cb.auth(req))).await.unwrap_or(false),
             None => false,
