@@ -282,11 +282,11 @@ export class SshClient extends EventEmitter {
     return new ChannelDuplex(Promise.resolve(chan))
   }
 
-  #track(f: Forward): Forward {
+  async #track(f: Forward): Promise<Forward> {
     // the connection ended while the listener was being set up: the sweep of #forwards has
-    // run already, so this one is closed here
+    // run already, so this one is closed here, before the call rejects
     if (this.isClosed) {
-      void f.close().catch(() => {})
+      await f.close().catch(() => {})
       this.#checkOpen()
     }
     this.#forwards.add(f)
@@ -308,7 +308,7 @@ export class SshClient extends EventEmitter {
     const localHost = optHost(o, 'localHost') ?? '127.0.0.1'
     const localPort = o.localPort === undefined ? 0 : checkPort('localPort', o.localPort, true)
     const f = await call(this.#native, 'forwardLocal', { bindHost: localHost, bindPort: localPort, target })
-    return this.#track(nativeForward(f))
+    return await this.#track(nativeForward(f))
   }
 
   /** `ssh -L /path:…`: a local Unix socket listener forwarded through the server. */
@@ -317,7 +317,7 @@ export class SshClient extends EventEmitter {
     if (typeof o.localPath !== 'string' || !o.localPath) throw new ConfigError('forwardLocalUnix: localPath is required', { option: 'localPath' })
     this.#checkOpen()
     const f = await call(this.#native, 'forwardLocal', { bindPath: o.localPath as string, target: remoteTarget(o) })
-    return this.#track(nativeForward(f))
+    return await this.#track(nativeForward(f))
   }
 
   /** `ssh -D`: a local SOCKS 4, 4a and 5 proxy whose connections go out from the server. */
@@ -328,7 +328,7 @@ export class SshClient extends EventEmitter {
     const localHost = optHost(o, 'localHost') ?? '127.0.0.1'
     const localPort = o.localPort === undefined ? 0 : checkPort('localPort', o.localPort, true)
     const f = await call(this.#native, 'forwardDynamic', localHost, localPort)
-    return this.#track(nativeForward(f))
+    return await this.#track(nativeForward(f))
   }
 
   /**
@@ -343,7 +343,7 @@ export class SshClient extends EventEmitter {
     const target = localTarget(o)
     const bound = await call(this.#native, 'forwardRemote', bind, port, target)
     const nat = this.#native
-    return this.#track({ remotePort: bound, close: async () => { if (!this.isClosed) await call(nat, 'cancelForwardRemote', bind, bound).catch(() => {}) } })
+    return await this.#track({ remotePort: bound, close: async () => { if (!this.isClosed) await call(nat, 'cancelForwardRemote', bind, bound).catch(() => {}) } })
   }
 
   /** `ssh -R /path:…`: the server listens on a Unix socket. */
@@ -354,7 +354,7 @@ export class SshClient extends EventEmitter {
     const path = o.remotePath as string
     await call(this.#native, 'forwardRemoteUnix', path, localTarget(o))
     const nat = this.#native
-    return this.#track({ close: async () => { if (!this.isClosed) await call(nat, 'cancelForwardRemoteUnix', path).catch(() => {}) } })
+    return await this.#track({ close: async () => { if (!this.isClosed) await call(nat, 'cancelForwardRemoteUnix', path).catch(() => {}) } })
   }
 
   /**
