@@ -8,6 +8,8 @@ import { fileURLToPath } from 'node:url'
 
 import { connect, CommandError, DisconnectError, TimeoutError, type ConnectOptions, type SshClient } from '../dist/cjs/index.js'
 import { startSshd, type Sshd } from './fixtures/sshd.mjs'
+import { withTimeout } from './fixtures/helpers'
+import { collect } from './fixtures/sftp-helpers'
 
 // Streams that end early, on purpose or not: a reader that gives up, a writer destroyed before
 // end(), a connection that breaks under a stream, and exec()'s own handling of a Readable stdin.
@@ -29,20 +31,6 @@ afterAll(async () => {
   await sshd?.stop()
 })
 
-/** Rejects if `p` has not settled within `ms`: a hang fails the test with a message. */
-function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  return Promise.race([p, sleep(ms).then(() => { throw new Error(`${what}: still pending after ${ms} ms`) })])
-}
-
-function collect(r: Readable): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = []
-    r.on('data', (c: Buffer) => chunks.push(c))
-    r.once('end', () => resolve(Buffer.concat(chunks)))
-    r.once('error', reject)
-  })
-}
-
 /** A connection of its own, and a way to cut it from the server side (its sshd process dies). */
 async function doomed(): Promise<{ c: SshClient; cut: () => Promise<void> }> {
   const c = await connect(options())
@@ -61,16 +49,16 @@ describe('a reader that goes away', () => {
     }
     expect(first).toBeGreaterThan(0)
     expect(p.stdout.destroyed).toBe(true)
-    const other = await within(ssh.exec('echo ok'), 10_000, 'another exec on the connection')
+    const other = await withTimeout(ssh.exec('echo ok'), 10_000, 'another exec on the connection')
     expect(other.stdout.toString()).toBe('ok\n')
-    expect((await within(err, 20_000, 'stderr')).toString()).toBe('done\n')
-    expect(await within(p.exited, 20_000, 'exited')).toEqual({ code: 0, signal: null })
+    expect((await withTimeout(err, 20_000, 'stderr')).toString()).toBe('done\n')
+    expect(await withTimeout(p.exited, 20_000, 'exited')).toEqual({ code: 0, signal: null })
   })
 
   it('destroying stderr while reading stdout delivers all of stdout', async () => {
     const p = ssh.spawn('head -c 8000000 /dev/zero >&2; head -c 3000000 /dev/zero')
     p.stderr.destroy()
-    const out = await within(collect(p.stdout), 20_000, 'stdout')
+    const out = await withTimeout(collect(p.stdout), 20_000, 'stdout')
     expect(out.length).toBe(3_000_000)
     expect(await p.exited).toEqual({ code: 0, signal: null })
   })
@@ -97,7 +85,7 @@ describe('a writer that goes away', () => {
     p.stdin.write('hello\n')
     await sleep(100)
     p.stdin.destroy()
-    expect(await within(p.exited, 10_000, 'exited')).toEqual({ code: 0, signal: null })
+    expect(await withTimeout(p.exited, 10_000, 'exited')).toEqual({ code: 0, signal: null })
     expect((await out).toString()).toBe('hello\n')
   })
 
@@ -108,9 +96,9 @@ describe('a writer that goes away', () => {
     p.stderr.resume()
     await new Promise<void>((resolve, reject) => p.stdin.write('a line\n', (e) => (e ? reject(e) : resolve())))
     await cut()
-    await expect(within(p.exited, 10_000, 'exited')).rejects.toBeInstanceOf(DisconnectError)
+    await expect(withTimeout(p.exited, 10_000, 'exited')).rejects.toBeInstanceOf(DisconnectError)
     p.stdin.end()
-    await expect(within(finished(p.stdin), 5_000, 'finished(stdin)')).rejects.toBeInstanceOf(DisconnectError)
+    await expect(withTimeout(finished(p.stdin), 5_000, 'finished(stdin)')).rejects.toBeInstanceOf(DisconnectError)
   })
 })
 
@@ -120,7 +108,7 @@ describe('close() and the end of a shell', () => {
     p.stderr.resume()
     await p.exited
     await p.close()
-    const out = await within(collect(p.stdout), 5_000, 'stdout')
+    const out = await withTimeout(collect(p.stdout), 5_000, 'stdout')
     expect(out.length).toBe(1_288_895)
     expect(out.toString().endsWith('199999\n200000\n')).toBe(true)
   })
@@ -137,7 +125,7 @@ describe('close() and the end of a shell', () => {
     const ended = finished(sh.stderr)
     sh.end('head -c 3000000 /dev/zero >&2; exit 0\n')
     expect(await sh.exited).toEqual({ code: 0, signal: null })
-    await within(ended, 30_000, 'stderr end')
+    await withTimeout(ended, 30_000, 'stderr end')
     expect(got).toBe(3_000_000)
   })
 
@@ -148,8 +136,8 @@ describe('close() and the end of a shell', () => {
     const errors: unknown[] = []
     sh.stderr.on('error', (e) => errors.push(e))
     await cut()
-    await expect(within(sh.exited, 10_000, 'exited')).rejects.toBeInstanceOf(DisconnectError)
-    await within(finished(sh.stderr).catch(() => {}), 5_000, 'stderr')
+    await expect(withTimeout(sh.exited, 10_000, 'exited')).rejects.toBeInstanceOf(DisconnectError)
+    await withTimeout(finished(sh.stderr).catch(() => {}), 5_000, 'stderr')
     expect(errors.some((e) => e instanceof DisconnectError) || sh.stderr.errored instanceof DisconnectError).toBe(true)
   })
 })
@@ -177,7 +165,7 @@ describe('exec() with a Readable stdin', () => {
     const p = ssh.exec('cat', { stdin })
     stdin.push('partial ')
     setTimeout(() => stdin.destroy(new Error('the source failed')), 200)
-    await expect(within(p, 10_000, 'exec')).rejects.toThrow('the source failed')
+    await expect(withTimeout(p, 10_000, 'exec')).rejects.toThrow('the source failed')
     // and the connection is fine
     expect((await ssh.exec('echo ok')).stdout.toString()).toBe('ok\n')
   })
