@@ -506,6 +506,29 @@ describe('partial success: AuthenticationMethods publickey,password', () => {
 // ---------------------------------------------------------------------------------------------
 // 5. keyboard-interactive through PAM
 
+describe('partial success: AuthenticationMethods password,publickey (the key is tried first)', () => {
+  let sshd: Sshd
+  beforeAll(async () => {
+    sshd = await startSshd({ config: ['AuthenticationMethods password,publickey'] })
+  })
+  afterAll(async () => { await sshd?.stop() })
+
+  it("after the password's partial success the key gets another turn, and the login succeeds", async () => {
+    const trace: string[] = []
+    await login(sshd, { privateKeyPath: sshd.userKey.path, password: sshd.password, debug: (l: string) => trace.push(l) })
+    const auth = trace.filter((l) => l.startsWith('auth '))
+    expect(auth[0]).toMatch(/^auth publickey .*: rejected$/)
+    expect(auth[1]).toBe('auth password: partial success')
+    expect(auth[2]).toMatch(/^auth publickey .*: accepted$/)
+    expect(accepted(sshd).some((l) => l.startsWith(`Accepted publickey for ${sshd.user}`))).toBe(true)
+  })
+
+  it('the key alone is rejected once, not retried without a partial success', async () => {
+    const e = await authError(connect({ ...base(sshd), privateKeyPath: sshd.userKey.path }))
+    expect(e.attempts.map((a) => [a.method, a.outcome])).toEqual([['publickey', 'rejected']])
+  })
+})
+
 describe('keyboard-interactive (PAM)', () => {
   let sshd: Sshd
   beforeAll(async () => {

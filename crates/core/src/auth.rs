@@ -190,12 +190,26 @@ pub(crate) async fn authenticate(
         }
         return Err(auth_error(&chain, user, target, "no authentication method was configured (give privateKey, privateKeyPath, password, agent or keyboardInteractive)"));
     }
-    for m in &methods {
+    // In order, each method once; after a partial success the server's list has changed, so
+    // the methods tried before it get another turn, as OpenSSH's client starts its list again
+    // (AuthenticationMethods password,publickey with a key tried first logs in). A method that
+    // earned a partial success, or a key that cannot be opened, is done for good.
+    let n = methods.len();
+    let mut done = vec![false; n];
+    let mut tried = vec![false; n];
+    let mut noted = vec![false; n];
+    while let Some(i) = (0..n).find(|&i| !done[i] && !tried[i]) {
+        tried[i] = true;
+        let m = &methods[i];
         let name = method_name(m);
         if !chain.allows(name) {
-            chain.record(name, "not allowed by the server", None);
+            if !noted[i] {
+                noted[i] = true;
+                chain.record(name, "not allowed by the server", None);
+            }
             continue;
         }
+        let before = chain.attempts.len();
         let ok = match m {
             Prepared::BadKey { label, error } => {
                 let outcome = match error {
@@ -232,6 +246,12 @@ pub(crate) async fn authenticate(
         };
         if ok {
             return Ok(());
+        }
+        if matches!(m, Prepared::BadKey { .. }) {
+            done[i] = true;
+        } else if chain.attempts[before..].iter().any(|a| a.outcome == "partial success") {
+            done[i] = true;
+            tried.iter_mut().for_each(|t| *t = false);
         }
     }
     Err(auth_error(&chain, user, target, "all configured authentication methods failed"))
