@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { spawn, type ChildProcess } from 'node:child_process'
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { closeSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 
@@ -318,6 +318,11 @@ describe('process lifetime', () => {
       ${UNREF_AND_REPORT}
     `)
     await exitsWithCallsPending(child)
+    // sftp-server is still blocked in its open() of the FIFO and would stay so after sshd
+    // stops: a writer (an O_RDWR open never blocks) lets it go, and its session ends
+    const fifo = join(sshd.home, 'unref-sftp.fifo')
+    closeSync(openSync(fifo, 'r+'))
+    rmSync(fifo, { force: true })
   })
 
   it('an SFTP call in flight on a ref()ed connection keeps the process alive until it settles', async () => {
