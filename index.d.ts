@@ -639,5 +639,11 @@ export declare function parseKey(data: Buffer, passphrase?: string | undefined |
  */
 export declare function resolveConfig(host: string, file?: string | undefined | null, user?: string | undefined | null, port?: number | undefined | null): Array<NativeConfigEntry>
 
+/**
+ * The partial file a download to the local path `dest` (`remote` false) or an upload to the
+ * remote path `dest` writes before renaming it into place.
+ */
+export declare function sftpPartialPath(dest: string, remote: boolean): string
+
 /** Algorithm names this build can negotiate, per list. */
 export declare function supportedAlgorithms(): NativeAlgorithms

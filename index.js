@@ -853,4 +853,5 @@ module.exports.knownHostsAppend = nativeBinding.knownHostsAppend
 module.exports.knownHostsLine = nativeBinding.knownHostsLine
 module.exports.parseKey = nativeBinding.parseKey
 module.exports.resolveConfig = nativeBinding.resolveConfig
+module.exports.sftpPartialPath = nativeBinding.sftpPartialPath
 module.exports.supportedAlgorithms = nativeBinding.supportedAlgorithms

@@ -596,6 +596,14 @@ describe('abort, keepPartial and resume', () => {
     expect(existsSync(partialOf(dest))).toBe(false)
     expect(await sha256File(dest)).toBe(p.sha)
   }, SLOW)
+  it('download resume from a partial file longer than the remote file starts over', async () => {
+    const p = pair(255 * KiB)
+    const down = join(local, name('resume-longer'))
+    writeFileSync(partialOf(down), randomBytes(300 * KiB))
+    expect(await sftp.download(p.remote, down, { resume: true })).toBe(255 * KiB)
+    expect(await sha256File(down)).toBe(p.sha)
+    expect(existsSync(partialOf(down))).toBe(false)
+  })
   it('resume without a partial file is a plain transfer', async () => {
     const p = pair(255 * KiB + 1)
     const down = join(local, name('resume-none'))
@@ -893,6 +901,31 @@ describe('directory trees', () => {
     expect(listing(up)).toEqual(listing(src))
     expect(listing(back)).toEqual(listing(src))
   })
+  it('a tree holding files named like partial files, and names too long for the suffix, copies intact both ways', async () => {
+    const src = join(local, name('partial-names'))
+    mkdirSync(src)
+    const long = `${'L'.repeat(249)}.bin` // 253 bytes: with '.ferrossh-partial' beyond 255
+    const names = ['x', 'x.ferrossh-partial', 'x.ferrossh-partial.ferrossh-partial', 'y.ferrossh-partial', long, `${'L'.repeat(249)}.bim`]
+    // big enough that the transfers overlap when they run at once
+    for (const [i, n] of names.entries()) writeFileSync(join(src, n), randomBytes(3 * MiB + i * 4099))
+    for (let round = 0; round < 3; round++) {
+      const up = posix.join(work, name('partial-names'))
+      expect(await sftp.uploadDir(src, up, { fileConcurrency: 8 })).toBe(names.length)
+      const back = join(local, name('partial-names-back'))
+      expect(await sftp.downloadDir(up, back, { fileConcurrency: 8 })).toBe(names.length)
+      expect(listing(up)).toEqual(listing(src))
+      expect(listing(back)).toEqual(listing(src))
+    }
+    // one file at a time, too, with the long name
+    const one = join(local, name('long-one'))
+    mkdirSync(one)
+    const remoteLong = posix.join(work, 'M'.repeat(250))
+    await sftp.upload(join(src, long), remoteLong)
+    expect(await sha256File(remoteLong)).toBe(await sha256File(join(src, long)))
+    await sftp.download(remoteLong, join(one, 'M'.repeat(250)))
+    expect(await sha256File(join(one, 'M'.repeat(250)))).toBe(await sha256File(join(src, long)))
+    expect(readdirSync(one).filter((n) => n.includes('ferrossh'))).toEqual([])
+  }, SLOW)
 })
 
 describe('concurrency', () => {

@@ -141,7 +141,7 @@ export interface TransferOptions {
   chunkSize?: number
   /** Called with the progress, at most every 100 ms and once at the end. */
   onProgress?: (p: TransferProgress) => void
-  /** Continue from the partial file a failed transfer left (`<dest>.ferrossh-partial`). */
+  /** Continue from the partial file a failed transfer left (`<dest>.ferrossh-partial`; for a name over 238 bytes, its first 221 bytes, `~`, a hash and that suffix). */
   resume?: boolean
   /** Leave the partial file after a failure instead of removing it. */
   keepPartial?: boolean
@@ -621,7 +621,7 @@ export class SftpClient {
     }
     const root = checkPath(remote, 'remote')
     await walk(root, '', [await this.realpath(root)])
-    return this.#copyMany(files, options, (f, o) => this.download(f.from, f.to, o))
+    return this.#copyMany(files, options, false, (f, o) => this.download(f.from, f.to, o))
   }
 
   /** A local directory tree → remote, several files at once. Resolves with the files copied. */
@@ -658,11 +658,12 @@ export class SftpClient {
     }
     const root = checkPath(local, 'local')
     await walk(root, '', [await realpathLocal(root)])
-    return this.#copyMany(files, options, (f, o) => this.upload(f.from, f.to, o))
+    return this.#copyMany(files, options, true, (f, o) => this.upload(f.from, f.to, o))
   }
 
-  async #copyMany(files: { from: string; to: string; size: number }[], options: DirTransferOptions, one: (f: { from: string; to: string }, o: TransferOptions) => Promise<number>): Promise<number> {
+  async #copyMany(files: { from: string; to: string; size: number }[], options: DirTransferOptions, remote: boolean, one: (f: { from: string; to: string }, o: TransferOptions) => Promise<number>): Promise<number> {
     const total = files.reduce((a, f) => a + f.size, 0)
+    const jobs = partialChains(files, remote)
     const done = new Map<string, number>()
     let finished = 0
     const report = (): void => {
@@ -671,7 +672,7 @@ export class SftpClient {
       for (const v of done.values()) transferred += v
       try { options.onProgress({ transferred, total, files: finished, filesTotal: files.length }) } catch { /* ignored */ }
     }
-    const queue = [...files]
+    const queue = [...jobs]
     // the first failure stops the rest: no new file starts, the ones under way are aborted,
     // and the call settles only once every transfer has (none goes on after it rejected)
     const stop = new AbortController()
@@ -681,19 +682,21 @@ export class SftpClient {
     else user?.addEventListener('abort', onAbort, { once: true })
     let failure: { err: unknown } | undefined
     const workers = Array.from({ length: Math.max(1, Math.min(options.fileConcurrency ?? 4, 64)) }, async () => {
-      for (let f = queue.shift(); f && !failure; f = queue.shift()) {
-        const file = f
-        try {
-          await one(file, { ...options, signal: stop.signal, onProgress: (p) => { done.set(file.to, p.transferred); report() } })
-        } catch (e) {
-          failure ??= { err: e }
-          queue.length = 0
-          stop.abort()
-          return
+      for (let job = queue.shift(); job && !failure; job = queue.shift()) {
+        for (const { file, resume } of job) {
+          if (failure) return
+          try {
+            await one(file, { ...options, resume, signal: stop.signal, onProgress: (p) => { done.set(file.to, p.transferred); report() } })
+          } catch (e) {
+            failure ??= { err: e }
+            queue.length = 0
+            stop.abort()
+            return
+          }
+          done.set(file.to, file.size)
+          finished++
+          report()
         }
-        done.set(file.to, file.size)
-        finished++
-        report()
       }
     })
     try {
@@ -709,6 +712,38 @@ export class SftpClient {
   async close(): Promise<void> {
     this.#n.close()
   }
+}
+
+/**
+ * A tree transfer's files as jobs, each run by one worker in order. A file is written under
+ * its partial name first (`x` under `x.ferrossh-partial`), and a tree may hold a file of that
+ * very name: then the two go in one job, `x` first, so neither transfer writes over the
+ * other's file; and `x` does not resume from what is that other file's content.
+ */
+function partialChains<F extends { to: string }>(files: F[], remote: boolean): { file: F; resume?: boolean }[][] {
+  const byDest = new Map(files.map((f) => [f.to, f]))
+  const partialOf = new Map(files.map((f) => [f, binding.sftpPartialPath(f.to, remote)]))
+  const isPartialOfAnother = new Set<F>()
+  for (const f of files) {
+    const next = byDest.get(partialOf.get(f) ?? '')
+    if (next && next !== f) isPartialOfAnother.add(next)
+  }
+  const jobs: { file: F; resume?: boolean }[][] = []
+  const placed = new Set<F>()
+  for (const head of files) {
+    if (placed.has(head) || isPartialOfAnother.has(head)) continue
+    const job: { file: F; resume?: boolean }[] = []
+    for (let f: F | undefined = head; f && !placed.has(f); f = byDest.get(partialOf.get(f) ?? '')) {
+      placed.add(f)
+      const next = byDest.get(partialOf.get(f) ?? '')
+      job.push(next && next !== f ? { file: f, resume: false } : { file: f })
+    }
+    jobs.push(job)
+  }
+  // a cycle cannot arise (each partial name is longer, or a hash of a name too long to
+  // lengthen), but no file is ever left out
+  for (const f of files) if (!placed.has(f)) jobs.push([{ file: f }])
+  return jobs
 }
 
 /** Checks a tree transfer's options (and the per-file ones) before anything is walked or created. */

@@ -117,6 +117,13 @@ fn transfer_options(o: Option<NativeTransferOptions>, progress: Option<ProgressF
     })
 }
 
+/// The partial file a download to the local path `dest` (`remote` false) or an upload to the
+/// remote path `dest` writes before renaming it into place.
+#[napi]
+pub fn sftp_partial_path(dest: String, remote: bool) -> String {
+    sftp::partial_path(&dest, remote)
+}
+
 #[napi]
 pub struct NativeSftp {
     inner: Arc<Sftp>,

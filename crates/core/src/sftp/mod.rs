@@ -17,7 +17,7 @@ use crate::client::Client;
 use crate::error::{Error, Result};
 
 pub use errors::sftp_error;
-pub use transfer::{download, read_file, read_stream, start_request, upload, Progress, TransferOptions};
+pub use transfer::{download, partial_path, read_file, read_stream, start_request, upload, Progress, TransferOptions, PARTIAL_SUFFIX};
 
 /// SFTP messages are never built over this (OpenSSH refuses "Outbound message too long"
 /// past 256 KiB), whatever the server's limits say.

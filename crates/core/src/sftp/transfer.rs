@@ -361,10 +361,69 @@ impl LocalReader {
     }
 }
 
+/// What a transfer writes before renaming it into place: `<name>.ferrossh-partial`.
+pub const PARTIAL_SUFFIX: &str = ".ferrossh-partial";
+/// Where an upload without posix-rename moves the file it replaces meanwhile.
+const ASIDE_SUFFIX: &str = ".ferrossh-old";
+/// The longest file name most file systems and SFTP servers take, in bytes.
+const NAME_MAX: usize = 255;
+
+/// `name` + `suffix`, or, where that is longer than a file name may be, the longest prefix
+/// of `name` that fits with `~`, a hash of the whole name and the suffix: a file with a
+/// 250-byte name still gets its temporary file next to it, always the same one (so resume
+/// finds it), and two long names with the same prefix do not share one.
+fn sidecar(name: &[u8], suffix: &str) -> Vec<u8> {
+    if name.len() + suffix.len() <= NAME_MAX {
+        return [name, suffix.as_bytes()].concat();
+    }
+    // FNV-1a: stable across builds and platforms, unlike std's hasher
+    let hash = name.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+    let tag = format!("~{hash:016x}");
+    let mut keep = NAME_MAX - suffix.len() - tag.len();
+    // a UTF-8 name is cut between characters, so the result is still valid UTF-8
+    if let Ok(text) = std::str::from_utf8(name) {
+        while !text.is_char_boundary(keep) {
+            keep -= 1;
+        }
+    }
+    [&name[..keep], tag.as_bytes(), suffix.as_bytes()].concat()
+}
+
+#[cfg(unix)]
+fn sidecar_path(path: &Path, suffix: &str) -> PathBuf {
+    use std::os::unix::ffi::{OsStrExt, OsStringExt};
+    let name = path.file_name().map(|n| n.as_bytes()).unwrap_or_default();
+    path.with_file_name(std::ffi::OsString::from_vec(sidecar(name, suffix)))
+}
+#[cfg(not(unix))]
+fn sidecar_path(path: &Path, suffix: &str) -> PathBuf {
+    let name = path.file_name().unwrap_or_default();
+    match name.to_str() {
+        Some(text) => path.with_file_name(String::from_utf8_lossy(&sidecar(text.as_bytes(), suffix)).into_owned()),
+        None => {
+            let mut n = name.to_os_string();
+            n.push(suffix);
+            path.with_file_name(n)
+        }
+    }
+}
+
+fn remote_sidecar(remote: &str, suffix: &str) -> String {
+    let (dir, name) = remote.rfind('/').map_or(("", remote), |i| remote.split_at(i + 1));
+    format!("{dir}{}", String::from_utf8_lossy(&sidecar(name.as_bytes(), suffix)))
+}
+
+/// The partial file of a transfer to `dest`: a local path, or a remote one (`remote`).
+pub fn partial_path(dest: &str, remote: bool) -> String {
+    if remote {
+        remote_sidecar(dest, PARTIAL_SUFFIX)
+    } else {
+        sidecar_path(Path::new(dest), PARTIAL_SUFFIX).to_string_lossy().into_owned()
+    }
+}
+
 fn partial_name(path: &Path) -> PathBuf {
-    let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
-    name.push(".ferrossh-partial");
-    path.with_file_name(name)
+    sidecar_path(path, PARTIAL_SUFFIX)
 }
 
 /// Remote file → local file. The bytes never leave Rust.
@@ -395,6 +454,9 @@ async fn download_inner(sftp: &Sftp, handle: &str, remote: &str, local: &Path, o
     let total = sftp.fstat(handle).await?.size;
     let partial = partial_name(local);
     let start = if opts.resume { tokio::fs::metadata(&partial).await.map(|m| m.len()).unwrap_or(0) } else { 0 };
+    // a partial file longer than the remote file is not a prefix of it (the file shrank, or
+    // it is some other file): start over
+    let start = if total.is_some_and(|t| start > t) { 0 } else { start };
     if let Some(dir) = local.parent().filter(|d| !d.as_os_str().is_empty()) {
         if !dir.is_dir() {
             return Err(local_error(dir, "no such local directory", std::io::Error::from(std::io::ErrorKind::NotFound)));
@@ -443,7 +505,7 @@ async fn download_inner(sftp: &Sftp, handle: &str, remote: &str, local: &Path, o
 
 /// Local file → remote file, written under a temporary name and renamed when complete.
 pub async fn upload(sftp: &Sftp, local: &Path, remote: &str, opts: &TransferOptions, cancel: Option<&CancelToken>) -> Result<u64> {
-    let partial = format!("{remote}.ferrossh-partial");
+    let partial = remote_sidecar(remote, PARTIAL_SUFFIX);
     let r = upload_inner(sftp, local, remote, &partial, opts, cancel).await;
     if r.is_err() && !opts.keep_partial && !opts.resume {
         let _ = sftp.unlink(&partial).await;
@@ -534,7 +596,7 @@ async fn replace_without_posix_rename(sftp: &Sftp, partial: &str, remote: &str) 
     if sftp.lstat(remote).await.is_err() {
         return Err(first); // nothing in the way: the rename failed for its own reason
     }
-    let aside = format!("{remote}.ferrossh-old");
+    let aside = remote_sidecar(remote, ASIDE_SUFFIX);
     if sftp.rename(remote, &aside).await.is_err() {
         return Err(first);
     }
@@ -586,4 +648,59 @@ pub async fn read_file(sftp: &Sftp, path: &str, max: Option<u64>) -> Result<Vec<
     };
     let _ = sftp.close(&handle).await;
     r.map(|_| sink.out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_short_name_gets_the_plain_suffix() {
+        assert_eq!(partial_path("/d/x.tar", true), "/d/x.tar.ferrossh-partial");
+        assert_eq!(partial_path("x", true), "x.ferrossh-partial");
+        assert_eq!(partial_path("/d/x.tar", false), "/d/x.tar.ferrossh-partial");
+        let fits = "n".repeat(NAME_MAX - PARTIAL_SUFFIX.len());
+        assert_eq!(partial_path(&format!("/d/{fits}"), true), format!("/d/{fits}.ferrossh-partial"));
+    }
+
+    #[test]
+    fn a_long_name_is_shortened_to_fit_stably_and_distinctly() {
+        for len in [NAME_MAX - PARTIAL_SUFFIX.len() + 1, 250, 255] {
+            let a = format!("{}a", "n".repeat(len - 1));
+            let b = format!("{}b", "n".repeat(len - 1));
+            let pa = partial_path(&format!("/d/{a}"), true);
+            let pb = partial_path(&format!("/d/{b}"), true);
+            let name = pa.strip_prefix("/d/").unwrap();
+            assert_eq!(name.len(), NAME_MAX, "{len}");
+            assert!(name.ends_with(PARTIAL_SUFFIX));
+            assert!(name.starts_with(&"n".repeat(200)));
+            assert_ne!(pa, pb, "two names with one prefix share no partial file");
+            assert_eq!(pa, partial_path(&format!("/d/{a}"), true), "the same name always gets the same one");
+            assert_eq!(pa, partial_path(&format!("/d/{a}"), false), "local and remote agree");
+        }
+    }
+
+    #[test]
+    fn a_long_utf8_name_is_cut_between_characters() {
+        let name = "é".repeat(127); // 254 bytes
+        let p = partial_path(&name, true);
+        assert!(p.len() <= NAME_MAX);
+        assert!(p.ends_with(PARTIAL_SUFFIX));
+        assert!(p.starts_with("éé"));
+        assert!(!p.contains('\u{fffd}'));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_long_non_utf8_local_name_is_kept_as_bytes() {
+        use std::os::unix::ffi::{OsStrExt, OsStringExt};
+        let mut raw = vec![0xff_u8; 250];
+        raw.push(b'x');
+        let path = Path::new("/d").join(std::ffi::OsString::from_vec(raw.clone()));
+        let p = partial_name(&path);
+        let n = p.file_name().unwrap().as_bytes();
+        assert_eq!(n.len(), NAME_MAX);
+        assert!(n.starts_with(&raw[..200]));
+        assert!(n.ends_with(PARTIAL_SUFFIX.as_bytes()));
+    }
 }
