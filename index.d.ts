@@ -330,6 +330,8 @@ export interface NativeConnectOptions {
   knownHosts?: Array<string>
   acceptNew?: boolean
   hashKnownHosts?: boolean
+  /** The name known_hosts is searched (and written) under instead of host and port. */
+  hostKeyAlias?: string
   fingerprints?: Array<string>
   algorithms?: NativeAlgorithms
   connectTimeoutMs?: number

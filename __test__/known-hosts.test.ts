@@ -5,7 +5,7 @@ import { copyFileSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 
-import { ConfigError, connect, generateKey, HostKeyError, KnownHosts, parseKey } from '../dist/cjs/index.js'
+import { ConfigError, connect, generateKey, HostKeyError, KnownHosts, parseKey, ProxyError } from '../dist/cjs/index.js'
 import { keygen, startSshd, type Sshd } from './fixtures/sshd.mjs'
 
 let sshd: Sshd
@@ -110,6 +110,73 @@ describe('known_hosts policy on real connections', () => {
     }
     expect(readFileSync(hashedKh, 'utf8')).toMatch(/^\|1\|/)
   }, 60_000)
+})
+
+describe('hostKey.alias (HostKeyAlias)', () => {
+  it('looks the key up under the alias only, not under the host and port', async () => {
+    const [type, blob] = sshd.hostKeys.ed25519.publicKey.split(' ')
+    const kh = join(dir, 'alias')
+    writeFileSync(kh, `db-primary ${type} ${blob}\n`)
+    const hostKey = { knownHosts: kh, alias: 'db-primary' }
+    const ssh = await connect({ ...login(sshd), hostKey, algorithms: { hostKey: ['ssh-ed25519'] } })
+    expect((await ssh.exec('echo ok')).stdout.toString()).toBe('ok\n')
+    await ssh.close()
+    // without the alias the same file knows nothing of 127.0.0.1:port
+    const e = await connect({ ...login(sshd), hostKey: { knownHosts: kh } }).catch((x) => x)
+    expect(e).toBeInstanceOf(HostKeyError)
+    expect(e.reason).toBe('unknown')
+    // and an entry for the real host and port does not count for an alias
+    const real = join(dir, 'alias-real')
+    writeFileSync(real, `${sshd.knownHostsLines.join('\n')}\n`)
+    const e2 = await connect({ ...login(sshd), hostKey: { knownHosts: real, alias: 'db-primary' } }).catch((x) => x)
+    expect(e2).toBeInstanceOf(HostKeyError)
+    expect(e2.reason).toBe('unknown')
+    expect(e2.message).toContain('db-primary')
+  })
+  it('a changed key under the alias is refused; acceptNew records the alias, without a port', async () => {
+    const [type] = sshd.hostKeys.ed25519.publicKey.split(' ')
+    const other = generateKey({ type: 'ed25519' }).publicKey.split(' ')[1]
+    const kh = join(dir, 'alias-changed')
+    writeFileSync(kh, `db-primary ${type} ${other}\n`)
+    const e = await connect({ ...login(sshd), hostKey: { knownHosts: kh, alias: 'db-primary', acceptNew: true }, algorithms: { hostKey: ['ssh-ed25519'] } }).catch((x) => x)
+    expect(e).toBeInstanceOf(HostKeyError)
+    expect(e.reason).toBe('changed')
+    const fresh = join(dir, 'alias-new')
+    await (await connect({ ...login(sshd), hostKey: { knownHosts: fresh, alias: 'Replica-2', acceptNew: true }, algorithms: { hostKey: ['ssh-ed25519'] } })).close()
+    const text = readFileSync(fresh, 'utf8')
+    expect(text).toMatch(/^replica-2 ssh-ed25519 /i)
+    expect(text).not.toContain(String(sshd.port))
+    expect(KnownHosts.parse(text, fresh).check('replica-2', 22, sshd.hostKeys.ed25519.publicKey).status).toBe('match')
+  })
+  it('HostKeyAlias in ssh_config is used; a proxyJump hop does not take the alias', async () => {
+    const [type, blob] = sshd.hostKeys.ed25519.publicKey.split(' ')
+    const kh = join(dir, 'alias-config-kh')
+    // the alias names the target; the hop (the same sshd) is found under its own name
+    writeFileSync(kh, `db-primary ${type} ${blob}\n${sshd.knownHostsLines.join('\n')}\n`)
+    const cfg = join(dir, 'alias-config')
+    writeFileSync(cfg, `Host db\n  HostName ${sshd.host}\n  Port ${sshd.port}\n  User ${sshd.user}\n  IdentityFile ${sshd.userKey.path}\n  HostKeyAlias db-primary\n  UserKnownHostsFile ${kh}\n  GlobalKnownHostsFile none\n  HostKeyAlgorithms ssh-ed25519\n`)
+    const ssh = await connect({ host: 'db', sshConfig: cfg })
+    expect((await ssh.exec('echo ok')).stdout.toString()).toBe('ok\n')
+    await ssh.close()
+    const viaHop = await connect({ host: 'db', sshConfig: cfg, proxyJump: `${sshd.user}@${sshd.host}:${sshd.port}` })
+    expect((await viaHop.exec('echo hop')).stdout.toString()).toBe('hop\n')
+    await viaHop.close()
+    // the alias kept for the hop would have made it unknown there
+    const onlyAlias = join(dir, 'alias-only-kh')
+    writeFileSync(onlyAlias, `db-primary ${type} ${blob}\n`)
+    const e = await connect({ ...login(sshd), hostKey: { knownHosts: onlyAlias, alias: 'db-primary' }, proxyJump: `${sshd.user}@${sshd.host}:${sshd.port}`, algorithms: { hostKey: ['ssh-ed25519'] } }).catch((x) => x)
+    expect(e).toBeInstanceOf(ProxyError)
+    expect(e.hop).toBe(0)
+    expect(e.cause).toBeInstanceOf(HostKeyError)
+    expect(e.cause.reason).toBe('unknown')
+  })
+  it('a bad alias is a ConfigError', async () => {
+    for (const alias of ['', 'a b', 'a,b', 'a\nb', 'x'.repeat(1025), 42, {}]) {
+      const e = await connect({ ...login(sshd), hostKey: { knownHosts: join(dir, 'none'), alias: alias as string } }).catch((x) => x)
+      expect(e).toBeInstanceOf(ConfigError)
+      expect(e.message).toContain('hostKey.alias')
+    }
+  })
 })
 
 describe('KnownHosts class', () => {

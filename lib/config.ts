@@ -172,11 +172,13 @@ export function applySshConfig(options: ConnectOptions): ConnectOptions {
     if (c.proxyJump && c.proxyJump !== 'none') set('proxyJump', c.proxyJump)
     else if (c.proxyCommand && c.proxyCommand !== 'none') set('proxyCommand', c.proxyCommand)
   }
-  if (o.hostKey === undefined && (explicit.has('userKnownHostsFile') || explicit.has('globalKnownHostsFile') || explicit.has('strictHostKeyChecking') || explicit.has('hashKnownHosts'))) {
+  if (o.hostKey === undefined && ['userKnownHostsFile', 'globalKnownHostsFile', 'strictHostKeyChecking', 'hashKnownHosts', 'hostKeyAlias'].some((k) => explicit.has(k))) {
     const files = [...c.userKnownHostsFile, ...c.globalKnownHostsFile].map(expandHome)
     const strict = String(c.strictHostKeyChecking ?? 'ask')
     // ssh's "no" also adds unknown keys; a changed key is refused either way
-    o.hostKey = { knownHosts: files, acceptNew: strict === 'accept-new' || strict === 'false' || strict === 'no', hash: c.hashKnownHosts === 'yes' }
+    const policy: { knownHosts: string[]; acceptNew: boolean; hash: boolean; alias?: string } = { knownHosts: files, acceptNew: strict === 'accept-new' || strict === 'false' || strict === 'no', hash: c.hashKnownHosts === 'yes' }
+    if (explicit.has('hostKeyAlias') && typeof c.hostKeyAlias === 'string') policy.alias = c.hostKeyAlias
+    o.hostKey = policy
   }
   if (explicit.has('serverAliveInterval')) set('keepaliveInterval', seconds(c.serverAliveInterval))
   if (explicit.has('serverAliveCountMax')) set('keepaliveCountMax', Number(c.serverAliveCountMax) || undefined)

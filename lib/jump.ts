@@ -53,12 +53,18 @@ const INHERITED: (keyof ConnectOptions)[] = [
   'signal',
 ]
 
-/** Builds the options of one hop. Host key policy is inherited unless it pins a fingerprint (that is the target's key). @internal */
+/** Builds the options of one hop. Host key policy is inherited unless it pins a fingerprint (that is the target's key); a known_hosts alias is not. @internal */
 export function hopOptions(hop: Partial<ConnectOptions>, target: ConnectOptions): ConnectOptions {
   const out: Record<string, unknown> = {}
   for (const k of INHERITED) if (target[k] !== undefined) out[k] = target[k]
   const hk = target.hostKey
-  if (hk !== undefined && !(typeof hk === 'object' && 'fingerprint' in hk)) out.hostKey = hk
+  if (hk !== undefined && !(typeof hk === 'object' && 'fingerprint' in hk)) {
+    // an alias names the target's key, not the hop's: the hop looks itself up by its own name
+    if (typeof hk === 'object' && 'knownHosts' in hk && hk.alias !== undefined) {
+      const { alias: _alias, ...rest } = hk
+      out.hostKey = rest
+    } else out.hostKey = hk
+  }
   // the hop's own authentication replaces the target's as a whole
   if (hop.privateKey !== undefined || hop.privateKeyPath !== undefined || hop.agent !== undefined || hop.password !== undefined) {
     for (const k of ['privateKey', 'privateKeyPath', 'passphrase', 'certificate', 'certificatePath', 'agent']) delete out[k]

@@ -34,6 +34,12 @@ export type HostKeyPolicy =
       acceptNew?: boolean
       /** Write recorded lines with hashed host names, like `HashKnownHosts yes`. */
       hash?: boolean
+      /**
+       * The name to look the key up under (and record it under) instead of the host and port,
+       * like ssh's `HostKeyAlias`: for a host reached under several names or through a tunnel
+       * on a local port.
+       */
+      alias?: string
     }
   | {
       /** Pinned SHA256 fingerprint(s) (`SHA256:…`, as `ssh-keygen -l` prints); any other key is refused. */
@@ -336,6 +342,14 @@ export function resolveOptions(input: ConnectOptions): Resolved {
     native.knownHosts = (list as string[]).map((f) => resolve(expandHome(f)))
     native.acceptNew = Boolean((hk as { acceptNew?: boolean }).acceptNew)
     native.hashKnownHosts = Boolean((hk as { hash?: boolean }).hash)
+    const alias = (hk as { alias?: unknown }).alias
+    if (alias !== undefined && alias !== null) {
+      // one known_hosts name: a blank, a comma or a control character would make it another
+      if (typeof alias !== 'string' || !alias || alias.length > 1024 || /[\s,\p{Cc}]/u.test(alias)) {
+        bad('hostKey.alias', 'must be a host name as known_hosts lists it (no blanks, commas or control characters)')
+      }
+      native.hostKeyAlias = alias as string
+    }
   } else if (typeof hk === 'object' && 'fingerprint' in hk) {
     const f = (hk as { fingerprint: unknown }).fingerprint
     const list = typeof f === 'string' ? [f] : f

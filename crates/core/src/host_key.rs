@@ -62,8 +62,11 @@ fn load_files(files: &[PathBuf]) -> Result<Vec<KnownHostsFile>> {
 /// that a known host never fails because the server preferred another key type.
 pub(crate) fn known_algorithms(policy: &HostKeyPolicy, host: &str, port: u16) -> Vec<String> {
     match policy {
-        HostKeyPolicy::KnownHosts { files, .. } => match load_files(files) {
-            Ok(loaded) => known_hosts::known_key_types(&loaded, host, port),
+        HostKeyPolicy::KnownHosts { files, alias, .. } => match load_files(files) {
+            Ok(loaded) => {
+                let (host, port) = lookup_name(alias, host, port);
+                known_hosts::known_key_types(&loaded, host, port)
+            }
             Err(_) => Vec::new(),
         },
         _ => Vec::new(),
@@ -72,8 +75,20 @@ pub(crate) fn known_algorithms(policy: &HostKeyPolicy, host: &str, port: u16) ->
 
 pub(crate) fn has_cert_authority(policy: &HostKeyPolicy, host: &str, port: u16) -> bool {
     match policy {
-        HostKeyPolicy::KnownHosts { files, .. } => load_files(files).map(|f| known_hosts::has_cert_authority(&f, host, port)).unwrap_or(false),
+        HostKeyPolicy::KnownHosts { files, alias, .. } => {
+            let (host, port) = lookup_name(alias, host, port);
+            load_files(files).map(|f| known_hosts::has_cert_authority(&f, host, port)).unwrap_or(false)
+        }
         _ => false,
+    }
+}
+
+/// The name and port a known_hosts policy looks up: its alias stands for the host as given
+/// and carries no port, as ssh's `HostKeyAlias` does.
+fn lookup_name<'a>(alias: &'a Option<String>, host: &'a str, port: u16) -> (&'a str, u16) {
+    match alias {
+        Some(a) => (a.as_str(), 22),
+        None => (host, port),
     }
 }
 
@@ -138,7 +153,10 @@ pub(crate) async fn verify(policy: &HostKeyPolicy, host: &str, port: u16, p: &Pr
                 ))
             }
         }
-        HostKeyPolicy::KnownHosts { files, accept_new, hash } => verify_known_hosts(files, *accept_new, *hash, host, port, p),
+        HostKeyPolicy::KnownHosts { files, accept_new, hash, alias } => {
+            let (host, port) = lookup_name(alias, host, port);
+            verify_known_hosts(files, *accept_new, *hash, host, port, p)
+        }
     }
 }
 

@@ -65,7 +65,9 @@ pub trait HostKeyVerifier: Send + Sync {
 #[derive(Clone)]
 pub enum HostKeyPolicy {
     /// OpenSSH known_hosts files; `accept_new` appends unknown keys to the first file.
-    KnownHosts { files: Vec<PathBuf>, accept_new: bool, hash: bool },
+    /// `alias`: the name looked up in (and recorded to) the files instead of the host and
+    /// port, like ssh's `HostKeyAlias`.
+    KnownHosts { files: Vec<PathBuf>, accept_new: bool, hash: bool, alias: Option<String> },
     /// Pinned SHA256 fingerprints (any of them).
     Fingerprints(Vec<String>),
     Verify(Arc<dyn HostKeyVerifier>),
@@ -75,8 +77,8 @@ pub enum HostKeyPolicy {
 impl fmt::Debug for HostKeyPolicy {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            HostKeyPolicy::KnownHosts { files, accept_new, hash } => {
-                write!(f, "KnownHosts({files:?}, accept_new={accept_new}, hash={hash})")
+            HostKeyPolicy::KnownHosts { files, accept_new, hash, alias } => {
+                write!(f, "KnownHosts({files:?}, accept_new={accept_new}, hash={hash}, alias={alias:?})")
             }
             HostKeyPolicy::Fingerprints(v) => write!(f, "Fingerprints({v:?})"),
             HostKeyPolicy::Verify(_) => f.write_str("Verify(<callback>)"),
@@ -231,7 +233,7 @@ impl ConnectOptions {
             port: 22,
             username: username.into(),
             auth: Vec::new(),
-            host_key: HostKeyPolicy::KnownHosts { files: Vec::new(), accept_new: false, hash: false },
+            host_key: HostKeyPolicy::KnownHosts { files: Vec::new(), accept_new: false, hash: false, alias: None },
             algorithms: Algorithms::default(),
             connect_timeout: Some(Duration::from_secs(20)),
             keepalive_interval: None,

@@ -55,6 +55,8 @@ pub struct NativeConnectOptions {
     pub known_hosts: Option<Vec<String>>,
     pub accept_new: Option<bool>,
     pub hash_known_hosts: Option<bool>,
+    /// The name known_hosts is searched (and written) under instead of host and port.
+    pub host_key_alias: Option<String>,
     pub fingerprints: Option<Vec<String>>,
     pub algorithms: Option<NativeAlgorithms>,
     pub connect_timeout_ms: Option<f64>,
@@ -192,6 +194,7 @@ pub fn connect_options(o: NativeConnectOptions, verify: Option<VerifyFn>, kbd: O
             files: o.known_hosts.unwrap_or_default().into_iter().map(PathBuf::from).collect(),
             accept_new: o.accept_new.unwrap_or(false),
             hash: o.hash_known_hosts.unwrap_or(false),
+            alias: o.host_key_alias,
         },
         "fingerprint" => {
             let f = o.fingerprints.unwrap_or_default();
