@@ -2,9 +2,10 @@
 // SFTP client, and the confinement to its root (`..`, absolute paths, symlinks out of it).
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { randomBytes } from 'node:crypto'
-import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, realpathSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs'
+import { spawn, type ChildProcess } from 'node:child_process'
+import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, realpathSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { join, resolve } from 'node:path'
 
 import { connect, SftpError } from '../dist/cjs/index.js'
 import { rejection } from './fixtures/helpers'
@@ -192,6 +193,58 @@ describe('read-only and the ferrossh client', () => {
       expect((await rejection(sftp.stat('/nope'))).code).toBe('ENOENT')
     } finally {
       await sftp.close()
+      await ssh.close()
+    }
+  })
+})
+
+describe('a server that is not root', () => {
+  // root may chmod any file; a server running as an ordinary user must manage with the
+  // owner's rights, as OpenSSH's sftp-server does
+  const NOBODY = 65534
+  let dir: string
+  let child: ChildProcess | undefined
+  let port = 0
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'ferrossh-sftp-nobody-'))
+    chmodSync(dir, 0o755)
+    mkdirSync(join(dir, 'root'))
+    chownSync(join(dir, 'root'), NOBODY, NOBODY)
+    const script = `const { createServer } = require(${JSON.stringify(resolve(__dirname, '../dist/cjs/index.js'))});
+      const server = createServer({ auth: { password: (_c, pw) => pw === 'secret' }, sftp: { root: process.argv[1] } });
+      server.listen(0, '127.0.0.1').then(() => console.log(server.address().port));`
+    child = spawn(process.execPath, ['-e', script, join(dir, 'root')], { uid: NOBODY, gid: NOBODY, stdio: ['ignore', 'pipe', 'inherit'] })
+    port = await new Promise<number>((res, rej) => {
+      child!.stdout!.once('data', (d: Buffer) => res(Number(String(d).trim())))
+      child!.once('exit', (c) => rej(new Error(`the server exited with ${c}`)))
+    })
+  })
+  afterAll(() => {
+    child?.kill()
+    if (dir) rmSync(dir, { recursive: true, force: true })
+  })
+  it('chmod and utimes of its own mode-000 file work; truncating it is refused', async () => {
+    const ssh = await connect({ host: '127.0.0.1', port, username: 'u', password: 'secret', hostKey: 'insecure-accept-any' })
+    try {
+      const sftp = await ssh.sftp()
+      await sftp.writeFile('/locked.txt', 'kept\n')
+      await sftp.chmod('/locked.txt', 0)
+      expect((await sftp.stat('/locked.txt')).mode & 0o777).toBe(0)
+      await sftp.utimes('/locked.txt', 1_000_000, 2_000_000)
+      const st = statSync(join(dir, 'root', 'locked.txt'))
+      expect(st.mtimeMs).toBe(2_000_000_000)
+      expect(st.atimeMs).toBe(1_000_000_000)
+      // a truncation needs the file open for writing, which mode 000 forbids its owner too
+      expect(await rejection(sftp.truncate('/locked.txt', 0))).toMatchObject({ code: 'EACCES' })
+      await sftp.chmod('/locked.txt', 0o640)
+      expect((await sftp.stat('/locked.txt')).mode & 0o777).toBe(0o640)
+      expect(String(await sftp.readFile('/locked.txt'))).toBe('kept\n')
+      // a file of another owner stays out of reach
+      writeFileSync(join(dir, 'root', 'roots.txt'), 'r\n')
+      expect(await rejection(sftp.chmod('/roots.txt', 0o666))).toMatchObject({ code: 'EACCES' })
+      expect(statSync(join(dir, 'root', 'roots.txt')).mode & 0o777).toBe(0o644)
+      await sftp.close()
+    } finally {
       await ssh.close()
     }
   })

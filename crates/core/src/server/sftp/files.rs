@@ -140,6 +140,69 @@ pub(crate) fn apply_attrs(file: &std::fs::File, attrs: &FileAttributes) -> io::R
     Ok(())
 }
 
+/// Changes a path's attributes (SETSTAT) through a descriptor opened without following a
+/// final symlink. Where it can (Linux), a change that is not a truncation goes through an
+/// `O_PATH` descriptor, which needs no permission to read or write the file: as with
+/// OpenSSH's sftp-server, the owner of a mode-000 file can chmod it back.
+pub(crate) fn setstat_path(root: &Root, path: &str, attrs: &FileAttributes) -> Result<(), StatusReply> {
+    #[cfg(target_os = "linux")]
+    if attrs.size.is_none() {
+        let real = root.resolve(path, true).map_err(path_reply)?;
+        let mut o = std::fs::OpenOptions::new();
+        o.read(true);
+        use std::os::unix::fs::OpenOptionsExt;
+        o.custom_flags(libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC);
+        let f = o.open(&real).map_err(|e| io_reply(&e))?;
+        root.verify_open(&f).map_err(path_reply)?;
+        // the path was resolved to no symlink; one now is a swap since, and its /proc link
+        // would lead the changes to wherever it points
+        if f.metadata().map_err(|e| io_reply(&e))?.file_type().is_symlink() {
+            return Err(io_reply(&io::Error::from_raw_os_error(libc::ELOOP)));
+        }
+        match apply_attrs_by_path(&f, attrs) {
+            // no /proc (a minimal container): by a descriptor opened to read, as elsewhere
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            r => return r.map_err(|e| io_reply(&e)),
+        }
+    }
+    let f = open_for_attrs(root, path, attrs)?;
+    apply_attrs(&f, attrs).map_err(|e| io_reply(&e))
+}
+
+/// `apply_attrs` for an `O_PATH` descriptor, which fchmod and futimens refuse: the mode and
+/// times go through its `/proc/self/fd` link (the very file opened, not the path again), the
+/// owner through `fchownat(AT_EMPTY_PATH)`.
+#[cfg(target_os = "linux")]
+fn apply_attrs_by_path(f: &std::fs::File, attrs: &FileAttributes) -> io::Result<()> {
+    use std::os::unix::io::AsRawFd;
+    let fd = f.as_raw_fd();
+    let link = std::ffi::CString::new(format!("/proc/self/fd/{fd}")).map_err(io::Error::other)?;
+    let check = |r: libc::c_int| if r == 0 { Ok(()) } else { Err(io::Error::last_os_error()) };
+    if !std::path::Path::new("/proc/self/fd").is_dir() {
+        return Err(io::Error::from(io::ErrorKind::NotFound));
+    }
+    if let Some(mode) = attrs.permissions {
+        // SAFETY: `link` is a NUL-terminated path
+        check(unsafe { libc::chmod(link.as_ptr(), (mode & 0o7777) as libc::mode_t) })?;
+    }
+    if attrs.uid.is_some() || attrs.gid.is_some() {
+        // -1: leave that one as it is
+        let (uid, gid) = (attrs.uid.unwrap_or(u32::MAX), attrs.gid.unwrap_or(u32::MAX));
+        // SAFETY: an empty NUL-terminated path with AT_EMPTY_PATH names `fd` itself
+        check(unsafe { libc::fchownat(fd, c"".as_ptr(), uid, gid, libc::AT_EMPTY_PATH) })?;
+    }
+    if attrs.atime.is_some() || attrs.mtime.is_some() {
+        let ts = |t: Option<u32>| match t {
+            Some(s) => libc::timespec { tv_sec: s as libc::time_t, tv_nsec: 0 },
+            None => libc::timespec { tv_sec: 0, tv_nsec: libc::UTIME_OMIT },
+        };
+        let times = [ts(attrs.atime), ts(attrs.mtime)];
+        // SAFETY: `link` is NUL-terminated and `times` holds the two entries utimensat reads
+        check(unsafe { libc::utimensat(libc::AT_FDCWD, link.as_ptr(), times.as_ptr(), 0) })?;
+    }
+    Ok(())
+}
+
 /// Opens an existing object for changing its attributes without following a final symlink.
 pub(crate) fn open_for_attrs(root: &Root, path: &str, attrs: &FileAttributes) -> Result<std::fs::File, StatusReply> {
     let real = root.resolve(path, true).map_err(path_reply)?;

@@ -12,8 +12,8 @@ use russh_sftp::protocol::{Attrs, Data, ExtendedReply, File, FileAttributes, Han
 use russh_sftp::server::StatusReply;
 
 use self::files::{
-    apply_attrs, attrs_of, blocking, io_reply, make_symlink, ok, open_dir, open_for_attrs, open_options, path_reply, read_at, read_only_reply, reply,
-    statvfs_of, u64s, wire_strings, write_all_at, DirState,
+    apply_attrs, attrs_of, blocking, io_reply, make_symlink, ok, open_dir, open_options, path_reply, read_at, read_only_reply, reply,
+    setstat_path, statvfs_of, u64s, wire_strings, write_all_at, DirState,
 };
 use super::channel::ServerChannel;
 use super::root::{PathError, Root};
@@ -195,11 +195,7 @@ impl russh_sftp::server::Handler for SftpServer {
     async fn setstat(&mut self, id: u32, path: String, attrs: FileAttributes) -> Result<Status, Self::Error> {
         self.writable()?;
         let root = Arc::clone(&self.root);
-        blocking(move || {
-            let f = open_for_attrs(&root, &path, &attrs)?;
-            apply_attrs(&f, &attrs).map_err(|e| io_reply(&e))
-        })
-        .await?;
+        blocking(move || setstat_path(&root, &path, &attrs)).await?;
         Ok(ok(id))
     }
 
