@@ -12,6 +12,7 @@ let sshd: Sshd
 let certSshd: Sshd
 let dir: string
 let ca: { path: string; publicKey: string }
+let certifiedKey: { path: string; publicKey: string }
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'ferrossh-kh-'))
@@ -19,6 +20,7 @@ beforeAll(async () => {
   // a server with a host certificate signed by our CA
   ca = keygen(join(dir, 'host_ca'), 'ed25519', { comment: 'host-ca' })
   const hostKey = keygen(join(dir, 'certified_host'), 'ed25519', { comment: 'certified' })
+  certifiedKey = hostKey
   execFileSync('ssh-keygen', ['-q', '-s', ca.path, '-h', '-I', 'test-host', '-n', '127.0.0.1,localhost', '-V', '-5m:+1h', hostKey.path + '.pub'])
   certSshd = await startSshd({ config: [`HostKey ${hostKey.path}`, `HostCertificate ${hostKey.path}-cert.pub`] })
 })
@@ -89,6 +91,37 @@ describe('known_hosts policy on real connections', () => {
     const revokedCa = join(dir, 'revoked-ca')
     writeFileSync(revokedCa, `@cert-authority [127.0.0.1]:${certSshd.port} ${ca.publicKey}\n@revoked * ${ca.publicKey}\n`)
     await expect(connect({ ...login(certSshd), hostKey: { knownHosts: revokedCa } })).rejects.toBeInstanceOf(HostKeyError)
+  })
+  it('a certificate from a CA not trusted for the host falls back to its plain key, as OpenSSH does', async () => {
+    const other = keygen(join(dir, 'other_ca2'), 'ed25519')
+    const [type, blob] = certifiedKey.publicKey.split(' ')
+    // the CA line makes the client ask for the certificate; it names another CA
+    const kh = join(dir, 'wrong-ca-plain')
+    writeFileSync(kh, `@cert-authority [127.0.0.1]:${certSshd.port} ${other.publicKey}\n[127.0.0.1]:${certSshd.port} ${type} ${blob}\n`)
+    const ssh = await connect({ ...login(certSshd), hostKey: { knownHosts: kh } })
+    expect((await ssh.exec('echo plain')).stdout.toString()).toBe('plain\n')
+    await ssh.close()
+    // the plain key unknown: refused as unknown; the plain key of another: changed
+    const none = join(dir, 'wrong-ca-none')
+    writeFileSync(none, `@cert-authority [127.0.0.1]:${certSshd.port} ${other.publicKey}\n`)
+    expect(await connect({ ...login(certSshd), hostKey: { knownHosts: none } }).catch((x) => x)).toMatchObject({ reason: 'unknown' })
+    const changed = join(dir, 'wrong-ca-changed')
+    writeFileSync(changed, `@cert-authority [127.0.0.1]:${certSshd.port} ${other.publicKey}\n[127.0.0.1]:${certSshd.port} ${other.publicKey}\n`)
+    expect(await connect({ ...login(certSshd), hostKey: { knownHosts: changed } }).catch((x) => x)).toMatchObject({ reason: 'changed' })
+    // a revoked certified key is refused even with its plain key listed
+    const revoked = join(dir, 'wrong-ca-revoked')
+    writeFileSync(revoked, `@cert-authority [127.0.0.1]:${certSshd.port} ${other.publicKey}\n[127.0.0.1]:${certSshd.port} ${type} ${blob}\n@revoked * ${type} ${blob}\n`)
+    expect(await connect({ ...login(certSshd), hostKey: { knownHosts: revoked } }).catch((x) => x)).toBeInstanceOf(HostKeyError)
+  })
+  it('a certificate from the trusted CA that is not issued for the name is refused, plain key or not', async () => {
+    const [type, blob] = certifiedKey.publicKey.split(' ')
+    const kh = join(dir, 'ca-wrong-name')
+    // looked up as 'db' (an alias): the CA is trusted for it, the certificate names 127.0.0.1 and localhost
+    writeFileSync(kh, `@cert-authority db ${ca.publicKey}\ndb ${type} ${blob}\n`)
+    const e = await connect({ ...login(certSshd), hostKey: { knownHosts: kh, alias: 'db' } }).catch((x) => x)
+    expect(e).toBeInstanceOf(HostKeyError)
+    expect(e.reason).toBe('rejected')
+    expect(e.message).toContain('not issued for this name')
   })
   it('trust on first use from several processes at once never corrupts the file', async () => {
     const kh = join(dir, 'tofu-race')

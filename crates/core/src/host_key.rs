@@ -170,19 +170,22 @@ fn fingerprint_matches(pin: &str, actual: &str) -> bool {
 fn verify_known_hosts(files: &[PathBuf], accept_new: bool, hash: bool, host: &str, port: u16, p: &Presented) -> Result<()> {
     let loaded = load_files(files)?;
     if let Some(cert) = &p.certificate {
-        if let Some(()) = verify_host_certificate(&loaded, host, port, cert) {
-            return Ok(());
-        }
-        return Err(host_key_error(
+        match verify_host_certificate(&loaded, host, port, cert) {
+            CertCheck::Trusted => return Ok(()),
+            // as OpenSSH ("No matching CA found. Retry with plain key"): no CA is trusted for
+            // this host, so the certified key stands on its own, checked below like any key
+            CertCheck::NoAuthority => {}
+            CertCheck::Refused => return Err(host_key_error(
             HostKeyReason::Rejected,
             host,
             port,
             p,
             format!(
-                "the host certificate of {} is not signed by a @cert-authority trusted for it, expired, revoked or not issued for this name",
-                host_label(host, port)
-            ),
-        ));
+                    "the host certificate of {} is signed by a @cert-authority trusted for it but is expired, revoked or not issued for this name",
+                    host_label(host, port)
+                ),
+            )),
+        }
     }
     let label = host_label(host, port);
     match known_hosts::check(&loaded, host, port, &p.algorithm, &p.blob) {
@@ -295,28 +298,46 @@ fn verify_known_hosts(files: &[PathBuf], accept_new: bool, hash: bool, host: &st
     }
 }
 
+enum CertCheck {
+    Trusted,
+    /// No @cert-authority line for the host names its CA: the plain key is checked instead.
+    NoAuthority,
+    /// Revoked (the CA or the key), or from a trusted CA but not valid for this host now.
+    Refused,
+}
+
 /// A host certificate is trusted when a @cert-authority line for the host names its CA,
 /// the signature verifies, it is a host certificate, valid now, and lists the host.
-fn verify_host_certificate(files: &[KnownHostsFile], host: &str, port: u16, cert: &russh::keys::Certificate) -> Option<()> {
+fn verify_host_certificate(files: &[KnownHostsFile], host: &str, port: u16, cert: &russh::keys::Certificate) -> CertCheck {
     let ca = PublicKey::from(cert.signature_key().clone());
-    let ca_blob = ca.to_bytes().ok()?;
-    let key_blob = PublicKey::from(cert.public_key().clone()).to_bytes().ok()?;
+    let (Ok(ca_blob), Ok(key_blob)) = (ca.to_bytes(), PublicKey::from(cert.public_key().clone()).to_bytes()) else {
+        return CertCheck::Refused;
+    };
     // a revoked CA or a revoked certified key is never trusted (as OpenSSH)
     if known_hosts::revoked(files, host, port, &ca_blob).is_some() || known_hosts::revoked(files, host, port, &key_blob).is_some() {
-        return None;
+        return CertCheck::Refused;
     }
-    known_hosts::cert_authority_trusted(files, host, port, ca.algorithm().as_str(), &ca_blob)?;
-    if cert.cert_type() != russh::keys::ssh_key::certificate::CertType::Host {
-        return None;
+    if known_hosts::cert_authority_trusted(files, host, port, ca.algorithm().as_str(), &ca_blob).is_none() {
+        return CertCheck::NoAuthority;
     }
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).ok()?.as_secs();
-    let ca_fp = ca.fingerprint(russh::keys::HashAlg::Sha256);
-    cert.validate_at(now, [&ca_fp]).ok()?;
-    let principals = cert.valid_principals();
-    if !principals.is_empty() && !principals.iter().any(|p| p.eq_ignore_ascii_case(host)) {
-        return None;
+    let valid = || -> Option<()> {
+        if cert.cert_type() != russh::keys::ssh_key::certificate::CertType::Host {
+            return None;
+        }
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).ok()?.as_secs();
+        let ca_fp = ca.fingerprint(russh::keys::HashAlg::Sha256);
+        cert.validate_at(now, [&ca_fp]).ok()?;
+        let principals = cert.valid_principals();
+        if !principals.is_empty() && !principals.iter().any(|p| p.eq_ignore_ascii_case(host)) {
+            return None;
+        }
+        Some(())
+    };
+    if valid().is_some() {
+        CertCheck::Trusted
+    } else {
+        CertCheck::Refused
     }
-    Some(())
 }
 
 #[cfg(test)]
