@@ -178,6 +178,29 @@ describe('callbacks that never answer, and handlers that answer oddly', () => {
     }
   })
 
+  it('close() cuts a connection whose authentication callback never answers, and the client hears it', async () => {
+    let asked = 0
+    const s = await startServer({
+      auth: { password: () => { asked++; return new Promise<boolean>(() => {}) } },
+      exec: async () => 0,
+      limits: { callbackTimeout: 60_000, authTimeout: 60_000 },
+    })
+    try {
+      const client = connect({ host: s.host, port: s.port, username: 'u', password: 'p', hostKey: 'insecure-accept-any', connectTimeout: 60_000 })
+      client.catch(() => {})
+      await until(() => asked > 0, 10_000, 'the callback asked')
+      const t0 = Date.now()
+      await withTimeout(s.server.close({ timeout: 200 }), 10_000, 'close')
+      const e = await rejection(client, 10_000)
+      // the socket went at close() (it stayed until close gave up waiting, seconds later)
+      expect(Date.now() - t0).toBeLessThan(3_000)
+      expect((e as { code?: string }).code).toBe('ERR_SSH_DISCONNECTED')
+      expect(s.server.connections).toBe(0)
+    } finally {
+      await s.stop().catch(() => {})
+    }
+  })
+
   it('a handler resolving to a number that is no exit status (2 ** 32) still ends the session', async () => {
     const s = await startServer({ auth: { none: true }, exec: async (x) => { x.stdout.write('done\n'); return 2 ** 32 } })
     try {

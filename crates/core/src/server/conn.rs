@@ -86,10 +86,12 @@ impl ConnEntry {
         now.saturating_duration_since(last)
     }
 
-    /// Runs `f` (an embedder callback) with the connection counted as active meanwhile.
-    pub(crate) async fn busy_while<T>(&self, f: impl std::future::Future<Output = T>) -> T {
+    /// Runs `f` (an embedder callback) with the connection counted as active meanwhile; if
+    /// the connection is killed first (the server closing, say), gives up on it with `dead`:
+    /// the session loop waits on the callback, so only then does it see its socket gone.
+    pub(crate) async fn busy_while<T>(&self, f: impl std::future::Future<Output = T>, dead: T) -> T {
         self.busy.fetch_add(1, Ordering::SeqCst);
-        let out = f.await;
+        let out = self.unless_killed(f, dead).await;
         self.busy.fetch_sub(1, Ordering::SeqCst);
         let ms = self.started.elapsed().as_millis().min(u64::MAX as u128) as u64;
         self.last_active.store(ms, Ordering::Relaxed);
@@ -132,6 +134,15 @@ impl ConnEntry {
     /// Cuts the connection now, whatever state it is in.
     pub(crate) fn kill(&self) {
         self.kill.trigger();
+    }
+
+    /// `f`, or `dead` as soon as the connection is killed.
+    pub(crate) async fn unless_killed<T>(&self, f: impl std::future::Future<Output = T>, dead: T) -> T {
+        tokio::select! {
+            biased;
+            _ = self.kill.killed() => dead,
+            v = f => v,
+        }
     }
 
     /// Asks the client to go (SSH_MSG_DISCONNECT), then cuts the socket if it is still there
@@ -180,6 +191,8 @@ pub(crate) struct KillSwitch {
     killed: AtomicBool,
     /// The tasks waiting to read and to write (a peer that stops reading blocks a write).
     wakers: Mutex<[Option<Waker>; 2]>,
+    /// Callbacks the session loop waits on (`killed()`).
+    notify: tokio::sync::Notify,
 }
 
 impl KillSwitch {
@@ -188,6 +201,19 @@ impl KillSwitch {
         let wakers = std::mem::take(&mut *lock(&self.wakers));
         for w in wakers.into_iter().flatten() {
             w.wake();
+        }
+        self.notify.notify_waiters();
+    }
+
+    async fn killed(&self) {
+        loop {
+            let n = self.notify.notified();
+            tokio::pin!(n);
+            n.as_mut().enable();
+            if self.killed.load(Ordering::SeqCst) {
+                return;
+            }
+            n.await;
         }
     }
 

@@ -79,7 +79,7 @@ impl ConnHandler {
         // the authentication deadline, or the callback limit if that comes first
         let left = self.deadline.saturating_duration_since(Instant::now()).min(self.server.opts.limits.callback_timeout);
         match self.server.callbacks() {
-            Some(cb) => self.conn.busy_while(tokio::time::timeout(left, cb.auth(req))).await.unwrap_or(false),
+            Some(cb) => self.conn.busy_while(tokio::time::timeout(left, cb.auth(req)), Ok(false)).await.unwrap_or(false),
             None => false,
         }
     }
@@ -166,7 +166,7 @@ impl ConnHandler {
         }
         let Some(cb) = self.server.callbacks() else { return false };
         let timeout = self.server.opts.limits.callback_timeout;
-        let ok = tokio::time::timeout(timeout, cb.session(start, Arc::clone(&channel))).await.unwrap_or(false);
+        let ok = self.conn.unless_killed(tokio::time::timeout(timeout, cb.session(start, Arc::clone(&channel))), Ok(false)).await.unwrap_or(false);
         if !ok {
             // refused: the embedder does not hold it; the client decides whether to close
             channel.discard();
@@ -267,7 +267,7 @@ impl russh::server::Handler for ConnHandler {
         }
         let deadline = self.deadline;
         let step = match self.kbd.as_mut() {
-            Some(c) => self.conn.busy_while(c.next(deadline)).await,
+            Some(c) => self.conn.busy_while(c.next(deadline), Step::Done(false)).await,
             None => Step::Done(false),
         };
         Ok(match step {
