@@ -3,11 +3,11 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { randomBytes } from 'node:crypto'
 import { spawn, type ChildProcess } from 'node:child_process'
-import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, realpathSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs'
+import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, realpathSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 
-import { connect, SftpError } from '../dist/cjs/index.js'
+import { connect, SftpError, type SftpClient } from '../dist/cjs/index.js'
 import { rejection } from './fixtures/helpers'
 import { sftpBatch, startServer, type TestServer } from './fixtures/server'
 
@@ -155,6 +155,52 @@ describe('confinement', () => {
     expect(r.status, r.err).toBe(0)
     expect(readFileSync(join(t.dir, 'abs-link.txt'), 'utf8')).toBe('hello\n')
     expect(readlinkSync(join(root, 'abs-link'))).toBe(join(realpathSync(root), 'hello.txt'))
+  })
+})
+
+describe('a client racing its own requests with a directory swapped for a symlink', () => {
+  // while requests run, another process keeps swapping `race` between a real directory and a
+  // symlink to `outside`: nothing a request creates, links or truncates may land outside
+  async function raced(work: (sftp: SftpClient, i: number) => Promise<unknown>): Promise<void> {
+    const raceDir = join(root, 'race')
+    mkdirSync(join(root, 'race.dir'))
+    writeFileSync(join(root, 'race.dir', 'secret.txt'), 'decoy\n')
+    writeFileSync(join(outside, 'victim.txt'), 'keep me\n')
+    writeFileSync(join(root, 'race.dir', 'victim.txt'), 'inside\n')
+    symlinkSync(outside, join(root, 'race.link'))
+    const swapper = spawn('python3', ['-c', `
+import os, sys, time
+os.chdir(sys.argv[1]); end = time.time() + 30
+while time.time() < end:
+    os.rename('race.dir', 'race'); os.rename('race', 'race.dir')
+    os.rename('race.link', 'race'); os.rename('race', 'race.link')
+`, root], { stdio: 'ignore' })
+    const ssh = await connect({ host: t.host, port: t.port, username: 'u', password: 'secret', hostKey: 'insecure-accept-any' })
+    try {
+      const sftp = await ssh.sftp()
+      const until = Date.now() + 2500
+      let i = 0
+      while (Date.now() < until) {
+        await Promise.all(Array.from({ length: 16 }, () => work(sftp, i++).catch(() => {})))
+      }
+      await sftp.close()
+    } finally {
+      swapper.kill()
+      await ssh.close()
+      await new Promise((r) => swapper.exitCode !== null ? r(null) : swapper.once('exit', r))
+      rmSync(raceDir, { force: true, recursive: true })
+    }
+  }
+  it('open with create or truncate', async () => {
+    await raced((sftp, i) => i % 2 ? sftp.writeFile(`/race/new-${i}`, 'x') : sftp.writeFile('/race/victim.txt', ''))
+    expect(readdirSync(outside).sort()).toEqual(['secret.txt', 'victim.txt'])
+    expect(readFileSync(join(outside, 'victim.txt'), 'utf8')).toBe('keep me\n')
+  })
+  it('hardlink', async () => {
+    await raced((sftp, i) => sftp.hardlink('/race/secret.txt', `/stolen-${i}`))
+    for (const n of readdirSync(root).filter((x) => x.startsWith('stolen-'))) {
+      expect(readFileSync(join(root, n), 'utf8')).toBe('decoy\n')
+    }
   })
 })
 

@@ -6,7 +6,10 @@
 //! be swapped for a symlink. On Linux the window is closed: files are opened without
 //! following a final symlink and the opened file's real path is checked
 //! (`/proc/self/fd`), and operations on names (remove, rename, mkdir, …) go through an
-//! opened, checked parent directory (`/proc/self/fd/N/name`) rather than a path walk.
+//! opened, checked parent directory (`/proc/self/fd/N/name`) rather than a path walk, as
+//! do opens, hard links, `lstat` and `readlink`. Only a final symlink that is followed (to
+//! open or stat what it points to) is resolved by path, and what that opens is checked before
+//! anything is changed (a truncation waits for the check).
 
 use std::io;
 use std::path::{Component, Path, PathBuf};
@@ -46,7 +49,25 @@ impl ParentDir {
     }
 }
 
+/// The client's path named through the opened, checked directory that holds its last
+/// component (on Linux `/proc/self/fd/N/name`): no directory on the way can be swapped for a
+/// symlink between the check and the use. The last component itself is not followed.
+pub(crate) struct Anchored {
+    _dir: Option<ParentDir>,
+    pub(crate) path: PathBuf,
+}
+
 impl Root {
+    /// See `Anchored`; the root itself is its real path.
+    pub(crate) fn anchored(&self, p: &str) -> PathResult<Anchored> {
+        if self.components(p)?.is_empty() {
+            return Ok(Anchored { _dir: None, path: self.real.clone() });
+        }
+        let (dir, name) = self.parent(p)?;
+        let path = dir.entry(&name);
+        Ok(Anchored { _dir: Some(dir), path })
+    }
+
     pub(crate) fn new(path: &Path) -> io::Result<Root> {
         let real = std::fs::canonicalize(path)?;
         if !std::fs::metadata(&real)?.is_dir() {

@@ -128,9 +128,23 @@ impl russh_sftp::server::Handler for SftpServer {
         let root = Arc::clone(&self.root);
         let mode = attrs.permissions.unwrap_or(0o644);
         let file = blocking(move || {
-            let real = root.resolve(&filename, true).map_err(path_reply)?;
-            let f = open_options(pflags, mode).open(&real).map_err(|e| io_reply(&e))?;
+            // truncated only once the opened file is known to be inside the root
+            let flags = pflags - OpenFlags::TRUNCATE;
+            let anchored = root.anchored(&filename).map_err(path_reply)?;
+            let f = match open_options(flags, mode).open(&anchored.path) {
+                Ok(f) => f,
+                // the last component is a symlink: followed by path, to a file that exists
+                // (creating through a symlink could land anywhere)
+                Err(e) if is_final_symlink(&e) => {
+                    let real = root.resolve(&filename, true).map_err(path_reply)?;
+                    open_options(flags - (OpenFlags::CREATE | OpenFlags::EXCLUDE), mode).open(&real).map_err(|e| io_reply(&e))?
+                }
+                Err(e) => return Err(io_reply(&e)),
+            };
             root.verify_open(&f).map_err(path_reply)?;
+            if pflags.contains(OpenFlags::TRUNCATE) {
+                f.set_len(0).map_err(|e| io_reply(&e))?;
+            }
             Ok(f)
         })
         .await?;
@@ -179,8 +193,8 @@ impl russh_sftp::server::Handler for SftpServer {
     async fn lstat(&mut self, id: u32, path: String) -> Result<Attrs, Self::Error> {
         let root = Arc::clone(&self.root);
         let attrs = blocking(move || {
-            let real = root.resolve(&path, false).map_err(path_reply)?;
-            std::fs::symlink_metadata(&real).map(|m| attrs_of(&m)).map_err(|e| io_reply(&e))
+            let at = root.anchored(&path).map_err(path_reply)?;
+            std::fs::symlink_metadata(&at.path).map(|m| attrs_of(&m)).map_err(|e| io_reply(&e))
         })
         .await?;
         Ok(Attrs { id, attrs })
@@ -320,8 +334,8 @@ impl russh_sftp::server::Handler for SftpServer {
     async fn readlink(&mut self, id: u32, path: String) -> Result<Name, Self::Error> {
         let root = Arc::clone(&self.root);
         let target = blocking(move || {
-            let real = root.resolve(&path, false).map_err(path_reply)?;
-            let t = std::fs::read_link(&real).map_err(|e| io_reply(&e))?;
+            let at = root.anchored(&path).map_err(path_reply)?;
+            let t = std::fs::read_link(&at.path).map_err(|e| io_reply(&e))?;
             Ok(root.shown_target(&t))
         })
         .await?;
@@ -358,12 +372,12 @@ impl russh_sftp::server::Handler for SftpServer {
                 let [from, to]: [String; 2] = s.try_into().map_err(|_| bad())?;
                 let root = Arc::clone(&self.root);
                 blocking(move || {
-                    let src = root.resolve(&from, false).map_err(path_reply)?;
-                    if std::fs::symlink_metadata(&src).map(|m| m.is_dir()).unwrap_or(false) {
+                    let src = root.anchored(&from).map_err(path_reply)?;
+                    if std::fs::symlink_metadata(&src.path).map(|m| m.is_dir()).unwrap_or(false) {
                         return Err(reply(StatusCode::Failure, "cannot hard-link a directory"));
                     }
                     let (dir, name) = root.parent(&to).map_err(path_reply)?;
-                    std::fs::hard_link(&src, dir.entry(&name)).map_err(|e| io_reply(&e))
+                    std::fs::hard_link(&src.path, dir.entry(&name)).map_err(|e| io_reply(&e))
                 })
                 .await?;
                 Ok(Packet::Status(ok(id)))
@@ -389,3 +403,15 @@ impl russh_sftp::server::Handler for SftpServer {
     }
 }
 
+/// An open with `O_NOFOLLOW` found a symlink as the last component.
+fn is_final_symlink(e: &io::Error) -> bool {
+    #[cfg(unix)]
+    {
+        e.raw_os_error() == Some(libc::ELOOP)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = e;
+        false
+    }
+}
