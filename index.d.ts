@@ -142,13 +142,15 @@ export declare class NativeServer {
    * callbacks return Promise<boolean>; `keepAlive` is never called: it holds the event
    * loop while the server listens (see `setRef`).
    */
-  constructor(options: NativeServerOptions, onAuth: (req: NativeAuthRequest, prompter: NativeKbdPrompter | null) => Promise<boolean>, onSession: (req: NativeSessionStart, channel: NativeServerChannel) => Promise<boolean>, onForward: (req: NativeForwardRequest) => Promise<boolean>, keepAlive: () => void)
+  constructor(options: NativeServerOptions, onAuth: (req: NativeAuthRequest, prompter: NativeKbdPrompter | null) => Promise<boolean>, onSession: (req: NativeSessionStart, channel: NativeServerChannel) => Promise<boolean>, onForward: (req: NativeForwardRequest) => Promise<boolean>, keepAlive: () => void, onConnections: () => void)
   /** Binds and starts accepting. */
   listen(host: string, port: number): Promise<NativeServerAddress>
   /** Keep (true) or stop keeping (false) the process alive while listening. */
   setRef(keep: boolean): void
   get address(): NativeServerAddress | null
   get connections(): number
+  /** Connections still served (`onConnections` is called when this goes from 0 to 1 or back). */
+  get liveConnections(): number
   get hostKeys(): Array<NativeServerHostKey>
   /**
    * Graceful shutdown (see core `Server::close`); afterwards nothing holds the event loop
@@ -640,6 +642,13 @@ export declare function parseKey(data: Buffer, passphrase?: string | undefined |
  * then also skips /etc/ssh/ssh_config).
  */
 export declare function resolveConfig(host: string, file?: string | undefined | null, user?: string | undefined | null, port?: number | undefined | null): Array<NativeConfigEntry>
+
+/**
+ * The same as `resolveConfig`, off the JavaScript thread (a `Match exec` command may take
+ * its time): the signal, or `timeoutMs` (0 = none), kills a command still running and
+ * rejects with AbortError / TimeoutError.
+ */
+export declare function resolveConfigAsync(host: string, file: string | undefined | null, user: string | undefined | null, port: number | undefined | null, cancel: NativeCancel | undefined | null, timeoutMs: number): Promise<Array<NativeConfigEntry>>
 
 /**
  * The partial file a download to the local path `dest` (`remote` false) or an upload to the

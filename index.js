@@ -853,5 +853,6 @@ module.exports.knownHostsAppend = nativeBinding.knownHostsAppend
 module.exports.knownHostsLine = nativeBinding.knownHostsLine
 module.exports.parseKey = nativeBinding.parseKey
 module.exports.resolveConfig = nativeBinding.resolveConfig
+module.exports.resolveConfigAsync = nativeBinding.resolveConfigAsync
 module.exports.sftpPartialPath = nativeBinding.sftpPartialPath
 module.exports.supportedAlgorithms = nativeBinding.supportedAlgorithms

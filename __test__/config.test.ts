@@ -1,10 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { execFileSync } from 'node:child_process'
-import { mkdtempSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 
-import { ConfigError, connect, resolveConfig } from '../dist/cjs/index.js'
+import { AbortError, ConfigError, TimeoutError, connect, resolveConfig } from '../dist/cjs/index.js'
 import { startAgent } from './fixtures/agent.mjs'
 import { startSshd, type Sshd } from './fixtures/sshd.mjs'
 
@@ -175,5 +175,66 @@ describe('sshConfig in connect()', () => {
     writeFileSync(file, 'Host app\n  Match nonsense\n')
     await expect(connect({ host: 'app', sshConfig: file })).rejects.toBeInstanceOf(ConfigError)
     await expect(connect({ host: 'app', sshConfig: 42 as never })).rejects.toBeInstanceOf(ConfigError)
+  })
+  it('a Match exec command runs off the event loop, and an abort or the connect timeout kills it', async () => {
+    const file = join(dir, 'cfg-slow-exec')
+    const pidFile = join(dir, 'exec.pid')
+    // the command records its shell's pid, then waits far longer than the test
+    writeFileSync(file, `Match exec "echo $$ > ${pidFile}; sleep 30"\n  User nobody-here\n`)
+    let ticks = 0
+    const timer = setInterval(() => ticks++, 20)
+    try {
+      const ac = new AbortController()
+      setTimeout(() => ac.abort(), 400)
+      const started = Date.now()
+      const e = await connect({ host: '127.0.0.1', port: target.port, sshConfig: file, signal: ac.signal }).catch((x: unknown) => x)
+      expect(e).toBeInstanceOf(AbortError)
+      expect(Date.now() - started).toBeLessThan(3000)
+      // the event loop kept turning while the command ran
+      expect(ticks).toBeGreaterThan(5)
+      const pid = Number(readFileSync(pidFile, 'utf8'))
+      await new Promise((r) => setTimeout(r, 200))
+      expect(() => process.kill(pid, 0)).toThrow()
+      const t0 = Date.now()
+      const te = await connect({ host: '127.0.0.1', port: target.port, sshConfig: file, connectTimeout: 500 }).catch((x: unknown) => x)
+      expect(te).toBeInstanceOf(TimeoutError)
+      expect(Date.now() - t0).toBeLessThan(3000)
+    } finally {
+      clearInterval(timer)
+    }
+  })
+  it('host and user names a shell would act on are refused before any command runs, as ssh refuses them', async () => {
+    const marker = join(dir, 'pwned')
+    const file = join(dir, 'cfg-exec-host')
+    writeFileSync(file, 'Match exec "test %h = never"\n  User x\n')
+    const evil = `$(touch${'${IFS}'}${marker})127.0.0.1`
+    // through a proxy command's %h, %n and %r, through Match exec's %h, through resolveConfig
+    const attempts: (() => Promise<unknown>)[] = [
+      () => connect({ host: evil, port: target.port, proxyCommand: 'nc %h %p', connectTimeout: 5000 }),
+      () => connect({ host: evil, port: target.port, sshConfig: file, connectTimeout: 5000 }),
+      () => connect({ host: '127.0.0.1', port: target.port, username: `$(touch${'${IFS}'}${marker})`, proxyCommand: 'nc %h %p # %r', connectTimeout: 5000 }),
+      () => connect({ host: '-oProxyCommand=x', port: target.port, connectTimeout: 5000 }),
+      () => connect({ host: 'ok-host', proxyJump: `x@a;touch${'${IFS}'}${marker}`, connectTimeout: 5000 }),
+    ]
+    for (const a of attempts) {
+      const e = await a().catch((x: unknown) => x)
+      expect(e).toBeInstanceOf(ConfigError)
+      expect((e as Error).message).toMatch(/characters a shell would act on|starts with '-'/)
+    }
+    expect(() => resolveConfig(`a;touch ${marker}`, { file })).toThrow(ConfigError)
+    expect(() => resolveConfig('h', { file, user: 'a`touch x`' })).toThrow(ConfigError)
+    expect(existsSync(marker)).toBe(false)
+    // real names still pass: IPv6 with a zone, a bracketed literal, a domain user
+    expect(resolveConfig('fe80::1%eth0', { file: '/dev/null' }).hostname).toBe('fe80::1%eth0')
+    expect(resolveConfig('[::1]', { file: '/dev/null', user: 'CORP\\deploy' }).user).toBe('CORP\\deploy')
+  })
+  it('a configuration path that names something endless is refused, not read into memory', async () => {
+    const t0 = Date.now()
+    await expect(connect({ host: '127.0.0.1', port: target.port, sshConfig: '/dev/zero', connectTimeout: 5000 })).rejects.toBeInstanceOf(ConfigError)
+    expect(() => resolveConfig('h', { file: '/dev/zero' })).toThrow(ConfigError)
+    expect(Date.now() - t0).toBeLessThan(5000)
+  })
+  it('resolveConfig refuses options it does not know', () => {
+    expect(() => resolveConfig('h', { fle: '/dev/null' } as never)).toThrow(/unknown option 'fle'/)
   })
 })

@@ -265,6 +265,20 @@ describe('KnownHosts class', () => {
     expect(option(() => KnownHosts.loadSync(5 as never))).toBe('knownHosts')
     expect(option(() => KnownHosts.loadSync([file, null] as never))).toBe('knownHosts')
     await expect(KnownHosts.load({} as never)).rejects.toMatchObject({ option: 'knownHosts' })
+    // misspelt options and wrong argument types are refused, not ignored
+    expect(option(() => KnownHosts.formatLine('h', 22, sshd.hostKeys.ed25519.publicKey, { hsh: true } as never))).toBe('hsh')
+    expect(option(() => KnownHosts.add(file, 'h', 22, sshd.hostKeys.ed25519.publicKey, { hashed: true } as never))).toBe('hashed')
+    expect(option(() => KnownHosts.parse('', 1 as never))).toBe('knownHosts')
+    expect(option(() => KnownHosts.parse('', {} as never))).toBe('knownHosts')
+    expect(KnownHosts.parse('', null as never).issues).toEqual([])
+  })
+  it('a known_hosts path that names something endless is refused, not read into memory', async () => {
+    const t0 = Date.now()
+    await expect(KnownHosts.load('/dev/zero')).rejects.toThrow(/known_hosts file \/dev\/zero: longer than/)
+    expect(() => KnownHosts.loadSync('/dev/zero')).toThrow(ConfigError)
+    const e = await connect({ host: '127.0.0.1', port: sshd.port, username: sshd.user, privateKeyPath: sshd.userKey.path, hostKey: { knownHosts: '/dev/zero' }, connectTimeout: 5000 }).catch((x: unknown) => x)
+    expect(e).toBeInstanceOf(ConfigError)
+    expect(Date.now() - t0).toBeLessThan(5000)
   })
   it('random and truncated lines only ever become issues', () => {
     const good = sshd.knownHostsLines[0]

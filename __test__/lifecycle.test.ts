@@ -451,4 +451,33 @@ describe('close()', () => {
     const e = await p.exited.then(() => null, (err: Error) => err)
     expect((e as { code?: string } | null)?.code).toBe('ERR_SSH_DISCONNECTED')
   })
+  it("an unref()'d embedded server still holds the process while a connection is open, as a net.Server's sockets do", async () => {
+    const child = runChild('server-unref', `
+      const { createServer } = require(${JSON.stringify(LIBRARY)})
+      const server = createServer({
+        auth: { none: true },
+        // from here on nothing but the connection holds the process
+        exec: async (s) => { clearInterval(hold); s.stdout.write('a\\n'); await new Promise((r) => setTimeout(r, 1500)); s.stdout.write('b\\n'); return 0 },
+      })
+      await server.listen(0, '127.0.0.1')
+      server.unref()
+      // held until the command starts
+      const hold = setInterval(() => {}, 1000)
+      console.log('port ' + server.address().port)
+      process.on('exit', () => console.log('exit ' + server.connections))
+    `)
+    const port = await new Promise<number>((res, rej) => {
+      const t = setTimeout(() => rej(new Error(child.output())), 15_000)
+      child.proc.stdout!.on('data', () => { const m = /port (\d+)/.exec(child.output()); if (m) { clearTimeout(t); res(Number(m[1])) } })
+    })
+    // the connection must keep the child alive through the whole command
+    const ssh = await connect({ host: '127.0.0.1', port, username: 'u', hostKey: 'insecure-accept-any' })
+    const out = await ssh.exec('anything')
+    expect(out.stdout.toString()).toBe('a\nb\n')
+    expect(await child.exit(300)).toBe('running')
+    await ssh.close()
+    // the last connection gone, the unref()'d server lets it exit
+    expect(await child.exit(10_000)).toBe(0)
+    expect(child.output()).toMatch(/exit 0/)
+  })
 })

@@ -97,6 +97,8 @@ describe('bad peers', () => {
     ], { env: { ...process.env, SSH_ASKPASS: askpass, SSH_ASKPASS_REQUIRE: 'force', DISPLAY: ':0' } })
     expect(r.status).toBe(255)
     expect(passwordChecks - before).toBe(3)
+    // told why, in sshd's words, before the connection goes
+    expect(r.stderr).toContain('Too many authentication failures')
     await wellBehaved()
   })
 

@@ -244,6 +244,27 @@ describe('read-only and the ferrossh client', () => {
       await ssh.close()
     }
   })
+
+  it('lists names that are not UTF-8 (shown lossily) and answers a dangling link inside the root as missing, as stat(2) does', async () => {
+    const d = join(root, 'dir', `odd-${randomBytes(3).toString('hex')}`)
+    mkdirSync(d)
+    writeFileSync(join(d, 'ok'), 'x')
+    writeFileSync(Buffer.concat([Buffer.from(`${d}/`), Buffer.from([0x78, 0xff, 0x79])]), 'y')
+    symlinkSync('nothing-here', join(d, 'dangling'))
+    const ssh = await connect({ host: t.host, port: t.port, username: 'tester', privateKeyPath: t.clientKey.path, hostKey: 'insecure-accept-any' })
+    const sftp = await ssh.sftp()
+    try {
+      const v = `/dir/${d.split('/').at(-1)}`
+      expect((await sftp.readdir(v)).sort()).toEqual(['dangling', 'ok', 'x\uFFFDy'])
+      expect((await rejection(sftp.stat(`${v}/dangling`))).code).toBe('ENOENT')
+      expect(await sftp.exists(`${v}/dangling`)).toBe(false)
+      expect((await sftp.lstat(`${v}/dangling`)).isSymbolicLink()).toBe(true)
+    } finally {
+      await sftp.close()
+      await ssh.close()
+      rmSync(d, { recursive: true, force: true })
+    }
+  })
 })
 
 describe('a server without privileges', () => {

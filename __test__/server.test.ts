@@ -3,7 +3,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { spawn } from 'node:child_process'
 import { createHash, randomBytes } from 'node:crypto'
-import { writeFileSync } from 'node:fs'
+import { readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs'
 import net from 'node:net'
 import { join, resolve } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -328,20 +328,96 @@ describe('forwarding hooks', () => {
   let echo: net.Server
   let echoPort: number
   const asked: unknown[] = []
+  const binds: string[] = []
+  // targets the tests below add
+  const allowed = new Set<number>()
   beforeAll(async () => {
     echo = net.createServer((c) => c.pipe(c))
     await new Promise<void>((r) => echo.listen(0, '127.0.0.1', r))
     echoPort = (echo.address() as net.AddressInfo).port
+    allowed.add(echoPort)
     t = await startServer({
       forwarding: {
-        direct: (ctx, target) => { asked.push({ ctx, target }); return target.port === echoPort },
-        remote: (_ctx, bind) => bind.address === 'localhost',
+        direct: (ctx, target) => { asked.push({ ctx, target }); return allowed.has(target.port) },
+        remote: (_ctx, bind) => { binds.push(bind.address); return bind.address === 'localhost' || bind.address === '::1' },
       },
     })
   })
   afterAll(async () => {
     await t?.stop()
     echo?.close()
+  })
+
+  async function target(onConnection: (c: net.Socket) => void): Promise<{ port: number; server: net.Server }> {
+    const server = net.createServer(onConnection)
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
+    const port = (server.address() as net.AddressInfo).port
+    allowed.add(port)
+    return { port, server }
+  }
+
+  it('a target that resets after sending delivers what it sent, then ends the channel', async () => {
+    const data = randomBytes(64 * 1024)
+    // a reset throws away what is still unsent: it comes once the bytes had time to go
+    const { port, server } = await target((c) => { c.write(data, () => setTimeout(() => c.resetAndDestroy(), 300)) })
+    const ssh = await client(t)
+    const tcp = await ssh.openTcp('127.0.0.1', port)
+    const parts: Buffer[] = []
+    tcp.on('data', (d: Buffer) => parts.push(d))
+    tcp.on('error', () => {})
+    // the channel ends although the client never sends anything (it used to wait forever)
+    await withTimeout(new Promise<void>((r) => tcp.once('end', () => r())), 5000, 'the channel ends after the reset')
+    expect(Buffer.concat(parts).equals(data)).toBe(true)
+    await ssh.close()
+    server.close()
+  })
+
+  it("a forwarded socket whose peer stays silent is closed when the channel or the connection ends, as sshd closes it", async () => {
+    // the target never ends its side and never sends: only the server can let the socket go
+    const server = net.createServer({ allowHalfOpen: true }, (c) => c.on('error', () => {}))
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
+    const port = (server.address() as net.AddressInfo).port
+    allowed.add(port)
+    // whether this process (the embedded server) still holds a socket connected to the target
+    const held = (): boolean => {
+      const inodes = readFileSync('/proc/net/tcp', 'utf8').split('\n').slice(1).map((l) => l.trim().split(/\s+/))
+        .filter((f) => f.length > 9 && parseInt(f[2].split(':')[1], 16) === port).map((f) => `socket:[${f[9]}]`)
+      const mine = new Set(readdirSync('/proc/self/fd').map((fd) => { try { return readlinkSync(`/proc/self/fd/${fd}`) } catch { return '' } }))
+      return inodes.some((i) => mine.has(i))
+    }
+    const ssh = await client(t)
+    const tcp = await ssh.openTcp('127.0.0.1', port)
+    await until(held, 5000, 'the server connected to the target')
+    tcp.destroy()
+    await until(() => !held(), 5000, 'the socket let go after the channel closed')
+    const tcp2 = await ssh.openTcp('127.0.0.1', port)
+    tcp2.on('error', () => {})
+    await until(held, 5000, 'the server connected to the target again')
+    await ssh.close()
+    await until(() => !held(), 5000, 'the socket let go after the connection closed')
+    server.close()
+  })
+
+  it('a tcpip-forward for localhost listens on both loopbacks, and a bracketed IPv6 bind is sent bare', async () => {
+    const ssh = await client(t)
+    const fwd = await ssh.forwardRemote({ remoteHost: 'localhost', remotePort: 0, localHost: '127.0.0.1', localPort: echoPort })
+    for (const host of ['127.0.0.1', '::1']) {
+      const sock = net.connect(fwd.remotePort!, host)
+      let got = ''
+      sock.on('data', (d: Buffer) => { got += d.toString() })
+      sock.write(`via ${host}`)
+      await until(() => got === `via ${host}`, 5000, `echo through ${host}`, () => got)
+      sock.destroy()
+    }
+    const v6 = await ssh.forwardRemote({ remoteHost: '[::1]', remotePort: 0, localHost: '127.0.0.1', localPort: echoPort })
+    expect(binds.at(-1)).toBe('::1')
+    const sock = net.connect(v6.remotePort!, '::1')
+    let got = ''
+    sock.on('data', (d: Buffer) => { got += d.toString() })
+    sock.write('v6')
+    await until(() => got === 'v6', 5000, 'echo through [::1]', () => got)
+    sock.destroy()
+    await ssh.close()
   })
 
   it('opens an allowed direct-tcpip target and refuses others', async () => {

@@ -333,6 +333,12 @@ describe('read and write streams', () => {
     await pipeline(async function* () { yield Buffer.from('m') }, sftp.createWriteStream(g, { mode: 0o600 }))
     expect(statSync(g).mode & 0o777).toBe(0o600)
   })
+  it("createWriteStream on a path that cannot be opened errors at once, before any write, as fs's does", async () => {
+    const w = sftp.createWriteStream(posix.join(work, 'no-such-dir', 'f'))
+    const e = await withTimeout(new Promise<Error>((r) => w.once('error', r)), 5000, "the stream's error")
+    expect(e).toBeInstanceOf(SftpError)
+    expect((e as unknown as SftpError).code).toBe('ENOENT')
+  })
   it("createWriteStream 'wx' on an existing file errors with EEXIST and leaves it alone", async () => {
     const f = posix.join(work, name('exists'))
     writeOwned(f, 'keep', user)
@@ -434,6 +440,30 @@ describe('download and upload', () => {
     chmodSync(src, 0o640)
     await sftp.upload(src, up)
     expect(statSync(up).mode & 0o777).toBe(0o640)
+  })
+  it("download gives the new file the remote file's permission bits, as sftp get does: a private file stays private", async () => {
+    const umask = process.umask()
+    try {
+      process.umask(0o022)
+      for (const mode of [0o600, 0o755, 0o640]) {
+        const r = posix.join(work, name('mode-src'))
+        writeOwned(r, 'secret', user, mode)
+        const down = join(local, name('mode-down'))
+        // over an existing, differently-moded file too
+        writeFileSync(down, 'old', { mode: 0o644 })
+        await sftp.download(r, down)
+        expect((statSync(down).mode & 0o777).toString(8)).toBe(mode.toString(8))
+      }
+    } finally {
+      process.umask(umask)
+    }
+  })
+  it("copyFile gives a new file the source's permission bits, as fs.copyFile does", async () => {
+    const r = posix.join(work, name('copy-src'))
+    writeOwned(r, 'secret', user, 0o600)
+    const to = posix.join(work, name('copy-dst'))
+    await sftp.copyFile(r, to)
+    expect(statSync(to).mode & 0o777).toBe(0o600)
   })
   it('failures: missing remote, missing local directory, missing local file, a directory, EACCES', async () => {
     const p = pair(1)
@@ -603,6 +633,14 @@ describe('abort, keepPartial and resume', () => {
     expect(await sftp.download(p.remote, down, { resume: true })).toBe(255 * KiB)
     expect(await sha256File(down)).toBe(p.sha)
     expect(existsSync(partialOf(down))).toBe(false)
+  })
+  it('upload resume from a partial file longer than the local file starts over', async () => {
+    const p = pair(255 * KiB)
+    const up = posix.join(work, name('resume-longer-up'))
+    writeOwned(partialOf(up), randomBytes(300 * KiB), user)
+    expect(await sftp.upload(p.local, up, { resume: true })).toBe(255 * KiB)
+    expect(await sha256File(up)).toBe(p.sha)
+    expect(existsSync(partialOf(up))).toBe(false)
   })
   it('resume without a partial file is a plain transfer', async () => {
     const p = pair(255 * KiB + 1)
@@ -807,6 +845,48 @@ describe('directory trees', () => {
       expect(n).toBe(count)
     })
   }
+  it('tree transfers make directories with the permission bits of the ones copied, as sftp get -r does', async () => {
+    const umask = process.umask()
+    try {
+      process.umask(0o022)
+      const r = posix.join(work, name('modes-remote'))
+      mkdirOwned(posix.join(r, 'priv'), user)
+      chmodSync(posix.join(r, 'priv'), 0o700)
+      writeOwned(posix.join(r, 'priv/key'), 'k', user, 0o600)
+      writeOwned(posix.join(r, 'run.sh'), '#!/bin/sh\n', user, 0o755)
+      const down = join(local, name('modes-down'))
+      await sftp.downloadDir(r, down)
+      expect(statSync(join(down, 'priv')).mode & 0o777).toBe(0o700)
+      expect(statSync(join(down, 'priv/key')).mode & 0o777).toBe(0o600)
+      expect(statSync(join(down, 'run.sh')).mode & 0o777).toBe(0o755)
+      const up = posix.join(work, name('modes-up'))
+      await sftp.uploadDir(down, up)
+      expect(statSync(posix.join(up, 'priv')).mode & 0o777).toBe(0o700)
+      expect(statSync(posix.join(up, 'priv/key')).mode & 0o777).toBe(0o600)
+    } finally {
+      process.umask(umask)
+    }
+  })
+  it("symlinks: 'preserve' replaces a link left by an earlier copy, and a link that cannot be made fails the transfer", async () => {
+    const r = posix.join(work, name('preserve-remote'))
+    mkdirOwned(r, user)
+    writeOwned(posix.join(r, 'f'), 'x', user)
+    symlinkSync('f', posix.join(r, 'link'))
+    const down = join(local, name('preserve-down'))
+    mkdirSync(down)
+    symlinkSync('stale', join(down, 'link'))
+    await sftp.downloadDir(r, down, { symlinks: 'preserve' })
+    expect(readlinkSync(join(down, 'link'))).toBe('f')
+    const up = posix.join(work, name('preserve-up'))
+    mkdirOwned(up, user)
+    symlinkSync('stale', posix.join(up, 'link'))
+    await sftp.uploadDir(down, up, { symlinks: 'preserve' })
+    expect(readlinkSync(posix.join(up, 'link'))).toBe('f')
+    // a directory where the link should go: not a link to replace, so the transfer fails
+    const blocked = join(local, name('preserve-blocked'))
+    mkdirSync(join(blocked, 'link'), { recursive: true })
+    await expect(sftp.downloadDir(r, blocked, { symlinks: 'preserve' })).rejects.toMatchObject({ code: 'EEXIST' })
+  })
   it("symlinks: 'follow' refuses a link back into its own tree with ELOOP, both ways", async () => {
     const r = posix.join(work, name('loop-remote'))
     mkdirOwned(posix.join(r, 'sub'), user)

@@ -192,6 +192,11 @@ describe('attributes', () => {
     s = await sftp.stat(f)
     expect(s.atime.toISOString()).toBe('2010-01-01T00:00:00.000Z')
     expect(s.mtime.toISOString()).toBe('2020-06-30T12:00:00.000Z')
+    // SFTP v3 times and ids are 32 bits: what does not fit is refused, not wrapped
+    await expect(sftp.utimes(f, -100, 0)).rejects.toBeInstanceOf(ConfigError)
+    await expect(sftp.utimes(f, 0, 4_400_000_000)).rejects.toBeInstanceOf(ConfigError)
+    await expect(sftp.chown(f, 2 ** 32 + 1234, 0)).rejects.toBeInstanceOf(ConfigError)
+    expect(statSync(f).mtime.toISOString()).toBe('2020-06-30T12:00:00.000Z')
   })
   it('truncate shrinks (keeping the prefix), extends with zeros, and defaults to 0', async () => {
     const d = fresh()
@@ -362,6 +367,8 @@ describe('directories', () => {
     writeOwned(posix.join(d, 'file'), 'x', user)
     const e = await rejection(sftp.mkdir(posix.join(d, 'file/sub'), { recursive: true }))
     expect(e).toBeInstanceOf(SftpError)
+    // as fs.mkdir: a file on the way is ENOTDIR
+    expect((e as unknown as SftpError).code).toBe('ENOTDIR')
     expect(statSync(posix.join(d, 'file')).isFile()).toBe(true)
   })
   it('rmdir removes an empty directory', async () => {
@@ -494,6 +501,33 @@ describe('FileHandle', () => {
     expect((await r2.read(a)).bytesRead).toBe(4)
     expect(a.toString('latin1')).toBe('o!!\0')
     await r2.close()
+  })
+  it("write takes fs.promises.FileHandle.write's argument forms: (buffer, offset, length, position), (buffer, { … }), (string, position, encoding)", async () => {
+    const f = posix.join(fresh(), 'f')
+    writeOwned(f, '0123456789', user)
+    const h = await sftp.open(f, 'r+')
+    expect(await h.write(Buffer.from('abcdef'), 1, 2, 5)).toEqual({ bytesWritten: 2 })
+    expect(readFileSync(f, 'latin1')).toBe('01234bc789')
+    expect(await h.write(Buffer.from('WXYZ'), { offset: 2, length: 2, position: 0 })).toEqual({ bytesWritten: 2 })
+    expect(readFileSync(f, 'latin1')).toBe('YZ234bc789')
+    expect(await h.write('5859', 3, 'hex')).toEqual({ bytesWritten: 2 })
+    expect(readFileSync(f, 'latin1')).toBe('YZ2XYbc789')
+    await expect(h.write(Buffer.from('ab'), 1, 5, 0)).rejects.toBeInstanceOf(ConfigError)
+    await h.close()
+  })
+  it('writes and reads issued together at the current position go one after the other, as on a local file', async () => {
+    const f = posix.join(fresh(), 'f')
+    const h = await sftp.open(f, 'w+')
+    await Promise.all([h.write('aaa'), h.write('bbb'), h.write('ccc')])
+    await h.close()
+    expect(readFileSync(f, 'latin1')).toBe('aaabbbccc')
+    const r = await sftp.open(f)
+    const bufs = [Buffer.alloc(3), Buffer.alloc(3), Buffer.alloc(3)]
+    const got = await Promise.all(bufs.map((b) => r.read(b, 0, 3)))
+    expect(got.map((x) => x.bytesRead)).toEqual([3, 3, 3])
+    expect(bufs.map((b) => b.toString())).toEqual(['aaa', 'bbb', 'ccc'])
+    expect((await r.read(Buffer.alloc(3))).bytesRead).toBe(0)
+    await r.close()
   })
   it('reads and writes larger than one SFTP request, at odd offsets', async () => {
     const d = fresh()

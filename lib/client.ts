@@ -415,18 +415,24 @@ export class SshClient extends EventEmitter {
  */
 export async function connect(input: ConnectOptions): Promise<SshClient> {
   const sshConfig = input && typeof input === 'object' ? input.sshConfig : undefined
-  const options = input && typeof input === 'object' ? applySshConfig(input) : input
+  const options = input && typeof input === 'object' ? await applySshConfig(input) : input
   const jump = options && typeof options === 'object' ? options.proxyJump : undefined
   if (jump === undefined || jump === null || (Array.isArray(jump) && jump.length === 0)) return connectVia(options, undefined, false)
   const { proxyJump: _ignored, ...target } = options
   if (target.proxy !== undefined || target.proxyCommand !== undefined) {
     throw new ConfigError('proxyJump cannot be combined with proxy or proxyCommand', { option: 'proxyJump' })
   }
-  const hops: (Partial<ConnectOptions> | SshClient)[] = (Array.isArray(jump) ? jump : [jump]).flatMap((h): (Partial<ConnectOptions> | SshClient)[] =>
-    typeof h === 'string'
-      // hops named in ProxyJump are resolved through the same configuration, as ssh does
-      ? parseJumpSpec(h).map((hop) => (sshConfig ? withoutJump(applySshConfig({ ...hop, sshConfig } as ConnectOptions)) : hop))
-      : [h])
+  const hops: (Partial<ConnectOptions> | SshClient)[] = []
+  for (const h of Array.isArray(jump) ? jump : [jump]) {
+    if (typeof h !== 'string') {
+      hops.push(h)
+      continue
+    }
+    // hops named in ProxyJump are resolved through the same configuration, as ssh does
+    for (const hop of parseJumpSpec(h)) {
+      hops.push(sshConfig ? withoutJump(await applySshConfig({ ...hop, sshConfig } as ConnectOptions, options)) : hop)
+    }
+  }
   let via: SshClient | undefined
   let owned = false
   const opened: SshClient[] = []

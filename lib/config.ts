@@ -5,6 +5,7 @@ import { ConfigError, fromNative } from './errors'
 import binding from './native'
 import type { ConnectOptions } from './options'
 import { expandHome } from './paths'
+import { withSignal } from './signal'
 
 /** OpenSSH's spelling of each keyword `ssh -G` prints in lowercase (camelCased from it). */
 const SPELLING = [
@@ -79,10 +80,18 @@ export interface ResolveConfigOptions {
 }
 
 
-function resolveRaw(host: string, o: ResolveConfigOptions): { resolved: ResolvedConfig; explicit: Set<string> } {
+type RawEntries = ReturnType<typeof binding.resolveConfig>
+type Raw = { resolved: ResolvedConfig; explicit: Set<string> }
+const RESOLVE_KEYS = new Set(['file', 'user', 'port'])
+
+/** The checked arguments of a resolution. */
+function resolveArgs(host: string, o: ResolveConfigOptions): [string, string | undefined, string | undefined, number | undefined] {
   if (typeof host !== 'string' || !host) throw new ConfigError('resolveConfig: host must be a non-empty string', { option: 'host' })
   if (o === null || o === undefined) o = {}
   if (typeof o !== 'object') throw new ConfigError(`resolveConfig: options must be an object, got ${typeof o}`, { option: 'options' })
+  for (const k of Object.keys(o)) {
+    if (!RESOLVE_KEYS.has(k)) throw new ConfigError(`resolveConfig: unknown option '${k}' (known: file, user, port)`, { option: k })
+  }
   for (const k of ['file', 'user'] as const) {
     if (o[k] !== undefined && (typeof o[k] !== 'string' || !o[k])) throw new ConfigError(`resolveConfig: ${k} must be a non-empty string`, { option: k })
   }
@@ -90,12 +99,10 @@ function resolveRaw(host: string, o: ResolveConfigOptions): { resolved: Resolved
     throw new ConfigError('resolveConfig: port must be an integer between 1 and 65535', { option: 'port' })
   }
   const file = o.file === undefined ? undefined : resolvePath(expandHome(o.file))
-  let entries
-  try {
-    entries = binding.resolveConfig(host, file, o.user, o.port)
-  } catch (e) {
-    throw fromNative(e)
-  }
+  return [host, file, o.user, o.port]
+}
+
+function fromEntries(entries: RawEntries): Raw {
   const out: Record<string, unknown> = {}
   const explicit = new Set<string>()
   for (const { key, values, explicit: ex } of entries) {
@@ -108,6 +115,23 @@ function resolveRaw(host: string, o: ResolveConfigOptions): { resolved: Resolved
     if (out[name] === undefined) out[name] = []
   }
   return { resolved: out as ResolvedConfig, explicit }
+}
+
+function resolveRaw(host: string, o: ResolveConfigOptions): Raw {
+  const args = resolveArgs(host, o)
+  let entries
+  try {
+    entries = binding.resolveConfig(...args)
+  } catch (e) {
+    throw fromNative(e)
+  }
+  return fromEntries(entries)
+}
+
+/** `resolveRaw` off the event loop: a `Match exec` command runs on a worker thread, killed by the signal or the timeout. */
+async function resolveRawAsync(host: string, o: ResolveConfigOptions, signal: AbortSignal | undefined, timeoutMs: number): Promise<Raw> {
+  const args = resolveArgs(host, o)
+  return fromEntries(await withSignal(signal, (cancel) => binding.resolveConfigAsync(...args, cancel, timeoutMs)))
 }
 
 /**
@@ -132,7 +156,7 @@ export const ORIGINAL_HOST = Symbol('ferrossh.originalHost')
  * Fills connect options from the configuration (options given explicitly always win).
  * @internal
  */
-export function applySshConfig(options: ConnectOptions): ConnectOptions {
+export async function applySshConfig(options: ConnectOptions, bound: Pick<ConnectOptions, 'signal' | 'connectTimeout'> = options): Promise<ConnectOptions> {
   const sc = options.sshConfig
   if (sc === undefined || sc === false) return options
   if (sc !== true && (typeof sc !== 'string' || !sc)) throw new ConfigError('sshConfig: must be true (~/.ssh/config) or a file path', { option: 'sshConfig' })
@@ -140,7 +164,11 @@ export function applySshConfig(options: ConnectOptions): ConnectOptions {
   // `user` is the short name of `username`: given either way, it is the caller's and wins
   const given = options.username ?? (options as { user?: unknown }).user
   const user = typeof given === 'string' ? given : undefined
-  const { resolved: c, explicit } = resolveRaw(options.host, { file, user, port: options.port })
+  // bounded as the connect is: `Match exec` commands count against its timeout and signal
+  const ct = bound.connectTimeout
+  const timeoutMs = typeof ct === 'number' && Number.isInteger(ct) && ct >= 0 && ct <= 2_147_483_647 ? ct : 20_000
+  const signal = bound.signal instanceof AbortSignal ? bound.signal : undefined
+  const { resolved: c, explicit } = await resolveRawAsync(options.host, { file, user, port: options.port }, signal, timeoutMs)
   const o: Record<string, unknown> = { ...options }
   delete o.sshConfig
   if (user !== undefined) {

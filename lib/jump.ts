@@ -57,6 +57,10 @@ const INHERITED: (keyof ConnectOptions)[] = [
 export function hopOptions(hop: Partial<ConnectOptions>, target: ConnectOptions): ConnectOptions {
   const out: Record<string, unknown> = {}
   for (const k of INHERITED) if (target[k] !== undefined) out[k] = target[k]
+  // `user` is the short name of `username`, on the target and on the hop alike
+  const targetUser = target.username ?? (target as { user?: unknown }).user
+  if (targetUser !== undefined) out.username = targetUser
+  if (hop.username !== undefined || (hop as { user?: unknown }).user !== undefined) delete out.username
   const hk = target.hostKey
   if (hk !== undefined && !(typeof hk === 'object' && 'fingerprint' in hk)) {
     // an alias names the target's key, not the hop's: the hop looks itself up by its own name

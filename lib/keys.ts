@@ -69,9 +69,12 @@ export function parseKey(data: string | Buffer, passphrase?: string): KeyInfo {
  */
 export function generateKey(options: GenerateKeyOptions): GeneratedKey {
   if (options === null || typeof options !== 'object') throw new ConfigError('generateKey needs { type }', { option: 'type' })
+  for (const k of Object.keys(options)) {
+    if (!['type', 'bits', 'comment', 'passphrase'].includes(k)) throw new ConfigError(`generateKey: unknown option '${k}' (known: type, bits, comment, passphrase)`, { option: k })
+  }
   const { type, bits, comment, passphrase } = options
   if (typeof type !== 'string') throw new ConfigError("type: must be 'ed25519', 'ecdsa' or 'rsa'", { option: 'type' })
-  if (bits !== undefined && (!Number.isInteger(bits) || bits <= 0)) throw new ConfigError('bits: must be a positive integer', { option: 'bits' })
+  if (bits !== undefined && (!Number.isInteger(bits) || bits <= 0 || bits > 0xffff_ffff)) throw new ConfigError('bits: must be a positive integer', { option: 'bits' })
   if (comment !== undefined && typeof comment !== 'string') throw new ConfigError('comment: must be a string', { option: 'comment' })
   if (passphrase !== undefined && typeof passphrase !== 'string') throw new ConfigError('passphrase: must be a string', { option: 'passphrase' })
   try {

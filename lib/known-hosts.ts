@@ -1,5 +1,5 @@
-import { readFile } from 'node:fs/promises'
-import { readFileSync } from 'node:fs'
+import { open } from 'node:fs/promises'
+import { closeSync, openSync, readSync } from 'node:fs'
 import { homedir } from 'node:os'
 import { join, resolve } from 'node:path'
 
@@ -89,6 +89,51 @@ function checkPort(port: number): number {
   return port
 }
 
+/** Past this a "known_hosts file" is something else (`/dev/zero`, a disk image): refused. */
+const FILE_LIMIT = 64 * 1024 * 1024
+const READ_CHUNK = 256 * 1024
+
+function tooLong(path: string): ConfigError {
+  return new ConfigError(`cannot read known_hosts file ${path}: longer than ${FILE_LIMIT} bytes, far more than such a file holds`, { option: 'knownHosts', file: path })
+}
+
+async function readKnownHostsFile(path: string): Promise<string> {
+  const fh = await open(path, 'r')
+  try {
+    const parts: Buffer[] = []
+    let total = 0
+    for (;;) {
+      const { bytesRead, buffer } = await fh.read(Buffer.allocUnsafe(READ_CHUNK), 0, READ_CHUNK, null)
+      if (bytesRead === 0) break
+      total += bytesRead
+      if (total > FILE_LIMIT) throw tooLong(path)
+      parts.push(buffer.subarray(0, bytesRead))
+    }
+    return Buffer.concat(parts, total).toString('utf8')
+  } finally {
+    await fh.close()
+  }
+}
+
+function readKnownHostsFileSync(path: string): string {
+  const fd = openSync(path, 'r')
+  try {
+    const parts: Buffer[] = []
+    let total = 0
+    for (;;) {
+      const buf = Buffer.allocUnsafe(READ_CHUNK)
+      const n = readSync(fd, buf, 0, READ_CHUNK, null)
+      if (n === 0) break
+      total += n
+      if (total > FILE_LIMIT) throw tooLong(path)
+      parts.push(buf.subarray(0, n))
+    }
+    return Buffer.concat(parts, total).toString('utf8')
+  } finally {
+    closeSync(fd)
+  }
+}
+
 /**
  * OpenSSH known_hosts files, parsed and matched exactly as ssh does: plain and hashed
  * names, `[host]:port`, `*`/`?` wildcards, `!` negation, `@revoked`, `@cert-authority`.
@@ -106,7 +151,8 @@ export class KnownHosts {
   /** Reads files (default: ssh's); a missing file counts as empty. */
   static async load(files: string | string[] = defaultKnownHostsFiles()): Promise<KnownHosts> {
     const list = fileList(files)
-    const sources = await Promise.all(list.map(async (path) => ({ path, text: await readFile(path, 'utf8').catch((e: NodeJS.ErrnoException) => {
+    const sources = await Promise.all(list.map(async (path) => ({ path, text: await readKnownHostsFile(path).catch((e: NodeJS.ErrnoException) => {
+      if (e instanceof ConfigError) throw e
       if (e.code === 'ENOENT') return ''
       throw new ConfigError(`cannot read known_hosts file ${path}: ${e.message}`, { option: 'knownHosts', file: path })
     }) })))
@@ -118,8 +164,9 @@ export class KnownHosts {
     const list = fileList(files)
     return new KnownHosts(list.map((path) => {
       try {
-        return { path, text: readFileSync(path, 'utf8') }
+        return { path, text: readKnownHostsFileSync(path) }
       } catch (e) {
+        if (e instanceof ConfigError) throw e
         if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { path, text: '' }
         throw new ConfigError(`cannot read known_hosts file ${path}: ${(e as Error).message}`, { option: 'knownHosts', file: path })
       }
@@ -129,7 +176,8 @@ export class KnownHosts {
   /** Parses known_hosts text. */
   static parse(text: string, file?: string): KnownHosts {
     if (typeof text !== 'string') throw new ConfigError('known_hosts text must be a string', { option: 'knownHosts' })
-    return new KnownHosts([{ path: file, text }])
+    if (file !== undefined && file !== null && typeof file !== 'string') throw new ConfigError('the known_hosts file name must be a string', { option: 'knownHosts' })
+    return new KnownHosts([{ path: file ?? undefined, text }])
   }
 
   /** Lines that could not be used, with file and line. */
@@ -163,8 +211,13 @@ export class KnownHosts {
 
   /** A known_hosts line for `key`, hashed like `ssh-keygen -H` when `hash` is set. */
   static formatLine(host: string, port: number, key: string, options: { hash?: boolean } = {}): string {
+    if (options === null) options = {}
+    if (typeof options !== 'object') throw new ConfigError('options: must be an object { hash }', { option: 'options' })
+    for (const k of Object.keys(options)) {
+      if (k !== 'hash') throw new ConfigError(`unknown option '${k}' (known: hash)`, { option: k })
+    }
     try {
-      return binding.knownHostsLine(checkHost(host), checkPort(port), checkKey(key), Boolean(options?.hash))
+      return binding.knownHostsLine(checkHost(host), checkPort(port), checkKey(key), Boolean(options.hash))
     } catch (e) {
       throw fromNative(e)
     }

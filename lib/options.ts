@@ -187,6 +187,15 @@ function distance(a: string, b: string): number {
   return dp[a.length][b.length]
 }
 
+const HOST_KEY_FORMS = ['knownHosts', 'fingerprint', 'verify']
+
+/** Refuses a key of `o` not in `known`, naming the option it belongs to (`where.key`). */
+function onlyKeys(o: object, where: string, known: string[]): void {
+  for (const k of Object.keys(o)) {
+    if (!known.includes(k)) bad(`${where}.${k}`, `unknown option (known here: ${known.join(', ')})`)
+  }
+}
+
 function bad(option: string, message: string): never {
   throw new ConfigError(`${option}: ${message}`, { option })
 }
@@ -245,6 +254,11 @@ export function resolveOptions(input: ConnectOptions): Resolved {
   if (!host) bad('host', 'is required')
   const port = optNumber(o, 'port', 1, 65535) ?? 22
   const username = optString(o, 'username') ?? optString(o, 'user') ?? userInfo().username
+  // both given: the other must be a name too, and the same one
+  if (o.username !== undefined && o.user !== undefined) {
+    const user = optString(o, 'user')
+    if (user !== undefined && user !== username) bad('user', `'user' (${JSON.stringify(user)}) and 'username' (${JSON.stringify(username)}) disagree: give one`)
+  }
   const passphrase = optString(o, 'passphrase')
   const password = optString(o, 'password')
 
@@ -333,7 +347,10 @@ export function resolveOptions(input: ConnectOptions): Resolved {
     native.knownHosts = defaultKnownHostsFiles()
   } else if (hk === 'insecure-accept-any') {
     native.hostKeyMode = 'insecure'
+  } else if (typeof hk === 'object' && Object.keys(hk).filter((k) => HOST_KEY_FORMS.includes(k)).length > 1) {
+    bad('hostKey', `give one of knownHosts, fingerprint and verify, not ${Object.keys(hk).filter((k) => HOST_KEY_FORMS.includes(k)).join(' and ')}`)
   } else if (typeof hk === 'object' && 'knownHosts' in hk) {
+    onlyKeys(hk, 'hostKey', ['knownHosts', 'acceptNew', 'hash', 'alias'])
     const files = (hk as { knownHosts: unknown }).knownHosts
     const list = typeof files === 'string' ? [files] : files
     if (!Array.isArray(list) || list.length === 0 || !list.every((f) => typeof f === 'string' && f.length > 0)) {
@@ -351,6 +368,7 @@ export function resolveOptions(input: ConnectOptions): Resolved {
       native.hostKeyAlias = alias as string
     }
   } else if (typeof hk === 'object' && 'fingerprint' in hk) {
+    onlyKeys(hk, 'hostKey', ['fingerprint'])
     const f = (hk as { fingerprint: unknown }).fingerprint
     const list = typeof f === 'string' ? [f] : f
     if (!Array.isArray(list) || list.length === 0 || !list.every((x) => typeof x === 'string' && /^(SHA256:)?[A-Za-z0-9+/]{43}=?$/.test(x.trim()))) {
@@ -359,6 +377,7 @@ export function resolveOptions(input: ConnectOptions): Resolved {
     native.hostKeyMode = 'fingerprint'
     native.fingerprints = list as string[]
   } else if (typeof hk === 'object' && 'verify' in hk) {
+    onlyKeys(hk, 'hostKey', ['verify'])
     const fn = (hk as { verify: unknown }).verify
     if (typeof fn !== 'function') bad('hostKey.verify', 'must be a function (key) => boolean | Promise<boolean>')
     native.hostKeyMode = 'verify'
@@ -432,8 +451,8 @@ export function resolveOptions(input: ConnectOptions): Resolved {
   }
   let sock: Resolved['sock']
   if (o.sock !== undefined && o.sock !== null) {
-    const d = o.sock as { write?: unknown; on?: unknown; end?: unknown }
-    if (typeof d !== 'object' || typeof d.write !== 'function' || typeof d.on !== 'function' || typeof d.end !== 'function') bad('sock', 'must be a connected Duplex stream')
+    const d = o.sock as { write?: unknown; on?: unknown; once?: unknown; end?: unknown }
+    if (typeof d !== 'object' || typeof d.write !== 'function' || typeof d.on !== 'function' || typeof d.once !== 'function' || typeof d.end !== 'function') bad('sock', 'must be a connected Duplex stream')
     if (proxy !== undefined || proxyCommand !== undefined) bad('sock', 'cannot be combined with proxy or proxyCommand')
     sock = o.sock as import('node:stream').Duplex
   }

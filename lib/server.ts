@@ -118,7 +118,7 @@ export class SshServer extends EventEmitter {
     super()
     const { native: opts, handlers } = resolveServerOptions(options)
     try {
-      this.#native = new binding.NativeServer(opts, authHandler(handlers.auth), sessionHandler(handlers), forwardHandler(handlers), noop)
+      this.#native = new binding.NativeServer(opts, authHandler(handlers.auth), sessionHandler(handlers), forwardHandler(handlers), noop, () => this.#syncRef())
     } catch (e) {
       throw fromNative(e)
     }
@@ -137,12 +137,22 @@ export class SshServer extends EventEmitter {
     if (this.#closing) throw new ConfigError('listen: the server was closed; create a new one', { option: 'listen' })
     await native(() => this.#native.listen(host, port))
     this.#listening = true
-    if (this.#refed) this.#native.setRef(true)
+    this.#syncRef()
     return this
   }
 
-  /** The address listened on, or null before {@link SshServer.listen}. */
+  /**
+   * Holds the process while the server listens (unless unref()'d) and, as a `net.Server`'s
+   * sockets do, while any connection is open whatever ref() says.
+   */
+  #syncRef(): void {
+    const listening = this.#listening && this.#refed && !this.#closing
+    this.#native.setRef(listening || this.#native.liveConnections > 0)
+  }
+
+  /** The address listened on, or null before {@link SshServer.listen} and once closing. */
   address(): ServerAddress | null {
+    if (this.#closing) return null
     return this.#native.address ?? null
   }
 
@@ -173,20 +183,21 @@ export class SshServer extends EventEmitter {
       this.#listening = false
       emitFromPromise(this, 'close')
     })
+    this.#syncRef()
     return this.#closing
   }
 
-  /** Lets the process exit while the server listens (like `net.Server.unref()`). */
+  /** Lets the process exit while the server listens (like `net.Server.unref()`: open connections still hold it until they end). */
   unref(): this {
     this.#refed = false
-    if (this.#listening) this.#native.setRef(false)
+    this.#syncRef()
     return this
   }
 
   /** Keeps the process alive while the server listens (the default). */
   ref(): this {
     this.#refed = true
-    if (this.#listening && !this.#closing) this.#native.setRef(true)
+    this.#syncRef()
     return this
   }
 

@@ -1,4 +1,4 @@
-import { mkdir as mkdirLocal, readdir as readdirLocal, lstat as lstatLocal, readlink as readlinkLocal, realpath as realpathLocal, symlink as symlinkLocal, stat as statLocal } from 'node:fs/promises'
+import { mkdir as mkdirLocal, unlink as unlinkLocal, readdir as readdirLocal, lstat as lstatLocal, readlink as readlinkLocal, realpath as realpathLocal, symlink as symlinkLocal, stat as statLocal } from 'node:fs/promises'
 import { join, posix, sep } from 'node:path'
 import { Readable, Writable } from 'node:stream'
 
@@ -217,7 +217,10 @@ function modeOf(mode: number | string | undefined, option = 'mode'): number | un
 function timeOf(t: number | string | Date, option: string): number {
   const ms = t instanceof Date ? t.getTime() : typeof t === 'string' ? Date.parse(t) : t * 1000
   if (!Number.isFinite(ms)) throw new ConfigError(`${option}: must be a Date or seconds since the epoch`, { option })
-  return Math.floor(ms / 1000)
+  const s = Math.floor(ms / 1000)
+  // SFTP v3 carries times as uint32 seconds: anything else would wrap (-100 → 2106)
+  if (s < 0 || s > 0xffffffff) throw new ConfigError(`${option}: must be between 1970-01-01 and 2106-02-07 (SFTP v3 times are 32-bit)`, { option })
+  return s
 }
 
 /** An open remote file, shaped like `fs.promises.FileHandle`. */
@@ -244,8 +247,22 @@ export class FileHandle {
     if (!(buffer instanceof Uint8Array)) throw new ConfigError(`buffer: must be a Buffer or Uint8Array, got ${buffer === null ? 'null' : typeof buffer}`, { option: 'buffer' })
     intOf(offset, 'offset', 0, buffer.length)
     length = intOf(length, 'length', 0, buffer.length - offset) ?? buffer.length - offset
-    if (position !== null) intOf(position, 'position', 0)
-    const at = position ?? this.#position
+    if (position !== null) {
+      intOf(position, 'position', 0)
+      return { bytesRead: await this.#readAt(buffer, offset, length, position), buffer }
+    }
+    // reads at the current position go one after the other, as on a local descriptor: each
+    // starts where the one before ended (which only its reply tells)
+    const turn = this.#reading.then(async () => {
+      const n = await this.#readAt(buffer, offset, length, this.#position)
+      this.#position += n
+      return n
+    })
+    this.#reading = turn.catch(() => {})
+    return { bytesRead: await turn, buffer }
+  }
+  #reading: Promise<unknown> = Promise.resolve()
+  async #readAt(buffer: Uint8Array, offset: number, length: number, at: number): Promise<number> {
     let done = 0
     while (done < length) {
       const chunk = await call(this.#sftp, 'read', this.#handle, at + done, Math.min(length - done, 255 * 1024))
@@ -253,24 +270,45 @@ export class FileHandle {
       chunk.copy(buffer, offset + done)
       done += chunk.length
     }
-    if (position === null) this.#position += done
-    return { bytesRead: done, buffer }
+    return done
   }
-  /** Writes `data` at `position` (null = current). */
-  async write(data: Buffer | string, position: number | null = null): Promise<{
+  /**
+   * Writes `data` at `position` (null = current): `(data, position?)`. Called with more
+   * arguments it takes them as `fs.promises.FileHandle.write` does: `(buffer, offset, length,
+   * position)`, `(buffer, { offset, length, position })` or `(string, position, encoding)`,
+   * instead of silently writing the whole buffer at `offset`. The current position is taken
+   * (and advanced) before the request goes out, so writes issued without awaiting land one
+   * after the other.
+   */
+  async write(data: Buffer | Uint8Array | string, a?: number | null | { offset?: number; length?: number; position?: number | null }, b?: number | BufferEncoding | null, c?: number | null): Promise<{
     /** Bytes written. */
     bytesWritten: number
   }> {
     this.#check()
-    const buf = bytesOf(data)
+    let buf: Buffer
+    let position: number | null
+    if (typeof data === 'string') {
+      buf = bytesOf(data, encodingOf(b ?? undefined))
+      position = (a as number | null | undefined) ?? null
+    } else if ((a !== null && typeof a === 'object') || arguments.length > 2) {
+      const all = bytesOf(data)
+      const o = a !== null && typeof a === 'object' ? a : { offset: a ?? undefined, length: (b as number | null | undefined) ?? undefined, position: c }
+      const offset = intOf(o.offset, 'offset', 0, all.length) ?? 0
+      const length = intOf(o.length, 'length', 0, all.length - offset) ?? all.length - offset
+      buf = all.subarray(offset, offset + length)
+      position = o.position ?? null
+    } else {
+      buf = bytesOf(data)
+      position = (a as number | null | undefined) ?? null
+    }
     if (position !== null) intOf(position, 'position', 0)
     const at = position ?? this.#appendAt ?? this.#position
-    await call(this.#sftp, 'write', this.#handle, at, buf)
     if (position === null) {
       // after an append the position is the new end, as for a local file opened with O_APPEND
       if (this.#appendAt !== undefined) this.#appendAt += buf.length
       this.#position = this.#appendAt ?? this.#position + buf.length
     }
+    await call(this.#sftp, 'write', this.#handle, at, buf)
     return { bytesWritten: buf.length }
   }
   /** Attributes of the open file. */
@@ -372,7 +410,7 @@ export class SftpClient {
   }
   /** Changes owner and group ids. */
   async chown(path: string, uid: number, gid: number): Promise<void> {
-    if (!Number.isInteger(uid) || !Number.isInteger(gid) || uid < 0 || gid < 0) throw new ConfigError('chown: uid and gid must be non-negative integers', { option: 'uid' })
+    if (!Number.isInteger(uid) || !Number.isInteger(gid) || uid < 0 || gid < 0 || uid > 0xffffffff || gid > 0xffffffff) throw new ConfigError('chown: uid and gid must be non-negative integers', { option: 'uid' })
     await call(this.#n, 'setstat', checkPath(path), { uid, gid })
   }
   /** Sets access and modification times. */
@@ -436,7 +474,8 @@ export class SftpClient {
         await call(this.#n, 'mkdir', cur, mode)
       } catch (e) {
         if ((e as SftpError).code !== 'EEXIST') throw e
-        if (!(await this.stat(cur)).isDirectory()) throw e
+        // as fs.mkdir: a file on the way is ENOTDIR
+        if (!(await this.stat(cur)).isDirectory()) throw new SftpError(`ENOTDIR: '${cur}' is not a directory`, 'ENOTDIR', { status: 0, path: cur })
       }
     }
   }
@@ -549,8 +588,7 @@ export class SftpClient {
     checkPath(path)
     const o = optionsOf(streamOptions)
     const writer = call(this.#n, 'writeStream', path, flagsOf(o.flags, 'flags') ?? 'w', intOf(o.start, 'start', 0), modeOf(o.mode), intOf(o.concurrency, 'concurrency', 1, 256))
-    writer.catch(() => {})
-    const w = new Writable({
+    const w: Writable = new Writable({
       highWaterMark: 1024 * 1024,
       write(chunk: Buffer, _enc, cb) {
         writer.then((x) => call(x, 'write', chunk)).then(() => cb(), (e) => cb(e))
@@ -563,6 +601,8 @@ export class SftpClient {
       },
     })
     w.on('error', () => {})
+    // as fs.createWriteStream: a file that cannot be opened is an 'error' at once
+    writer.catch((e: Error) => w.destroy(e))
     return w
   }
 
@@ -590,8 +630,10 @@ export class SftpClient {
     const files: { from: string; to: string; size: number }[] = []
     // the real paths of the directories being walked, root first: a followed link back into
     // one of them would never end
-    const walk = async (dir: string, rel: string, above: string[]): Promise<void> => {
-      await mkdirLocal(join(local, rel), { recursive: true })
+    // directories are made with the remote one's permission bits (and the umask), owner
+    // rwx added, as OpenSSH's sftp get -r makes them: a private directory stays private
+    const walk = async (dir: string, rel: string, above: string[], mode: number): Promise<void> => {
+      await mkdirLocal(join(local, rel), { recursive: true, mode: (mode & 0o7777) | 0o700 })
       for (const e of await this.readdir(dir, { withFileTypes: true })) {
         // a name is one path component: a server listing '../x' or 'a/b' must not place a
         // file outside `local` (OpenSSH's sftp refuses such names too)
@@ -606,7 +648,14 @@ export class SftpClient {
           if (how === 'skip') continue
           if (how === 'preserve') {
             if (options.filter && !options.filter(r, false)) continue
-            await symlinkLocal(await this.readlink(from), join(local, r)).catch(() => {})
+            const target = await this.readlink(from)
+            const at = join(local, r)
+            await symlinkLocal(target, at).catch(async (e: NodeJS.ErrnoException) => {
+              // an earlier copy's link is replaced, as files are; anything else fails the transfer
+              if (e.code !== 'EEXIST' || !(await lstatLocal(at)).isSymbolicLink()) throw e
+              await unlinkLocal(at)
+              await symlinkLocal(target, at)
+            })
             continue
           }
           st = await this.stat(from).catch(() => st)
@@ -615,12 +664,14 @@ export class SftpClient {
         if (st.isDirectory()) {
           const real = e.isSymbolicLink() ? await this.realpath(from) : posix.join(above[above.length - 1], e.name)
           if (above.includes(real)) throw loop(from, real)
-          await walk(from, r, [...above, real])
+          await walk(from, r, [...above, real], st.mode)
         } else if (st.isFile()) files.push({ from, to: join(local, r), size: Number(st.size) })
       }
     }
     const root = checkPath(remote, 'remote')
-    await walk(root, '', [await this.realpath(root)])
+    const rootStat = await this.stat(root)
+    if (!rootStat.isDirectory()) throw new SftpError(`ENOTDIR: '${root}' is not a directory (use download)`, 'ENOTDIR', { status: 0, path: root })
+    await walk(root, '', [await this.realpath(root)], rootStat.mode)
     return this.#copyMany(files, options, false, (f, o) => this.download(f.from, f.to, o))
   }
 
@@ -628,8 +679,9 @@ export class SftpClient {
   async uploadDir(local: string, remote: string, dirOptions: DirTransferOptions = {}): Promise<number> {
     const options = checkDirOptions(dirOptions)
     const files: { from: string; to: string; size: number }[] = []
-    const walk = async (dir: string, rel: string, above: string[]): Promise<void> => {
-      await this.mkdir(rel ? posix.join(remote, rel) : remote, { recursive: true })
+    // directories are made with the local one's permission bits, as files are
+    const walk = async (dir: string, rel: string, above: string[], mode: number): Promise<void> => {
+      await this.mkdir(rel ? posix.join(remote, rel) : remote, { recursive: true, mode: (mode & 0o7777) | 0o700 })
       for (const e of await readdirLocal(dir, { withFileTypes: true })) {
         const r = rel ? `${rel}/${e.name}` : e.name
         const from = join(dir, e.name)
@@ -640,7 +692,13 @@ export class SftpClient {
           if (how === 'skip') continue
           if (how === 'preserve') {
             if (options.filter && !options.filter(r, false)) continue
-            await this.symlink(await readlinkLocal(from), posix.join(remote, r)).catch(() => {})
+            const target = await readlinkLocal(from)
+            const at = posix.join(remote, r)
+            await this.symlink(target, at).catch(async (e: SftpError) => {
+              if (!(await this.lstat(at).then((s) => s.isSymbolicLink(), () => false))) throw e
+              await this.unlink(at)
+              await this.symlink(target, at)
+            })
             continue
           }
           const st = await statLocal(from).catch(() => undefined)
@@ -652,12 +710,12 @@ export class SftpClient {
         if (isDir) {
           const real = e.isSymbolicLink() ? await realpathLocal(from) : join(above[above.length - 1], e.name)
           if (above.includes(real)) throw loop(from, real)
-          await walk(from, r, [...above, real])
+          await walk(from, r, [...above, real], (await statLocal(from)).mode)
         } else if (isFile) files.push({ from, to: posix.join(remote, r), size: (await lstatLocal(from)).size })
       }
     }
     const root = checkPath(local, 'local')
-    await walk(root, '', [await realpathLocal(root)])
+    await walk(root, '', [await realpathLocal(root)], (await statLocal(root)).mode)
     return this.#copyMany(files, options, true, (f, o) => this.upload(f.from, f.to, o))
   }
 

@@ -21,6 +21,7 @@ describe('connect() rejects bad options with ConfigError before touching the net
   })
   it('checks transports', async () => {
     await configError({ host: 'h', sock: {} }, /sock.*Duplex/, 'sock')
+    await configError({ host: 'h', sock: { write() {}, on() {}, end() {} } }, /sock.*Duplex/, 'sock')
     await configError({ host: 'h', proxy: 'ftp://x:1', password: 'p' }, /proxy/, 'proxy')
     await configError({ host: 'h', proxy: 'socks5://p:1', proxyCommand: 'nc %h %p' }, /either proxy or proxyCommand/, 'proxy')
     await configError({ host: 'h', proxyCommand: '  ' }, /proxyCommand/, 'proxyCommand')
@@ -30,6 +31,13 @@ describe('connect() rejects bad options with ConfigError before touching the net
   })
   it.each([0, 65536, -1, 1.5, '22', NaN])('port %s is out of range', async (port) => {
     await configError({ host: 'h', port }, /port/, 'port')
+  })
+  it('refuses unknown or conflicting host key options and disagreeing user names', async () => {
+    await configError({ host: 'h', hostKey: { knownHosts: '/x', acceptnew: true } }, /unknown option/, 'hostKey.acceptnew')
+    await configError({ host: 'h', hostKey: { fingerprint: 'SHA256:' + 'A'.repeat(43), extra: 1 } }, /unknown option/, 'hostKey.extra')
+    await configError({ host: 'h', hostKey: { knownHosts: '/x', fingerprint: 'SHA256:' + 'A'.repeat(43) } }, /give one of/, 'hostKey')
+    await configError({ host: 'h', username: 'a', user: 'b' }, /disagree/, 'user')
+    await configError({ host: 'h', username: 'a', user: Symbol('x') }, /user/, 'user')
   })
   it('checks key, password and host key shapes', async () => {
     await configError({ host: 'h', privateKey: 12 }, /privateKey/, 'privateKey')

@@ -37,7 +37,7 @@ fn load_certificate(source: &KeySource) -> Result<Certificate> {
     };
     let data = match source {
         KeySource::Data(d) => d.as_ref().clone(),
-        KeySource::Path(p) => std::fs::read(p).map_err(|e| Error::Config {
+        KeySource::Path(p) => crate::files::read_limited(p, crate::files::KEY_FILE_LIMIT).map_err(|e| Error::Config {
             option: Some(option.into()),
             file: file.clone(),
             line: None,
@@ -84,7 +84,7 @@ pub(crate) fn prepare(methods: &[AuthMethod]) -> Result<Vec<Prepared>> {
                 };
                 let data = match source {
                     KeySource::Data(d) => d.as_ref().clone(),
-                    KeySource::Path(p) => std::fs::read(p).map_err(|e| Error::Config {
+                    KeySource::Path(p) => crate::files::read_limited(p, crate::files::KEY_FILE_LIMIT).map_err(|e| Error::Config {
                         option: Some(option.into()),
                         file: Some(p.clone()),
                         line: None,

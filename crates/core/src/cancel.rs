@@ -18,6 +18,12 @@ struct Inner {
     notify: Notify,
 }
 
+impl std::fmt::Debug for CancelToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("CancelToken").field(&self.is_cancelled()).finish()
+    }
+}
+
 impl CancelToken {
     pub fn new() -> Self {
         Self::default()

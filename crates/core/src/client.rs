@@ -569,14 +569,22 @@ fn validate(opts: &ConnectOptions) -> Result<()> {
     if bare_host(&opts.host).is_empty() {
         return Err(Error::config("host", "host is required"));
     }
-    if opts.host.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(Error::config("host", format!("host {:?} contains whitespace or control characters", opts.host)));
+    if let Some(why) = crate::options::host_name_problem(bare_host(&opts.host)) {
+        return Err(Error::config("host", format!("host {:?} {why}", opts.host)));
+    }
+    if let Route::ProxyCommand { original_host, .. } = &opts.route {
+        if let Some(why) = crate::options::host_name_problem(bare_host(original_host)) {
+            return Err(Error::config("host", format!("host {original_host:?} {why}")));
+        }
     }
     if opts.port == 0 {
         return Err(Error::config("port", "port must be between 1 and 65535"));
     }
     if opts.username.is_empty() {
         return Err(Error::config("username", "username is required"));
+    }
+    if let Some(why) = crate::options::user_name_problem(&opts.username) {
+        return Err(Error::config("username", format!("user name {:?} {why}", opts.username)));
     }
     if opts.max_sessions == 0 {
         return Err(Error::config("maxSessions", "maxSessions must be at least 1"));
@@ -917,6 +925,8 @@ impl Client {
     /// connections to `target`. Returns the port the server bound.
     pub async fn forward_remote(&self, bind_address: &str, port: u16, target: Target) -> Result<u16> {
         let spec = format!("{bind_address}:{port} → {}", target.describe());
+        // the request carries the bare literal: `[::1]` → `::1`
+        let bind_address = bare_host(bind_address);
         // a fixed port is recorded before the request: sshd can send the first connections
         // before its reply has been read, and they would be refused as unknown
         let token = CancelToken::new();
@@ -948,6 +958,8 @@ impl Client {
     }
 
     pub async fn cancel_forward_remote(&self, bind_address: &str, port: u16) -> Result<()> {
+        // the request carries the bare literal: `[::1]` → `::1`
+        let bind_address = bare_host(bind_address);
         self.shared.remote_tcp.lock().unwrap_or_else(|p| p.into_inner()).retain(|(a, p, _, stop)| {
             let this = a == bind_address && *p == port as u32;
             if this {

@@ -153,7 +153,7 @@ impl KnownHostsFile {
 
     /// Reads and parses a file. A missing file is an empty one, as for ssh(1).
     pub fn load(path: &Path) -> io::Result<KnownHostsFile> {
-        match std::fs::read(path) {
+        match crate::files::read_limited(path, crate::files::TEXT_FILE_LIMIT) {
             // Comments may be in any encoding; only hosts and keys need to be ASCII.
             Ok(bytes) => Ok(Self::parse(&String::from_utf8_lossy(&bytes), Some(path))),
             Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(Self::parse("", Some(path))),

@@ -9,6 +9,7 @@ pub mod cancel;
 pub mod channel;
 pub mod client;
 pub mod error;
+pub mod files;
 pub mod forward;
 mod host_key;
 pub mod keys;

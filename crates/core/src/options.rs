@@ -266,3 +266,68 @@ mod tests {
         assert!(!s.contains("BEGIN") && !s.contains("pp)"), "{s}");
     }
 }
+
+/// Why `host` cannot name a server, if it cannot: the characters OpenSSH's `ssh` refuses in a
+/// host name (a leading `-`, whitespace, control characters and the shell's metacharacters),
+/// because a host name reaches a shell through `%h` in a ProxyCommand or `Match exec`. No
+/// real host name or address contains them.
+pub fn host_name_problem(host: &str) -> Option<&'static str> {
+    if host.starts_with('-') {
+        return Some("starts with '-'");
+    }
+    if host.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Some("contains whitespace or control characters");
+    }
+    if host.contains(['\'', '`', '"', '$', '\\', ';', '&', '<', '>', '|', '(', ')', '{', '}', ',']) {
+        return Some("contains characters a shell would act on ('`\"$\\;&<>|(){},)");
+    }
+    None
+}
+
+/// Why `user` cannot be a remote user name, if it cannot: what OpenSSH's `ssh` refuses (a
+/// leading `-`, control characters, the shell's quoting and command characters, a `-`
+/// after whitespace, a trailing `\`), because `%r` reaches a shell the same way.
+pub fn user_name_problem(user: &str) -> Option<&'static str> {
+    if user.starts_with('-') {
+        return Some("starts with '-'");
+    }
+    if user.chars().any(|c| c.is_control()) {
+        return Some("contains control characters");
+    }
+    if user.contains(['\'', '`', '"', ';', '&', '<', '>', '|', '(', ')', '{', '}']) {
+        return Some("contains characters a shell would act on ('`\";&<>|(){})");
+    }
+    let b = user.as_bytes();
+    if b.windows(2).any(|w| (w[0] as char).is_ascii_whitespace() && w[1] == b'-') {
+        return Some("has a '-' after whitespace");
+    }
+    if user.ends_with('\\') {
+        return Some("ends with '\\'");
+    }
+    None
+}
+
+#[cfg(test)]
+mod name_tests {
+    use super::*;
+
+    #[test]
+    fn host_names_that_would_reach_a_shell_are_refused_as_ssh_refuses_them() {
+        for ok in ["example.com", "10.0.0.1", "::1", "fe80::1%eth0", "host_name", "xn--bcher-kva.example", "a.b-c"] {
+            assert_eq!(host_name_problem(ok), None, "{ok}");
+        }
+        for bad in ["-oProxyCommand=x", "$(touch x)", "a;b", "a|b", "a`b`", "a'b", "a\"b", "a\\b", "a&b", "a<b", "a>b", "a(b)", "a{b}", "a,b", "a b", "a\nb", "a\0b"] {
+            assert!(host_name_problem(bad).is_some(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn user_names_that_would_reach_a_shell_are_refused_as_ssh_refuses_them() {
+        for ok in ["deploy", "first.last", "DOMAIN\\user", "user@realm", "x$", "with space", "a-b"] {
+            assert_eq!(user_name_problem(ok), None, "{ok}");
+        }
+        for bad in ["-oProxyCommand=x", "$(x)".replace('$', "`").as_str(), "a;b", "a|b", "a'b", "a\"b", "a&b", "a<b", "a>b", "a(b", "a{b", "x -oFoo", "trailing\\", "a\tb\n"] {
+            assert!(user_name_problem(bad).is_some(), "{bad:?}");
+        }
+    }
+}

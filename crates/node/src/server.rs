@@ -137,6 +137,7 @@ type AuthFn = ThreadsafeFunction<AuthArgs, Promise<bool>, AuthArgs, Status, fals
 type SessionFn = ThreadsafeFunction<SessionArgs, Promise<bool>, SessionArgs, Status, false, true>;
 type ForwardFn = ThreadsafeFunction<NativeForwardRequest, Promise<bool>, NativeForwardRequest, Status, false, true>;
 type KeepAliveFn = ThreadsafeFunction<(), (), (), Status, false>;
+type ConnectionsFn = ThreadsafeFunction<(), (), (), Status, false, true>;
 
 fn connection(p: &PeerInfo) -> NativeConnection {
     NativeConnection {
@@ -152,6 +153,7 @@ struct JsCallbacks {
     auth: Arc<AuthFn>,
     session: Arc<SessionFn>,
     forward: Arc<ForwardFn>,
+    connections: ConnectionsFn,
 }
 
 /// A JS callback's Promise<boolean>; a throw, a rejection or anything but `true` is a refusal.
@@ -202,6 +204,10 @@ impl ServerCallbacks for JsCallbacks {
         };
         let f = Arc::clone(&self.session);
         Box::pin(async move { verdict(f.call_async_catch(FnArgs::from((native, NativeServerChannel::new(channel)))).await).await })
+    }
+
+    fn connections_changed(&self) {
+        self.connections.call((), napi::threadsafe_function::ThreadsafeFunctionCallMode::NonBlocking);
     }
 
     fn forward(&self, req: ForwardRequest) -> ferrossh_core::options::BoxFuture<bool> {
@@ -305,7 +311,7 @@ impl NativeServer {
     /// loop while the server listens (see `setRef`).
     #[napi(
         constructor,
-        ts_args_type = "options: NativeServerOptions, onAuth: (req: NativeAuthRequest, prompter: NativeKbdPrompter | null) => Promise<boolean>, onSession: (req: NativeSessionStart, channel: NativeServerChannel) => Promise<boolean>, onForward: (req: NativeForwardRequest) => Promise<boolean>, keepAlive: () => void"
+        ts_args_type = "options: NativeServerOptions, onAuth: (req: NativeAuthRequest, prompter: NativeKbdPrompter | null) => Promise<boolean>, onSession: (req: NativeSessionStart, channel: NativeServerChannel) => Promise<boolean>, onForward: (req: NativeForwardRequest) => Promise<boolean>, keepAlive: () => void, onConnections: () => void"
     )]
     #[allow(deprecated)]
     pub fn new(
@@ -315,12 +321,14 @@ impl NativeServer {
         on_session: Function<SessionArgs, Promise<bool>>,
         on_forward: Function<NativeForwardRequest, Promise<bool>>,
         keep_alive: Function<(), ()>,
+        on_connections: Function<(), ()>,
     ) -> napi::Result<Self> {
         let opts = server_options(options).js()?;
         let callbacks = JsCallbacks {
             auth: Arc::new(on_auth.build_threadsafe_function().weak::<true>().callee_handled::<false>().build()?),
             session: Arc::new(on_session.build_threadsafe_function().weak::<true>().callee_handled::<false>().build()?),
             forward: Arc::new(on_forward.build_threadsafe_function().weak::<true>().callee_handled::<false>().build()?),
+            connections: on_connections.build_threadsafe_function().weak::<true>().callee_handled::<false>().build()?,
         };
         let server = Server::new(opts, Arc::new(callbacks)).js()?;
         let mut ka: KeepAliveFn = keep_alive.build_threadsafe_function().callee_handled::<false>().build()?;
@@ -351,6 +359,12 @@ impl NativeServer {
     #[napi(getter)]
     pub fn connections(&self) -> u32 {
         self.inner.connection_count() as u32
+    }
+
+    /// Connections still served (`onConnections` is called when this goes from 0 to 1 or back).
+    #[napi(getter)]
+    pub fn live_connections(&self) -> u32 {
+        self.inner.live_connections() as u32
     }
 
     #[napi(getter)]

@@ -1,6 +1,8 @@
 //! Copies bytes between a server channel and a local stream (a forwarded TCP connection, the
 //! SFTP server's end of a pipe) entirely in Rust. Each direction ends with EOF on the other
-//! side; the channel is closed when both are done.
+//! side; the channel is closed when both are done, or at once when reading the stream fails
+//! (a reset: the client hears of it, as sshd tells it) or the channel goes away (the stream
+//! is closed then, not whenever its idle peer next sends something).
 
 use std::sync::Arc;
 
@@ -34,14 +36,28 @@ where
     let up = async {
         let mut buf = vec![0u8; CHUNK];
         loop {
-            let got = rd.read(&mut buf).await.map_err(|e| Error::disconnected(format!("local socket: {e}")))?;
+            let got = tokio::select! {
+                r = rd.read(&mut buf) => r.map_err(|e| Error::disconnected(format!("local socket: {e}")))?,
+                _ = ch.closed() => return Ok(()),
+            };
             if got == 0 {
                 return ch.eof().await;
             }
             ch.write(0, buf[..got].to_vec()).await?;
         }
     };
-    let (_, u) = tokio::join!(down, up);
+    tokio::pin!(down, up);
+    // a clean end of one direction waits for the other (half-close); a failure ends both
+    let u = tokio::select! {
+        _ = &mut down => up.await,
+        u = &mut up => match u {
+            Ok(()) => {
+                down.await;
+                Ok(())
+            }
+            Err(e) => Err(e),
+        },
+    };
     match exit_status {
         Some(code) => {
             let _ = ch.exit(code).await;

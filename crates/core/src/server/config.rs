@@ -157,7 +157,7 @@ pub(crate) fn load_host_keys(opts: &ServerOptions) -> Result<Vec<PrivateKey>> {
         let (data, pass, what) = match src {
             HostKeySource::Data(d, p) => (d.as_ref().clone(), p.clone(), format!("hostKeys[{i}]")),
             HostKeySource::Path(path, p) => {
-                let d = std::fs::read(path).map_err(|e| host_key_error(&format!("hostKeys[{i}]"), &format!("cannot read {}: {e}", path.display())))?;
+                let d = crate::files::read_limited(path, crate::files::KEY_FILE_LIMIT).map_err(|e| host_key_error(&format!("hostKeys[{i}]"), &format!("cannot read {}: {e}", path.display())))?;
                 (d, p.clone(), format!("hostKeys[{i}] ({})", path.display()))
             }
         };
@@ -182,7 +182,7 @@ fn host_key_error(option: &str, message: &str) -> Error {
 /// The key at `path`, or a new ed25519 key written there (mode 0600, never over an existing
 /// file) with its `.pub` beside it, as `ssh-keygen` lays them out.
 fn load_or_create(path: &Path) -> Result<PrivateKey> {
-    match std::fs::read(path) {
+    match crate::files::read_limited(path, crate::files::KEY_FILE_LIMIT) {
         Ok(data) => {
             return keys::load_private_key(&data, None).map_err(|e| host_key_error("hostKeyPath", &format!("{}: {e}", path.display())));
         }

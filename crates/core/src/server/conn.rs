@@ -41,6 +41,9 @@ pub(crate) struct ConnEntry {
     kill: Arc<KillSwitch>,
     disconnecting: AtomicBool,
     handle: Mutex<Option<Handle>>,
+    /// The session's handle from its start, authenticated or not: only to tell the client why
+    /// it is being dropped.
+    early_handle: Mutex<Option<Handle>>,
     channels: Mutex<HashMap<u32, Arc<ChannelSlot>>>,
     pub(crate) forwards: Mutex<Vec<RemoteForward>>,
     /// Told whenever a channel or the connection ends (graceful shutdown watches it).
@@ -64,6 +67,7 @@ impl ConnEntry {
             kill: Arc::new(KillSwitch::default()),
             disconnecting: AtomicBool::new(false),
             handle: Mutex::new(None),
+            early_handle: Mutex::new(None),
             channels: Mutex::new(HashMap::new()),
             forwards: Mutex::new(Vec::new()),
             changed,
@@ -96,6 +100,10 @@ impl ConnEntry {
         let ms = self.started.elapsed().as_millis().min(u64::MAX as u128) as u64;
         self.last_active.store(ms, Ordering::Relaxed);
         out
+    }
+
+    pub(crate) fn set_session_handle(&self, handle: Handle) {
+        *lock(&self.early_handle) = Some(handle);
     }
 
     pub(crate) fn set_authenticated(&self, handle: Handle) {
@@ -148,11 +156,17 @@ impl ConnEntry {
     /// Asks the client to go (SSH_MSG_DISCONNECT), then cuts the socket if it is still there
     /// after `grace`. Only the first call does anything.
     pub(crate) async fn disconnect(self: &Arc<Self>, description: &str, grace: std::time::Duration) {
+        self.disconnect_for(Disconnect::ByApplication, description, grace).await
+    }
+
+    /// [`disconnect`](Self::disconnect) with the given reason code.
+    pub(crate) async fn disconnect_for(self: &Arc<Self>, reason: Disconnect, description: &str, grace: std::time::Duration) {
         if self.disconnecting.swap(true, Ordering::SeqCst) {
             return;
         }
-        if let Some(h) = self.handle() {
-            let _ = tokio::time::timeout(grace, h.disconnect(Disconnect::ByApplication, description.to_string(), String::new())).await;
+        let handle = self.handle().or_else(|| lock(&self.early_handle).clone());
+        if let Some(h) = handle {
+            let _ = tokio::time::timeout(grace, h.disconnect(reason, description.to_string(), String::new())).await;
         }
         let me = Arc::clone(self);
         tokio::spawn(async move {
@@ -180,6 +194,7 @@ impl ConnEntry {
             f.task.abort();
         }
         *lock(&self.handle) = None;
+        *lock(&self.early_handle) = None;
         self.kill();
         self.changed.notify_waiters();
     }

@@ -67,14 +67,52 @@ pub(crate) async fn direct(
     let _ = super::bridge::bridge(ch, stream, None).await;
 }
 
-/// The address a tcpip-forward request names, as something to bind (RFC 4254 §7.1: ""
-/// means every address; OpenSSH reads "localhost" as loopback only).
-fn bind_address(address: &str) -> &str {
+/// The addresses a tcpip-forward request names, as things to bind, as sshd reads them
+/// (RFC 4254 §7.1): "" and "*" are every address of both families, "localhost" is loopback
+/// of both (OpenSSH's `ssh -R port:…` sends it), a bracketed IPv6 literal loses its brackets.
+fn bind_addresses(address: &str) -> Vec<&str> {
     match address {
-        "" | "*" | "0.0.0.0" => "0.0.0.0",
-        "::" => "::",
-        "localhost" => "127.0.0.1",
-        other => other,
+        "" | "*" => vec!["0.0.0.0", "::"],
+        "localhost" => vec!["127.0.0.1", "::1"],
+        other => vec![other.strip_prefix('[').and_then(|a| a.strip_suffix(']')).unwrap_or(other)],
+    }
+}
+
+/// A listener on `host:port`; an IPv6 one takes IPv6 only, so the same port can be bound for
+/// IPv4 beside it.
+async fn bind_one(host: &str, port: u16) -> std::io::Result<TcpListener> {
+    let mut last = None;
+    for addr in tokio::net::lookup_host((host, port)).await? {
+        let sock = socket2::Socket::new(socket2::Domain::for_address(addr), socket2::Type::STREAM, Some(socket2::Protocol::TCP))?;
+        if addr.is_ipv6() {
+            sock.set_only_v6(true)?;
+        }
+        #[cfg(unix)]
+        sock.set_reuse_address(true)?;
+        sock.set_nonblocking(true)?;
+        match sock.bind(&addr.into()).and_then(|_| sock.listen(128)) {
+            Ok(()) => return TcpListener::from_std(std::net::TcpListener::from(sock)),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| std::io::Error::new(std::io::ErrorKind::AddrNotAvailable, "no address to listen on")))
+}
+
+/// Binds every address the request names, on one port: the first decides it (the one picked
+/// when 0 was asked for), the others take the same one. As sshd, an address family that
+/// cannot be bound (no IPv6 here) is left out as long as one was.
+async fn bind_all(address: &str, port: u16) -> Option<Vec<TcpListener>> {
+    let mut listeners: Vec<TcpListener> = Vec::new();
+    for host in bind_addresses(address) {
+        let want = listeners.first().and_then(|l| l.local_addr().ok()).map_or(port, |a| a.port());
+        if let Ok(l) = bind_one(host, want).await {
+            listeners.push(l);
+        }
+    }
+    if listeners.is_empty() {
+        None
+    } else {
+        Some(listeners)
     }
 }
 
@@ -90,9 +128,18 @@ pub(crate) async fn remote(server: Arc<ServerInner>, conn: Arc<ConnEntry>, user:
         return None;
     }
     let handle = conn.handle()?;
-    let listener = TcpListener::bind((bind_address(&address), port16)).await.ok()?;
-    let bound = listener.local_addr().ok()?.port() as u32;
-    let task = tokio::spawn(accept_loop(listener, Arc::clone(&conn), handle, address.clone(), bound));
+    let listeners = bind_all(&address, port16).await?;
+    let bound = listeners[0].local_addr().ok()?.port() as u32;
+    let loops: Vec<_> = listeners.into_iter().map(|l| accept_loop(l, Arc::clone(&conn), handle.clone(), address.clone(), bound)).collect();
+    // one task for them all: aborting it (cancel, the connection's end) drops the set, which
+    // aborts each
+    let task = tokio::spawn(async move {
+        let mut set = tokio::task::JoinSet::new();
+        for l in loops {
+            set.spawn(l);
+        }
+        while set.join_next().await.is_some() {}
+    });
     conn.forwards.lock().unwrap_or_else(|p| p.into_inner()).push(RemoteForward { address, port: bound, task });
     Some(bound)
 }

@@ -92,7 +92,8 @@ impl ConnHandler {
             let conn = Arc::clone(&self.conn);
             tokio::spawn(async move {
                 tokio::time::sleep(super::config::AUTH_REJECTION_TIME + std::time::Duration::from_millis(100)).await;
-                conn.kill();
+                // told why, as sshd tells it (reason 2, its words); cut if it lingers
+                conn.disconnect_for(russh::Disconnect::ProtocolError, "Too many authentication failures", std::time::Duration::from_millis(500)).await;
             });
         }
         reject_keep_methods(&self.server)

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -34,6 +34,8 @@ pub(crate) struct ServerInner {
     closing: AtomicBool,
     changed: Arc<Notify>,
     next_id: AtomicU64,
+    /// Connections whose session is still being served.
+    live: AtomicUsize,
 }
 
 impl ServerInner {
@@ -157,6 +159,7 @@ impl Server {
                 closing: AtomicBool::new(false),
                 changed: Arc::new(Notify::new()),
                 next_id: AtomicU64::new(1),
+                live: AtomicUsize::new(0),
             }),
             host_keys,
             local: Mutex::new(None),
@@ -194,6 +197,11 @@ impl Server {
     /// Connections open now (authenticated or not).
     pub fn connection_count(&self) -> usize {
         self.inner.conns().len()
+    }
+
+    /// Connections whose socket is still served (a dropped one until its task has ended).
+    pub fn live_connections(&self) -> usize {
+        self.inner.live.load(Ordering::SeqCst)
     }
 
     pub fn is_closed(&self) -> bool {
@@ -279,6 +287,11 @@ async fn accept_loop(inner: Arc<ServerInner>, listener: TcpListener, local: Sock
         let entry = ConnEntry::new(PeerInfo { id, remote: peer, local }, Arc::clone(&inner.changed), inner.opts.buffer);
         inner.conns().insert(id, Arc::clone(&entry));
         inner.reap();
+        if inner.live.fetch_add(1, Ordering::SeqCst) == 0 {
+            if let Some(cb) = inner.callbacks() {
+                cb.connections_changed();
+            }
+        }
         tokio::spawn(serve(Arc::clone(&inner), entry, sock));
     }
 }
@@ -297,10 +310,16 @@ async fn serve(inner: Arc<ServerInner>, entry: Arc<ConnEntry>, sock: TcpStream) 
     let handler = ConnHandler::new(Arc::clone(&inner), Arc::clone(&entry));
     let stream = entry.wrap(sock);
     if let Ok(session) = russh::server::run_stream(Arc::clone(&inner.config), stream, handler).await {
+        entry.set_session_handle(session.handle());
         let _ = session.await;
     }
     watchdog.abort();
     entry.finish(Error::disconnected("the connection ended"));
     inner.conns().remove(&entry.peer.id);
+    if inner.live.fetch_sub(1, Ordering::SeqCst) == 1 {
+        if let Some(cb) = inner.callbacks() {
+            cb.connections_changed();
+        }
+    }
     inner.changed.notify_waiters();
 }

@@ -120,6 +120,10 @@ pub trait ServerCallbacks: Send + Sync + 'static {
     fn session(&self, req: SessionStart, channel: Arc<ServerChannel>) -> BoxFuture<bool>;
     /// Authorise a forwarding request.
     fn forward(&self, req: ForwardRequest) -> BoxFuture<bool>;
+    /// The number of live connections went from 0 to 1 or back ([`Server::live_connections`]
+    /// says which): an embedder keeps its process alive while there are any, as a
+    /// `net.Server`'s sockets do.
+    fn connections_changed(&self) {}
 }
 
 /// A host key the server presents.

@@ -400,7 +400,12 @@ impl Sftp {
             }
         }
         let src = self.open_file(from, "r", None).await?;
-        let dst = match self.open_file(to, "w", None).await {
+        // a new file gets the source's permission bits, as fs.copyFile and cp give it
+        let mode = match self.fstat(&src).await {
+            Ok(st) => st.mode.map(|m| m & 0o7777),
+            Err(_) => None,
+        };
+        let dst = match self.open_file(to, "w", mode).await {
             Ok(h) => h,
             Err(e) => {
                 let _ = self.close(&src).await;

@@ -451,7 +451,8 @@ pub async fn download(sftp: &Sftp, remote: &str, local: &Path, opts: &TransferOp
 }
 
 async fn download_inner(sftp: &Sftp, handle: &str, remote: &str, local: &Path, opts: &TransferOptions, slot: &mut Option<LocalFile>) -> Result<u64> {
-    let total = sftp.fstat(handle).await?.size;
+    let st = sftp.fstat(handle).await?;
+    let total = st.size;
     let partial = partial_name(local);
     let start = if opts.resume { tokio::fs::metadata(&partial).await.map(|m| m.len()).unwrap_or(0) } else { 0 };
     // a partial file longer than the remote file is not a prefix of it (the file shrank, or
@@ -462,13 +463,15 @@ async fn download_inner(sftp: &Sftp, handle: &str, remote: &str, local: &Path, o
             return Err(local_error(dir, "no such local directory", std::io::Error::from(std::io::ErrorKind::NotFound)));
         }
     }
-    let mut file = tokio::fs::OpenOptions::new()
-        .create(true)
-        .write(true)
-        .truncate(start == 0)
-        .open(&partial)
-        .await
-        .map_err(|e| local_error(&partial, "cannot write", e))?;
+    let mut open = tokio::fs::OpenOptions::new();
+    open.create(true).write(true).truncate(start == 0);
+    // the remote file's permission bits (and the umask), as OpenSSH's sftp get creates it:
+    // a private file stays private, an executable stays executable
+    #[cfg(unix)]
+    let mode = st.mode.map_or(0o666, |m| m & 0o777) | 0o200;
+    #[cfg(unix)]
+    open.mode(mode);
+    let mut file = open.open(&partial).await.map_err(|e| local_error(&partial, "cannot write", e))?;
     if start > 0 {
         file.set_len(start).await.map_err(|e| local_error(&partial, "cannot resume", e))?;
         use tokio::io::AsyncSeekExt;
@@ -520,7 +523,9 @@ async fn upload_inner(sftp: &Sftp, local: &Path, remote: &str, partial: &str, op
         return Err(Error::Sftp { code: "EISDIR".into(), status: 0, message: format!("EISDIR: {} is a directory (use uploadDir)", local.display()), path: Some(local.display().to_string()) });
     }
     let total = meta.len();
-    let start = if opts.resume { sftp.stat(partial).await.ok().and_then(|s| s.size).unwrap_or(0).min(total) } else { 0 };
+    // a remote partial file longer than the source is not a prefix of it: start over (as a
+    // download does) instead of failing the size check on every later attempt
+    let start = if opts.resume { sftp.stat(partial).await.ok().and_then(|s| s.size).filter(|&s| s <= total).unwrap_or(0) } else { 0 };
     // the local file's permission bits unless told otherwise, as OpenSSH's sftp put does: a
     // script uploaded over an executable one stays executable
     let mode = opts.mode.unwrap_or_else(|| local_mode(&meta));

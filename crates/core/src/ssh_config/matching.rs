@@ -134,17 +134,50 @@ fn exec_tokens(host: &str, ctx: &MatchContext) -> Tokens {
 /// ssh_config(5) exec: "the specified command is executed under the user's
 /// shell. If the command returns a zero exit status then the condition is
 /// considered true." Output goes nowhere, like ssh's.
+/// A cancelled `stop` kills the command (its whole process group) and fails the match.
 fn run_exec(command: &str, host: &str, ctx: &MatchContext) -> Result<bool, String> {
     let command = exec_tokens(host, ctx).expand_all(command, false)?;
-    let status = shell_command(&command)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .status()
-        .map_err(|e| format!("match exec '{command}' error: {e}"))?;
+    let mut cmd = shell_command(&command);
+    cmd.stdin(Stdio::null()).stdout(Stdio::null());
+    #[cfg(unix)]
+    if ctx.env.stop.is_some() {
+        use std::os::unix::process::CommandExt;
+        cmd.process_group(0);
+    }
+    let mut child = cmd.spawn().map_err(|e| format!("match exec '{command}' error: {e}"))?;
+    let status = match &ctx.env.stop {
+        None => child.wait(),
+        Some(stop) => {
+            let mut pause = std::time::Duration::from_millis(1);
+            loop {
+                if let Some(s) = child.try_wait().map_err(|e| format!("match exec '{command}' error: {e}"))? {
+                    break Ok(s);
+                }
+                if stop.is_cancelled() {
+                    kill_tree(&mut child);
+                    return Err(format!("match exec '{command}' was stopped: the connect was given up while it ran"));
+                }
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(std::time::Duration::from_millis(20));
+            }
+        }
+    }
+    .map_err(|e| format!("match exec '{command}' error: {e}"))?;
     match status.code() {
         Some(code) => Ok(code == 0),
         None => Err(format!("match exec '{command}' exited abnormally")),
     }
+}
+
+fn kill_tree(child: &mut std::process::Child) {
+    #[cfg(unix)]
+    if let Ok(pid) = i32::try_from(child.id()) {
+        // the shell's children too: it leads its own process group
+        // SAFETY: kill(2) with a negative pid signals that process group; no memory is touched
+        unsafe { libc::kill(-pid, libc::SIGKILL) };
+    }
+    let _ = child.kill();
+    let _ = child.wait();
 }
 
 #[cfg(unix)]

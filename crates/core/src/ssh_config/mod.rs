@@ -73,6 +73,9 @@ pub struct ResolveOptions {
     pub uid: Option<u32>,
     /// Default and supported algorithms; default: OpenSSH 9.2's.
     pub algorithms: Option<AlgorithmDefaults>,
+    /// Once cancelled, a running `Match exec` command is killed and resolution fails (a
+    /// connect that timed out or was aborted meanwhile).
+    pub stop: Option<crate::CancelToken>,
 }
 
 impl Default for ResolveOptions {
@@ -89,6 +92,7 @@ impl Default for ResolveOptions {
             local_hostname: None,
             uid: None,
             algorithms: None,
+            stop: None,
         }
     }
 }

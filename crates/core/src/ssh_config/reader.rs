@@ -263,7 +263,7 @@ fn read_config_text(path: &Path, flags: Flags, uid: Option<u32>) -> Result<Optio
     if meta.is_dir() {
         return Ok(Some(String::new()));
     }
-    let bytes = std::fs::read(path).map_err(|e| format!("can't open config file: {e}"))?;
+    let bytes = crate::files::read_limited(path, crate::files::TEXT_FILE_LIMIT).map_err(|e| format!("can't open config file: {e}"))?;
     Ok(Some(String::from_utf8_lossy(&bytes).into_owned()))
 }
 

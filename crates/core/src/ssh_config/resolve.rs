@@ -28,6 +28,7 @@ pub(crate) struct Env {
     pub algorithms: AlgorithmDefaults,
     /// Where relative Include paths of the system configuration point.
     pub system_dir: PathBuf,
+    pub stop: Option<crate::CancelToken>,
 }
 
 impl Env {
@@ -54,6 +55,7 @@ impl Env {
             system_dir: system_file(opts)
                 .parent()
                 .map_or_else(|| PathBuf::from("/etc/ssh"), Path::to_path_buf),
+            stop: opts.stop.clone(),
         }
     }
 
@@ -123,6 +125,14 @@ pub(crate) fn run(
     env: &Env,
     opts: &ResolveOptions,
 ) -> Result<ResolvedConfig, ConfigError> {
+    // as ssh refuses them on its command line: the host and user reach a shell through `%h`
+    // and `%r` in `Match exec` (run while reading) and in the ProxyCommand
+    if let Some(why) = crate::options::host_name_problem(host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host)) {
+        return Err(ConfigError { message: format!("host {host:?} {why}"), file: None, line: None });
+    }
+    if let Some(why) = opts.user.as_deref().and_then(crate::options::user_name_problem) {
+        return Err(ConfigError { message: format!("user name {:?} {why}", opts.user.as_deref().unwrap_or_default()), file: None, line: None });
+    }
     let mut options = Options::default();
     if let Some(user) = &opts.user {
         options.values.insert("user", vec![user.clone()]);

@@ -243,8 +243,10 @@ impl russh_sftp::server::Handler for SftpServer {
             while files.len() < READDIR_BATCH {
                 let Some(entry) = state.entries.next() else { break };
                 let Ok(entry) = entry else { continue };
+                // the entry's own name (bytes), not the shown one: a name that is not UTF-8
+                // is listed (lossily), not left out
+                let Ok(meta) = std::fs::symlink_metadata(state.dir.join(entry.file_name())) else { continue };
                 let name = entry.file_name().to_string_lossy().into_owned();
-                let Ok(meta) = std::fs::symlink_metadata(state.dir.join(&name)) else { continue };
                 files.push(File::new(name, attrs_of(&meta)));
             }
             Ok((state, files))
