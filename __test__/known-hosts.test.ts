@@ -330,5 +330,8 @@ describe('parseKey and generateKey', () => {
     expect(() => generateKey({ type: 'dsa' as never })).toThrow(ConfigError)
     expect(() => generateKey({ type: 'rsa', bits: 1024 })).toThrow(ConfigError)
     expect(() => generateKey({ type: 'ecdsa', bits: 255 })).toThrow(ConfigError)
+    // a misspelt passphrase would give an unencrypted key; bits past 32 bits would wrap
+    expect(() => generateKey({ type: 'ed25519', passphrse: 'secret' } as never)).toThrow(/unknown option 'passphrse'/)
+    expect(() => generateKey({ type: 'ecdsa', bits: 2 ** 32 + 384 })).toThrow(ConfigError)
   })
 })
