@@ -764,6 +764,44 @@ describe('errors', () => {
     await sftpError(sftp.writeFile(posix.join(d, 'dir'), 'x'), 'EISDIR', 4, posix.join(d, 'dir'))
     expect(statSync(posix.join(d, 'dir')).isDirectory()).toBe(true)
   })
+  it('rename, links, truncate, read and readlink fail with the codes fs gives for the same thing', async () => {
+    const d = fresh()
+    const at = (n: string): string => posix.join(d, n)
+    mkdirOwned(at('dir'), user)
+    mkdirOwned(at('full'), user)
+    writeOwned(at('full/f'), 'x', user)
+    writeOwned(at('file'), 'x', user)
+    const code = async (p: Promise<unknown>): Promise<string> => {
+      const e = await rejection(p)
+      expect(e).toBeInstanceOf(SftpError)
+      return (e as unknown as SftpError).code
+    }
+    expect(await code(sftp.rename(at('file'), at('dir')))).toBe('EISDIR')
+    expect(await code(sftp.rename(at('dir'), at('file')))).toBe('ENOTDIR')
+    expect(await code(sftp.rename(at('dir'), at('full')))).toBe('ENOTEMPTY')
+    expect(await code(sftp.rename(at('dir'), at('dir/inner')))).toBe('EINVAL')
+    expect(await code(sftp.symlink('anything', at('file')))).toBe('EEXIST')
+    expect(await code(sftp.hardlink(at('full/f'), at('file')))).toBe('EEXIST')
+    expect(await code(sftp.truncate(at('dir')))).toBe('EISDIR')
+    expect(await code(sftp.readlink(at('file')))).toBe('EINVAL')
+    // a path through a file
+    expect(await code(sftp.open(at('file/x'), 'w'))).toBe('ENOTDIR')
+    expect(await code(sftp.unlink(at('file/x')))).toBe('ENOTDIR')
+    expect(await code(sftp.mkdir(at('file/x')))).toBe('ENOTDIR')
+    // mkdir -p of an existing file is EEXIST, as fs.mkdir says
+    expect(await code(sftp.mkdir(at('file'), { recursive: true }))).toBe('EEXIST')
+    // reading a directory's handle
+    const h = await sftp.open(at('dir'))
+    expect(await code(h.read(Buffer.alloc(4)))).toBe('EISDIR')
+    await h.close()
+    const stream = sftp.createReadStream(at('dir'))
+    stream.resume()
+    const e = await withTimeout(new Promise<Error>((r) => stream.once('error', r)), 5000, 'the read stream error')
+    expect((e as unknown as SftpError).code).toBe('EISDIR')
+    // nothing moved
+    expect(statSync(at('dir')).isDirectory()).toBe(true)
+    expect(readFileSync(at('file'), 'utf8')).toBe('x')
+  })
   it('EISDIR: readFile of a directory (as fs.readFile), with the path', async () => {
     const d = fresh()
     mkdirOwned(posix.join(d, 'dir'), user)

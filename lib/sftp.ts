@@ -468,14 +468,16 @@ export class SftpClient {
     const abs = path.startsWith('/')
     const parts = path.split('/').filter(Boolean)
     let cur = abs ? '' : '.'
-    for (const p of parts) {
+    for (const [i, p] of parts.entries()) {
       cur = `${cur}/${p}`
       try {
         await call(this.#n, 'mkdir', cur, mode)
       } catch (e) {
         if ((e as SftpError).code !== 'EEXIST') throw e
-        // as fs.mkdir: a file on the way is ENOTDIR
-        if (!(await this.stat(cur)).isDirectory()) throw new SftpError(`ENOTDIR: '${cur}' is not a directory`, 'ENOTDIR', { status: 0, path: cur })
+        if ((await this.stat(cur)).isDirectory()) continue
+        // as fs.mkdir: a file at the end is EEXIST, one on the way ENOTDIR
+        if (i === parts.length - 1) throw e
+        throw new SftpError(`ENOTDIR: '${cur}' is not a directory`, 'ENOTDIR', { status: 0, path: cur })
       }
     }
   }

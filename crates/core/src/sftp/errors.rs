@@ -54,10 +54,20 @@ pub(crate) async fn refine(sftp: &Sftp, e: SftpErr, path: &str, op: &str) -> Err
     let failure = matches!(&e, SftpErr::Status(s) if s.status_code == StatusCode::Failure);
     // OpenSSH reports ENOTDIR as "no such file"
     let missing = matches!(&e, SftpErr::Status(s) if s.status_code == StatusCode::NoSuchFile);
+    let bad_message = matches!(&e, SftpErr::Status(s) if s.status_code == StatusCode::BadMessage);
     let base = sftp_error(e, Some(path), op);
     if missing && matches!(op, "rmdir" | "opendir") {
         return match sftp.lstat(path).await {
             Ok(s) if !s.is_dir() => with_code(base, "ENOTDIR", "not a directory"),
+            _ => not_dir_on_the_way(sftp, base, path).await,
+        };
+    }
+    if missing {
+        return not_dir_on_the_way(sftp, base, path).await;
+    }
+    if op == "readlink" && (failure || bad_message) {
+        return match sftp.lstat(path).await {
+            Ok(s) if !s.is_symlink() => with_code(base, "EINVAL", "not a symbolic link"),
             _ => base,
         };
     }
@@ -66,6 +76,7 @@ pub(crate) async fn refine(sftp: &Sftp, e: SftpErr, path: &str, op: &str) -> Err
     }
     let stat = sftp.lstat(path).await.ok();
     match op {
+        "setstat" if stat.as_ref().is_some_and(|s| s.is_dir()) => with_code(base, "EISDIR", "it is a directory"),
         "mkdir" if stat.is_some() => with_code(base, "EEXIST", "it already exists"),
         "rmdir" => match stat {
             Some(s) if !s.is_dir() => with_code(base, "ENOTDIR", "not a directory"),
@@ -77,4 +88,64 @@ pub(crate) async fn refine(sftp: &Sftp, e: SftpErr, path: &str, op: &str) -> Err
         "open" if stat.is_some() => with_code(base, "EEXIST", "it already exists"),
         _ => base,
     }
+}
+
+/// A missing path one of whose parents is a file: ENOTDIR, as the kernel names it (OpenSSH
+/// answers "no such file" for both). Stat and lstat are left as they are (an `exists()` of
+/// a missing name costs no further requests).
+async fn not_dir_on_the_way(sftp: &Sftp, base: Error, path: &str) -> Error {
+    let mut p = path.trim_end_matches('/');
+    for _ in 0..8 {
+        let Some(i) = p.rfind('/') else { return base };
+        p = &p[..i];
+        if p.is_empty() {
+            return base;
+        }
+        match sftp.lstat(p).await {
+            Ok(s) if !s.is_dir() && !s.is_symlink() => return with_code(base, "ENOTDIR", &format!("'{p}' is not a directory")),
+            Ok(_) => return base,
+            Err(_) => {}
+        }
+    }
+    base
+}
+
+/// rename, hardlink and symlink failures as fs names them, from what both ends are.
+pub(crate) async fn refine_two(sftp: &Sftp, e: Error, op: &str, from: &str, to: &str) -> Error {
+    let code = match &e {
+        Error::Sftp { code, .. } => code.clone(),
+        _ => return e,
+    };
+    if !matches!(code.as_str(), "EIO" | "ENOENT" | "EBADMSG") {
+        return e;
+    }
+    let dest = sftp.lstat(to).await.ok();
+    if op != "rename" {
+        return match dest {
+            Some(_) => with_code(e, "EEXIST", "the new name already exists"),
+            None if code == "ENOENT" => not_dir_on_the_way(sftp, e, to).await,
+            None => e,
+        };
+    }
+    let Ok(src) = sftp.lstat(from).await else { return not_dir_on_the_way(sftp, e, from).await };
+    let (f, t) = (from.trim_end_matches('/'), to.trim_end_matches('/'));
+    match dest {
+        _ if src.is_dir() && t.len() > f.len() && t.starts_with(f) && t.as_bytes()[f.len()] == b'/' => with_code(e, "EINVAL", "a directory cannot move into itself"),
+        Some(d) if !src.is_dir() && d.is_dir() => with_code(e, "EISDIR", "the new name is a directory"),
+        Some(d) if src.is_dir() && !d.is_dir() => with_code(e, "ENOTDIR", "the new name is not a directory"),
+        Some(d) if src.is_dir() && d.is_dir() => with_code(e, "ENOTEMPTY", "the directory at the new name is not empty"),
+        None if code == "ENOENT" => not_dir_on_the_way(sftp, e, to).await,
+        _ => e,
+    }
+}
+
+/// A failed read: on a directory's handle (opened for reading, as OpenSSH allows) it is
+/// EISDIR, as read(2) says.
+pub(crate) async fn read_failure(sftp: &Sftp, e: SftpErr, handle: &str) -> Error {
+    let failure = matches!(&e, SftpErr::Status(s) if s.status_code == StatusCode::Failure);
+    let base = sftp_error(e, None, "read");
+    if failure && sftp.fstat(handle).await.is_ok_and(|s| s.is_dir()) {
+        return with_code(base, "EISDIR", "it is a directory");
+    }
+    base
 }

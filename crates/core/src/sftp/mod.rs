@@ -61,6 +61,9 @@ impl Stat {
     pub fn is_dir(&self) -> bool {
         self.mode.is_some_and(|m| m & 0o170000 == 0o040000)
     }
+    pub fn is_symlink(&self) -> bool {
+        self.mode.is_some_and(|m| m & 0o170000 == 0o120000)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -202,7 +205,10 @@ impl Sftp {
     }
 
     pub async fn setstat(&self, path: &str, stat: &Stat) -> Result<()> {
-        self.alive(self.raw.setstat(path, stat.to_attrs())).await.map(|_| ()).map_err(|e| sftp_error(e, Some(path), "setstat"))
+        match self.alive(self.raw.setstat(path, stat.to_attrs())).await {
+            Ok(_) => Ok(()),
+            Err(e) => Err(errors::refine(self, e, path, "setstat").await),
+        }
     }
 
     pub async fn realpath(&self, path: &str) -> Result<String> {
@@ -211,14 +217,20 @@ impl Sftp {
     }
 
     pub async fn readlink(&self, path: &str) -> Result<String> {
-        let n = self.alive(self.raw.readlink(path)).await.map_err(|e| sftp_error(e, Some(path), "readlink"))?;
+        let n = match self.alive(self.raw.readlink(path)).await {
+            Ok(n) => n,
+            Err(e) => return Err(errors::refine(self, e, path, "readlink").await),
+        };
         n.files.into_iter().next().map(|f| f.filename).ok_or_else(|| Error::Protocol { message: "empty readlink reply".into() })
     }
 
     /// `symlink(target, path)` in fs order. OpenSSH's server takes SSH_FXP_SYMLINK's two
     /// paths in the reverse of the draft's order, and so does every client talking to it.
     pub async fn symlink(&self, target: &str, path: &str) -> Result<()> {
-        self.alive(self.raw.symlink(target, path)).await.map(|_| ()).map_err(|e| sftp_error(e, Some(path), "symlink"))
+        match self.alive(self.raw.symlink(target, path)).await {
+            Ok(_) => Ok(()),
+            Err(e) => Err(errors::refine_two(self, sftp_error(e, Some(path), "symlink"), "symlink", target, path).await),
+        }
     }
 
     pub async fn mkdir(&self, path: &str, mode: Option<u32>) -> Result<()> {
@@ -251,9 +263,15 @@ impl Sftp {
             let mut data = Vec::new();
             ssh_string(&mut data, from);
             ssh_string(&mut data, to);
-            return self.extended_status("posix-rename@openssh.com", data, from).await;
+            return match self.extended_status("posix-rename@openssh.com", data, from).await {
+                Err(e) => Err(errors::refine_two(self, e, "rename", from, to).await),
+                ok => ok,
+            };
         }
-        self.alive(self.raw.rename(from, to)).await.map(|_| ()).map_err(|e| sftp_error(e, Some(from), "rename"))
+        match self.alive(self.raw.rename(from, to)).await {
+            Ok(_) => Ok(()),
+            Err(e) => Err(errors::refine_two(self, sftp_error(e, Some(from), "rename"), "rename", from, to).await),
+        }
     }
 
     async fn extended_status(&self, request: &str, data: Vec<u8>, path: &str) -> Result<()> {
@@ -276,7 +294,10 @@ impl Sftp {
 
     pub async fn hardlink(&self, from: &str, to: &str) -> Result<()> {
         self.need(self.extensions.hardlink, "hardlink@openssh.com")?;
-        self.alive(self.raw.hardlink(from, to)).await.map(|_| ()).map_err(|e| sftp_error(e, Some(from), "hardlink"))
+        match self.alive(self.raw.hardlink(from, to)).await {
+            Ok(_) => Ok(()),
+            Err(e) => Err(errors::refine_two(self, sftp_error(e, Some(from), "hardlink"), "hardlink", from, to).await),
+        }
     }
 
     pub async fn statvfs(&self, path: &str) -> Result<FsStats> {
@@ -367,7 +388,10 @@ impl Sftp {
 
     /// Reads up to `len` bytes at `offset`; an empty result means end of file.
     pub async fn read(&self, handle: &str, offset: u64, len: u32) -> Result<Vec<u8>> {
-                self.alive(self.wire.read(handle, offset, len.min(self.limits.read))).await.map_err(|e| sftp_error(e, None, "read"))
+        match self.alive(self.wire.read(handle, offset, len.min(self.limits.read))).await {
+            Ok(d) => Ok(d),
+            Err(e) => Err(errors::read_failure(self, e, handle).await),
+        }
     }
 
     /// Writes all of `data` at `offset` (split at the server's write limit, pipelined).

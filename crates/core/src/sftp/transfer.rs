@@ -249,7 +249,10 @@ pub(crate) async fn read_ordered<S: Sink>(sftp: &Sftp, handle: &str, start: u64,
     schedule(&mut queue, &mut next, eof);
     let result = async {
         while let Some((offset, len, task)) = queue.pop_front() {
-            let data = task.join().await?.map_err(|e| sftp_error(e, None, "read"))?;
+            let data = match task.join().await? {
+                Ok(d) => d,
+                Err(e) => return Err(super::errors::read_failure(sftp, e, &handle).await),
+            };
             if data.is_empty() {
                 eof = true;
                 break;
