@@ -425,12 +425,30 @@ pub fn partial_path(dest: &str, remote: bool) -> String {
     }
 }
 
+/// The file a local destination that is a symlink names (its target, made absolute; followed
+/// to the end when it exists), so a download replaces that file and keeps the link, as
+/// `sftp get` and fs.writeFile do. None when `path` is no symlink.
+fn through_local_link(path: &Path) -> Option<PathBuf> {
+    let meta = std::fs::symlink_metadata(path).ok()?;
+    if !meta.file_type().is_symlink() {
+        return None;
+    }
+    if let Ok(real) = std::fs::canonicalize(path) {
+        return Some(real);
+    }
+    // dangling: the file it would name, which the download creates
+    let target = std::fs::read_link(path).ok()?;
+    Some(path.parent().map_or_else(|| target.clone(), |p| p.join(&target)))
+}
+
 fn partial_name(path: &Path) -> PathBuf {
     sidecar_path(path, PARTIAL_SUFFIX)
 }
 
 /// Remote file → local file. The bytes never leave Rust.
 pub async fn download(sftp: &Sftp, remote: &str, local: &Path, opts: &TransferOptions, cancel: Option<&CancelToken>) -> Result<u64> {
+    let through = through_local_link(local);
+    let local = through.as_deref().unwrap_or(local);
     let handle = sftp.open_file(remote, "r", None).await?;
     // the local file lives out here: when the transfer is aborted, a write it had started
     // still lands before this returns, so the partial file no longer changes afterwards
@@ -511,6 +529,13 @@ async fn download_inner(sftp: &Sftp, handle: &str, remote: &str, local: &Path, o
 
 /// Local file → remote file, written under a temporary name and renamed when complete.
 pub async fn upload(sftp: &Sftp, local: &Path, remote: &str, opts: &TransferOptions, cancel: Option<&CancelToken>) -> Result<u64> {
+    // a destination that is a symlink is written through, as `sftp put` and fs.writeFile do:
+    // the file it names is replaced, the link stays
+    let through = match sftp.lstat(remote).await {
+        Ok(s) if s.is_symlink() => sftp.realpath(remote).await.ok(),
+        _ => None,
+    };
+    let remote = through.as_deref().unwrap_or(remote);
     let partial = remote_sidecar(remote, PARTIAL_SUFFIX);
     let r = upload_inner(sftp, local, remote, &partial, opts, cancel).await;
     if r.is_err() && !opts.keep_partial && !opts.resume {
