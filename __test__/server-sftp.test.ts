@@ -2,7 +2,7 @@
 // SFTP client, and the confinement to its root (`..`, absolute paths, symlinks out of it).
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { randomBytes } from 'node:crypto'
-import { spawn, type ChildProcess } from 'node:child_process'
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
 import { chownSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, realpathSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
@@ -56,6 +56,18 @@ describe('operations through OpenSSH sftp', () => {
     expect(r.out).toContain('Remote working directory: /')
     expect(r.out).toMatch(/hello\.txt/)
     expect(r.out).toMatch(/dir/)
+  })
+
+  it('ls -l shows each entry as OpenSSH sftp-server writes it: type letter, links, owner, size, time', async () => {
+    execFileSync('mkfifo', [join(root, 'dir', 'fifo')])
+    const r = await batch(['ls -l /', 'ls -l /dir'])
+    expect(r.status, r.err).toBe(0)
+    const line = (name: string): string => r.out.split('\n').find((l) => l.trim().endsWith(` ${name}`)) ?? ''
+    expect(line('hello-link')).toMatch(/^lrwxrwxrwx +1 /)
+    expect(line('fifo')).toMatch(/^p[rw-]{9} +1 /)
+    // a directory's link count is at least 2 (itself and its '.')
+    expect(line('dir')).toMatch(/^d[rwx-]{9} +([2-9]|\d\d+) /)
+    expect(line('hello.txt')).toMatch(/^-[rwx-]{9} +1 +\d+ +\d+ +6 [A-Z][a-z]{2} [ \d]\d /)
   })
 
   it('gets, puts, appends and preserves', async () => {

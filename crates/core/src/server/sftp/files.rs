@@ -352,3 +352,88 @@ mod tests {
         assert!(wire_strings(&[0xff, 0xff, 0xff, 0xff], 1).is_none());
     }
 }
+
+/// A directory entry as `ls -l` shows it, the way OpenSSH's sftp-server writes the long name
+/// (its `sftp` prints it for `ls -l`): the type and permission letters, links, owner, group,
+/// size, modification time (UTC; the hour for the last six months, else the year), name.
+pub(crate) fn long_name(name: &str, m: &std::fs::Metadata) -> String {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let mode = m.mode();
+        let kind = match mode & 0o170000 {
+            0o040000 => 'd',
+            0o120000 => 'l',
+            0o010000 => 'p',
+            0o140000 => 's',
+            0o020000 => 'c',
+            0o060000 => 'b',
+            _ => '-',
+        };
+        let bit = |b: u32, c: char| if mode & b != 0 { c } else { '-' };
+        let exec = |x: u32, special: u32, on: char, off: char| match (mode & x != 0, mode & special != 0) {
+            (true, true) => on,
+            (false, true) => off,
+            (true, false) => 'x',
+            (false, false) => '-',
+        };
+        let perms: String = [
+            kind,
+            bit(0o400, 'r'),
+            bit(0o200, 'w'),
+            exec(0o100, 0o4000, 's', 'S'),
+            bit(0o040, 'r'),
+            bit(0o020, 'w'),
+            exec(0o010, 0o2000, 's', 'S'),
+            bit(0o004, 'r'),
+            bit(0o002, 'w'),
+            exec(0o001, 0o1000, 't', 'T'),
+        ]
+        .iter()
+        .collect();
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+        format!("{perms} {:>3} {:<8} {:<8} {:>8} {} {name}", m.nlink(), m.uid(), m.gid(), m.size(), ls_time(m.mtime(), now))
+    }
+    #[cfg(not(unix))]
+    {
+        russh_sftp::protocol::File::new(name, attrs_of(m)).longname
+    }
+}
+
+/// `Mmm dd HH:MM` within six months of `now`, `Mmm dd  YYYY` otherwise (UTC).
+fn ls_time(t: i64, now: i64) -> String {
+    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    let days = t.div_euclid(86_400);
+    let secs = t.rem_euclid(86_400);
+    // civil date from days since 1970-01-01 (Howard Hinnant's algorithm)
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    let mon = MONTHS[(month - 1) as usize];
+    const SIX_MONTHS: i64 = 365 * 86_400 / 2;
+    if (now - t).abs() < SIX_MONTHS {
+        format!("{mon} {day:>2} {:02}:{:02}", secs / 3600, secs % 3600 / 60)
+    } else {
+        format!("{mon} {day:>2}  {year}")
+    }
+}
+
+#[cfg(test)]
+mod long_name_tests {
+    use super::ls_time;
+
+    #[test]
+    fn times_read_as_ls_prints_them() {
+        // 2026-12-04 19:22:00 UTC
+        let t = 1_796_412_120;
+        assert_eq!(ls_time(t, t + 60), "Dec  4 19:22");
+        assert_eq!(ls_time(0, t), "Jan  1  1970");
+        assert_eq!(ls_time(951_782_400, t), "Feb 29  2000");
+    }
+}

@@ -12,7 +12,7 @@ use russh_sftp::protocol::{Attrs, Data, ExtendedReply, File, FileAttributes, Han
 use russh_sftp::server::StatusReply;
 
 use self::files::{
-    apply_attrs, attrs_of, blocking, io_reply, make_symlink, ok, open_dir, open_options, path_reply, read_at, read_only_reply, reply,
+    apply_attrs, attrs_of, blocking, long_name, io_reply, make_symlink, ok, open_dir, open_options, path_reply, read_at, read_only_reply, reply,
     setstat_path, statvfs_of, u64s, wire_strings, write_all_at, DirState,
 };
 use super::channel::ServerChannel;
@@ -247,7 +247,7 @@ impl russh_sftp::server::Handler for SftpServer {
                 // is listed (lossily), not left out
                 let Ok(meta) = std::fs::symlink_metadata(state.dir.join(entry.file_name())) else { continue };
                 let name = entry.file_name().to_string_lossy().into_owned();
-                files.push(File::new(name, attrs_of(&meta)));
+                files.push(File { longname: long_name(&name, &meta), filename: name, attrs: attrs_of(&meta) });
             }
             Ok((state, files))
         })
