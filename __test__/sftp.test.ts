@@ -4,6 +4,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { existsSync, lstatSync, mkdirSync, readFileSync, readlinkSync, rmSync, statfsSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs'
 import { randomBytes } from 'node:crypto'
+import { constants as fsConstants } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, posix } from 'node:path'
 
@@ -632,6 +633,73 @@ describe('FileHandle', () => {
   })
 })
 
+describe("fs.promises' other forms", () => {
+  it('numeric and synchronous open flags, read() without a buffer or with options, handle utimes, negative truncate', async () => {
+    const d = fresh()
+    const f = posix.join(d, 'f')
+    const { O_WRONLY, O_CREAT, O_TRUNC } = fsConstants
+    const w = await sftp.open(f, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+    await w.write('hello')
+    await w.utimes(1_500_000_000, '1600000000')
+    await w.close()
+    expect(statSync(f).mtimeMs).toBe(1_600_000_000_000)
+    expect(statSync(f).atimeMs).toBe(1_500_000_000_000)
+    const a = await sftp.open(f, 'as')
+    await a.write('!')
+    await a.close()
+    expect(readFileSync(f, 'utf8')).toBe('hello!')
+    await expect(sftp.open(f, 0o777777)).rejects.toBeInstanceOf(ConfigError)
+    const r = await sftp.open(f)
+    const whole = await r.read()
+    expect(whole.bytesRead).toBe(6)
+    expect(whole.buffer.length).toBe(16384)
+    expect((await r.read({ buffer: Buffer.alloc(3), position: 1 })).buffer.toString()).toBe('ell')
+    const b = Buffer.alloc(4)
+    expect((await r.read(b, { offset: 1, length: 2, position: 4 })).bytesRead).toBe(2)
+    expect(b.subarray(1, 3).toString()).toBe('o!')
+    await r.close()
+    await sftp.truncate(f, -1)
+    expect(statSync(f).size).toBe(0)
+  })
+  it('writeFile and appendFile take an encoding string; mkdir -p tells the first directory it made; rm as fs.promises.rm', async () => {
+    const d = fresh()
+    const f = posix.join(d, 'f')
+    await sftp.writeFile(f, '6869', 'hex')
+    await sftp.appendFile(f, '21', 'hex')
+    expect(readFileSync(f, 'utf8')).toBe('hi!')
+    expect(await sftp.mkdir(posix.join(d, 'a/b/c'), { recursive: true })).toBe(posix.join(d, 'a'))
+    expect(await sftp.mkdir(posix.join(d, 'a/b'), { recursive: true })).toBeUndefined()
+    await sftp.rm(f)
+    expect(existsSync(f)).toBe(false)
+    expect((await rejection(sftp.rm(posix.join(d, 'a')))).code).toBe('EISDIR')
+    await sftp.rm(posix.join(d, 'a'), { recursive: true })
+    expect(existsSync(posix.join(d, 'a'))).toBe(false)
+    expect((await rejection(sftp.rm(posix.join(d, 'missing')))).code).toBe('ENOENT')
+    await sftp.rm(posix.join(d, 'missing'), { force: true })
+  })
+  it("streams: 'open' and 'ready', an encoding, end: Infinity, bytesWritten", async () => {
+    const d = fresh()
+    const f = posix.join(d, 'f')
+    const w = sftp.createWriteStream(f)
+    const opened = new Promise<void>((res) => w.once('ready', () => res()))
+    w.write('héllo ')
+    w.end('wörld')
+    await new Promise<void>((res, rej) => { w.once('finish', () => res()); w.once('error', rej) })
+    await opened
+    expect(w.bytesWritten).toBe(Buffer.byteLength('héllo wörld'))
+    const rs = sftp.createReadStream(f, { encoding: 'utf8', start: 1, end: Infinity })
+    let sawOpen = false
+    rs.once('open', () => { sawOpen = true })
+    let text = ''
+    for await (const c of rs) {
+      expect(typeof c).toBe('string')
+      text += c
+    }
+    expect(sawOpen).toBe(true)
+    expect(text).toBe(Buffer.from('héllo wörld').subarray(1).toString('utf8'))
+  })
+})
+
 describe('whole files', () => {
   it('writeFile/readFile round trip of binary data', async () => {
     const d = fresh()
@@ -820,7 +888,7 @@ describe('errors', () => {
     await configError(sftp.chown(f, 1.5, 0), 'uid')
     await configError(sftp.utimes(f, 'not a date', 0), 'atime')
     await configError(sftp.utimes(f, 0, NaN), 'mtime')
-    await configError(sftp.truncate(f, -1), 'size')
+    await configError(sftp.truncate(f, 1.5), 'size')
     await configError(sftp.open(f, 'rw'), 'flags')
     await configError(sftp.open(f, 7 as unknown as string), 'flags')
     await configError(sftp.open(f, 'w', 0o77777), 'mode')
@@ -898,7 +966,7 @@ describe('errors', () => {
     await configError(h.read(buf, 0, 4, -1), 'position')
     await configError(h.write(42 as never), 'data')
     await configError(h.write('x', 1.5), 'position')
-    await configError(h.truncate(-2), 'size')
+    await configError(h.truncate(1.5), 'size')
     // and a good read and write still work on the same handle
     expect((await h.read(buf, 1, 3, 2)).bytesRead).toBe(3)
     expect(buf.subarray(1).toString()).toBe('234')

@@ -1,4 +1,5 @@
 import { mkdir as mkdirLocal, unlink as unlinkLocal, readdir as readdirLocal, lstat as lstatLocal, readlink as readlinkLocal, realpath as realpathLocal, symlink as symlinkLocal, stat as statLocal } from 'node:fs/promises'
+import { constants as fsConstants } from 'node:fs'
 import { join, posix, sep } from 'node:path'
 import { Readable, Writable } from 'node:stream'
 
@@ -197,9 +198,30 @@ function bytesOf(data: unknown, encoding: BufferEncoding = 'utf8'): Buffer {
   throw new ConfigError(`data: must be a string, Buffer or Uint8Array, got ${data === null ? 'null' : typeof data}`, { option: 'data' })
 }
 
+/** The open flag strings, as fs spells them; the `s` (synchronous) forms mean the same here. */
+const SYNC_FLAGS: Record<string, string> = { rs: 'r', sr: 'r', 'sr+': 'r+', as: 'a', sa: 'a', 'as+': 'a+', 'sa+': 'a+' }
+
+/** fs.constants open flags as the flag string that means the same, or undefined. */
+function flagsOfNumber(n: number): string | undefined {
+  const { O_WRONLY, O_RDWR, O_CREAT, O_EXCL, O_TRUNC, O_APPEND } = fsConstants
+  const known = O_WRONLY | O_RDWR | O_CREAT | O_EXCL | O_TRUNC | O_APPEND | (fsConstants.O_SYNC ?? 0) | (fsConstants.O_DSYNC ?? 0) | (fsConstants.O_NOCTTY ?? 0)
+  if (!Number.isInteger(n) || n < 0 || (n & ~known) !== 0) return undefined
+  const rw = n & O_RDWR ? '+' : ''
+  const x = n & O_EXCL ? 'x' : ''
+  if (!(n & O_CREAT)) return n & (O_WRONLY | O_TRUNC | O_APPEND | O_EXCL) ? undefined : rw ? 'r+' : 'r'
+  if (n & O_APPEND) return `a${x}${rw}`
+  if (n & O_TRUNC || x) return `w${x}${rw}`
+  return undefined
+}
+
 function flagsOf(f: unknown, option: string): string | undefined {
-  if (f !== undefined && typeof f !== 'string') throw new ConfigError(`${option}: must be an open flag string such as 'w', 'a' or 'r+'`, { option })
-  return f
+  if (typeof f === 'number') {
+    const s = flagsOfNumber(f)
+    if (s === undefined) throw new ConfigError(`${option}: ${f} is no combination of fs.constants O_* flags SFTP can open with`, { option })
+    return s
+  }
+  if (f !== undefined && typeof f !== 'string') throw new ConfigError(`${option}: must be an open flag string such as 'w', 'a' or 'r+', or fs.constants O_* flags`, { option })
+  return f === undefined ? undefined : SYNC_FLAGS[f] ?? f
 }
 
 function callbackOf<F>(f: F | undefined, option: string): F | undefined {
@@ -215,12 +237,30 @@ function modeOf(mode: number | string | undefined, option = 'mode'): number | un
 }
 
 function timeOf(t: number | string | Date, option: string): number {
-  const ms = t instanceof Date ? t.getTime() : typeof t === 'string' ? Date.parse(t) : t * 1000
+  // a numeric string is seconds, as fs.utimes reads it; another string a date
+  const ms = t instanceof Date ? t.getTime() : typeof t === 'string' ? (/^\s*-?\d+(\.\d+)?\s*$/.test(t) ? Number(t) * 1000 : Date.parse(t)) : t * 1000
   if (!Number.isFinite(ms)) throw new ConfigError(`${option}: must be a Date or seconds since the epoch`, { option })
   const s = Math.floor(ms / 1000)
   // SFTP v3 carries times as uint32 seconds: anything else would wrap (-100 → 2106)
   if (s < 0 || s > 0xffffffff) throw new ConfigError(`${option}: must be between 1970-01-01 and 2106-02-07 (SFTP v3 times are 32-bit)`, { option })
   return s
+}
+
+/** What `FileHandle.read` takes as options, as `fs.promises.FileHandle.read` does. */
+export interface ReadOptions {
+  /** Where the bytes go (default: a new 16 KiB Buffer). */
+  buffer?: Buffer | Uint8Array
+  /** Where in `buffer` (default 0). */
+  offset?: number
+  /** How many bytes at most (default: the rest of `buffer`). */
+  length?: number
+  /** Where in the file (default null: the current position). */
+  position?: number | null
+}
+
+/** A length as fs takes it: a negative number is 0. */
+function lengthOf(len: unknown): unknown {
+  return typeof len === 'number' && len < 0 ? 0 : len
 }
 
 /** An open remote file, shaped like `fs.promises.FileHandle`. */
@@ -241,8 +281,28 @@ export class FileHandle {
   #check(): void {
     if (this.#closed) throw new SftpError('EBADF: file handle is closed', 'EBADF', { status: 0 })
   }
-  /** Reads into `buffer` at `offset` (default 0) up to `length` bytes (default: the rest of it); returns the bytes read (0 at end of file). `position` null = current. */
-  async read(buffer: Buffer, offset = 0, length?: number, position: number | null = null): Promise<ReadResult> {
+  /**
+   * Reads into `buffer` at `offset` (default 0) up to `length` bytes (default: the rest of it);
+   * returns the bytes read (0 at end of file). `position` null = current. As
+   * `fs.promises.FileHandle.read`, it also takes `(buffer, { offset, length, position })`,
+   * `({ buffer, offset, length, position })` and no arguments (a new 16 KiB buffer).
+   */
+  async read(buffer?: Buffer | Uint8Array | ReadOptions, offset: number | ReadOptions = 0, length?: number, position: number | null = null): Promise<ReadResult> {
+    if (buffer === undefined || (buffer !== null && typeof buffer === 'object' && !(buffer instanceof Uint8Array))) {
+      const o = (buffer ?? {}) as ReadOptions
+      buffer = o.buffer ?? Buffer.alloc(16384)
+      offset = o.offset ?? 0
+      length = o.length
+      position = o.position ?? null
+    } else if (offset !== null && typeof offset === 'object') {
+      const o = offset
+      offset = o.offset ?? 0
+      length = o.length
+      position = o.position ?? null
+    }
+    return this.#read(buffer as Buffer, offset, length, position)
+  }
+  async #read(buffer: Buffer, offset: number, length: number | undefined, position: number | null): Promise<ReadResult> {
     this.#check()
     if (!(buffer instanceof Uint8Array)) throw new ConfigError(`buffer: must be a Buffer or Uint8Array, got ${buffer === null ? 'null' : typeof buffer}`, { option: 'buffer' })
     intOf(offset, 'offset', 0, buffer.length)
@@ -316,10 +376,15 @@ export class FileHandle {
     this.#check()
     return new Stats(await call(this.#sftp, 'fstat', this.#handle), options.bigint)
   }
-  /** Sets the file's length. */
+  /** Sets the file's length (a negative one is 0, as fs takes it). */
   async truncate(len = 0): Promise<void> {
     this.#check()
-    await call(this.#sftp, 'fsetstat', this.#handle, { size: intOf(len, 'size', 0) })
+    await call(this.#sftp, 'fsetstat', this.#handle, { size: intOf(lengthOf(len), 'size', 0) })
+  }
+  /** Sets access and modification times of the open file. */
+  async utimes(atime: number | string | Date, mtime: number | string | Date): Promise<void> {
+    this.#check()
+    await call(this.#sftp, 'fsetstat', this.#handle, { atime: timeOf(atime, 'atime'), mtime: timeOf(mtime, 'mtime') })
   }
   /** Changes permission bits. */
   async chmod(mode: number | string): Promise<void> {
@@ -353,6 +418,14 @@ export interface SftpReadStreamOptions {
   highWaterMark?: number
   /** Reads in flight (default 16). */
   concurrency?: number
+  /** Deliver strings in this encoding instead of Buffers (as `setEncoding`). */
+  encoding?: BufferEncoding
+}
+
+/** What {@link SftpClient.createWriteStream} returns: a Writable that counts what has landed, as fs's WriteStream. */
+export interface SftpWriteStream extends Writable {
+  /** Bytes the server has taken so far. */
+  bytesWritten: number
 }
 
 /** Options of {@link SftpClient.createWriteStream}. */
@@ -419,7 +492,7 @@ export class SftpClient {
   }
   /** Truncates or extends a file. */
   async truncate(path: string, len = 0): Promise<void> {
-    await call(this.#n, 'setstat', checkPath(path), { size: intOf(len, 'size', 0) })
+    await call(this.#n, 'setstat', checkPath(path), { size: intOf(lengthOf(len), 'size', 0) })
   }
   /** The canonical absolute path. */
   async realpath(path: string): Promise<string> {
@@ -460,18 +533,24 @@ export class SftpClient {
   }
 
   /** Creates a directory; `recursive` creates parents and ignores an existing directory. */
-  async mkdir(path: string, options: { recursive?: boolean; mode?: number } = {}): Promise<void> {
+  /** Makes a directory; `recursive` makes the parents too and resolves with the first one it made (as fs.mkdir). */
+  async mkdir(path: string, options: { recursive?: boolean; mode?: number } = {}): Promise<string | undefined> {
     checkPath(path)
     const o = optionsOf(options)
     const mode = modeOf(o.mode)
-    if (!o.recursive) return call(this.#n, 'mkdir', path, mode)
+    if (!o.recursive) {
+      await call(this.#n, 'mkdir', path, mode)
+      return undefined
+    }
     const abs = path.startsWith('/')
     const parts = path.split('/').filter(Boolean)
     let cur = abs ? '' : '.'
+    let first: string | undefined
     for (const [i, p] of parts.entries()) {
       cur = `${cur}/${p}`
       try {
         await call(this.#n, 'mkdir', cur, mode)
+        first ??= abs ? cur : cur.slice(2)
       } catch (e) {
         if ((e as SftpError).code !== 'EEXIST') throw e
         if ((await this.stat(cur)).isDirectory()) continue
@@ -480,6 +559,25 @@ export class SftpClient {
         throw new SftpError(`ENOTDIR: '${cur}' is not a directory`, 'ENOTDIR', { status: 0, path: cur })
       }
     }
+    return first
+  }
+  /**
+   * Removes a file, a link or (with `recursive`) a directory tree, as `fs.promises.rm`:
+   * `force` makes a missing path no error.
+   */
+  async rm(path: string, options: { recursive?: boolean; force?: boolean } = {}): Promise<void> {
+    checkPath(path)
+    const o = optionsOf(options)
+    let st: Stats
+    try {
+      st = await this.lstat(path)
+    } catch (e) {
+      if (o.force && (e as SftpError).code === 'ENOENT') return
+      throw e
+    }
+    if (!st.isDirectory()) return this.unlink(path)
+    if (!o.recursive) throw new SftpError(`EISDIR: rm '${path}': it is a directory (use recursive)`, 'EISDIR', { status: 0, path })
+    await this.rmdir(path, { recursive: true })
   }
   /** Removes a directory; `recursive` removes its contents first (links are removed, not followed). */
   async rmdir(path: string, options: { recursive?: boolean } = {}): Promise<void> {
@@ -519,8 +617,8 @@ export class SftpClient {
   }
 
   /** Opens a file (`flags` as fs: r, r+, w, wx, w+, a, ax, a+). */
-  async open(path: string, flags = 'r', mode?: number | string): Promise<FileHandle> {
-    if (typeof flags !== 'string') throw new ConfigError('flags: must be a string such as r or w', { option: 'flags' })
+  async open(path: string, openFlags: string | number = 'r', mode?: number | string): Promise<FileHandle> {
+    const flags = flagsOf(openFlags, 'flags') ?? 'r'
     const h = await call(this.#n, 'openFile', checkPath(path), flags, modeOf(mode))
     if (!flags.startsWith('a')) return new FileHandle(this.#n, h)
     // append: writes go to the end; 'a+' reads from the start, as fs reads an 'a+' file
@@ -541,15 +639,16 @@ export class SftpClient {
     return encoding ? data.toString(encoding) : data
   }
   /** Writes a whole file (replacing it, or as `flag` says). */
-  async writeFile(path: string, data: string | Buffer | Uint8Array, options: { flag?: string; mode?: number; encoding?: BufferEncoding } = {}): Promise<void> {
+  async writeFile(path: string, data: string | Buffer | Uint8Array, options: { flag?: string | number; mode?: number; encoding?: BufferEncoding } | BufferEncoding = {}): Promise<void> {
     checkPath(path)
-    const o = optionsOf(options)
+    const o = typeof options === 'string' ? { encoding: options } : optionsOf(options)
     const buf = bytesOf(data, encodingOf(o.encoding))
     await call(this.#n, 'writeFile', path, buf, flagsOf(o.flag, 'flag') ?? 'w', modeOf(o.mode))
   }
   /** Appends to a file, creating it if needed. */
-  async appendFile(path: string, data: string | Buffer, options: { mode?: number } = {}): Promise<void> {
-    await this.writeFile(path, data, { flag: 'a', mode: optionsOf(options).mode })
+  async appendFile(path: string, data: string | Buffer | Uint8Array, options: { mode?: number; encoding?: BufferEncoding } | BufferEncoding = {}): Promise<void> {
+    const o = typeof options === 'string' ? { encoding: options } : optionsOf(options)
+    await this.writeFile(path, data, { flag: 'a', mode: o.mode, encoding: o.encoding })
   }
 
   /**
@@ -563,8 +662,11 @@ export class SftpClient {
     const concurrency = intOf(options.concurrency, 'concurrency', 1, 256)
     const start = options.start ?? 0
     if (!Number.isInteger(start) || start < 0) throw new ConfigError('start: must be a non-negative integer', { option: 'start' })
-    if (options.end !== undefined && (!Number.isInteger(options.end) || options.end < start)) throw new ConfigError('end: must be an integer ≥ start', { option: 'end' })
-    const end = options.end === undefined ? undefined : options.end + 1
+    // as fs: Infinity reads to the end
+    const last = options.end === Infinity ? undefined : options.end
+    if (last !== undefined && (!Number.isInteger(last) || last < start)) throw new ConfigError('end: must be an integer ≥ start', { option: 'end' })
+    const end = last === undefined ? undefined : last + 1
+    const encoding = encodingOf(options.encoding)
     let reader: InstanceType<typeof binding.NativeBufferReader> | undefined
     const stream = new Readable({
       highWaterMark: highWaterMark ?? 1024 * 1024,
@@ -576,24 +678,31 @@ export class SftpClient {
     })
     stream.on('error', () => {})
     const source = new ChannelSource(0, (c) => stream.push(c), (e) => stream.destroy(e))
+    if (encoding) stream.setEncoding(encoding)
     call(this.#n, 'readStream', path, start, end, concurrency, highWaterMark).then((r) => {
       reader = r
       if (stream.destroyed) return r.close()
       r.setWaker(() => source.wake())
       source.attach(r as never)
+      // as fs streams say once the file is open
+      stream.emit('open')
+      stream.emit('ready')
     }, (e) => stream.destroy(e))
     return stream
   }
 
   /** A Writable to a remote file with many writes in flight (write-behind); `finish` after every write landed. */
-  createWriteStream(path: string, streamOptions: SftpWriteStreamOptions = {}): Writable {
+  createWriteStream(path: string, streamOptions: SftpWriteStreamOptions = {}): SftpWriteStream {
     checkPath(path)
     const o = optionsOf(streamOptions)
     const writer = call(this.#n, 'writeStream', path, flagsOf(o.flags, 'flags') ?? 'w', intOf(o.start, 'start', 0), modeOf(o.mode), intOf(o.concurrency, 'concurrency', 1, 256))
-    const w: Writable = new Writable({
+    const w: SftpWriteStream = Object.assign(new Writable({
       highWaterMark: 1024 * 1024,
       write(chunk: Buffer, _enc, cb) {
-        writer.then((x) => call(x, 'write', chunk)).then(() => cb(), (e) => cb(e))
+        writer.then((x) => call(x, 'write', chunk)).then(() => {
+          w.bytesWritten += chunk.length
+          cb()
+        }, (e) => cb(e))
       },
       final(cb) {
         writer.then((x) => call(x, 'close')).then(() => cb(), (e) => cb(e))
@@ -601,10 +710,15 @@ export class SftpClient {
       destroy(err, cb) {
         writer.then((x) => call(x, 'close'), () => {}).catch(() => {}).finally(() => cb(err))
       },
-    })
+    }), { bytesWritten: 0 })
     w.on('error', () => {})
-    // as fs.createWriteStream: a file that cannot be opened is an 'error' at once
-    writer.catch((e: Error) => w.destroy(e))
+    // as fs.createWriteStream: 'open' and 'ready' once the file is open, and a file that
+    // cannot be opened is an 'error' at once
+    writer.then(() => {
+      if (w.destroyed) return
+      w.emit('open')
+      w.emit('ready')
+    }, (e: Error) => w.destroy(e))
     return w
   }
 
