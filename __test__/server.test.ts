@@ -293,6 +293,11 @@ describe('sessions', () => {
     await sh.resize(120, 40)
     await until(() => out.includes('resized 120x40'), 5000, 'resize', () => out)
     expect(sessions.at(-1)!.pty).toMatchObject({ cols: 120, rows: 40 })
+    // pixel sizes as ssh sends them from the terminal
+    await sh.resize(100, 30, 800, 600)
+    await until(() => out.includes('resized 100x30'), 5000, 'resize with pixels', () => out)
+    expect(sessions.at(-1)!.pty).toMatchObject({ cols: 100, rows: 30, width: 800, height: 600 })
+    await expect(sh.resize(100, 30, -1, 0)).rejects.toMatchObject({ option: 'width' })
     await sh.kill('INT')
     await until(() => out.includes('signal INT'), 5000, 'signal', () => out)
     sh.write('hello\n')

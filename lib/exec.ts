@@ -132,12 +132,12 @@ export class RemoteProcess extends EventEmitter {
     }
   }
 
-  /** Changes the pseudo-terminal size. */
-  async resize(cols: number, rows: number): Promise<void> {
-    checkTerminalSize(cols, rows)
+  /** Changes the pseudo-terminal size, in characters and (optionally, as `ssh` sends them) pixels. */
+  async resize(cols: number, rows: number, width = 0, height = 0): Promise<void> {
+    checkTerminalSize(cols, rows, width, height)
     const c = await this.#chan
     try {
-      await c.resize(cols, rows)
+      await c.resize(cols, rows, width, height)
     } catch (e) {
       throw fromNative(e)
     }

@@ -572,8 +572,8 @@ export function checkCallOptions(o: { agentForward?: unknown; check?: unknown; s
 }
 
 /** The arguments of `resize()`. @internal */
-export function checkTerminalSize(cols: unknown, rows: unknown): void {
-  for (const [k, v] of [['cols', cols], ['rows', rows]] as const) {
+export function checkTerminalSize(cols: unknown, rows: unknown, width: unknown = 0, height: unknown = 0): void {
+  for (const [k, v] of [['cols', cols], ['rows', rows], ['width', width], ['height', height]] as const) {
     if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 65535) {
       throw new ConfigError(`resize: ${k} must be an integer between 0 and 65535, got ${typeof v === 'number' ? v : typeof v}`, { option: k })
     }

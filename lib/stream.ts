@@ -323,11 +323,11 @@ export class ChannelDuplex extends Duplex {
     this.exited.catch(noop)
   }
 
-  /** Changes the pseudo-terminal size (`stty size` on the remote side follows). */
-  async resize(cols: number, rows: number): Promise<void> {
-    checkTerminalSize(cols, rows)
+  /** Changes the pseudo-terminal size (`stty size` on the remote side follows), in characters and (optionally, as `ssh` sends them) pixels. */
+  async resize(cols: number, rows: number, width = 0, height = 0): Promise<void> {
+    checkTerminalSize(cols, rows, width, height)
     const c = await this.#chan
-    await c.resize(cols, rows).catch((e: unknown) => { throw fromNative(e) })
+    await c.resize(cols, rows, width, height).catch((e: unknown) => { throw fromNative(e) })
   }
 
   /** Sends a signal (`'TERM'`, `'INT'`, …) to the remote process. */
