@@ -852,6 +852,7 @@ describe('errors', () => {
     expect(await code(sftp.hardlink(at('full/f'), at('file')))).toBe('EEXIST')
     expect(await code(sftp.truncate(at('dir')))).toBe('EISDIR')
     expect(await code(sftp.readlink(at('file')))).toBe('EINVAL')
+    expect(await code(sftp.open(at('dir'), 'wx'))).toBe('EEXIST')
     // a path through a file
     expect(await code(sftp.open(at('file/x'), 'w'))).toBe('ENOTDIR')
     expect(await code(sftp.unlink(at('file/x')))).toBe('ENOTDIR')

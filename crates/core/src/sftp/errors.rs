@@ -39,7 +39,7 @@ pub fn sftp_error(e: SftpErr, path: Option<&str>, op: &str) -> Error {
     }
 }
 
-fn with_code(e: Error, code: &str, why: &str) -> Error {
+pub(crate) fn with_code(e: Error, code: &str, why: &str) -> Error {
     match e {
         Error::Sftp { status, path, message, .. } => {
             let rest = message.split_once(": ").map(|x| x.1).unwrap_or(&message).to_string();

@@ -378,7 +378,11 @@ impl Sftp {
         a.permissions = mode;
         match self.alive(self.raw.open(path, open_flags(flags)?, a)).await {
             Ok(h) => Ok(h.handle),
-            Err(e) => Err(errors::refine(self, e, path, "open").await),
+            Err(e) => match errors::refine(self, e, path, "open").await {
+                // an exclusive create of any existing name, a directory too, is EEXIST (open(2))
+                Error::Sftp { code, .. } if code == "EISDIR" && flags.contains('x') => Err(Error::Sftp { code: "EEXIST".into(), status: 4, message: format!("EEXIST: open '{path}': it already exists (a directory)"), path: Some(path.to_string()) }),
+                other => Err(other),
+            },
         }
     }
 
