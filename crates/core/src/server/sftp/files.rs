@@ -401,6 +401,7 @@ pub(crate) fn long_name(name: &str, m: &std::fs::Metadata) -> String {
 }
 
 /// `Mmm dd HH:MM` within six months of `now`, `Mmm dd  YYYY` otherwise (UTC).
+#[cfg_attr(not(unix), allow(dead_code))]
 fn ls_time(t: i64, now: i64) -> String {
     const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
     let days = t.div_euclid(86_400);
