@@ -234,6 +234,14 @@ describe('sshConfig in connect()', () => {
     expect(() => resolveConfig('h', { file: '/dev/zero' })).toThrow(ConfigError)
     expect(Date.now() - t0).toBeLessThan(5000)
   })
+  it('an algorithm list in the file that names nothing we support is a ConfigError, not our defaults', async () => {
+    const file = join(dir, 'cfg-algos')
+    writeFileSync(file, `Host pq\n  HostName 127.0.0.1\n  Port ${target.port}\n  KexAlgorithms sntrup761x25519-sha512@openssh.com\n`)
+    const e = await connect({ host: 'pq', sshConfig: file, connectTimeout: 5000 }).catch((x: unknown) => x)
+    expect(e).toBeInstanceOf(ConfigError)
+    expect((e as ConfigError).option).toBe('kexAlgorithms')
+    expect((e as Error).message).toMatch(/sntrup761x25519-sha512@openssh.com/)
+  })
   it('resolveConfig refuses options it does not know', () => {
     expect(() => resolveConfig('h', { fle: '/dev/null' } as never)).toThrow(/unknown option 'fle'/)
   })

@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import net from 'node:net'
 import { inspect } from 'node:util'
 
-import { AbortError, AuthError, ConfigError, ConnectError, connect, HostKeyError, NegotiationError, SshClient, TimeoutError } from '../dist/cjs/index.js'
+import { AbortError, AuthError, ConfigError, ConnectError, connect, DisconnectError, HostKeyError, NegotiationError, SshClient, TimeoutError } from '../dist/cjs/index.js'
 import { keygen, startSshd, type Sshd } from './fixtures/sshd.mjs'
 
 let sshd: Sshd
@@ -198,16 +198,30 @@ describe('connection set-up', () => {
     sockets.forEach((s) => s.destroy())
     srv.close()
   })
+  it('a peer that is not SSH is a DisconnectError with reason and description', async () => {
+    const srv = net.createServer((s) => { s.on('error', () => {}); s.end('garbage without a newline') }).listen(0, '127.0.0.1')
+    await new Promise((r) => srv.once('listening', r))
+    const port = (srv.address() as net.AddressInfo).port
+    const e = await rejects(connect({ ...base(), port, password: 'x', connectTimeout: 5000 }))
+    expect(e).toBeInstanceOf(DisconnectError)
+    expect((e as DisconnectError).reason).toEqual(expect.any(String))
+    expect((e as DisconnectError).description).toEqual(expect.any(String))
+    expect((e as DisconnectError).description.length).toBeGreaterThan(0)
+    srv.close()
+  })
   it('AbortSignal cancels a connect in progress', async () => {
     const sockets: net.Socket[] = []
     const srv = net.createServer((s) => sockets.push(s)).listen(0, '127.0.0.1')
     await new Promise((r) => srv.once('listening', r))
     const port = (srv.address() as net.AddressInfo).port
     const ac = new AbortController()
-    setTimeout(() => ac.abort(), 100)
+    const reason = new Error('user went away')
+    setTimeout(() => ac.abort(reason), 100)
     const e = await rejects(connect({ ...base(), port, password: 'x', signal: ac.signal }))
     expect(e).toBeInstanceOf(AbortError)
     expect(e.name).toBe('AbortError')
+    // the signal's reason, as Node's own AbortErrors carry it
+    expect((e as Error).cause).toBe(reason)
     const pre = await rejects(connect({ ...base(), password: 'x', signal: AbortSignal.abort() }))
     expect(pre.name).toBe('AbortError')
     sockets.forEach((s) => s.destroy())

@@ -141,6 +141,18 @@ describe('proxyCommand', () => {
     expect(e.cause).toMatchObject({ code: 'ERR_SSH_DISCONNECTED' })
   })
 
+  it("a proxy command's arguments stay out of the message and util.inspect (they may carry secrets); its stderr's end is quoted", async () => {
+    const command = `sh -c 'echo ${'x'.repeat(3000)}END >&2; exit 4' TOKEN=tok-s3cret-42`
+    const e = await rejection(connect(options({ proxyCommand: command })))
+    expect(e).toBeInstanceOf(ProxyError)
+    expect(e.message).toContain('"sh"')
+    expect(e.message + inspect(e)).not.toContain('tok-s3cret-42')
+    expect(e.message).toMatch(/…x+END$/)
+    expect(e.message.length).toBeLessThan(1300)
+    // the whole of both stays on the error for who asks
+    expect(e.command).toBe(command)
+    expect(e.stderr).toBe(`${'x'.repeat(3000)}END`)
+  })
   it('`false` and a missing program fail the same way', async () => {
     const t = Date.now()
     const f = await rejection(connect(options({ proxyCommand: 'false' })))
@@ -342,10 +354,30 @@ describe('HTTP CONNECT (tinyproxy)', () => {
     const e = await rejection(connect(options({ proxy: `http://proxyuser:wrong-pw-99@127.0.0.1:${authedPort}` })))
     expect(e).toBeInstanceOf(ProxyError)
     expect(e.message + inspect(e)).not.toContain('wrong-pw-99')
+    // it does not claim the credentials are missing
+    expect(e.message).not.toMatch(/needs a user name and password/)
+    if (e.message.includes(' 407 ')) expect(e.message).toMatch(/refused the user name or password/)
   })
 })
 
 describe('proxy configuration and failures', () => {
+  it('a 407 to credentials given says they were refused; a status line with control bytes is shown safely', async () => {
+    let reply = 'HTTP/1.1 407 Proxy Authentication Required\r\n\r\n'
+    const srv = net.createServer((s) => { s.on('error', () => {}); s.once('data', () => s.end(reply)) }).listen(0, '127.0.0.1')
+    await new Promise((r) => srv.once('listening', r))
+    const port = (srv.address() as net.AddressInfo).port
+    try {
+      const e = await rejection(connect({ host: '127.0.0.1', port: 22, username: 'x', password: 'y', proxy: `http://u:p@127.0.0.1:${port}`, connectTimeout: 5000 }))
+      expect(e).toBeInstanceOf(ProxyError)
+      expect(e.message).toMatch(/407 .*refused the user name or password/)
+      reply = 'HTTP/1.1 500 \x1b[31mred\x07\r\n\r\n'
+      const g = await rejection(connect({ host: '127.0.0.1', port: 22, username: 'x', password: 'y', proxy: `http://127.0.0.1:${port}`, connectTimeout: 5000 }))
+      expect(g).toBeInstanceOf(ProxyError)
+      expect(g.message).toContain('500 ?[31mred?')
+    } finally {
+      srv.close()
+    }
+  })
   it('bad proxy URLs are ConfigErrors', async () => {
     for (const proxy of ['proxy:1080', 'ftp://127.0.0.1:21', 'socks5://:1080', 'socks5://127.0.0.1:0', 'socks5://127.0.0.1:99999', 'http://[::1:80', 'socks5://127.0.0.1:port']) {
       const e = await rejection(connect(options({ proxy })))

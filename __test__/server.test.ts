@@ -91,6 +91,7 @@ describe('listening', () => {
 })
 
 describe('authentication', () => {
+  const kbdAnswers: (string | undefined)[] = []
   let t: TestServer
   const seen: Record<string, unknown>[] = []
   beforeAll(async () => {
@@ -110,6 +111,7 @@ describe('authentication', () => {
         },
         keyboardInteractive: async (_ctx, prompt) => {
           const [pw] = await prompt([{ prompt: 'Password: ' }], { name: 'Login', instructions: 'two steps' })
+          kbdAnswers.push(pw)
           const [code] = await prompt(['Code: '])
           return pw === 'secret' && code === '42'
         },
@@ -155,6 +157,13 @@ describe('authentication', () => {
     await ssh.close()
     const wrong = await rejection(connect({ host: t.host, port: t.port, username: 'kbd', hostKey: 'insecure-accept-any', keyboardInteractive: () => ['nope'] }))
     expect(wrong).toBeInstanceOf(AuthError)
+    // an answer that is no string cancels the round: "null" never goes out as a credential
+    kbdAnswers.length = 0
+    for (const bad of [[null], [undefined], [42]]) {
+      const e = await rejection(connect({ host: t.host, port: t.port, username: 'kbd', hostKey: 'insecure-accept-any', keyboardInteractive: () => bad as never }))
+      expect(e).toBeInstanceOf(AuthError)
+    }
+    expect(kbdAnswers.filter((a) => a === 'null' || a === 'undefined' || a === '42')).toEqual([])
   })
 
   it('lets everyone in with none: true', async () => {

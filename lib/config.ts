@@ -216,8 +216,14 @@ export async function applySshConfig(options: ConnectOptions, bound: Pick<Connec
   const supported = binding.supportedAlgorithms()
   const pick = (name: string, list: unknown, from: string[] | undefined): void => {
     if (!explicit.has(name) || typeof list !== 'string') return
-    const names = list.split(',').filter((a) => (from ?? []).includes(a))
-    if (names.length) algos[name === 'kexAlgorithms' ? 'kex' : name === 'ciphers' ? 'cipher' : name === 'macs' ? 'mac' : 'hostKey'] = names
+    const given = list.split(',').filter(Boolean)
+    const names = given.filter((a) => (from ?? []).includes(a))
+    const key = name === 'kexAlgorithms' ? 'kex' : name === 'ciphers' ? 'cipher' : name === 'macs' ? 'mac' : 'hostKey'
+    // a restriction we cannot honour must not widen into our defaults: ssh would use only these
+    if (!names.length && !(options.algorithms as Record<string, unknown> | undefined)?.[key]) {
+      throw new ConfigError(`${name}: none of ${given.join(', ')} is supported by ferrossh (supported: ${(from ?? []).join(', ')}); pass algorithms.${key} to override`, { option: name })
+    }
+    if (names.length) algos[key] = names
   }
   pick('ciphers', c.ciphers, supported.cipher)
   pick('kexAlgorithms', c.kexAlgorithms, supported.kex)

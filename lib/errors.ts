@@ -137,12 +137,17 @@ export class ProxyError extends SshError {
   declare readonly hop?: number
   /** The jump host or proxy that failed. */
   declare readonly host?: string
-  /** The proxy command that failed (as in ssh's `ProxyCommand`). */
+  /**
+   * The proxy command that failed (as in ssh's `ProxyCommand`). It may carry secrets (a token
+   * in an argument), so it is kept out of the message and of `util.inspect` (not enumerable).
+   */
   declare readonly command?: string
   /** What the proxy command wrote to stderr. */
   declare readonly stderr?: string
   constructor(message: string, props: Record<string, unknown> = {}, options?: { cause?: unknown }) {
-    super(message, 'ERR_SSH_PROXY', props, options)
+    const { command, ...rest } = props
+    super(message, 'ERR_SSH_PROXY', rest, options)
+    if (command !== undefined) Object.defineProperty(this, 'command', { value: command, enumerable: false })
   }
 }
 

@@ -312,7 +312,9 @@ export function resolveOptions(input: ConnectOptions): Resolved {
     keyboardInteractive = async (req) => {
       try {
         const answers = await (fn as KeyboardInteractiveHandler)(req.prompts, { name: req.name, instructions: req.instructions })
-        return Array.isArray(answers) ? answers.map(String) : null
+        // an answer that is no string is no answer: the round is cancelled rather than the
+        // text "null" or "undefined" sent as a credential
+        return Array.isArray(answers) && answers.every((a) => typeof a === 'string') ? answers : null
       } catch {
         return null
       }

@@ -11,6 +11,10 @@ export async function withSignal<T>(signal: AbortSignal | undefined, fn: (cancel
   signal.addEventListener('abort', onAbort, { once: true })
   try {
     return await native(() => fn(cancel))
+  } catch (e) {
+    // the abort the signal caused carries its reason, as Node's own AbortErrors do
+    if (signal.aborted && e instanceof AbortError && e.cause === undefined) throw new AbortError(e.message, { cause: signal.reason })
+    throw e
   } finally {
     signal.removeEventListener('abort', onAbort)
   }

@@ -437,15 +437,24 @@ async fn proxy_command_error(pc: &mut ProxyCommand, e: Error) -> Error {
         Some(s) => format!("exited with {s}"),
         None => "is still running".into(),
     };
+    // the command line may carry secrets (the trace leaves it out too): the message names the
+    // program only, and quotes the end of what it wrote
+    let program = pc.command.split_whitespace().next().unwrap_or_default().to_string();
+    let tail = {
+        let t = stderr.trim_end();
+        match t.char_indices().rev().nth(1023) {
+            Some((i, _)) => format!("…{}", &t[i..]),
+            None => t.to_string(),
+        }
+    };
     Error::Proxy {
         hop: None,
         host: None,
         command: Some(pc.command.clone()),
         stderr: if stderr.is_empty() { None } else { Some(stderr.clone()) },
         message: format!(
-            "proxy command {:?} {exit} before SSH was established: {e}{}",
-            pc.command,
-            if stderr.is_empty() { String::new() } else { format!("; its stderr: {stderr}") }
+            "proxy command {program:?} {exit} before SSH was established: {e}{}",
+            if tail.is_empty() { String::new() } else { format!("; its stderr: {tail}") }
         ),
         cause: Some(Box::new(e)),
     }
@@ -545,6 +554,10 @@ async fn nudge_while_pending<T, N: std::future::Future<Output = ()>>(open: impl 
 
 fn errno_name(e: &std::io::Error) -> Option<String> {
     use std::io::ErrorKind as K;
+    // a name that does not resolve (getaddrinfo), as Node names it
+    if e.to_string().contains("failed to lookup address") {
+        return Some("ENOTFOUND".into());
+    }
     Some(
         match e.kind() {
             K::ConnectionRefused => "ECONNREFUSED",
@@ -1219,6 +1232,20 @@ async fn collect(ch: &Channel, stdin: Option<Vec<u8>>, max_buffer: Option<usize>
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_name_that_does_not_resolve_is_enotfound_as_node_names_it() {
+        let e = std::io::Error::other("failed to lookup address information: Name or service not known");
+        assert_eq!(errno_name(&e).as_deref(), Some("ENOTFOUND"));
+        assert_eq!(errno_name(&std::io::Error::from(std::io::ErrorKind::ConnectionRefused)).as_deref(), Some("ECONNREFUSED"));
+    }
+
+    #[test]
+    fn our_error_carried_through_russh_comes_out_as_it_went_in() {
+        let ours = Error::disconnected("the jump host's channel closed");
+        let through: Error = russh::Error::IO(std::io::Error::other(ours.clone())).into();
+        assert_eq!(through.to_string(), ours.to_string());
+    }
     use super::*;
 
     async fn nudges_until(reply_after: Duration) -> (u32, &'static str) {

@@ -116,6 +116,10 @@ impl fmt::Display for Error {
                 theirs.join(", ")
             ),
             Error::Auth { message, .. } => f.write_str(message),
+            Error::Timeout { phase, ms: 0 } if phase == "keepalive" => {
+                f.write_str("keepalive timed out: the server stopped answering keepalives (keepaliveCountMax of them, keepaliveInterval apart)")
+            }
+            Error::Timeout { phase, ms: 0 } => write!(f, "{phase} timed out"),
             Error::Timeout { phase, ms } => write!(f, "{phase} timed out after {ms} ms"),
             Error::Aborted => f.write_str("The operation was aborted"),
             Error::Channel { message, .. } => f.write_str(message),
@@ -160,7 +164,11 @@ impl From<russh::Error> for Error {
             R::KeepaliveTimeout => Error::Timeout { phase: "keepalive".into(), ms: 0 },
             R::InactivityTimeout => Error::Timeout { phase: "idle".into(), ms: 0 },
             R::ConnectionTimeout => Error::Timeout { phase: "connect".into(), ms: 0 },
-            R::IO(io) => Error::disconnected(io.to_string()),
+            // our own error carried through russh's stream (a jump hop's channel closing): as it is
+            R::IO(io) => match io.get_ref().and_then(|inner| inner.downcast_ref::<Error>()) {
+                Some(ours) => ours.clone(),
+                None => Error::disconnected(io.to_string()),
+            },
             R::Disconnect | R::HUP | R::SendError => Error::disconnected("the connection was closed"),
             R::PacketAuth | R::DecryptionError => {
                 Error::disconnected("packet authentication failed (corrupted or tampered stream)")

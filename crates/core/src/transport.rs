@@ -143,7 +143,7 @@ pub fn spawn_proxy_command(command: &str) -> Result<(ProxyCommand, impl Transpor
         host: None,
         command: Some(command.into()),
         stderr: None,
-        message: format!("cannot start proxy command {command:?}: {e}"),
+        message: format!("cannot start proxy command {:?}: {e}", command.split_whitespace().next().unwrap_or_default()),
         cause: None,
     })?;
     let missing = || Error::Protocol { message: "proxy command without pipes".into() };
@@ -446,8 +446,14 @@ async fn http_connect(s: &mut TcpStream, p: &ProxyUrl, host: &str, port: u16) ->
     }
     let code = status.split_whitespace().nth(1).unwrap_or("");
     if !code.starts_with('2') {
-        let hint = if code == "407" { " (the proxy needs a user name and password: http://user:pass@host:port)" } else { "" };
-        return Err(proxy_err(p, format!("the HTTP proxy refused CONNECT {target}: {status}{hint}")));
+        let hint = match (code, p.user.is_some()) {
+            ("407", false) => " (the proxy needs a user name and password: http://user:pass@host:port)",
+            ("407", true) => " (the proxy refused the user name or password given)",
+            _ => "",
+        };
+        // the status line as text a terminal shows safely
+        let shown: String = status.chars().take(200).map(|c| if c.is_control() { '?' } else { c }).collect();
+        return Err(proxy_err(p, format!("the HTTP proxy refused CONNECT {target}: {shown}{hint}")));
     }
     Ok(())
 }

@@ -78,7 +78,12 @@ pub fn to_json(e: &Error) -> Value {
         Error::Forward { spec, .. } => {
             o.insert("spec".into(), json!(spec));
         }
-        Error::Aborted | Error::Command { .. } | Error::Protocol { .. } => {}
+        // a protocol error ends the connection: a DisconnectError, with the fields it promises
+        Error::Protocol { message } => {
+            o.insert("reason".into(), json!("protocol-error"));
+            o.insert("description".into(), json!(message));
+        }
+        Error::Aborted | Error::Command { .. } => {}
     }
     Value::Object(o)
 }
