@@ -209,6 +209,20 @@ describe('connection set-up', () => {
     expect((e as DisconnectError).description.length).toBeGreaterThan(0)
     srv.close()
   })
+  it('a server speaking SSH 1 is refused at once, as ssh refuses it, not after the handshake timeout', async () => {
+    const sockets: net.Socket[] = []
+    const srv = net.createServer((s) => { sockets.push(s); s.on('error', () => {}); s.write('SSH-1.5-OldServer\r\n') }).listen(0, '127.0.0.1')
+    await new Promise((r) => srv.once('listening', r))
+    const port = (srv.address() as net.AddressInfo).port
+    const t = Date.now()
+    const e = await rejects(connect({ ...base(), port, password: 'x', connectTimeout: 15_000 }))
+    expect(Date.now() - t).toBeLessThan(3000)
+    expect(e).toBeInstanceOf(DisconnectError)
+    expect((e as DisconnectError).reason).toBe('protocol-error')
+    expect((e as Error).message).toMatch(/another SSH protocol version \("SSH-1\.5-OldServer"\)/)
+    sockets.forEach((s) => s.destroy())
+    srv.close()
+  })
   it('AbortSignal cancels a connect in progress', async () => {
     const sockets: net.Socket[] = []
     const srv = net.createServer((s) => sockets.push(s)).listen(0, '127.0.0.1')

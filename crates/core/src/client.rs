@@ -764,7 +764,7 @@ impl Client {
             agent_socket: opts.agent_forward.clone(),
         };
         let mut handle = with_deadline(deadline, "handshake", opts.connect_timeout, async {
-            client::connect_stream(Arc::new(config), stream, handler).await.map_err(|e| {
+            client::connect_stream(Arc::new(config), transport::VersionCheck::new(stream), handler).await.map_err(|e| {
                 if let Some(hk) = shared.state().host_key_error.take() {
                     return hk;
                 }

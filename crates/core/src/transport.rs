@@ -458,6 +458,75 @@ async fn http_connect(s: &mut TcpStream, p: &ProxyUrl, host: &str, port: u16) ->
     Ok(())
 }
 
+/// The server's stream, watched until its SSH version line: a server that speaks another
+/// protocol version (`SSH-1.5-…`) is refused at once, as OpenSSH's client refuses it ("Protocol
+/// major versions differ"), instead of waiting out the handshake timeout (russh takes such a
+/// line for one more line before the banner). After the version line it only passes bytes on.
+pub(crate) struct VersionCheck<S> {
+    inner: S,
+    line: Vec<u8>,
+    seen: bool,
+}
+
+impl<S> VersionCheck<S> {
+    pub(crate) fn new(inner: S) -> Self {
+        VersionCheck { inner, line: Vec::new(), seen: false }
+    }
+
+    fn look(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        for &b in bytes {
+            if b != b'\n' {
+                if self.line.len() < 256 {
+                    self.line.push(b);
+                }
+                continue;
+            }
+            if self.line.starts_with(b"SSH-") {
+                if !(self.line.starts_with(b"SSH-2.0-") || self.line.starts_with(b"SSH-1.99-")) {
+                    let shown: String = String::from_utf8_lossy(&self.line).trim_end().chars().map(|c| if c.is_control() { '?' } else { c }).collect();
+                    let e = Error::Protocol { message: format!("the server speaks another SSH protocol version ({shown:?}); only SSH 2.0 is supported") };
+                    return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, e));
+                }
+                self.seen = true;
+                return Ok(());
+            }
+            self.line.clear();
+        }
+        Ok(())
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for VersionCheck<S> {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        if this.seen {
+            return Pin::new(&mut this.inner).poll_read(cx, buf);
+        }
+        let before = buf.filled().len();
+        ready!(Pin::new(&mut this.inner).poll_read(cx, buf))?;
+        let got = buf.filled()[before..].to_vec();
+        Poll::Ready(this.look(&got))
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for VersionCheck<S> {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+    }
+    fn poll_write_vectored(self: Pin<&mut Self>, cx: &mut Context<'_>, bufs: &[std::io::IoSlice<'_>]) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+    }
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
