@@ -129,6 +129,42 @@ describe('close() and the end of a shell', () => {
     expect(got).toBe(3_000_000)
   })
 
+  it('a broken connection reaches streams nobody reads, after what they still hold', async () => {
+    const { c, cut } = await doomed()
+    // nothing was written to these: they hear the break at once, read or not
+    const quiet = c.spawn('sleep 30')
+    const sh = await c.shell({ pty: false })
+    sh.write('sleep 30\n')
+    // this one holds a line nobody has read yet: it stays readable, then errors
+    const talky = c.spawn('echo kept; sleep 30')
+    await withTimeout(new Promise<void>((r) => talky.stdout.once('readable', () => r())), 5000, 'the line arrived')
+    await cut()
+    for (const s of [quiet.stdout, quiet.stderr, quiet.stdin, sh, sh.stderr]) {
+      await expect(withTimeout(finished(s), 5000, 'finished')).rejects.toBeInstanceOf(DisconnectError)
+    }
+    const chunks: Buffer[] = []
+    const end = withTimeout(finished(talky.stdout.on('data', (d: Buffer) => chunks.push(d))), 5000, 'the held line, then the error')
+    await expect(end).rejects.toBeInstanceOf(DisconnectError)
+    expect(Buffer.concat(chunks).toString()).toBe('kept\n')
+  })
+  it('after the command exits, stdin is destroyed and the process and a shell Duplex close, as ChildProcess and a socket do', async () => {
+    const p = ssh.spawn('exit 3')
+    p.stdout.resume()
+    p.stderr.resume()
+    const close = new Promise<unknown[]>((r) => p.once('close', (...a: unknown[]) => r(a)))
+    expect(await withTimeout(close, 5000, "'close'")).toEqual([3, null])
+    expect(p.stdin.destroyed).toBe(true)
+    const sh = await ssh.shell({ pty: false })
+    sh.resume()
+    sh.end('exit 0\n')
+    await withTimeout(finished(sh), 5000, "the shell Duplex's end")
+    const sh2 = await ssh.shell({ pty: false })
+    sh2.resume()
+    // the remote shell exits on its own; the writable side ends with it
+    sh2.write('exit 0\n')
+    await withTimeout(sh2.exited, 5000, 'exited')
+    await withTimeout(finished(sh2), 5000, 'the Duplex closes without end()')
+  })
   it("a broken connection reaches a shell's stderr as the DisconnectError", async () => {
     const { c, cut } = await doomed()
     const sh = await c.shell({ pty: false })
@@ -149,6 +185,40 @@ describe('exec() with a Readable stdin', () => {
     expect(e).toBeInstanceOf(TimeoutError)
     expect((e as TimeoutError).message).toContain('500 ms')
     expect(Date.now() - t0).toBeLessThan(5_000)
+  })
+
+  it('timeout and maxBuffer stop the command on the server, as with a Buffer stdin', async () => {
+    const mark = `${Date.now() % 100000 + 40000}`
+    const running = async (): Promise<string> => (await ssh.exec(`pgrep -f "[s]leep ${mark}" || true`)).stdout.toString().trim()
+    await ssh.exec(`sleep ${mark}`, { stdin: Readable.from([]), timeout: 300 }).catch(() => {})
+    await ssh.exec(`head -c 100000 /dev/zero; sleep ${mark}`, { stdin: Readable.from([]), maxBuffer: 10 }).catch(() => {})
+    await sleep(500)
+    expect(await running()).toBe('')
+  })
+
+  it('a stdin destroyed without an error rejects as pipeline() does, instead of waiting for good', async () => {
+    const gone = new Readable({ read() {} })
+    gone.destroy()
+    await expect(withTimeout(ssh.exec('cat', { stdin: gone }), 5000, 'exec')).rejects.toMatchObject({ code: 'ERR_STREAM_PREMATURE_CLOSE' })
+    const later = new Readable({ read() {} })
+    setTimeout(() => later.destroy(), 200)
+    await expect(withTimeout(ssh.exec('cat', { stdin: later }), 5000, 'exec')).rejects.toMatchObject({ code: 'ERR_STREAM_PREMATURE_CLOSE' })
+  })
+
+  it('timeout counts from the call: a wait for a session slot is part of it', async () => {
+    const c = await connect(options({ maxSessions: 1 }))
+    try {
+      const busy = c.spawn('sleep 2')
+      busy.stdout.resume()
+      busy.stderr.resume()
+      for (const stdin of [undefined, Readable.from([])]) {
+        const t0 = Date.now()
+        await expect(c.exec('echo x', { timeout: 300, stdin })).rejects.toBeInstanceOf(TimeoutError)
+        expect(Date.now() - t0).toBeLessThan(1500)
+      }
+    } finally {
+      await c.close()
+    }
   })
 
   it('maxBuffer stops at the limit, without waiting for the command', async () => {

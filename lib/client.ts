@@ -187,8 +187,12 @@ export class SshClient extends EventEmitter {
         stdin.unpipe(p.stdin)
         settle()
       }
+      // like the Buffer-stdin path (and child_process's timeout): TERM first, then close
+      const stop = (): void => {
+        void p.kill('TERM').catch(() => {}).finally(() => p.close())
+      }
       const fail = (err: unknown): void => {
-        void p.close()
+        stop()
         finish(() => reject(err))
       }
       ;[p.stdout, p.stderr].forEach((r, i) => {
@@ -197,7 +201,7 @@ export class SshClient extends EventEmitter {
           sizes[i] += c.length
           chunks[i].push(c)
           if (sizes[i] > limit) {
-            void p.close()
+            stop()
             finish(() => resolve({ result: { stdout: output(0), stderr: output(1), code: null, signal: null }, truncated: true }))
           }
         })
@@ -213,6 +217,11 @@ export class SshClient extends EventEmitter {
       // pipe() does not pass on a failing source: without this the command would wait for
       // the rest of its input for good. The listener stays: an error after the end is moot.
       stdin.on('error', fail)
+      const premature = (): void => {
+        if (!stdin.readableEnded && !stdin.errored) fail(Object.assign(new Error('Premature close'), { code: 'ERR_STREAM_PREMATURE_CLOSE' }))
+      }
+      if (stdin.destroyed) premature()
+      else stdin.once('close', premature)
       stdin.pipe(p.stdin)
       if (o.timeout) timer = setTimeout(() => fail(new TimeoutError(`exec timed out after ${o.timeout} ms`, { phase: 'exec' })), o.timeout)
     })

@@ -101,6 +101,17 @@ export class RemoteProcess extends EventEmitter {
     )
     this.exited = exit.promise.then(toExitStatus)
     this.exited.catch(() => {}) // handled here: awaiting it still sees the rejection
+    exit.promise.then(
+      // the channel is closed: nothing written now can arrive (child_process destroys stdin on exit)
+      () => { if (!stdin.writableFinished) stdin.destroy() },
+      // the connection broke: every stream hears it, read or not, as a reset socket does
+      // (after what is still to be read)
+      (e: Error) => {
+        out.source.broken()
+        err.source.broken()
+        stdin.destroy(e)
+      },
+    )
     if (signal) {
       const onAbort = (): void => {
         const e = new AbortError()
@@ -119,6 +130,9 @@ export class RemoteProcess extends EventEmitter {
       }
     }
     this.exited.then((s) => emitFromPromise(this, 'exit', s.code, s.signal), () => {})
+    // as ChildProcess: 'close' once it exited and its output streams have closed
+    const closed = (r: Readable): Promise<void> => (r.closed ? Promise.resolve() : new Promise((res) => r.once('close', () => res())))
+    this.exited.then((s) => Promise.all([closed(out), closed(err)]).then(() => emitFromPromise(this, 'close', s.code, s.signal)), () => {})
   }
 
   /** Sends a signal (`'TERM'`, `'INT'`, `'KILL'`, …) to the remote process. */

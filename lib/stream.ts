@@ -25,6 +25,7 @@ const NO_SCRATCH = Buffer.alloc(0)
 const HAND_OVER = SCRATCH / 2
 
 const noop = (): void => {}
+const EMPTY = Buffer.alloc(0)
 
 /** What a reader needs of a native channel (a client channel or a server session's). @internal */
 export interface ReadableNativeChannel {
@@ -45,10 +46,14 @@ export class ChannelSource {
   #scratch = Buffer.allocUnsafeSlow(SCRATCH_FIRST)
   #waiting = false
   #ended = false
+  /** A failure that came while the consumer still had bytes to read: delivered after them. */
+  #failure: Error | undefined
   constructor(
     readonly stream: number,
     private readonly push: (chunk: Buffer | null) => boolean,
     private readonly fail: (err: Error) => void,
+    /** Bytes pushed but not yet read by the consumer. */
+    private readonly buffered: () => number = () => 0,
   ) {}
 
   attach(chan: ReadableNativeChannel): void {
@@ -70,10 +75,26 @@ export class ChannelSource {
     this.#chan?.discardStream?.(this.stream)
   }
 
+  /**
+   * The connection broke: a stream nobody reads hears it now (it would never ask), after
+   * whatever is still to be read, which stays readable first.
+   */
+  broken(): void {
+    if (!this.#ended) this.pump()
+  }
+
   /** Moves bytes to the consumer until it wants no more, nothing is left, or the end. */
   pump(): void {
     const chan = this.#chan
     this.#waiting = true
+    if (this.#failure) {
+      // an empty push lets the stream ask again once more of it was read
+      if (this.buffered() > 0) return void this.push(EMPTY)
+      const e = this.#failure
+      this.#failure = undefined
+      this.#waiting = false
+      return this.fail(e)
+    }
     if (!chan || this.#ended) return
     for (;;) {
       const n = chan.read(this.stream, this.#scratch)
@@ -98,9 +119,18 @@ export class ChannelSource {
       this.#scratch = NO_SCRATCH
       if (n === -1) {
         this.push(null)
-      } else {
-        this.fail(fromNative(chan.takeError() ?? 'the connection was lost'))
+        return
       }
+      const e = fromNative(chan.takeError() ?? 'the connection was lost')
+      // bytes the consumer has not read yet are not thrown away with the stream: the
+      // failure waits until they are read (destroying now would drop them)
+      if (this.buffered() > 0) {
+        this.#failure = e
+        this.#waiting = true
+        this.push(EMPTY)
+        return
+      }
+      this.fail(e)
       return
     }
   }
@@ -119,7 +149,7 @@ export class ChannelReadable extends Readable {
   readonly source: ChannelSource
   constructor(stream: number) {
     super({ highWaterMark: 1024 * 1024 })
-    this.source = new ChannelSource(stream, (c) => this.push(c), (e) => this.destroy(e))
+    this.source = new ChannelSource(stream, (c) => this.push(c), (e) => this.destroy(e), () => this.readableLength)
     // errors reach pipeline()/for-await/'error' listeners; with none, never crash the process
     this.on('error', noop)
   }
@@ -308,7 +338,7 @@ export class ChannelDuplex extends Duplex {
   constructor(chan: Promise<NativeChannel>) {
     super({ readableHighWaterMark: 1024 * 1024, writableHighWaterMark: WRITE_HIGH_WATER, allowHalfOpen: true })
     this.#chan = chan
-    this.#out = new ChannelSource(0, (c) => this.push(c), (e) => this.destroy(e))
+    this.#out = new ChannelSource(0, (c) => this.push(c), (e) => this.destroy(e), () => this.readableLength)
     const err = new ChannelReadable(1)
     this.stderr = err
     this.#in = new ChannelWritable(chan)
@@ -321,6 +351,14 @@ export class ChannelDuplex extends Duplex {
     })
     this.exited = exit.promise.then((e) => ({ code: e.code ?? null, signal: e.signal ?? null }))
     this.exited.catch(noop)
+    // the remote side is gone: nothing written from now on can arrive, so the writable side
+    // ends (a shell's Duplex then closes once its output is read, as a socket does)
+    exit.promise.then(() => { if (!this.writableEnded) this.end() }, noop)
+    // the connection broke: the Duplex and its stderr hear it even when nobody reads them
+    exit.promise.catch(() => {
+      this.#out.broken()
+      err.source.broken()
+    })
   }
 
   /** Changes the pseudo-terminal size (`stty size` on the remote side follows), in characters and (optionally, as `ssh` sends them) pixels. */

@@ -1170,11 +1170,20 @@ impl Client {
     /// Runs a command to completion, collecting its output in Rust.
     pub async fn exec(&self, command: &str, opts: ExecOptions, cancel: Option<&CancelToken>) -> Result<ExecOutput> {
         let req = SessionRequest { env: opts.env.clone(), pty: opts.pty.clone(), agent_forward: opts.agent_forward, x11: opts.x11.clone() };
-        let ch = self.start(Some(command), &req, cancel).await?;
+        // like child_process's timeout, from the call on: a wait for a maxSessions slot or a
+        // slow open counts (start() closes a channel it gives up on)
+        let deadline = opts.timeout.map(|t| tokio::time::Instant::now() + t);
+        let ch = match deadline {
+            Some(d) => match tokio::time::timeout_at(d, self.start(Some(command), &req, cancel)).await {
+                Ok(r) => r?,
+                Err(_) => return Err(Error::timeout("exec", opts.timeout.unwrap_or_default().as_millis() as u64)),
+            },
+            None => self.start(Some(command), &req, cancel).await?,
+        };
         let run = collect(&ch, opts.stdin, opts.max_buffer);
         let run = async {
             match opts.timeout {
-                Some(t) => match tokio::time::timeout(t, run).await {
+                Some(t) => match tokio::time::timeout_at(deadline.unwrap_or_else(|| tokio::time::Instant::now() + t), run).await {
                     Ok(r) => r,
                     Err(_) => Err(Error::timeout("exec", t.as_millis() as u64)),
                 },
