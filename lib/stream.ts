@@ -353,7 +353,7 @@ export class ChannelDuplex extends Duplex {
     this.exited.catch(noop)
     // the remote side is gone: nothing written from now on can arrive, so the writable side
     // ends (a shell's Duplex then closes once its output is read, as a socket does)
-    exit.promise.then(() => { if (!this.writableEnded) this.end() }, noop)
+    exit.promise.then(() => { if (!this.writableEnded && !this.destroyed) this.end() }, noop)
     // the connection broke: the Duplex and its stderr hear it even when nobody reads them
     exit.promise.catch(() => {
       this.#out.broken()
