@@ -192,6 +192,7 @@ export class SshClient extends EventEmitter {
         void p.kill('TERM').catch(() => {}).finally(() => p.close())
       }
       const fail = (err: unknown): void => {
+        if (settled) return
         stop()
         finish(() => reject(err))
       }
