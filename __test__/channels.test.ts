@@ -114,6 +114,8 @@ describe('abort', () => {
     ac.abort()
     expectAbortError(await failed)
     expect(p.stdin.destroyed).toBe(true)
+    // the TERM it was sent ended it, and that is what exited says, as child_process's 'exit' does
+    expect(await withTimeout(p.exited, 5000, 'exited')).toEqual({ code: null, signal: 'TERM' })
     expect((await ssh.exec('echo fine')).stdout.toString()).toBe('fine\n')
   })
 })

@@ -117,6 +117,11 @@ export class RemoteProcess extends EventEmitter {
         const e = new AbortError()
         chan.then(async (c) => {
           await c.signal('TERM').catch(() => {})
+          // as child_process reports a process its signal killed: the exit that signal causes
+          // is waited for a moment before the channel goes
+          let timer: NodeJS.Timeout | undefined
+          await Promise.race([this.exited.catch(() => {}), new Promise((r) => { timer = setTimeout(r, 500) })])
+          clearTimeout(timer)
           await c.close()
         }, () => {}).catch(() => {})
         out.destroy(e)
