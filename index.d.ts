@@ -623,6 +623,11 @@ export interface NativeTransferOptions {
   keepPartial?: boolean
   mode?: number
   fsync?: boolean
+  /**
+   * A destination that is a symlink is replaced, not written through (tree transfers:
+   * a link the transfer made from the server's listing must not lead a file elsewhere).
+   */
+  replaceLinks?: boolean
 }
 
 export interface NativeX11 {

@@ -891,6 +891,25 @@ describe('directory trees', () => {
       process.umask(umask)
     }
   })
+  it('tree transfers replace a symlink at a file\'s name instead of writing through it', async () => {
+    const outside = join(local, name('outside'))
+    writeFileSync(outside, 'untouched')
+    const down = join(local, name('tree-links'))
+    mkdirSync(down)
+    symlinkSync(outside, join(down, 'a.txt'))
+    await sftp.downloadDir(remoteTree, down)
+    expect(readFileSync(outside, 'utf8')).toBe('untouched')
+    expect(lstatSync(join(down, 'a.txt')).isSymbolicLink()).toBe(false)
+    expect(readFileSync(join(down, 'a.txt'), 'utf8')).toBe(files['a.txt'])
+    const up = posix.join(work, name('tree-links-up'))
+    mkdirOwned(up, user)
+    const remoteOutside = posix.join(work, name('remote-outside'))
+    writeOwned(remoteOutside, 'untouched', user)
+    symlinkSync(remoteOutside, posix.join(up, 'a.txt'))
+    await sftp.uploadDir(localTree, up)
+    expect(readFileSync(remoteOutside, 'utf8')).toBe('untouched')
+    expect(lstatSync(posix.join(up, 'a.txt')).isSymbolicLink()).toBe(false)
+  })
   it("symlinks: 'preserve' replaces a link left by an earlier copy, and a link that cannot be made fails the transfer", async () => {
     const r = posix.join(work, name('preserve-remote'))
     mkdirOwned(r, user)
@@ -1092,6 +1111,14 @@ describe('hostile and limited servers', () => {
       rmSync(base, { recursive: true, force: true })
     }
   }
+  it('downloadDir refuses a listing that names one entry twice (a link, then a file through it)', async () => {
+    await hostileListing(['x', 'x'], async (s, dest) => {
+      const e = await s.downloadDir('/anywhere', dest).catch((x: unknown) => x)
+      expect(e).toBeInstanceOf(SftpError)
+      expect((e as SftpError).code).toBe('EBADMSG')
+      expect((e as SftpError).message).toMatch(/"x" .* twice/)
+    })
+  })
   for (const bad of ['../escape', '../../../../../../../../tmp/ferrossh-escape', 'a/b', 'sub/../../escape']) {
     it(`downloadDir refuses ${JSON.stringify(bad)} with an SftpError before it writes anything`, async () => {
       await hostileListing([bad], async (s, dest) => {

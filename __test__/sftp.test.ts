@@ -529,6 +529,17 @@ describe('FileHandle', () => {
     expect(bufs.map((b) => b.toString())).toEqual(['aaa', 'bbb', 'ccc'])
     expect((await r.read(Buffer.alloc(3))).bytesRead).toBe(0)
     await r.close()
+    // a read, then a write, issued together: the write goes where the read ended
+    writeOwned(f, 'abcdef', user)
+    const rw = await sftp.open(f, 'r+')
+    const [got] = await Promise.all([rw.read(Buffer.alloc(3)), rw.write('XYZ')])
+    expect(got.buffer.toString()).toBe('abc')
+    await rw.close()
+    expect(readFileSync(f, 'latin1')).toBe('abcXYZ')
+    // fs's nulls mean the defaults
+    const n = await sftp.open(f)
+    expect((await n.read(Buffer.alloc(2), null, null, 1)).buffer.toString()).toBe('bc')
+    await n.close()
   })
   it('reads and writes larger than one SFTP request, at odd offsets', async () => {
     const d = fresh()

@@ -200,6 +200,12 @@ describe('exec() with a Readable stdin', () => {
     const gone = new Readable({ read() {} })
     gone.destroy()
     await expect(withTimeout(ssh.exec('cat', { stdin: gone }), 5000, 'exec')).rejects.toMatchObject({ code: 'ERR_STREAM_PREMATURE_CLOSE' })
+    // destroyed with an error before the call: that error
+    const failed = new Readable({ read() {} })
+    failed.on('error', () => {})
+    failed.destroy(new Error('gone before'))
+    await new Promise((r) => setImmediate(r))
+    await expect(withTimeout(ssh.exec('cat', { stdin: failed }), 5000, 'exec')).rejects.toThrow('gone before')
     const later = new Readable({ read() {} })
     setTimeout(() => later.destroy(), 200)
     await expect(withTimeout(ssh.exec('cat', { stdin: later }), 5000, 'exec')).rejects.toMatchObject({ code: 'ERR_STREAM_PREMATURE_CLOSE' })

@@ -180,10 +180,15 @@ export class SshClient extends EventEmitter {
       let ended = 0
       let timer: NodeJS.Timeout | undefined
       const output = (i: number): Buffer => Buffer.concat(chunks[i]).subarray(0, limit)
+      let closeListener: (() => void) | undefined
+      const premature = (): void => {
+        if (!stdin.readableEnded && !stdin.errored) fail(Object.assign(new Error('Premature close'), { code: 'ERR_STREAM_PREMATURE_CLOSE' }))
+      }
       const finish = (settle: () => void): void => {
         if (settled) return
         settled = true
         if (timer) clearTimeout(timer)
+        if (closeListener) stdin.off('close', closeListener)
         stdin.unpipe(p.stdin)
         settle()
       }
@@ -218,11 +223,14 @@ export class SshClient extends EventEmitter {
       // pipe() does not pass on a failing source: without this the command would wait for
       // the rest of its input for good. The listener stays: an error after the end is moot.
       stdin.on('error', fail)
-      const premature = (): void => {
-        if (!stdin.readableEnded && !stdin.errored) fail(Object.assign(new Error('Premature close'), { code: 'ERR_STREAM_PREMATURE_CLOSE' }))
+      if (stdin.destroyed) {
+        // gone before the call: its own error, or that it ended early
+        if (stdin.errored) fail(stdin.errored)
+        else if (!stdin.readableEnded) fail(Object.assign(new Error('Premature close'), { code: 'ERR_STREAM_PREMATURE_CLOSE' }))
+      } else {
+        stdin.once('close', premature)
+        closeListener = premature
       }
-      if (stdin.destroyed) premature()
-      else stdin.once('close', premature)
       stdin.pipe(p.stdin)
       if (o.timeout) timer = setTimeout(() => fail(new TimeoutError(`exec timed out after ${o.timeout} ms`, { phase: 'exec' })), o.timeout)
     })

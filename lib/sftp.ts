@@ -251,9 +251,9 @@ export interface ReadOptions {
   /** Where the bytes go (default: a new 16 KiB Buffer). */
   buffer?: Buffer | Uint8Array
   /** Where in `buffer` (default 0). */
-  offset?: number
+  offset?: number | null
   /** How many bytes at most (default: the rest of `buffer`). */
-  length?: number
+  length?: number | null
   /** Where in the file (default null: the current position). */
   position?: number | null
 }
@@ -287,41 +287,48 @@ export class FileHandle {
    * `fs.promises.FileHandle.read`, it also takes `(buffer, { offset, length, position })`,
    * `({ buffer, offset, length, position })` and no arguments (a new 16 KiB buffer).
    */
-  async read(buffer?: Buffer | Uint8Array | ReadOptions, offset: number | ReadOptions = 0, length?: number, position: number | null = null): Promise<ReadResult> {
-    if (buffer === undefined || (buffer !== null && typeof buffer === 'object' && !(buffer instanceof Uint8Array))) {
+  async read(buffer?: Buffer | Uint8Array | ReadOptions | null, offset: number | ReadOptions | null = 0, length?: number | null, position: number | null = null): Promise<ReadResult> {
+    if (buffer === undefined || buffer === null || (typeof buffer === 'object' && !(buffer instanceof Uint8Array))) {
       const o = (buffer ?? {}) as ReadOptions
       buffer = o.buffer ?? Buffer.alloc(16384)
       offset = o.offset ?? 0
-      length = o.length
+      length = o.length ?? undefined
       position = o.position ?? null
     } else if (offset !== null && typeof offset === 'object') {
       const o = offset
       offset = o.offset ?? 0
-      length = o.length
+      length = o.length ?? undefined
       position = o.position ?? null
     }
-    return this.#read(buffer as Buffer, offset, length, position)
+    // as fs: null means the default
+    return this.#read(buffer as Buffer, (offset as number | null) ?? 0, length ?? undefined, position ?? null)
   }
   async #read(buffer: Buffer, offset: number, length: number | undefined, position: number | null): Promise<ReadResult> {
     this.#check()
     if (!(buffer instanceof Uint8Array)) throw new ConfigError(`buffer: must be a Buffer or Uint8Array, got ${buffer === null ? 'null' : typeof buffer}`, { option: 'buffer' })
     intOf(offset, 'offset', 0, buffer.length)
-    length = intOf(length, 'length', 0, buffer.length - offset) ?? buffer.length - offset
+    const len = intOf(length, 'length', 0, buffer.length - offset) ?? buffer.length - offset
     if (position !== null) {
       intOf(position, 'position', 0)
-      return { bytesRead: await this.#readAt(buffer, offset, length, position), buffer }
+      return { bytesRead: await this.#readAt(buffer, offset, len, position), buffer }
     }
     // reads at the current position go one after the other, as on a local descriptor: each
     // starts where the one before ended (which only its reply tells)
+    this.#readsPending++
     const turn = this.#reading.then(async () => {
-      const n = await this.#readAt(buffer, offset, length, this.#position)
-      this.#position += n
-      return n
+      try {
+        const n = await this.#readAt(buffer, offset, len, this.#position)
+        this.#position += n
+        return n
+      } finally {
+        this.#readsPending--
+      }
     })
     this.#reading = turn.catch(() => {})
     return { bytesRead: await turn, buffer }
   }
   #reading: Promise<unknown> = Promise.resolve()
+  #readsPending = 0
   async #readAt(buffer: Uint8Array, offset: number, length: number, at: number): Promise<number> {
     let done = 0
     while (done < length) {
@@ -362,6 +369,16 @@ export class FileHandle {
       position = (a as number | null | undefined) ?? null
     }
     if (position !== null) intOf(position, 'position', 0)
+    // a read at the current position still waiting for its reply ends where only that reply
+    // says: a write issued after it goes after it
+    if (position === null && this.#readsPending > 0) {
+      const turn = this.#reading.then(() => this.#writeAt(buf, null))
+      this.#reading = turn.catch(() => {})
+      return turn
+    }
+    return this.#writeAt(buf, position)
+  }
+  async #writeAt(buf: Buffer, position: number | null): Promise<{ bytesWritten: number }> {
     const at = position ?? this.#appendAt ?? this.#position
     if (position === null) {
       // after an append the position is the new end, as for a local file opened with O_APPEND
@@ -727,17 +744,23 @@ export class SftpClient {
    * temporary name and renamed when complete and of the expected size.
    */
   async download(remote: string, local: string, transfer: TransferOptions = {}): Promise<number> {
+    return this.#download(remote, local, transfer, false)
+  }
+  async #download(remote: string, local: string, transfer: TransferOptions, replaceLinks: boolean): Promise<number> {
     const options = optionsOf(transfer)
     const onProgress = callbackOf(options.onProgress, 'onProgress')
     const progress = onProgress ? (transferred: number, total: number) => { try { onProgress({ transferred, total }) } catch { /* a throwing callback must not stop the transfer */ } } : undefined
-    return withSignal(options.signal, (cancel) => call(this.#n, 'download', checkPath(remote, 'remote'), checkPath(local, 'local'), transferOptions(options), progress, cancel))
+    return withSignal(options.signal, (cancel) => call(this.#n, 'download', checkPath(remote, 'remote'), checkPath(local, 'local'), { ...transferOptions(options), replaceLinks }, progress, cancel))
   }
   /** Local file → remote file, natively; written under a temporary name and renamed when complete. */
   async upload(local: string, remote: string, transfer: TransferOptions = {}): Promise<number> {
+    return this.#upload(local, remote, transfer, false)
+  }
+  async #upload(local: string, remote: string, transfer: TransferOptions, replaceLinks: boolean): Promise<number> {
     const options = optionsOf(transfer)
     const onProgress = callbackOf(options.onProgress, 'onProgress')
     const progress = onProgress ? (transferred: number, total: number) => { try { onProgress({ transferred, total }) } catch { /* ignored */ } } : undefined
-    return withSignal(options.signal, (cancel) => call(this.#n, 'upload', checkPath(local, 'local'), checkPath(remote, 'remote'), transferOptions(options), progress, cancel))
+    return withSignal(options.signal, (cancel) => call(this.#n, 'upload', checkPath(local, 'local'), checkPath(remote, 'remote'), { ...transferOptions(options), replaceLinks }, progress, cancel))
   }
 
   /** A remote directory tree → local, several files at once. Resolves with the files copied. */
@@ -750,12 +773,19 @@ export class SftpClient {
     // rwx added, as OpenSSH's sftp get -r makes them: a private directory stays private
     const walk = async (dir: string, rel: string, above: string[], mode: number): Promise<void> => {
       await mkdirLocal(join(local, rel), { recursive: true, mode: (mode & 0o7777) | 0o700 })
+      // one name once: a listing that repeats one (as a link, then as a file) would have the
+      // file follow the link; where names fold case, so must this
+      const seen = new Set<string>()
+      const fold = process.platform === 'darwin' || process.platform === 'win32'
       for (const e of await this.readdir(dir, { withFileTypes: true })) {
         // a name is one path component: a server listing '../x' or 'a/b' must not place a
         // file outside `local` (OpenSSH's sftp refuses such names too)
         if (!e.name || e.name === '.' || e.name === '..' || /[/\0]/.test(e.name) || (sep === '\\' && e.name.includes('\\'))) {
           throw new SftpError(`EBADMSG: the server listed the name ${JSON.stringify(e.name)} in '${dir}', which is not a plain file name`, 'EBADMSG', { status: 0, path: posix.join(dir, e.name) })
         }
+        const key = fold ? e.name.toLowerCase() : e.name
+        if (seen.has(key)) throw new SftpError(`EBADMSG: the server listed the name ${JSON.stringify(e.name)} in '${dir}' twice`, 'EBADMSG', { status: 0, path: posix.join(dir, e.name) })
+        seen.add(key)
         const r = rel ? `${rel}/${e.name}` : e.name
         const from = posix.join(dir, e.name)
         let st = e.stats
@@ -788,7 +818,8 @@ export class SftpClient {
     const rootStat = await this.stat(root)
     if (!rootStat.isDirectory()) throw new SftpError(`ENOTDIR: '${root}' is not a directory (use download)`, 'ENOTDIR', { status: 0, path: root })
     await walk(root, '', [await this.realpath(root)], rootStat.mode)
-    return this.#copyMany(files, options, false, (f, o) => this.download(f.from, f.to, o))
+    // a link the walk made from the listing is replaced, never written through
+    return this.#copyMany(files, options, false, (f, o) => this.#download(f.from, f.to, o, true))
   }
 
   /** A local directory tree → remote, several files at once. Resolves with the files copied. */
@@ -797,7 +828,8 @@ export class SftpClient {
     const files: { from: string; to: string; size: number }[] = []
     // directories are made with the local one's permission bits, as files are
     const walk = async (dir: string, rel: string, above: string[], mode: number): Promise<void> => {
-      await this.mkdir(rel ? posix.join(remote, rel) : remote, { recursive: true, mode: (mode & 0o7777) | 0o700 })
+      // (Windows reports no execute bits: its directories get the server's default, as its files 0644)
+      await this.mkdir(rel ? posix.join(remote, rel) : remote, { recursive: true, mode: process.platform === 'win32' ? undefined : (mode & 0o7777) | 0o700 })
       for (const e of await readdirLocal(dir, { withFileTypes: true })) {
         const r = rel ? `${rel}/${e.name}` : e.name
         const from = join(dir, e.name)
@@ -832,7 +864,7 @@ export class SftpClient {
     }
     const root = checkPath(local, 'local')
     await walk(root, '', [await realpathLocal(root)], (await statLocal(root)).mode)
-    return this.#copyMany(files, options, true, (f, o) => this.upload(f.from, f.to, o))
+    return this.#copyMany(files, options, true, (f, o) => this.#upload(f.from, f.to, o, true))
   }
 
   async #copyMany(files: { from: string; to: string; size: number }[], options: DirTransferOptions, remote: boolean, one: (f: { from: string; to: string }, o: TransferOptions) => Promise<number>): Promise<number> {

@@ -439,7 +439,7 @@ async fn proxy_command_error(pc: &mut ProxyCommand, e: Error) -> Error {
     };
     // the command line may carry secrets (the trace leaves it out too): the message names the
     // program only, and quotes the end of what it wrote
-    let program = pc.command.split_whitespace().next().unwrap_or_default().to_string();
+    let program = transport::program_of(&pc.command).to_string();
     let tail = {
         let t = stderr.trim_end();
         match t.char_indices().rev().nth(1023) {
@@ -555,7 +555,11 @@ async fn nudge_while_pending<T, N: std::future::Future<Output = ()>>(open: impl 
 fn errno_name(e: &std::io::Error) -> Option<String> {
     use std::io::ErrorKind as K;
     // a name that does not resolve (getaddrinfo), as Node names it
-    if e.to_string().contains("failed to lookup address") {
+    let text = e.to_string();
+    if text.contains("Temporary failure in name resolution") {
+        return Some("EAI_AGAIN".into());
+    }
+    if text.contains("failed to lookup address") || text.contains("No such host is known") {
         return Some("ENOTFOUND".into());
     }
     Some(

@@ -143,7 +143,7 @@ pub fn spawn_proxy_command(command: &str) -> Result<(ProxyCommand, impl Transpor
         host: None,
         command: Some(command.into()),
         stderr: None,
-        message: format!("cannot start proxy command {:?}: {e}", command.split_whitespace().next().unwrap_or_default()),
+        message: format!("cannot start proxy command {:?}: {e}", program_of(command)),
         cause: None,
     })?;
     let missing = || Error::Protocol { message: "proxy command without pipes".into() };
@@ -458,6 +458,15 @@ async fn http_connect(s: &mut TcpStream, p: &ProxyUrl, host: &str, port: u16) ->
     Ok(())
 }
 
+/// The program a proxy command line runs, for messages: the first word that is no
+/// `NAME=value` assignment and no `exec`/`env` (the rest of the line may carry secrets).
+pub(crate) fn program_of(command: &str) -> &str {
+    command
+        .split_whitespace()
+        .find(|w| !(w.contains('=') && !w.starts_with('=')) && *w != "exec" && *w != "env")
+        .unwrap_or("")
+}
+
 /// The server's stream, watched until its SSH version line: a server that speaks another
 /// protocol version (`SSH-1.5-…`) is refused at once, as OpenSSH's client refuses it ("Protocol
 /// major versions differ"), instead of waiting out the handshake timeout (russh takes such a
@@ -529,6 +538,14 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for VersionCheck<S> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_proxy_command_is_named_by_its_program_never_its_assignments() {
+        assert_eq!(program_of("TOKEN=s3cr3t corp-proxy %h %p"), "corp-proxy");
+        assert_eq!(program_of("exec env A=1 B=2 nc %h %p"), "nc");
+        assert_eq!(program_of("ssh -W %h:%p -o User=me bastion"), "ssh");
+        assert_eq!(program_of("  "), "");
+    }
     use super::*;
 
     #[test]

@@ -87,13 +87,16 @@ pub struct NativeTransferOptions {
     pub keep_partial: Option<bool>,
     pub mode: Option<u32>,
     pub fsync: Option<bool>,
+    /// A destination that is a symlink is replaced, not written through (tree transfers:
+    /// a link the transfer made from the server's listing must not lead a file elsewhere).
+    pub replace_links: Option<bool>,
 }
 
 /// Weak: progress reports never keep the process alive.
 type ProgressFn = ThreadsafeFunction<FnArgs<(f64, f64)>, (), FnArgs<(f64, f64)>, Status, false, true>;
 
 fn transfer_options(o: Option<NativeTransferOptions>, progress: Option<ProgressFn>) -> napi::Result<TransferOptions> {
-    let o = o.unwrap_or(NativeTransferOptions { concurrency: None, chunk_size: None, resume: None, keep_partial: None, mode: None, fsync: None });
+    let o = o.unwrap_or(NativeTransferOptions { concurrency: None, chunk_size: None, resume: None, keep_partial: None, mode: None, fsync: None, replace_links: None });
     if o.concurrency.is_some_and(|c| c == 0 || c > 256) {
         return Err(errors::to_napi(Error::config("concurrency", "concurrency must be between 1 and 256")));
     }
@@ -114,6 +117,7 @@ fn transfer_options(o: Option<NativeTransferOptions>, progress: Option<ProgressF
         keep_partial: o.keep_partial.unwrap_or(false),
         mode: o.mode,
         fsync: o.fsync.unwrap_or(false),
+        replace_links: o.replace_links.unwrap_or(false),
     })
 }
 

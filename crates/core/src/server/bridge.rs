@@ -52,7 +52,12 @@ where
         _ = &mut down => up.await,
         u = &mut up => match u {
             Ok(()) => {
-                down.await;
+                // the other way may still carry the client's input; once the channel is gone
+                // it is dropped too, even when blocked writing to a peer that stopped reading
+                tokio::select! {
+                    _ = &mut down => {}
+                    _ = ch.closed() => {}
+                }
                 Ok(())
             }
             Err(e) => Err(e),

@@ -76,7 +76,7 @@ pub(crate) async fn refine(sftp: &Sftp, e: SftpErr, path: &str, op: &str) -> Err
     }
     let stat = sftp.lstat(path).await.ok();
     match op {
-        "setstat" if stat.as_ref().is_some_and(|s| s.is_dir()) => with_code(base, "EISDIR", "it is a directory"),
+        "truncate" if stat.as_ref().is_some_and(|s| s.is_dir()) => with_code(base, "EISDIR", "it is a directory"),
         "mkdir" if stat.is_some() => with_code(base, "EEXIST", "it already exists"),
         "rmdir" => match stat {
             Some(s) if !s.is_dir() => with_code(base, "ENOTDIR", "not a directory"),

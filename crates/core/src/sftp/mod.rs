@@ -207,7 +207,9 @@ impl Sftp {
     pub async fn setstat(&self, path: &str, stat: &Stat) -> Result<()> {
         match self.alive(self.raw.setstat(path, stat.to_attrs())).await {
             Ok(_) => Ok(()),
-            Err(e) => Err(errors::refine(self, e, path, "setstat").await),
+            // a size is a truncate: on a directory that is EISDIR; other attribute changes
+            // fail for their own reasons (a read-only mount), left as the server said
+            Err(e) => Err(errors::refine(self, e, path, if stat.size.is_some() { "truncate" } else { "setstat" }).await),
         }
     }
 

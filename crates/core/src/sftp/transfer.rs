@@ -32,6 +32,10 @@ pub struct TransferOptions {
     /// Flush the finished file to disk before it is renamed into place (OpenSSH's `sftp -f`):
     /// the local file on download; on upload, fsync@openssh.com when the server offers it.
     pub fsync: bool,
+    /// A destination that is a symlink is replaced instead of written through. Tree
+    /// transfers set it: a link made from a hostile server's listing must not lead one of
+    /// its files outside the destination.
+    pub replace_links: bool,
 }
 
 fn local_error(path: &Path, what: &str, e: std::io::Error) -> Error {
@@ -447,7 +451,7 @@ fn partial_name(path: &Path) -> PathBuf {
 
 /// Remote file → local file. The bytes never leave Rust.
 pub async fn download(sftp: &Sftp, remote: &str, local: &Path, opts: &TransferOptions, cancel: Option<&CancelToken>) -> Result<u64> {
-    let through = through_local_link(local);
+    let through = if opts.replace_links { None } else { through_local_link(local) };
     let local = through.as_deref().unwrap_or(local);
     let handle = sftp.open_file(remote, "r", None).await?;
     // the local file lives out here: when the transfer is aborted, a write it had started
@@ -532,7 +536,19 @@ pub async fn upload(sftp: &Sftp, local: &Path, remote: &str, opts: &TransferOpti
     // a destination that is a symlink is written through, as `sftp put` and fs.writeFile do:
     // the file it names is replaced, the link stays
     let through = match sftp.lstat(remote).await {
-        Ok(s) if s.is_symlink() => sftp.realpath(remote).await.ok(),
+        Ok(s) if s.is_symlink() && !opts.replace_links => match sftp.realpath(remote).await {
+            Ok(real) => Some(real),
+            // dangling (the server's realpath may refuse it): the file it names, which the
+            // upload creates
+            Err(_) => sftp.readlink(remote).await.ok().map(|t| {
+                match remote.rfind('/') {
+                    _ if t.starts_with('/') => t,
+                    Some(0) => format!("/{t}"),
+                    Some(i) => format!("{}/{t}", &remote[..i]),
+                    None => t,
+                }
+            }),
+        },
         _ => None,
     };
     let remote = through.as_deref().unwrap_or(remote);

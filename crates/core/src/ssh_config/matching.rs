@@ -139,8 +139,15 @@ fn run_exec(command: &str, host: &str, ctx: &MatchContext) -> Result<bool, Strin
     let command = exec_tokens(host, ctx).expand_all(command, false)?;
     let mut cmd = shell_command(&command);
     cmd.stdin(Stdio::null()).stdout(Stdio::null());
+    // a group of its own lets a stop kill what the shell started too; not under a terminal,
+    // where the command may prompt on it (a background group would be stopped by SIGTTIN)
+    // and Ctrl-C must still reach it
     #[cfg(unix)]
-    if ctx.env.stop.is_some() {
+    let grouped = ctx.env.stop.is_some() && std::fs::File::open("/dev/tty").is_err();
+    #[cfg(not(unix))]
+    let grouped = false;
+    #[cfg(unix)]
+    if grouped {
         use std::os::unix::process::CommandExt;
         cmd.process_group(0);
     }
@@ -154,7 +161,7 @@ fn run_exec(command: &str, host: &str, ctx: &MatchContext) -> Result<bool, Strin
                     break Ok(s);
                 }
                 if stop.is_cancelled() {
-                    kill_tree(&mut child);
+                    kill_tree(&mut child, grouped);
                     return Err(format!("match exec '{command}' was stopped: the connect was given up while it ran"));
                 }
                 std::thread::sleep(pause);
@@ -169,9 +176,9 @@ fn run_exec(command: &str, host: &str, ctx: &MatchContext) -> Result<bool, Strin
     }
 }
 
-fn kill_tree(child: &mut std::process::Child) {
+fn kill_tree(child: &mut std::process::Child, grouped: bool) {
     #[cfg(unix)]
-    if let Ok(pid) = i32::try_from(child.id()) {
+    if let (true, Ok(pid)) = (grouped, i32::try_from(child.id())) {
         // the shell's children too: it leads its own process group
         // SAFETY: kill(2) with a negative pid signals that process group; no memory is touched
         unsafe { libc::kill(-pid, libc::SIGKILL) };
