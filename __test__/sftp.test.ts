@@ -532,8 +532,8 @@ describe('FileHandle', () => {
     // a read, then a write, issued together: the write goes where the read ended
     writeOwned(f, 'abcdef', user)
     const rw = await sftp.open(f, 'r+')
-    const [got] = await Promise.all([rw.read(Buffer.alloc(3)), rw.write('XYZ')])
-    expect(got.buffer.toString()).toBe('abc')
+    const [first] = await Promise.all([rw.read(Buffer.alloc(3)), rw.write('XYZ')])
+    expect(first.buffer.toString()).toBe('abc')
     await rw.close()
     expect(readFileSync(f, 'latin1')).toBe('abcXYZ')
     // fs's nulls mean the defaults
