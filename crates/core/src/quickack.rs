@@ -11,7 +11,18 @@
 //! Reads go through a buffer: russh asks for each packet's length and then its body, two
 //! system calls per packet when read straight from the socket. It starts small (an idle or
 //! interactive connection keeps 4 KiB) and grows to 64 KiB once bulk data arrives.
+//!
+//! While bulk data streams in, the reader would otherwise wake for every segment or two: it
+//! decrypts faster than a server sends, drains the socket and sleeps, some 20 000 times per
+//! GiB, and on a virtual machine each sleep and wake costs more than the bytes it brings.
+//! So after a run of large reads the socket's receive low-water mark (Linux SO_RCVLOWAT) is
+//! raised and the reader wakes once a larger batch is queued. The kernel still wakes it early
+//! when its receive window is nearly used up or at the end of the stream; when less than the
+//! mark arrives (the end of a burst, an interactive reply), a short timer puts the mark back
+//! to one byte, which wakes the reader for what is queued. Small messages never raise it, so
+//! round trips are not delayed.
 
+use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -24,6 +35,13 @@ const BUF: usize = 64 * 1024;
 /// A socket read shorter than this is a handshake or interactive message: acknowledge it now.
 const SHORT_READ: usize = 4 * 1024;
 const BULK_INTERVAL: std::time::Duration = std::time::Duration::from_millis(1);
+/// A read at least this large is bulk data; this many of them in a row raise the mark.
+const LARGE_READ: usize = 16 * 1024;
+const LARGE_READS: u8 = 4;
+/// The receive low-water mark while bulk data streams in.
+const LOWAT: usize = 256 * 1024;
+/// How long a reader waits for the mark before it takes what is queued.
+const LOWAT_WAIT: std::time::Duration = std::time::Duration::from_micros(1000);
 
 pub struct QuickAck {
     stream: TcpStream,
@@ -31,16 +49,46 @@ pub struct QuickAck {
     pos: usize,
     len: usize,
     last_ack: Option<std::time::Instant>,
+    /// Large reads in a row; at LARGE_READS the low-water mark goes up.
+    large_reads: u8,
+    /// The socket's low-water mark is LOWAT (else one byte).
+    lowat: bool,
+    /// Ends a wait for the mark; armed while a read waits with the mark raised.
+    idle: Option<Pin<Box<tokio::time::Sleep>>>,
+    idle_armed: bool,
+    /// How often the mark went up (for tests and traces).
+    raises: u32,
 }
 
 impl QuickAck {
     pub fn new(stream: TcpStream) -> Self {
-        QuickAck { stream, buf: vec![0u8; BUF_SMALL].into_boxed_slice(), pos: 0, len: 0, last_ack: None }
+        QuickAck {
+            stream,
+            buf: vec![0u8; BUF_SMALL].into_boxed_slice(),
+            pos: 0,
+            len: 0,
+            last_ack: None,
+            large_reads: 0,
+            lowat: false,
+            idle: None,
+            idle_armed: false,
+            raises: 0,
+        }
     }
 
     fn after_read(&mut self, n: usize) {
         if n == 0 {
             return;
+        }
+        self.idle_armed = false;
+        if n >= LARGE_READ {
+            self.large_reads = self.large_reads.saturating_add(1);
+            if self.large_reads == LARGE_READS && !self.lowat && receive_buffer(&self.stream) >= 4 * LOWAT {
+                self.lowat = set_lowat(&self.stream, LOWAT);
+                self.raises += u32::from(self.lowat);
+            }
+        } else {
+            self.large_reads = 0;
         }
         let due = n < SHORT_READ || self.last_ack.is_none_or(|t| t.elapsed() >= BULK_INTERVAL);
         if due {
@@ -69,6 +117,82 @@ fn quickack(s: &TcpStream) {
 #[cfg(not(target_os = "linux"))]
 fn quickack(_s: &TcpStream) {}
 
+/// Sets SO_RCVLOWAT; true when the kernel took it. Lowering it wakes a waiting reader at once
+/// when enough is queued (Linux checks on every change).
+#[cfg(target_os = "linux")]
+fn set_lowat(s: &TcpStream, bytes: usize) -> bool {
+    use std::os::fd::AsRawFd;
+    let v = bytes as libc::c_int;
+    // SAFETY: a valid socket descriptor and a c_int-sized option value
+    let r = unsafe {
+        libc::setsockopt(
+            s.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVLOWAT,
+            &v as *const libc::c_int as *const libc::c_void,
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    r == 0
+}
+
+#[cfg(not(target_os = "linux"))]
+fn set_lowat(_s: &TcpStream, _bytes: usize) -> bool {
+    false
+}
+
+/// The socket's receive buffer (SO_RCVBUF), 0 when unknown. The mark is raised only once the
+/// kernel has grown the buffer well past it: some kernels otherwise cap the TCP window at the
+/// mark when they grow the buffer for it.
+#[cfg(target_os = "linux")]
+fn receive_buffer(s: &TcpStream) -> usize {
+    use std::os::fd::AsRawFd;
+    let mut v: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: a valid socket descriptor, a c_int-sized value and its length
+    let r = unsafe {
+        libc::getsockopt(
+            s.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUF,
+            &mut v as *mut libc::c_int as *mut libc::c_void,
+            &mut len,
+        )
+    };
+    if r == 0 { usize::try_from(v).unwrap_or(0) } else { 0 }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn receive_buffer(_s: &TcpStream) -> usize {
+    0
+}
+
+impl QuickAck {
+    /// The socket has nothing to read. With the mark raised, the wait is bounded: when the
+    /// timer fires first, the mark goes back to one byte and the read is tried again (the
+    /// kernel signals readable for whatever is queued).
+    fn poll_stream(&mut self, cx: &mut Context<'_>, out: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let r = Pin::new(&mut self.stream).poll_read(cx, out);
+        if !r.is_pending() || !self.lowat {
+            return r;
+        }
+        let idle = self.idle.get_or_insert_with(|| Box::pin(tokio::time::sleep(LOWAT_WAIT)));
+        if !self.idle_armed {
+            idle.as_mut().reset(tokio::time::Instant::now() + LOWAT_WAIT);
+            self.idle_armed = true;
+        }
+        if idle.as_mut().poll(cx).is_pending() {
+            return Poll::Pending;
+        }
+        self.idle_armed = false;
+        self.large_reads = 0;
+        if set_lowat(&self.stream, 1) {
+            self.lowat = false;
+        }
+        Pin::new(&mut self.stream).poll_read(cx, out)
+    }
+}
+
 impl AsyncRead for QuickAck {
     fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, out: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         let me = self.get_mut();
@@ -82,19 +206,22 @@ impl AsyncRead for QuickAck {
                     }
                 }
                 let before = out.filled().len();
-                let r = Pin::new(&mut me.stream).poll_read(cx, out);
+                let r = me.poll_stream(cx, out);
                 if matches!(r, Poll::Ready(Ok(()))) {
                     let n = out.filled().len() - before;
                     me.after_read(n);
                 }
                 return r;
             }
-            let mut rb = ReadBuf::new(&mut me.buf);
-            match Pin::new(&mut me.stream).poll_read(cx, &mut rb) {
+            let mut buf = std::mem::take(&mut me.buf);
+            let mut rb = ReadBuf::new(&mut buf);
+            let r = me.poll_stream(cx, &mut rb);
+            let n = rb.filled().len();
+            me.buf = buf;
+            match r {
                 Poll::Ready(Ok(())) => {}
                 other => return other,
             }
-            let n = rb.filled().len();
             me.pos = 0;
             me.len = n;
             me.after_read(n);
@@ -162,5 +289,42 @@ mod tests {
         assert!(got == data, "bytes differ");
         let mut end = [0u8; 1];
         assert_eq!(q.read(&mut end).await.unwrap(), 0, "end of stream");
+    }
+
+    /// Bulk data raises the receive low-water mark; a short message after the burst, less than
+    /// the mark, still arrives (the timer lowers the mark) while the connection stays open.
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn a_short_message_after_bulk_data_arrives() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
+        const BULK: usize = 64 * 1024 * 1024;
+        let writer = tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let block = vec![7u8; 1024 * 1024];
+            for _ in 0..BULK / block.len() {
+                s.write_all(&block).await.unwrap();
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            s.write_all(b"0123456789").await.unwrap();
+            // the stream stays open: an end of stream would wake the reader by itself
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(10), done_rx).await;
+        });
+        let mut q = QuickAck::new(TcpStream::connect(addr).await.unwrap());
+        let mut got = 0usize;
+        let mut buf = vec![0u8; 35_000];
+        while got < BULK {
+            let want = buf.len().min(BULK - got);
+            q.read_exact(&mut buf[..want]).await.unwrap();
+            got += want;
+        }
+        assert!(q.raises > 0, "the mark was never raised during {BULK} bytes of bulk data");
+        let mut tail = [0u8; 10];
+        let r = tokio::time::timeout(std::time::Duration::from_secs(3), q.read_exact(&mut tail)).await;
+        assert!(r.is_ok(), "the short message after the burst did not arrive");
+        assert_eq!(&tail, b"0123456789");
+        done_tx.send(()).unwrap();
+        writer.await.unwrap();
     }
 }
