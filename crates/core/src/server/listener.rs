@@ -308,7 +308,7 @@ async fn serve(inner: Arc<ServerInner>, entry: Arc<ConnEntry>, sock: TcpStream) 
         })
     };
     let handler = ConnHandler::new(Arc::clone(&inner), Arc::clone(&entry));
-    let stream = entry.wrap(sock);
+    let stream = entry.wrap(crate::quickack::QuickAck::new(sock));
     if let Ok(session) = russh::server::run_stream(Arc::clone(&inner.config), stream, handler).await {
         entry.set_session_handle(session.handle());
         let _ = session.await;
