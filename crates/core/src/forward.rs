@@ -7,6 +7,8 @@ use std::sync::Arc;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+
+use crate::quickack::QuickAck;
 use tokio::task::JoinSet;
 
 use crate::bridge::bridge;
@@ -132,7 +134,7 @@ pub async fn forward_local(client: Arc<Client>, listener: TcpListener, target: T
     let s2 = stop.clone();
     let task = tokio::spawn(async move {
         let accept = tcp_acceptor(listener);
-        serve(s2, accept, move |sock, peer| forward_one(Arc::clone(&client), target.clone(), sock, peer)).await
+        serve(s2, accept, move |sock, peer| forward_one(Arc::clone(&client), target.clone(), QuickAck::new(sock), peer)).await
     });
     Ok(ForwardHandle { stop, local_addr, local_path: None, task: Some(task) })
 }
@@ -255,7 +257,7 @@ async fn socks_session(client: Arc<Client>, mut sock: TcpStream, peer: Option<So
     match open(&client, &target, peer).await {
         Ok(ch) => {
             sock.write_all(&reply_ok).await?;
-            let _ = bridge(ch, sock).await;
+            let _ = bridge(ch, QuickAck::new(sock)).await;
         }
         Err(e) => {
             let mut reply = reply_fail;
@@ -276,7 +278,7 @@ pub(crate) async fn serve_remote(ch: crate::channel::Channel, target: Target) {
         Target::Tcp { host, port } => match TcpStream::connect((host.as_str(), port)).await {
             Ok(s) => {
                 let _ = s.set_nodelay(true);
-                let _ = bridge(ch, s).await;
+                let _ = bridge(ch, QuickAck::new(s)).await;
             }
             Err(_) => {
                 let _ = ch.close().await;

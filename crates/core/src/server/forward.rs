@@ -64,7 +64,7 @@ pub(crate) async fn direct(
     let _ = stream.set_nodelay(true);
     reply.accept().await;
     let ch = ServerChannel::new(slot, tx, handle, conn);
-    let _ = super::bridge::bridge(ch, stream, None).await;
+    let _ = super::bridge::bridge(ch, crate::quickack::QuickAck::new(stream), None).await;
 }
 
 /// The addresses a tcpip-forward request names, as things to bind, as sshd reads them
@@ -181,7 +181,7 @@ async fn accept_loop(listener: TcpListener, conn: Arc<ConnEntry>, handle: Handle
             // registered by the handler when the client confirmed; made here if not
             let slot = conn.register(id);
             let ch = ServerChannel::new(slot, tx, handle, conn);
-            let _ = super::bridge::bridge(ch, sock, None).await;
+            let _ = super::bridge::bridge(ch, crate::quickack::QuickAck::new(sock), None).await;
         });
     }
 }
