@@ -35,12 +35,20 @@ const BUF: usize = 64 * 1024;
 /// A socket read shorter than this is a handshake or interactive message: acknowledge it now.
 const SHORT_READ: usize = 4 * 1024;
 const BULK_INTERVAL: std::time::Duration = std::time::Duration::from_millis(1);
-/// A read at least this large is bulk data; this many of them in a row raise the mark.
-const LARGE_READ: usize = 16 * 1024;
-const LARGE_READS: u8 = 4;
+/// A read larger than this is bulk data (more than one full-size SSH packet was queued: an
+/// interactive reply, however large, is one packet); this many of them in a row raise the mark.
+const LARGE_READ: usize = 34 * 1024;
+const LARGE_READS: u32 = 4;
+/// A raise that paid off for fewer batches than this before the timer ended a wait was a
+/// reply-sized burst, not a stream: each such one doubles the run of large reads the next
+/// raise needs (request/response traffic would otherwise wait for the timer at the end of
+/// every reply), up to 4 << 6 = 256 reads. A raise that served a stream resets it.
+const STREAM_BATCHES: u32 = 8;
+const MAX_MISSES: u8 = 6;
 /// The receive low-water mark while bulk data streams in.
 const LOWAT: usize = 256 * 1024;
 /// How long a reader waits for the mark before it takes what is queued.
+/// (tokio's timer counts in whole milliseconds, so the wait ends 1–2 ms later.)
 const LOWAT_WAIT: std::time::Duration = std::time::Duration::from_micros(1000);
 
 pub struct QuickAck {
@@ -49,8 +57,14 @@ pub struct QuickAck {
     pos: usize,
     len: usize,
     last_ack: Option<std::time::Instant>,
-    /// Large reads in a row; at LARGE_READS the low-water mark goes up.
-    large_reads: u8,
+    /// Large reads in a row; at LARGE_READS << misses the low-water mark goes up.
+    large_reads: u32,
+    /// Raises in a row that served a reply-sized burst rather than a stream.
+    misses: u8,
+    /// Batches that reached the mark since it was raised.
+    batches: u32,
+    /// Bytes read since the reader last waited.
+    batch: usize,
     /// The socket's low-water mark is LOWAT (else one byte).
     lowat: bool,
     /// Ends a wait for the mark; armed while a read waits with the mark raised.
@@ -69,6 +83,9 @@ impl QuickAck {
             len: 0,
             last_ack: None,
             large_reads: 0,
+            misses: 0,
+            batches: 0,
+            batch: 0,
             lowat: false,
             idle: None,
             idle_armed: false,
@@ -81,11 +98,15 @@ impl QuickAck {
             return;
         }
         self.idle_armed = false;
-        if n >= LARGE_READ {
+        self.batch = self.batch.saturating_add(n);
+        if n > LARGE_READ {
             self.large_reads = self.large_reads.saturating_add(1);
-            if self.large_reads == LARGE_READS && !self.lowat && receive_buffer(&self.stream) >= 4 * LOWAT {
+            let need = LARGE_READS << self.misses;
+            // checked once per run of `need`: the buffer check is a system call
+            if !self.lowat && self.large_reads % need == 0 && receive_buffer(&self.stream) >= 4 * LOWAT {
                 self.lowat = set_lowat(&self.stream, LOWAT);
                 self.raises += u32::from(self.lowat);
+                self.batches = 0;
             }
         } else {
             self.large_reads = 0;
@@ -173,7 +194,14 @@ impl QuickAck {
     /// kernel signals readable for whatever is queued).
     fn poll_stream(&mut self, cx: &mut Context<'_>, out: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         let r = Pin::new(&mut self.stream).poll_read(cx, out);
-        if !r.is_pending() || !self.lowat {
+        if !r.is_pending() {
+            return r;
+        }
+        if self.lowat && self.batch >= LOWAT {
+            self.batches = self.batches.saturating_add(1);
+        }
+        self.batch = 0;
+        if !self.lowat {
             return r;
         }
         let idle = self.idle.get_or_insert_with(|| Box::pin(tokio::time::sleep(LOWAT_WAIT)));
@@ -186,6 +214,7 @@ impl QuickAck {
         }
         self.idle_armed = false;
         self.large_reads = 0;
+        self.misses = if self.batches >= STREAM_BATCHES { 0 } else { (self.misses + 1).min(MAX_MISSES) };
         if set_lowat(&self.stream, 1) {
             self.lowat = false;
         }
@@ -326,5 +355,65 @@ mod tests {
         assert_eq!(&tail, b"0123456789");
         done_tx.send(()).unwrap();
         writer.await.unwrap();
+    }
+
+    /// Replies shorter than the mark, one per request, after bulk data: the timer ends the
+    /// reader's wait on a few of them, and then the mark stays down instead of going up (and
+    /// delaying the reply by the timer) on every other one.
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn replies_under_the_mark_stop_raising_it() {
+        replies_stop_raising_the_mark(100 * 1024).await;
+    }
+
+    /// The same for replies a little over the mark: each would wait for the timer at its end.
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn replies_over_the_mark_stop_raising_it() {
+        replies_stop_raising_the_mark(300 * 1024).await;
+    }
+
+    #[cfg(target_os = "linux")]
+    async fn replies_stop_raising_the_mark(reply: usize) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        const BULK: usize = 32 * 1024 * 1024;
+        const REQUESTS: usize = 60;
+        let server = tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let block = vec![7u8; 1024 * 1024];
+            for _ in 0..BULK / block.len() {
+                s.write_all(&block).await.unwrap();
+            }
+            let reply = vec![9u8; reply];
+            let mut req = [0u8; 1];
+            for _ in 0..REQUESTS {
+                s.read_exact(&mut req).await.unwrap();
+                s.write_all(&reply).await.unwrap();
+            }
+        });
+        let mut q = QuickAck::new(TcpStream::connect(addr).await.unwrap());
+        let mut buf = vec![0u8; 35_000];
+        let mut got = 0usize;
+        while got < BULK {
+            let want = buf.len().min(BULK - got);
+            q.read_exact(&mut buf[..want]).await.unwrap();
+            got += want;
+        }
+        assert!(q.raises > 0, "bulk data never raised the mark");
+        let before = q.raises;
+        for _ in 0..REQUESTS {
+            q.write_all(b"?").await.unwrap();
+            let mut left = reply;
+            while left > 0 {
+                let want = buf.len().min(left);
+                let r = tokio::time::timeout(std::time::Duration::from_secs(3), q.read_exact(&mut buf[..want])).await;
+                assert!(r.is_ok(), "a reply did not arrive");
+                left -= want;
+            }
+        }
+        let raised = q.raises - before;
+        assert!(raised <= 10, "the mark went up {raised} times in {REQUESTS} replies of {reply} bytes");
+        server.await.unwrap();
     }
 }
