@@ -213,6 +213,7 @@ describe('sessions', () => {
           case 'big': return (async () => { s.stdout.write(Buffer.alloc(8 * 1024 * 1024, 7)) })()
           case 'wait': return new Promise((r) => setTimeout(r, Number(arg)))
           case 'hang': return undefined
+          case 'close-early': s.stdout.write('partial', () => void s.close()); return undefined
           default: return (async () => 127)()
         }
       },
@@ -334,6 +335,50 @@ describe('sessions', () => {
     await withTimeout(closed, 5000, 'close event')
     expect(s.closed).toBe(true)
     await s.exit(0) // after the end: nothing happens, nothing throws
+  })
+
+  it('a client that closes the channel before its EOF: stdin errors after what arrived, never a clean end', async () => {
+    const before = sessions.length
+    const p = ssh.spawn('hang')
+    await until(() => sessions.length > before && sessions.at(-1)?.command === 'hang', 5000, 'session started')
+    const s = sessions.at(-1)!
+    let got = 0
+    const outcome = new Promise<unknown>((resolve) => {
+      s.stdin.on('data', (c: Buffer) => { got += c.length })
+      s.stdin.once('end', () => resolve('end'))
+      s.stdin.once('error', resolve)
+    })
+    p.stdin.write(Buffer.alloc(1000, 1))
+    await until(() => got === 1000, 5000, 'input arrived')
+    await p.close()
+    const e = await withTimeout(outcome, 5000, 'stdin outcome')
+    expect(e).toBeInstanceOf(ChannelError)
+    expect(e).toMatchObject({ reason: 'closed' })
+    expect(got).toBe(1000)
+  })
+
+  it('a client that leaves with output still pending: stdout errors and exit() rejects', async () => {
+    const before = sessions.length
+    const p = ssh.spawn('hang')
+    await until(() => sessions.length > before && sessions.at(-1)?.command === 'hang', 5000, 'session started')
+    const s = sessions.at(-1)!
+    const stdoutError = new Promise<unknown>((resolve) => s.stdout.once('error', resolve))
+    // more than the client's window: the rest waits on the server when the client leaves
+    s.stdout.write(Buffer.alloc(8 * 1024 * 1024, 7))
+    const exited = s.exit(0).then(() => 'resolved', (e: unknown) => e)
+    let got = 0
+    p.stdout.on('data', (c: Buffer) => { got += c.length; if (got >= 1024 * 1024) p.stdout.pause() })
+    await until(() => got >= 1024 * 1024, 5000, 'output arriving')
+    await p.close()
+    expect(await withTimeout(stdoutError, 5000, 'stdout error')).toMatchObject({ code: 'ERR_SSH_CHANNEL', reason: 'closed' })
+    expect(await withTimeout(exited, 5000, 'exit()')).toMatchObject({ code: 'ERR_SSH_CHANNEL', reason: 'closed' })
+  })
+
+  it('a session the server closes with neither EOF nor an exit status rejects on the client: its output was cut short', async () => {
+    const e = await rejection(ssh.exec('close-early'))
+    expect(e).toBeInstanceOf(ChannelError)
+    expect(e).toMatchObject({ reason: 'closed' })
+    expect(e.message).toMatch(/before the end of its output/)
   })
 })
 

@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events'
 import { Readable, Writable } from 'node:stream'
 
-import { ConfigError, fromNative } from './errors'
+import { ChannelError, ConfigError, fromNative } from './errors'
 import type { NativeChannelEvent, NativeServerChannel, NativeSessionStart } from './native'
 import { terminalModesByName } from './options'
 import { ChannelReadable, ChannelSource, wireChannel } from './stream'
@@ -141,6 +141,8 @@ export class ServerSession extends EventEmitter implements ServerContext {
   readonly #chan: NativeServerChannel
   #ended = false
   #closed = false
+  /** The session ended before what was written, or its exit status, reached the client. */
+  #lost: Error | undefined
 
   /** @internal */
   constructor(req: NativeSessionStart, chan: NativeServerChannel) {
@@ -182,7 +184,18 @@ export class ServerSession extends EventEmitter implements ServerContext {
       if (this.#closed) return
       this.#closed = true
       this.#ended = true
-      for (const w of [this.stdout, this.stderr]) if (!w.writableFinished) w.destroy()
+      // the client closed the channel or went away first: bytes written but not yet sent
+      // never reached it; the output errors, and exit()/kill() reject, instead of ending as if
+      // all went out (an output with nothing pending just closes)
+      for (const w of [this.stdout, this.stderr]) {
+        if (w.writableFinished) continue
+        if (w.writableLength > 0) {
+          this.#lost ??= new ChannelError('the session closed before its output was sent (the client closed the channel or disconnected)', { reason: 'closed' })
+          w.destroy(this.#lost)
+        } else {
+          w.destroy()
+        }
+      }
       this.emit('close')
     }
   }
@@ -192,18 +205,31 @@ export class ServerSession extends EventEmitter implements ServerContext {
     return this.#closed
   }
 
+  /** Throws when written output did not reach the client (a write failed, or the session closed first). */
+  #checkSent(): void {
+    const failed = this.#lost ?? this.stdout.errored ?? this.stderr.errored
+    if (failed) throw failed
+  }
+
   async #flush(): Promise<void> {
     for (const w of [this.stdout, this.stderr]) if (!w.writableEnded && !w.destroyed) w.end()
     await Promise.all([finished(this.stdout), finished(this.stderr)])
   }
 
-  /** Ends the session with an exit status (default 0), after what was written has been sent. */
+  /**
+   * Ends the session with an exit status (default 0), after what was written has been sent.
+   * Rejects with a `ChannelError` (reason `'closed'`) when the client closed the channel or
+   * went away before what was written reached it (after a clean end it resolves, a no-op).
+   */
   async exit(code = 0): Promise<void> {
     if (!Number.isInteger(code) || code < 0 || code > 0xffffffff) throw new ConfigError('exit: code must be an integer from 0 to 4294967295', { option: 'code' })
+    if (this.#lost) throw this.#lost
     if (this.#ended) return
     this.#ended = true
     await this.#flush()
+    this.#checkSent()
     await this.#chan.exit(code).catch(noop)
+    if (this.#lost) throw this.#lost
   }
 
   /**
@@ -214,10 +240,13 @@ export class ServerSession extends EventEmitter implements ServerContext {
     const name = typeof signal === 'string' ? signal.replace(/^SIG/, '') : ''
     if (!SIGNALS.has(name)) throw new ConfigError(`kill: unknown signal ${String(signal)}: use a name such as TERM, INT, KILL or HUP`, { option: 'signal' })
     if (message !== undefined && typeof message !== 'string') throw new ConfigError(`kill: message must be a string, got ${typeof message}`, { option: 'message' })
+    if (this.#lost) throw this.#lost
     if (this.#ended) return
     this.#ended = true
     await this.#flush()
+    this.#checkSent()
     await this.#chan.exitSignal(name, false, message ?? '').catch(noop)
+    if (this.#lost) throw this.#lost
   }
 
   /** Closes the session's channel without an exit status. */

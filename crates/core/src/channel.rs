@@ -154,6 +154,11 @@ struct State {
     closed: bool,
     broken: Option<Error>,
     exit: Option<ExitInfo>,
+    /// A session channel (exec, shell, subsystem): its normal end is EOF or an exit status.
+    session: bool,
+    /// The peer sent EOF / CLOSE (`eof` and `closed` are also set by our own close).
+    peer_eof: bool,
+    peer_closed: bool,
     waker: Option<Arc<dyn Wake>>,
     /// Nobody will read any more: incoming bytes are dropped so the connection never waits.
     discard: bool,
@@ -283,6 +288,9 @@ impl ChannelShared {
                 eof: false,
                 closed: false,
                 broken: None,
+                session: false,
+                peer_eof: false,
+                peer_closed: false,
                 exit: None,
                 waker: None,
                 discard: false,
@@ -331,6 +339,23 @@ impl ChannelShared {
                 w.wake(s);
             }
         }
+    }
+
+    /// Marks a session channel: a CLOSE from the server with neither EOF nor an exit status
+    /// before it cut its output short (see `on_peer_close`).
+    /// The peer's EOF has arrived.
+    pub(crate) fn eof_seen(&self) -> bool {
+        self.lock().peer_eof
+    }
+
+    /// The peer ended the channel (EOF or CLOSE), rather than our own close or the connection.
+    pub(crate) fn ended_by_peer(&self) -> bool {
+        let st = self.lock();
+        st.peer_eof || st.peer_closed
+    }
+
+    pub(crate) fn mark_session(&self) {
+        self.lock().session = true;
     }
 
     pub(crate) fn set_permit(&self, permit: OwnedSemaphorePermit) {
@@ -494,6 +519,7 @@ impl ChannelShared {
     pub(crate) fn on_eof(&self) {
         let mut st = self.lock();
         st.eof = true;
+        st.peer_eof = true;
         let wake = self.wake_all(&mut st);
         let exited = if st.exit.is_some() { st.waker.clone() } else { None };
         drop(st);
@@ -504,9 +530,30 @@ impl ChannelShared {
     }
 
     pub(crate) fn on_close(&self) {
+        self.close_state(true);
+    }
+
+    /// The server closed the channel. A session channel closed before its EOF and with no
+    /// exit status was cut short (the server aborted it): its readers get an error after what
+    /// arrived, not a clean end that would pass for the complete output. Other channels keep
+    /// a CLOSE as their end, as `ssh` does (servers built on Go's x/crypto/ssh end forwarded
+    /// connections with CLOSE alone).
+    pub(crate) fn on_peer_close(&self) {
+        let cut = {
+            let mut st = self.lock();
+            st.peer_closed = true;
+            st.session && !st.eof && !st.closed && st.exit.is_none() && st.broken.is_none()
+        };
+        if cut {
+            self.lock().broken = Some(Error::channel("closed", "the server closed the channel before the end of its output (no EOF, no exit status)"));
+        }
+        self.close_state(!cut);
+    }
+
+    fn close_state(&self, eof: bool) {
         let mut st = self.lock();
         st.closed = true;
-        st.eof = true;
+        st.eof |= eof;
         st.permit = None;
         st.replies.clear();
         let wake = self.wake_all(&mut st);
@@ -596,11 +643,14 @@ impl ChannelShared {
             }
             return ReadResult::Data(n);
         }
-        if st.eof || st.closed {
+        if st.eof {
             return ReadResult::Eof;
         }
         if let Some(e) = &st.broken {
             return ReadResult::Failed(e.clone());
+        }
+        if st.closed {
+            return ReadResult::Eof;
         }
         st.armed[stream] = true;
         if let Some(mut buf) = lend.filter(|_| !st.discard) {
@@ -631,11 +681,14 @@ impl ChannelShared {
             }
             return Poll::Ready(Ok(n));
         }
-        if st.eof || st.closed {
+        if st.eof {
             return Poll::Ready(Ok(0));
         }
         if let Some(e) = &st.broken {
             return Poll::Ready(Err(e.clone()));
+        }
+        if st.closed {
+            return Poll::Ready(Ok(0));
         }
         st.poll_waker = Some(cx.waker().clone());
         Poll::Pending
@@ -701,6 +754,9 @@ impl ChannelShared {
         if let Some(info) = st.exit.as_ref().filter(|_| st.eof || st.closed) {
             return Some(Ok(info.clone()));
         }
+        if let Some(e) = st.broken.as_ref().filter(|_| !st.eof) {
+            return Some(Err(e.clone()));
+        }
         if st.closed {
             return Some(Ok(ExitInfo::default()));
         }
@@ -746,11 +802,14 @@ impl ChannelShared {
                     self.space.notify_waiters();
                     return Ok(true);
                 }
-                if st.eof || st.closed {
+                if st.eof {
                     return Ok(false);
                 }
                 if let Some(e) = &st.broken {
                     return Err(e.clone());
+                }
+                if st.closed {
+                    return Ok(false);
                 }
             }
             notified.await;
@@ -1494,6 +1553,38 @@ mod tests {
         assert!(matches!(ch.read_into(STDOUT, &mut out), ReadResult::Data(3)));
         assert!(matches!(ch.read_into(STDOUT, &mut out), ReadResult::Failed(_)));
         assert!(ch.wait_exit().await.is_err());
+    }
+
+    /// A session channel the server closes with neither EOF nor an exit status was cut short:
+    /// its reader gets the bytes that came, then an error. With EOF, or an exit status, or on
+    /// a forwarded connection's channel, CLOSE is the end.
+    #[tokio::test]
+    async fn session_closed_before_eof_fails_its_reader() {
+        let mut out = [0u8; 8];
+        let cut = ChannelShared::new(3, BufferLimits::default());
+        cut.mark_session();
+        cut.push(STDOUT, b"abc").await;
+        cut.on_peer_close();
+        assert!(matches!(cut.read_into(STDOUT, &mut out), ReadResult::Data(3)));
+        assert!(matches!(cut.read_into(STDOUT, &mut out), ReadResult::Failed(Error::Channel { .. })));
+        assert!(cut.wait_exit().await.is_err(), "no exit status and no EOF: not a clean exit");
+
+        let ended = ChannelShared::new(4, BufferLimits::default());
+        ended.mark_session();
+        ended.on_eof();
+        ended.on_peer_close();
+        assert!(matches!(ended.read_into(STDOUT, &mut out), ReadResult::Eof));
+
+        let exited = ChannelShared::new(5, BufferLimits::default());
+        exited.mark_session();
+        exited.on_exit(ExitInfo { code: Some(0), ..Default::default() });
+        exited.on_peer_close();
+        assert!(matches!(exited.read_into(STDOUT, &mut out), ReadResult::Eof));
+        assert_eq!(exited.wait_exit().await.unwrap().code, Some(0));
+
+        let forward = ChannelShared::new(6, BufferLimits::default());
+        forward.on_peer_close();
+        assert!(matches!(forward.read_into(STDOUT, &mut out), ReadResult::Eof));
     }
 
     #[tokio::test]

@@ -222,7 +222,7 @@ impl client::Handler for ClientHandler {
         tokio::spawn(async move {
             match crate::agent_socket::connect(&path).await {
                 Ok(sock) => {
-                    let _ = crate::bridge::bridge(ch, sock).await;
+                    let _ = crate::bridge::bridge(ch, sock, None).await;
                 }
                 Err(_) => {
                     let _ = ch.close().await;
@@ -330,7 +330,7 @@ impl client::Handler for ClientHandler {
 
     async fn channel_close(&mut self, id: ChannelId, _s: &mut Session) -> std::result::Result<(), Self::Error> {
         if let Some(c) = self.shared.channel(id) {
-            c.on_close();
+            c.on_peer_close();
         }
         Ok(())
     }
@@ -1084,6 +1084,7 @@ impl Client {
             }
         };
         Trace::emit(&self.shared.trace, || format!("channel {}: session opened", ch.shared.id));
+        ch.shared.mark_session();
         ch.shared.set_permit(permit);
         Ok(ch)
     }

@@ -361,9 +361,13 @@ impl russh::server::Handler for ConnHandler {
     }
 
     async fn channel_close(&mut self, id: ChannelId, _s: &mut Session) -> Result<(), Self::Error> {
-        self.sessions.remove(&id);
+        let session = self.sessions.remove(&id).is_some();
         if let Some(slot) = self.conn.slot(id.number()) {
-            slot.finish(&self.conn, id.number(), None);
+            // a session the client closed before its EOF was cut short: its input errors
+            // after what arrived instead of ending as if complete (forwarded connections
+            // keep CLOSE as their end: Go's x/crypto/ssh clients send no EOF before it)
+            let cut = (session && !slot.shared.eof_seen()).then(|| Error::channel("closed", "the client closed the channel before the end of its input (no EOF)"));
+            slot.finish(&self.conn, id.number(), cut);
         }
         Ok(())
     }
