@@ -9,17 +9,12 @@ use crate::error::{Error, Result};
 
 const CHUNK: usize = 64 * 1024;
 
-/// Bytes copied (channel → stream, stream → channel). `reset`: a handle on a TCP stream, which
-/// is reset rather than closed with a FIN when the copy fails (the channel or the connection
-/// broke), so its peer sees an error instead of what looks like the complete data.
-pub async fn bridge<S>(ch: Channel, stream: S, reset: Option<socket2::Socket>) -> Result<(u64, u64)>
+/// Bytes copied (channel → stream, stream → channel).
+pub async fn bridge<S>(ch: Channel, stream: S) -> Result<(u64, u64)>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let (mut rd, mut wr) = tokio::io::split(stream);
-    // declared after the halves, so dropped before them: a copy that does not finish (it
-    // failed, or its task was aborted because the forward or the connection ended) resets
-    let mut reset = ResetOnDrop(reset);
     let shared = std::sync::Arc::clone(ch.shared());
     let down = async {
         let mut n = 0u64;
@@ -32,15 +27,8 @@ where
             Ok::<(), Error>(())
         }
         .await;
-        // ended by our own close or the connection, not by the server: cut short
-        let r = match r {
-            Ok(()) if !shared.ended_by_peer() => Err(Error::disconnected("the channel ended before the server's EOF")),
-            other => other,
-        };
-        // a complete stream ends with EOF; a failed one is reset below, never ended cleanly
-        if r.is_ok() {
-            let _ = wr.shutdown().await;
-        }
+        // the local side learns the end either way: EOF, or the channel's failure
+        let _ = wr.shutdown().await;
         r.map(|_| n)
     };
     let up = async {
@@ -69,21 +57,6 @@ where
             Err(e) => Err(e),
         },
     };
-    if result.is_ok() {
-        reset.0 = None;
-    }
     let _ = ch.close().await;
     result
-}
-
-/// Makes a TCP stream's close a reset (SO_LINGER 0) when dropped armed: its peer then reads
-/// ECONNRESET instead of a FIN that would pass for the complete data.
-pub(crate) struct ResetOnDrop(pub(crate) Option<socket2::Socket>);
-
-impl Drop for ResetOnDrop {
-    fn drop(&mut self) {
-        if let Some(sock) = self.0.take() {
-            let _ = sock.set_linger(Some(std::time::Duration::ZERO));
-        }
-    }
 }

@@ -156,9 +156,8 @@ struct State {
     exit: Option<ExitInfo>,
     /// A session channel (exec, shell, subsystem): its normal end is EOF or an exit status.
     session: bool,
-    /// The peer sent EOF / CLOSE (`eof` and `closed` are also set by our own close).
+    /// The peer sent EOF (`eof` is also set by our own close).
     peer_eof: bool,
-    peer_closed: bool,
     waker: Option<Arc<dyn Wake>>,
     /// Nobody will read any more: incoming bytes are dropped so the connection never waits.
     discard: bool,
@@ -290,7 +289,6 @@ impl ChannelShared {
                 broken: None,
                 session: false,
                 peer_eof: false,
-                peer_closed: false,
                 exit: None,
                 waker: None,
                 discard: false,
@@ -348,11 +346,6 @@ impl ChannelShared {
         self.lock().peer_eof
     }
 
-    /// The peer ended the channel (EOF or CLOSE), rather than our own close or the connection.
-    pub(crate) fn ended_by_peer(&self) -> bool {
-        let st = self.lock();
-        st.peer_eof || st.peer_closed
-    }
 
     pub(crate) fn mark_session(&self) {
         self.lock().session = true;
@@ -540,8 +533,7 @@ impl ChannelShared {
     /// connections with CLOSE alone).
     pub(crate) fn on_peer_close(&self) {
         let cut = {
-            let mut st = self.lock();
-            st.peer_closed = true;
+            let st = self.lock();
             st.session && !st.eof && !st.closed && st.exit.is_none() && st.broken.is_none()
         };
         if cut {

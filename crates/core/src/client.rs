@@ -222,7 +222,7 @@ impl client::Handler for ClientHandler {
         tokio::spawn(async move {
             match crate::agent_socket::connect(&path).await {
                 Ok(sock) => {
-                    let _ = crate::bridge::bridge(ch, sock, None).await;
+                    let _ = crate::bridge::bridge(ch, sock).await;
                 }
                 Err(_) => {
                     let _ = ch.close().await;

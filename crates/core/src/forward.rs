@@ -121,9 +121,9 @@ pub async fn bind_tcp(spec: &str, bind_host: &str, bind_port: u16) -> Result<Tcp
 
 /// One forwarded connection: a channel to `target`, bridged to it. A refused target closes
 /// the connection (as ssh -L does).
-async fn forward_one<S: AsyncRead + AsyncWrite + Unpin>(client: Arc<Client>, target: Target, sock: S, origin: Option<SocketAddr>, reset: Option<socket2::Socket>) {
+async fn forward_one<S: AsyncRead + AsyncWrite + Unpin>(client: Arc<Client>, target: Target, sock: S, origin: Option<SocketAddr>) {
     if let Ok(ch) = open(&client, &target, origin).await {
-        let _ = bridge(ch, sock, reset).await;
+        let _ = bridge(ch, sock).await;
     }
 }
 
@@ -134,12 +134,7 @@ pub async fn forward_local(client: Arc<Client>, listener: TcpListener, target: T
     let s2 = stop.clone();
     let task = tokio::spawn(async move {
         let accept = tcp_acceptor(listener);
-        serve(s2, accept, move |sock, peer| {
-            let sock = QuickAck::new(sock);
-            let reset = sock.reset_handle();
-            forward_one(Arc::clone(&client), target.clone(), sock, peer, reset)
-        })
-        .await
+        serve(s2, accept, move |sock, peer| forward_one(Arc::clone(&client), target.clone(), QuickAck::new(sock), peer)).await
     });
     Ok(ForwardHandle { stop, local_addr, local_path: None, task: Some(task) })
 }
@@ -159,7 +154,7 @@ pub async fn forward_local_unix(client: Arc<Client>, path: PathBuf, target: Targ
                 Ok((s, None))
             }) as Accepting<tokio::net::UnixStream>
         };
-        serve(s2, accept, move |sock, peer| forward_one(Arc::clone(&client), target.clone(), sock, peer, None)).await
+        serve(s2, accept, move |sock, peer| forward_one(Arc::clone(&client), target.clone(), sock, peer)).await
     });
     Ok(ForwardHandle { stop, local_addr: None, local_path: Some(path), task: Some(task) })
 }
@@ -262,9 +257,7 @@ async fn socks_session(client: Arc<Client>, mut sock: TcpStream, peer: Option<So
     match open(&client, &target, peer).await {
         Ok(ch) => {
             sock.write_all(&reply_ok).await?;
-            let sock = QuickAck::new(sock);
-            let reset = sock.reset_handle();
-            let _ = bridge(ch, sock, reset).await;
+            let _ = bridge(ch, QuickAck::new(sock)).await;
         }
         Err(e) => {
             let mut reply = reply_fail;
@@ -285,9 +278,7 @@ pub(crate) async fn serve_remote(ch: crate::channel::Channel, target: Target) {
         Target::Tcp { host, port } => match TcpStream::connect((host.as_str(), port)).await {
             Ok(s) => {
                 let _ = s.set_nodelay(true);
-                let s = QuickAck::new(s);
-                let reset = s.reset_handle();
-                let _ = bridge(ch, s, reset).await;
+                let _ = bridge(ch, QuickAck::new(s)).await;
             }
             Err(_) => {
                 let _ = ch.close().await;
@@ -296,7 +287,7 @@ pub(crate) async fn serve_remote(ch: crate::channel::Channel, target: Target) {
         #[cfg(unix)]
         Target::Unix { path } => match tokio::net::UnixStream::connect(&path).await {
             Ok(s) => {
-                let _ = bridge(ch, s, None).await;
+                let _ = bridge(ch, s).await;
             }
             Err(_) => {
                 let _ = ch.close().await;

@@ -93,12 +93,6 @@ impl QuickAck {
         }
     }
 
-    /// A second handle on the socket, through which a copy that failed makes the socket's
-    /// close a reset (SO_LINGER 0) instead of a FIN its peer would take for a complete stream.
-    pub fn reset_handle(&self) -> Option<socket2::Socket> {
-        socket2::SockRef::from(&self.stream).try_clone().ok()
-    }
-
     fn after_read(&mut self, n: usize) {
         if n == 0 {
             return;

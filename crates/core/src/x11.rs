@@ -164,7 +164,7 @@ pub async fn serve(ch: Channel, target: X11Target) -> Result<()> {
     let io = |e: std::io::Error| Error::disconnected(format!("X display: {e}"));
     display.write_all(&setup).await.map_err(io)?;
     display.write_all(&rest).await.map_err(io)?;
-    crate::bridge::bridge(ch, display, None).await.map(|_| ())
+    crate::bridge::bridge(ch, display).await.map(|_| ())
 }
 
 #[cfg(test)]

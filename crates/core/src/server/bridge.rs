@@ -15,27 +15,16 @@ const CHUNK: usize = 64 * 1024;
 
 /// `exit_status`: sent when both directions are done (a subsystem's clients, `scp` among
 /// them, treat a session that ends without one as failed).
-/// `reset`: a handle on a TCP stream, reset rather than closed with a FIN when the copy fails
-/// (the client's connection or the channel broke mid-stream), so its peer sees an error.
-pub(crate) async fn bridge<S>(ch: Arc<ServerChannel>, stream: S, exit_status: Option<u32>, reset: Option<socket2::Socket>) -> Result<()>
+pub(crate) async fn bridge<S>(ch: Arc<ServerChannel>, stream: S, exit_status: Option<u32>) -> Result<()>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let (mut rd, mut wr) = tokio::io::split(stream);
-    // dropped before the halves: a copy that does not finish resets the stream
-    let mut reset = crate::bridge::ResetOnDrop(reset);
     let shared = Arc::clone(ch.shared());
     let down = async {
         // the channel's input ends (EOF, close, or the connection lost): so does the stream's
         let mut batch = [Vec::new(), Vec::new()];
-        loop {
-            match shared.next_chunks_into(&mut batch).await {
-                Ok(true) => {}
-                Ok(false) => break,
-                // the connection broke before the channel's EOF: no FIN, which would pass for
-                // the complete data; the stream is reset below
-                Err(_) => return false,
-            }
+        while let Ok(true) = shared.next_chunks_into(&mut batch).await {
             if wr.write_all(&batch[0]).await.is_err() {
                 // nobody reads any more: drop what still comes so the connection never waits
                 shared.discard();
@@ -43,7 +32,6 @@ where
             }
         }
         let _ = wr.shutdown().await;
-        true
     };
     let up = async {
         let mut buf = vec![0u8; CHUNK];
@@ -61,26 +49,20 @@ where
     tokio::pin!(down, up);
     // a clean end of one direction waits for the other (half-close); a failure ends both
     let u = tokio::select! {
-        complete = &mut down => {
-            if complete { up.await } else { Err(Error::disconnected("the connection broke before the channel's EOF")) }
-        }
+        _ = &mut down => up.await,
         u = &mut up => match u {
             Ok(()) => {
                 // the other way may still carry the client's input; once the channel is gone
                 // it is dropped too, even when blocked writing to a peer that stopped reading
                 tokio::select! {
-                    complete = &mut down => {
-                        if complete { Ok(()) } else { Err(Error::disconnected("the connection broke before the channel's EOF")) }
-                    }
-                    _ = ch.closed() => Ok(()),
+                    _ = &mut down => {}
+                    _ = ch.closed() => {}
                 }
+                Ok(())
             }
             Err(e) => Err(e),
         },
     };
-    if u.is_ok() {
-        reset.0 = None;
-    }
     match exit_status {
         Some(code) => {
             let _ = ch.exit(code).await;

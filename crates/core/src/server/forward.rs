@@ -64,9 +64,7 @@ pub(crate) async fn direct(
     let _ = stream.set_nodelay(true);
     reply.accept().await;
     let ch = ServerChannel::new(slot, tx, handle, conn);
-    let stream = crate::quickack::QuickAck::new(stream);
-    let reset = stream.reset_handle();
-    let _ = super::bridge::bridge(ch, stream, None, reset).await;
+    let _ = super::bridge::bridge(ch, crate::quickack::QuickAck::new(stream), None).await;
 }
 
 /// The addresses a tcpip-forward request names, as things to bind, as sshd reads them
@@ -183,9 +181,7 @@ async fn accept_loop(listener: TcpListener, conn: Arc<ConnEntry>, handle: Handle
             // registered by the handler when the client confirmed; made here if not
             let slot = conn.register(id);
             let ch = ServerChannel::new(slot, tx, handle, conn);
-            let sock = crate::quickack::QuickAck::new(sock);
-            let reset = sock.reset_handle();
-            let _ = super::bridge::bridge(ch, sock, None, reset).await;
+            let _ = super::bridge::bridge(ch, crate::quickack::QuickAck::new(sock), None).await;
         });
     }
 }

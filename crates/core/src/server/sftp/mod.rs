@@ -42,7 +42,7 @@ pub(crate) struct SftpServer {
 pub(crate) fn serve(channel: Arc<ServerChannel>, root: Arc<Root>, read_only: bool) {
     let (ours, theirs) = tokio::io::duplex(MAX_PACKET as usize * 2);
     tokio::spawn(async move {
-        let _ = super::bridge::bridge(channel, theirs, Some(0), None).await;
+        let _ = super::bridge::bridge(channel, theirs, Some(0)).await;
     });
     let server = SftpServer { root, read_only, handles: HashMap::new(), next: 1 };
     let cfg = russh_sftp::server::Config { max_client_packet_len: MAX_PACKET + 64 };
