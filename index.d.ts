@@ -206,7 +206,7 @@ export declare class NativeSftp {
   unlink(path: string, done: (err: Error | null, value?: undefined) => void): void
   rename(from: string, to: string, done: (err: Error | null, value?: undefined) => void): void
   hardlink(from: string, to: string, done: (err: Error | null, value?: undefined) => void): void
-  copyData(from: string, to: string, done: (err: Error | null, value?: undefined) => void): void
+  copyData(from: string, to: string, exclusive: boolean, done: (err: Error | null, value?: undefined) => void): void
   statvfs(path: string, done: (err: Error | null, value?: NativeFsStats) => void): void
   expandPath(path: string, done: (err: Error | null, value?: string) => void): void
   readdir(path: string, done: (err: Error | null, value?: Array<NativeDirEntry>) => void): void
@@ -221,8 +221,8 @@ export declare class NativeSftp {
   fstat(handle: string, done: (err: Error | null, value?: NativeStat) => void): void
   fsetstat(handle: string, stat: NativeStat, done: (err: Error | null, value?: undefined) => void): void
   fsync(handle: string, done: (err: Error | null, value?: undefined) => void): void
-  readFile(path: string, max: number | undefined | null, done: (err: Error | null, value?: Buffer) => void): void
-  writeFile(path: string, data: Buffer, flags: string, mode: number | undefined | null, done: (err: Error | null, value?: undefined) => void): void
+  readFile(path: string, max: number | undefined | null, cancel: NativeCancel | undefined | null, done: (err: Error | null, value?: Buffer) => void): void
+  writeFile(path: string, data: Buffer, flags: string, mode: number | undefined | null, cancel: NativeCancel | undefined | null, done: (err: Error | null, value?: undefined) => void): void
   /** Remote → local, path to path; `done` gets the bytes transferred. */
   download(remote: string, local: string, options: NativeTransferOptions | undefined | null, progress: ((done: number, total: number) => void) | undefined | null, cancel: NativeCancel | undefined | null, done: (err: Error | null, value?: number) => void): void
   /** Local → remote, path to path. */

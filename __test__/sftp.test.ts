@@ -644,6 +644,164 @@ describe('FileHandle', () => {
   })
 })
 
+describe('many handles, open modes and argument forms', () => {
+  it('300 handles open at once all work (OpenSSH handle 128 on holds a byte that is not UTF-8)', async () => {
+    const d = fresh()
+    const files = Array.from({ length: 300 }, (_, i) => posix.join(d, `f${i}`))
+    files.forEach((f, i) => writeOwned(f, `file ${i}`, user))
+    const conn = await connect(options())
+    try {
+      const s = await conn.sftp()
+      const pid = await sftpServerPid(conn)
+      const handles: FileHandle[] = []
+      for (const f of files) handles.push(await s.open(f, 'r+'))
+      expect(openFiles(pid).filter((p) => p.startsWith(d)).length).toBe(300)
+      for (const [i, h] of handles.entries()) {
+        expect((await h.read(Buffer.alloc(64), 0, 64, 0)).buffer.toString('utf8', 0, `file ${i}`.length)).toBe(`file ${i}`)
+        expect((await h.stat()).size).toBe(`file ${i}`.length)
+        await h.write('!', Buffer.byteLength(`file ${i}`))
+      }
+      // streams, whole-file reads and transfers open more handles while these are held
+      expect(await s.readFile(files[299], 'utf8')).toBe('file 299!')
+      let streamed = ''
+      for await (const c of s.createReadStream(files[200], 'utf8')) streamed += c
+      expect(streamed).toBe('file 200!')
+      const local = join(tmpdir(), `ferrossh-handles-${process.pid}-${seq}`)
+      try {
+        await s.download(files[150], local)
+        expect(readFileSync(local, 'utf8')).toBe('file 150!')
+      } finally {
+        rmSync(local, { force: true })
+      }
+      await Promise.all(handles.map((h) => h.close()))
+      expect(openFiles(pid).filter((p) => p.startsWith(d)).length).toBe(0)
+      expect(readFileSync(files[255], 'utf8')).toBe('file 255!')
+    } finally {
+      await conn.close()
+    }
+  })
+  it('a handle refuses what its open mode does not allow, as a local descriptor does', async () => {
+    const d = fresh()
+    const f = posix.join(d, 'f')
+    writeOwned(f, 'keep', user)
+    const r = await sftp.open(f, 'r')
+    await sftpError(r.write('x'), 'EBADF', 0)
+    await sftpError(r.truncate(1), 'EINVAL', 0)
+    expect((await r.read()).bytesRead).toBe(4)
+    await r.close()
+    const a = await sftp.open(f, 'a')
+    await sftpError(a.read(), 'EBADF', 0)
+    await a.write('!')
+    await a.close()
+    const w = await sftp.open(posix.join(d, 'g'), 'wx')
+    await sftpError(w.read(), 'EBADF', 0)
+    await w.close()
+    const rw = await sftp.open(f, 'a+')
+    expect((await rw.read()).bytesRead).toBe(5)
+    await rw.close()
+    await sftpError(sftp.writeFile(f, 'x', { flag: 'r' }), 'EBADF', 0, f)
+    expect(() => sftp.createWriteStream(f, { flags: 'r' })).toThrow(SftpError)
+    expect(readFileSync(f, 'utf8')).toBe('keep!')
+  })
+  it('copyFile takes COPYFILE_EXCL and refuses a clone it cannot make', async () => {
+    const d = fresh()
+    const [src, dst] = [posix.join(d, 'src'), posix.join(d, 'dst')]
+    writeOwned(src, 'NEW', user)
+    writeOwned(dst, 'PRECIOUS', user)
+    const { COPYFILE_EXCL, COPYFILE_FICLONE, COPYFILE_FICLONE_FORCE } = fsConstants
+    await sftpError(sftp.copyFile(src, dst, COPYFILE_EXCL), 'EEXIST', [4, 11])
+    expect(readFileSync(dst, 'utf8')).toBe('PRECIOUS')
+    await sftpError(sftp.copyFile(src, src, COPYFILE_EXCL), 'EEXIST', [4, 11])
+    await sftpError(sftp.copyFile(src, posix.join(d, 'c'), COPYFILE_FICLONE_FORCE), 'ENOTSUP', 0)
+    await configError(sftp.copyFile(src, dst, 1 << 8), 'mode')
+    await sftp.copyFile(src, posix.join(d, 'fresh'), COPYFILE_EXCL)
+    expect(readFileSync(posix.join(d, 'fresh'), 'utf8')).toBe('NEW')
+    await sftp.copyFile(src, dst, COPYFILE_FICLONE)
+    expect(readFileSync(dst, 'utf8')).toBe('NEW')
+  })
+  it('refuses what fs refuses: no mode for chmod, null or true as a time, -Infinity as a length, offsets past 2^53', async () => {
+    const d = fresh()
+    const f = posix.join(d, 'f')
+    writeOwned(f, 'abc', user)
+    utimesSync(f, 1_000_000, 1_000_000)
+    await configError(sftp.chmod(f, undefined as never), 'mode')
+    await configError(sftp.utimes(f, null as never, null as never), 'atime')
+    await configError(sftp.utimes(f, 5, true as never), 'mtime')
+    await configError(sftp.truncate(f, -Infinity), 'size')
+    await configError(sftp.truncate(f, -1.5), 'size')
+    const h = await sftp.open(f, 'r+')
+    await configError(h.chmod(undefined as never), 'mode')
+    await configError(h.utimes(null as never, 1), 'atime')
+    await h.close()
+    expect(statSync(f).mtimeMs).toBe(1_000_000_000)
+    expect(statSync(f).size).toBe(3)
+    expect(() => sftp.createReadStream(f, { start: 1e300 })).toThrow(ConfigError)
+    expect(() => sftp.createReadStream(f, { start: 0, end: 2 ** 60 })).toThrow(ConfigError)
+  })
+  it('a chunkSize past 2^32 is the largest chunk, not a wrapped one', async () => {
+    const d = fresh()
+    const f = posix.join(d, 'big')
+    const data = randomBytes(4 * MiB)
+    writeOwned(f, data, user)
+    const local = join(tmpdir(), `ferrossh-chunk-${process.pid}-${seq}`)
+    try {
+      await withTimeout(sftp.download(f, local, { chunkSize: 2 ** 32 + 1 }), 20_000, 'download with a huge chunkSize')
+      expect(readFileSync(local).equals(data)).toBe(true)
+      await withTimeout(sftp.download(f, local, { chunkSize: 2 ** 32 }), 20_000, 'download with chunkSize 2^32')
+      expect(readFileSync(local).equals(data)).toBe(true)
+    } finally {
+      rmSync(local, { force: true })
+    }
+  })
+  it('readFile and writeFile take a signal; the handle is closed after an abort', async () => {
+    const d = fresh()
+    const f = posix.join(d, 'big')
+    writeOwned(f, randomBytes(64 * MiB), user)
+    const conn = await connect(options())
+    try {
+      const s = await conn.sftp()
+      const pid = await sftpServerPid(conn)
+      expect(await rejection(s.readFile(f, { signal: AbortSignal.abort() }))).toMatchObject({ name: 'AbortError' })
+      const ac = new AbortController()
+      const reading = s.readFile(f, { signal: ac.signal })
+      setTimeout(() => ac.abort(), 20)
+      expect(await rejection(reading)).toMatchObject({ name: 'AbortError' })
+      const g = posix.join(d, 'out')
+      expect(await rejection(s.writeFile(g, 'x', { signal: AbortSignal.abort() }))).toMatchObject({ name: 'AbortError' })
+      expect(existsSync(g)).toBe(false)
+      const ac2 = new AbortController()
+      const writing = s.writeFile(g, randomBytes(64 * MiB), { signal: ac2.signal })
+      setTimeout(() => ac2.abort(), 20)
+      expect(await rejection(writing)).toMatchObject({ name: 'AbortError' })
+      await until(() => !openFiles(pid).some((p) => p.startsWith(d)), 5000, 'handles closed after the aborts', () => openFiles(pid))
+      expect(await s.readFile(f, { signal: new AbortController().signal })).toHaveLength(64 * MiB)
+    } finally {
+      await conn.close()
+    }
+  })
+  it("fs's shorthand forms: mkdir(path, mode), a string as stream or readdir options, any ArrayBufferView", async () => {
+    const d = fresh()
+    await sftp.mkdir(posix.join(d, 'm'), 0o700)
+    expect(statSync(posix.join(d, 'm')).mode & 0o777).toBe(0o700)
+    await sftp.mkdir(posix.join(d, 'n'), '750')
+    expect(statSync(posix.join(d, 'n')).mode & 0o777).toBe(0o750)
+    const f = posix.join(d, 'f')
+    await sftp.writeFile(f, new Uint16Array([0x6968, 0x2121]))
+    expect(readFileSync(f, 'latin1')).toBe('hi!!')
+    const bytes = Buffer.from('xxABCDxx')
+    await sftp.writeFile(f, new DataView(bytes.buffer, bytes.byteOffset + 2, 4))
+    expect(readFileSync(f, 'utf8')).toBe('ABCD')
+    let text = ''
+    for await (const c of sftp.createReadStream(f, 'hex')) text += c
+    expect(text).toBe('41424344')
+    const w = sftp.createWriteStream(posix.join(d, 'h'), 'hex')
+    await new Promise<void>((res, rej) => { w.once('finish', () => res()); w.once('error', rej); w.end('6869') })
+    expect(readFileSync(posix.join(d, 'h'), 'utf8')).toBe('hi')
+    expect((await sftp.readdir(d, 'utf8')).sort()).toEqual(['f', 'h', 'm', 'n'])
+    await configError(sftp.readdir(d, { encoding: 'buffer' as never }), 'encoding')
+  })
+})
+
 describe("fs.promises' other forms", () => {
   it('numeric and synchronous open flags, read() without a buffer or with options, handle utimes, negative truncate', async () => {
     const d = fresh()
@@ -934,7 +1092,9 @@ describe('errors', () => {
     await configError(sftp.writeFile(f, 'x', { encoding: 'klingon' as BufferEncoding }), 'encoding')
     await configError(sftp.readFile(f, { maxSize: -1 }), 'maxSize')
     await configError(sftp.readFile(f, 'klingon' as BufferEncoding), 'encoding')
-    await configError(sftp.mkdir(posix.join(work, 'bad-mode'), 'x' as never), 'options')
+    // as fs, a bare string or number is the mode: one that is no mode is a mode error
+    await configError(sftp.mkdir(posix.join(work, 'bad-mode'), 'x' as never), 'mode')
+    await configError(sftp.mkdir(posix.join(work, 'bad-mode'), true as never), 'options')
     await configError(() => sftp.createReadStream(f, { highWaterMark: -1 }), 'highWaterMark')
     await configError(() => sftp.createReadStream(f, { highWaterMark: 'x' as unknown as number }), 'highWaterMark')
     await configError(() => sftp.createReadStream(f, { concurrency: 0 }), 'concurrency')

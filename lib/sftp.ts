@@ -194,8 +194,9 @@ function encodingOf(e: unknown): BufferEncoding | undefined {
 /** What a write sends: a string's bytes in `encoding`, or the caller's bytes themselves. */
 function bytesOf(data: unknown, encoding: BufferEncoding = 'utf8'): Buffer {
   if (typeof data === 'string') return Buffer.from(data, encoding)
-  if (data instanceof Uint8Array) return Buffer.from(data.buffer, data.byteOffset, data.byteLength)
-  throw new ConfigError(`data: must be a string, Buffer or Uint8Array, got ${data === null ? 'null' : typeof data}`, { option: 'data' })
+  // any typed array or DataView, as fs writes them: their bytes as they lie in memory
+  if (ArrayBuffer.isView(data)) return Buffer.from(data.buffer, data.byteOffset, data.byteLength)
+  throw new ConfigError(`data: must be a string, Buffer, TypedArray or DataView, got ${data === null ? 'null' : typeof data}`, { option: 'data' })
 }
 
 /** The open flag strings, as fs spells them; the `s` (synchronous) forms mean the same here. */
@@ -236,7 +237,18 @@ function modeOf(mode: number | string | undefined, option = 'mode'): number | un
   return m
 }
 
+/** Permission bits a call cannot do without (chmod): none is a ConfigError, as in fs. */
+function requiredModeOf(mode: unknown, option = 'mode'): number {
+  const m = mode === undefined || mode === null ? undefined : modeOf(mode as number | string, option)
+  if (m === undefined) throw new ConfigError(`${option}: permission bits such as 0o644 are required`, { option })
+  return m
+}
+
 function timeOf(t: number | string | Date, option: string): number {
+  if (typeof t !== 'number' && typeof t !== 'string' && !(t instanceof Date)) {
+    // null, true, an object: fs refuses them too (null is not "now" nor the epoch)
+    throw new ConfigError(`${option}: must be a Date, a number of seconds or a date string, got ${t === null ? 'null' : typeof t}`, { option })
+  }
   // a numeric string is seconds, as fs.utimes reads it; another string a date
   const ms = t instanceof Date ? t.getTime() : typeof t === 'string' ? (/^\s*-?\d+(\.\d+)?\s*$/.test(t) ? Number(t) * 1000 : Date.parse(t)) : t * 1000
   if (!Number.isFinite(ms)) throw new ConfigError(`${option}: must be a Date or seconds since the epoch`, { option })
@@ -258,9 +270,9 @@ export interface ReadOptions {
   position?: number | null
 }
 
-/** A length as fs takes it: a negative number is 0. */
+/** A length as fs takes it: a negative integer is 0 (-Infinity and fractions are refused). */
 function lengthOf(len: unknown): unknown {
-  return typeof len === 'number' && len < 0 ? 0 : len
+  return Number.isInteger(len) && (len as number) < 0 ? 0 : len
 }
 
 /** An open remote file, shaped like `fs.promises.FileHandle`. */
@@ -271,15 +283,25 @@ export class FileHandle {
   #position = 0
   /** Opened for appending: where the next write at the current position goes. */
   #appendAt: number | undefined
+  /** What the open flags allow: a local descriptor refuses the rest with EBADF, and so does this. */
+  readonly #readable: boolean
+  readonly #writable: boolean
   /** @internal */
-  constructor(sftp: NativeSftp, handle: string, position = 0, appendAt?: number) {
+  constructor(sftp: NativeSftp, handle: string, position = 0, appendAt?: number, flags = 'r+') {
     this.#sftp = sftp
     this.#handle = handle
     this.#position = position
     this.#appendAt = appendAt
+    this.#readable = flags.startsWith('r') || flags.includes('+')
+    this.#writable = !flags.startsWith('r') || flags.includes('+')
   }
   #check(): void {
     if (this.#closed) throw new SftpError('EBADF: file handle is closed', 'EBADF', { status: 0 })
+  }
+  #checkMode(op: string, allowed: boolean, code = 'EBADF'): void {
+    this.#check()
+    // the server's answer would be "no such file" (OpenSSH maps EBADF so): say what it is
+    if (!allowed) throw new SftpError(`${code}: ${op}: the file was not opened for ${op === 'read' ? 'reading' : 'writing'}`, code, { status: 0 })
   }
   /**
    * Reads into `buffer` at `offset` (default 0) up to `length` bytes (default: the rest of it);
@@ -304,7 +326,7 @@ export class FileHandle {
     return this.#read(buffer as Buffer, (offset as number | null) ?? 0, length ?? undefined, position ?? null)
   }
   async #read(buffer: Buffer, offset: number, length: number | undefined, position: number | null): Promise<ReadResult> {
-    this.#check()
+    this.#checkMode('read', this.#readable)
     if (!(buffer instanceof Uint8Array)) throw new ConfigError(`buffer: must be a Buffer or Uint8Array, got ${buffer === null ? 'null' : typeof buffer}`, { option: 'buffer' })
     intOf(offset, 'offset', 0, buffer.length)
     const len = intOf(length, 'length', 0, buffer.length - offset) ?? buffer.length - offset
@@ -351,7 +373,7 @@ export class FileHandle {
     /** Bytes written. */
     bytesWritten: number
   }> {
-    this.#check()
+    this.#checkMode('write', this.#writable)
     let buf: Buffer
     let position: number | null
     if (typeof data === 'string') {
@@ -395,7 +417,8 @@ export class FileHandle {
   }
   /** Sets the file's length (a negative one is 0, as fs takes it). */
   async truncate(len = 0): Promise<void> {
-    this.#check()
+    // ftruncate(2) of a descriptor not open for writing is EINVAL
+    this.#checkMode('truncate', this.#writable, 'EINVAL')
     await call(this.#sftp, 'fsetstat', this.#handle, { size: intOf(lengthOf(len), 'size', 0) })
   }
   /** Sets access and modification times of the open file. */
@@ -406,7 +429,7 @@ export class FileHandle {
   /** Changes permission bits. */
   async chmod(mode: number | string): Promise<void> {
     this.#check()
-    await call(this.#sftp, 'fsetstat', this.#handle, { mode: modeOf(mode) })
+    await call(this.#sftp, 'fsetstat', this.#handle, { mode: requiredModeOf(mode) })
   }
   /** Flushes to disk on the server (fsync@openssh.com). */
   async sync(): Promise<void> {
@@ -455,6 +478,8 @@ export interface SftpWriteStreamOptions {
   mode?: number
   /** Writes in flight (default 16). */
   concurrency?: number
+  /** How strings written are encoded (default 'utf8'), as fs's `encoding`. */
+  encoding?: BufferEncoding
 }
 
 /**
@@ -496,7 +521,7 @@ export class SftpClient {
   }
   /** Changes permission bits. */
   async chmod(path: string, mode: number | string): Promise<void> {
-    await call(this.#n, 'setstat', checkPath(path), { mode: modeOf(mode) })
+    await call(this.#n, 'setstat', checkPath(path), { mode: requiredModeOf(mode) })
   }
   /** Changes owner and group ids. */
   async chown(path: string, uid: number, gid: number): Promise<void> {
@@ -535,9 +560,21 @@ export class SftpClient {
   async unlink(path: string): Promise<void> {
     await call(this.#n, 'unlink', checkPath(path))
   }
-  /** Copies on the server (copy-data extension): no byte crosses the network. */
-  async copyFile(from: string, to: string): Promise<void> {
-    await call(this.#n, 'copyData', checkPath(from, 'from'), checkPath(to, 'to'))
+  /**
+   * Copies on the server (copy-data extension): no byte crosses the network. `mode` takes
+   * fs.constants.COPYFILE_EXCL (refuse an existing destination with EEXIST) and
+   * COPYFILE_FICLONE (a plain copy here); COPYFILE_FICLONE_FORCE is ENOTSUP, as SFTP cannot
+   * clone.
+   */
+  async copyFile(from: string, to: string, mode = 0): Promise<void> {
+    checkPath(from, 'from')
+    checkPath(to, 'to')
+    const { COPYFILE_EXCL, COPYFILE_FICLONE, COPYFILE_FICLONE_FORCE } = fsConstants
+    if (!Number.isInteger(mode) || mode < 0 || (mode & ~(COPYFILE_EXCL | COPYFILE_FICLONE | COPYFILE_FICLONE_FORCE)) !== 0) {
+      throw new ConfigError('mode: must be 0 or fs.constants COPYFILE_* flags', { option: 'mode' })
+    }
+    if (mode & COPYFILE_FICLONE_FORCE) throw new SftpError(`ENOTSUP: copyfile '${from}' -> '${to}': SFTP cannot clone a file`, 'ENOTSUP', { status: 0, path: from })
+    await call(this.#n, 'copyData', from, to, (mode & COPYFILE_EXCL) !== 0)
   }
   /** File system statistics (statvfs@openssh.com). */
   async statvfs(path: string): Promise<StatFs> {
@@ -551,9 +588,10 @@ export class SftpClient {
 
   /** Creates a directory; `recursive` creates parents and ignores an existing directory. */
   /** Makes a directory; `recursive` makes the parents too and resolves with the first one it made (as fs.mkdir). */
-  async mkdir(path: string, options: { recursive?: boolean; mode?: number } = {}): Promise<string | undefined> {
+  async mkdir(path: string, options: { recursive?: boolean; mode?: number | string } | number | string = {}): Promise<string | undefined> {
     checkPath(path)
-    const o = optionsOf(options)
+    // as fs: a bare number or string is the mode
+    const o = typeof options === 'number' || typeof options === 'string' ? { mode: options } : optionsOf(options)
     const mode = modeOf(o.mode)
     if (!o.recursive) {
       await call(this.#n, 'mkdir', path, mode)
@@ -611,10 +649,15 @@ export class SftpClient {
 
   /** Names in a directory (`withFileTypes` gives {@link Dirent}s with their attributes). */
   readdir(path: string): Promise<string[]>
-  readdir(path: string, options: { withFileTypes: true }): Promise<Dirent[]>
-  readdir(path: string, options?: { withFileTypes?: false }): Promise<string[]>
-  async readdir(path: string, options: { withFileTypes?: boolean } = {}): Promise<string[] | Dirent[]> {
-    const withFileTypes = optionsOf(options).withFileTypes
+  readdir(path: string, options: { withFileTypes: true; encoding?: 'utf8' | 'utf-8' }): Promise<Dirent[]>
+  readdir(path: string, options?: { withFileTypes?: false; encoding?: 'utf8' | 'utf-8' } | 'utf8' | 'utf-8'): Promise<string[]>
+  async readdir(path: string, options: { withFileTypes?: boolean; encoding?: 'utf8' | 'utf-8' } | 'utf8' | 'utf-8' = {}): Promise<string[] | Dirent[]> {
+    const o = typeof options === 'string' ? { encoding: options } : optionsOf(options)
+    // names are strings: fs's 'buffer' (or another encoding) has no meaning here
+    if (o.encoding !== undefined && o.encoding !== null && !['utf8', 'utf-8'].includes(String(o.encoding).toLowerCase())) {
+      throw new ConfigError(`encoding: readdir gives names as UTF-8 strings, got ${JSON.stringify(o.encoding)}`, { option: 'encoding' })
+    }
+    const withFileTypes = o.withFileTypes
     const entries = await call(this.#n, 'readdir', checkPath(path))
     return withFileTypes ? entries.map((e) => new Dirent(e, path)) : entries.map((e) => e.name)
   }
@@ -637,51 +680,64 @@ export class SftpClient {
   async open(path: string, openFlags: string | number = 'r', mode?: number | string): Promise<FileHandle> {
     const flags = flagsOf(openFlags, 'flags') ?? 'r'
     const h = await call(this.#n, 'openFile', checkPath(path), flags, modeOf(mode))
-    if (!flags.startsWith('a')) return new FileHandle(this.#n, h)
+    if (!flags.startsWith('a')) return new FileHandle(this.#n, h, 0, undefined, flags)
     // append: writes go to the end; 'a+' reads from the start, as fs reads an 'a+' file
     const size = Number((await call(this.#n, 'fstat', h).catch(async (e: unknown) => {
       await call(this.#n, 'closeHandle', h).catch(() => {})
       throw e
     })).size ?? 0)
-    return new FileHandle(this.#n, h, flags.includes('+') ? 0 : size, size)
+    return new FileHandle(this.#n, h, flags.includes('+') ? 0 : size, size, flags)
   }
   /** A whole file; `encoding` gives a string. */
   readFile(path: string): Promise<Buffer>
-  readFile(path: string, options: { encoding: BufferEncoding; maxSize?: number } | BufferEncoding): Promise<string>
-  readFile(path: string, options?: { encoding?: null; maxSize?: number }): Promise<Buffer>
-  async readFile(path: string, options: { encoding?: BufferEncoding | null; maxSize?: number } | BufferEncoding = {}): Promise<Buffer | string> {
+  readFile(path: string, options: { encoding: BufferEncoding; maxSize?: number; signal?: AbortSignal } | BufferEncoding): Promise<string>
+  readFile(path: string, options?: { encoding?: null; maxSize?: number; signal?: AbortSignal }): Promise<Buffer>
+  /** A whole file; `encoding` gives a string; `signal` aborts the reads (the handle is closed). */
+  async readFile(path: string, options: { encoding?: BufferEncoding | null; maxSize?: number; signal?: AbortSignal } | BufferEncoding = {}): Promise<Buffer | string> {
     const o = typeof options === 'string' ? { encoding: options } : optionsOf(options)
     const encoding = encodingOf(o.encoding)
-    const data = await call(this.#n, 'readFile', checkPath(path), intOf(o.maxSize, 'maxSize', 0))
+    const max = intOf(o.maxSize, 'maxSize', 0)
+    checkPath(path)
+    const data = await withSignal(o.signal, (cancel) => call(this.#n, 'readFile', path, max, cancel))
     return encoding ? data.toString(encoding) : data
   }
-  /** Writes a whole file (replacing it, or as `flag` says). */
-  async writeFile(path: string, data: string | Buffer | Uint8Array, options: { flag?: string | number; mode?: number; encoding?: BufferEncoding } | BufferEncoding = {}): Promise<void> {
+  /**
+   * Writes a whole file (replacing it, or as `flag` says). `signal` stops the writes: as with
+   * fs, the file may then hold part of `data`.
+   */
+  async writeFile(path: string, data: string | NodeJS.ArrayBufferView, options: { flag?: string | number; mode?: number; encoding?: BufferEncoding; signal?: AbortSignal } | BufferEncoding = {}): Promise<void> {
     checkPath(path)
     const o = typeof options === 'string' ? { encoding: options } : optionsOf(options)
     const buf = bytesOf(data, encodingOf(o.encoding))
-    await call(this.#n, 'writeFile', path, buf, flagsOf(o.flag, 'flag') ?? 'w', modeOf(o.mode))
+    const flags = flagsOf(o.flag, 'flag') ?? 'w'
+    // 'r' (the one valid flag that does not open for writing): the write could only fail,
+    // with a misleading "no such file" from the server (a read-only descriptor is EBADF to fs)
+    if (flags === 'r') throw new SftpError(`EBADF: write '${path}': flag '${flags}' does not open the file for writing`, 'EBADF', { status: 0, path })
+    const mode = modeOf(o.mode)
+    await withSignal(o.signal, (cancel) => call(this.#n, 'writeFile', path, buf, flags, mode, cancel))
   }
   /** Appends to a file, creating it if needed. */
-  async appendFile(path: string, data: string | Buffer | Uint8Array, options: { mode?: number; encoding?: BufferEncoding } | BufferEncoding = {}): Promise<void> {
+  async appendFile(path: string, data: string | NodeJS.ArrayBufferView, options: { mode?: number; encoding?: BufferEncoding; signal?: AbortSignal } | BufferEncoding = {}): Promise<void> {
     const o = typeof options === 'string' ? { encoding: options } : optionsOf(options)
-    await this.writeFile(path, data, { flag: 'a', mode: o.mode, encoding: o.encoding })
+    await this.writeFile(path, data, { flag: 'a', mode: o.mode, encoding: o.encoding, signal: o.signal })
   }
 
   /**
    * A Readable of a remote file with many reads in flight (read-ahead), delivered in order.
    * `end` is inclusive, as in fs.
    */
-  createReadStream(path: string, streamOptions: SftpReadStreamOptions = {}): Readable {
+  createReadStream(path: string, streamOptions: SftpReadStreamOptions | BufferEncoding = {}): Readable {
     checkPath(path)
-    const options = optionsOf(streamOptions)
+    // as fs: a string is the encoding
+    const options = typeof streamOptions === 'string' ? { encoding: streamOptions } : optionsOf(streamOptions)
     const highWaterMark = intOf(options.highWaterMark, 'highWaterMark', 1)
     const concurrency = intOf(options.concurrency, 'concurrency', 1, 256)
     const start = options.start ?? 0
-    if (!Number.isInteger(start) || start < 0) throw new ConfigError('start: must be a non-negative integer', { option: 'start' })
+    // offsets past 2^53 are not exact in a number (fs refuses them too)
+    if (!Number.isSafeInteger(start) || start < 0) throw new ConfigError('start: must be a non-negative integer up to Number.MAX_SAFE_INTEGER', { option: 'start' })
     // as fs: Infinity reads to the end
     const last = options.end === Infinity ? undefined : options.end
-    if (last !== undefined && (!Number.isInteger(last) || last < start)) throw new ConfigError('end: must be an integer ≥ start', { option: 'end' })
+    if (last !== undefined && (!Number.isSafeInteger(last) || last < start)) throw new ConfigError('end: must be an integer ≥ start, up to Number.MAX_SAFE_INTEGER', { option: 'end' })
     const end = last === undefined ? undefined : last + 1
     const encoding = encodingOf(options.encoding)
     let reader: InstanceType<typeof binding.NativeBufferReader> | undefined
@@ -709,12 +765,16 @@ export class SftpClient {
   }
 
   /** A Writable to a remote file with many writes in flight (write-behind); `finish` after every write landed. */
-  createWriteStream(path: string, streamOptions: SftpWriteStreamOptions = {}): SftpWriteStream {
+  createWriteStream(path: string, streamOptions: SftpWriteStreamOptions | BufferEncoding = {}): SftpWriteStream {
     checkPath(path)
-    const o = optionsOf(streamOptions)
-    const writer = call(this.#n, 'writeStream', path, flagsOf(o.flags, 'flags') ?? 'w', intOf(o.start, 'start', 0), modeOf(o.mode), intOf(o.concurrency, 'concurrency', 1, 256))
+    const o: SftpWriteStreamOptions = typeof streamOptions === 'string' ? { encoding: streamOptions } : optionsOf(streamOptions)
+    const flags = flagsOf(o.flags, 'flags') ?? 'w'
+    if (flags === 'r') throw new SftpError(`EBADF: write '${path}': flag '${flags}' does not open the file for writing`, 'EBADF', { status: 0, path })
+    const defaultEncoding = encodingOf(o.encoding) ?? 'utf8'
+    const writer = call(this.#n, 'writeStream', path, flags, intOf(o.start, 'start', 0), modeOf(o.mode), intOf(o.concurrency, 'concurrency', 1, 256))
     const w: SftpWriteStream = Object.assign(new Writable({
       highWaterMark: 1024 * 1024,
+      defaultEncoding,
       write(chunk: Buffer, _enc, cb) {
         writer.then((x) => call(x, 'write', chunk)).then(() => {
           w.bytesWritten += chunk.length
@@ -971,6 +1031,8 @@ function transferOptions(o: TransferOptions): { concurrency?: number; chunkSize?
   }
   if (o.concurrency !== undefined && (!Number.isInteger(o.concurrency) || o.concurrency < 1 || o.concurrency > 256)) throw new ConfigError('concurrency: must be between 1 and 256', { option: 'concurrency' })
   if (o.chunkSize !== undefined && (!Number.isInteger(o.chunkSize) || o.chunkSize < 1)) throw new ConfigError('chunkSize: must be a positive integer', { option: 'chunkSize' })
-  return { concurrency: o.concurrency, chunkSize: o.chunkSize, resume: o.resume, keepPartial: o.keepPartial, mode: modeOf(o.mode), fsync: o.fsync }
+  // the server's limit (256 KiB at most) clamps it anyway; past 2^32 it would wrap natively
+  const chunkSize = o.chunkSize === undefined ? undefined : Math.min(o.chunkSize, 0xffffffff)
+  return { concurrency: o.concurrency, chunkSize, resume: o.resume, keepPartial: o.keepPartial, mode: modeOf(o.mode), fsync: o.fsync }
 }
 

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use ferrossh_core::sftp::{self, DirEntry, Sftp, Stat, TransferOptions};
-use ferrossh_core::{BufferLimits, ChannelShared, Error};
+use ferrossh_core::{BufferLimits, CancelToken, ChannelShared, Error};
 use napi::bindgen_prelude::{Buffer, FnArgs, Function};
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::{Env, Status};
@@ -240,11 +240,11 @@ impl NativeSftp {
             inner.hardlink(&from, &to).await.js()
         })
     }
-    #[napi(ts_args_type = "from: string, to: string, done: (err: Error | null, value?: undefined) => void")]
-    pub fn copy_data(&self, env: Env, from: String, to: String, done: Function<'_, (), ()>) -> napi::Result<()> {
+    #[napi(ts_args_type = "from: string, to: string, exclusive: boolean, done: (err: Error | null, value?: undefined) => void")]
+    pub fn copy_data(&self, env: Env, from: String, to: String, exclusive: bool, done: Function<'_, (), ()>) -> napi::Result<()> {
         let inner = Arc::clone(&self.inner);
         self.pending.start(&env, done, async move {
-            inner.copy_data(&from, &to).await.js()
+            inner.copy_data(&from, &to, exclusive).await.js()
         })
     }
     #[napi(ts_args_type = "path: string, done: (err: Error | null, value?: NativeFsStats) => void")]
@@ -348,21 +348,28 @@ impl NativeSftp {
             inner.fsync(&handle).await.js()
         })
     }
-    #[napi(ts_args_type = "path: string, max: number | undefined | null, done: (err: Error | null, value?: Buffer) => void")]
-    pub fn read_file(&self, env: Env, path: String, max: Option<f64>, done: Function<'_, Buffer, ()>) -> napi::Result<()> {
+    #[napi(ts_args_type = "path: string, max: number | undefined | null, cancel: NativeCancel | undefined | null, done: (err: Error | null, value?: Buffer) => void")]
+    pub fn read_file(&self, env: Env, path: String, max: Option<f64>, cancel: Option<&NativeCancel>, done: Function<'_, Buffer, ()>) -> napi::Result<()> {
+        let token = cancel.map(|c| c.token.clone());
         let inner = Arc::clone(&self.inner);
         self.pending.start(&env, done, async move {
-            Ok(sftp::read_file(&inner, &path, max.map(|m| m as u64)).await.js()?.into())
+            Ok(sftp::read_file(&inner, &path, max.map(|m| m as u64), token.as_ref()).await.js()?.into())
         })
     }
-    #[napi(ts_args_type = "path: string, data: Buffer, flags: string, mode: number | undefined | null, done: (err: Error | null, value?: undefined) => void")]
-    pub fn write_file(&self, env: Env, path: String, data: Buffer, flags: String, mode: Option<u32>, done: Function<'_, (), ()>) -> napi::Result<()> {
+    #[napi(ts_args_type = "path: string, data: Buffer, flags: string, mode: number | undefined | null, cancel: NativeCancel | undefined | null, done: (err: Error | null, value?: undefined) => void")]
+    pub fn write_file(&self, env: Env, path: String, data: Buffer, flags: String, mode: Option<u32>, cancel: Option<&NativeCancel>, done: Function<'_, (), ()>) -> napi::Result<()> {
+        let token = cancel.map(|c| c.token.clone());
         let inner = Arc::clone(&self.inner);
         self.pending.start(&env, done, async move {
-            let h = inner.open_file(&path, &flags, mode).await.js()?;
+            let t = token.as_ref();
+            let h = CancelToken::run(t, inner.open_file(&path, &flags, mode)).await.js()?;
             let d = data.to_vec();
-            let start = if flags.starts_with('a') { inner.fstat(&h).await.ok().and_then(|s| s.size).unwrap_or(0) } else { 0 };
-            let r = inner.write(&h, start, &d).await;
+            // an abort stops the writes; the handle is closed either way
+            let r = CancelToken::run(t, async {
+                let start = if flags.starts_with('a') { inner.fstat(&h).await.ok().and_then(|s| s.size).unwrap_or(0) } else { 0 };
+                inner.write(&h, start, &d).await
+            })
+            .await;
             let c = inner.close(&h).await;
             r.js()?;
             c.js()

@@ -418,14 +418,18 @@ impl Sftp {
         self.alive(self.raw.fsync(handle)).await.map(|_| ()).map_err(|e| sftp_error(e, None, "fsync"))
     }
 
-    /// Server-side copy (`copy-data`): no byte crosses the network.
-    pub async fn copy_data(&self, from: &str, to: &str) -> Result<()> {
+    /// Server-side copy (`copy-data`): no byte crosses the network. `exclusive` refuses an
+    /// existing destination (fs's COPYFILE_EXCL).
+    pub async fn copy_data(&self, from: &str, to: &str, exclusive: bool) -> Result<()> {
         self.need(self.extensions.copy_data, "copy-data")?;
         // a file copied onto itself stays as it is (as fs.copyFile leaves it): opening the
         // destination for writing would empty the source first
         if let (Ok(a), Ok(b)) = (self.realpath(from).await, self.realpath(to).await) {
             if a == b {
                 self.stat(from).await?;
+                if exclusive {
+                    return Err(Error::Sftp { code: "EEXIST".into(), status: 4, message: format!("EEXIST: copyfile '{from}' -> '{to}': the destination exists"), path: Some(to.to_string()) });
+                }
                 return Ok(());
             }
         }
@@ -435,7 +439,7 @@ impl Sftp {
             Ok(st) => st.mode.map(|m| m & 0o7777),
             Err(_) => None,
         };
-        let dst = match self.open_file(to, "w", mode).await {
+        let dst = match self.open_file(to, if exclusive { "wx" } else { "w" }, mode).await {
             Ok(h) => h,
             Err(e) => {
                 let _ = self.close(&src).await;

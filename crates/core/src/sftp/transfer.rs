@@ -247,7 +247,9 @@ pub(crate) async fn read_ordered<S: Sink>(sftp: &Sftp, handle: &str, start: u64,
         while !eof && queue.len() < concurrency.max(1) && end.is_none_or(|e| *next < e) {
             let len = end.map_or(chunk as u64, |e| (e - *next).min(chunk as u64)) as u32;
             queue.push_back((*next, len, spawn_read(sftp, &handle, *next, len)));
-            *next += len as u64;
+            // at the top of the offset space there is nothing more to ask for
+            let Some(n) = next.checked_add(len as u64) else { break };
+            *next = n;
         }
     };
     schedule(&mut queue, &mut next, eof);
@@ -681,10 +683,11 @@ pub fn read_stream(sftp: Arc<Sftp>, handle: String, start: u64, end: Option<u64>
 }
 
 /// Remote file → memory.
-pub async fn read_file(sftp: &Sftp, path: &str, max: Option<u64>) -> Result<Vec<u8>> {
-    let handle = sftp.open_file(path, "r", None).await?;
+/// A whole file; a cancel (AbortSignal) stops the reads, and the handle is closed either way.
+pub async fn read_file(sftp: &Sftp, path: &str, max: Option<u64>, token: Option<&CancelToken>) -> Result<Vec<u8>> {
+    let handle = CancelToken::run(token, sftp.open_file(path, "r", None)).await?;
     let mut sink = VecSink { out: Vec::new(), max, path };
-    let r = read_ordered(sftp, &handle, 0, None, DEFAULT_CONCURRENCY, sftp.limits.read, &mut sink).await;
+    let r = CancelToken::run(token, read_ordered(sftp, &handle, 0, None, DEFAULT_CONCURRENCY, sftp.limits.read, &mut sink)).await;
     let r = match r {
         Err(Error::Sftp { code, status, message, path: None }) => {
             if sftp.stat(path).await.is_ok_and(|s| s.is_dir()) {

@@ -4,6 +4,12 @@
 //! passes on, whole, to russh-sftp, which keeps the rest of the protocol.
 //!
 //! Request ids from `OUR_IDS` up are ours; russh-sftp counts up from 1 and never gets there.
+//!
+//! Handles are binary: OpenSSH's are four bytes of a counter, so its 129th open handle holds
+//! the byte 0x80. russh-sftp keeps a handle as a `String` decoded lossily, which would send
+//! that handle back changed (the server then knows no such handle). So every HANDLE reply is
+//! passed on with its handle spelt in hex, and every request on its way out carries the bytes
+//! again: above this module a handle is always its hex spelling.
 
 use std::collections::HashMap;
 use std::pin::Pin;
@@ -77,10 +83,113 @@ impl Drop for Spent {
     }
 }
 
+const FXP_CLOSE: u8 = 4;
 const FXP_READ: u8 = 5;
 const FXP_WRITE: u8 = 6;
+const FXP_FSTAT: u8 = 8;
+const FXP_FSETSTAT: u8 = 10;
+const FXP_READDIR: u8 = 12;
 const FXP_STATUS: u8 = 101;
+const FXP_HANDLE: u8 = 102;
 const FXP_DATA: u8 = 103;
+const FXP_EXTENDED: u8 = 200;
+
+/// A server's handle as the rest of the client spells it (lower-case hex, never lossy).
+pub(crate) fn handle_token(raw: &[u8]) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(raw.len() * 2);
+    for b in raw {
+        s.push(HEX[usize::from(b >> 4)] as char);
+        s.push(HEX[usize::from(b & 15)] as char);
+    }
+    s
+}
+
+/// The server's bytes behind a handle token. Anything that is not a token goes out as it is
+/// (the server then answers that it knows no such handle).
+pub(crate) fn handle_bytes(token: &str) -> std::borrow::Cow<'_, [u8]> {
+    fn nibble(c: u8) -> Option<u8> {
+        match c {
+            b'0'..=b'9' => Some(c - b'0'),
+            b'a'..=b'f' => Some(c - b'a' + 10),
+            _ => None,
+        }
+    }
+    let t = token.as_bytes();
+    if t.len() % 2 != 0 {
+        return std::borrow::Cow::Borrowed(t);
+    }
+    let mut out = Vec::with_capacity(t.len() / 2);
+    for pair in t.chunks_exact(2) {
+        match (nibble(pair[0]), nibble(pair[1])) {
+            (Some(h), Some(l)) => out.push(h << 4 | l),
+            _ => return std::borrow::Cow::Borrowed(t),
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+/// The string at `at` in `p`: (start of its bytes, its length), when it fits.
+fn string_at(p: &[u8], at: usize) -> Option<(usize, usize)> {
+    let n = be32(p.get(at..at + 4)?) as usize;
+    let start = at + 4;
+    (p.len() - start >= n).then_some((start, n))
+}
+
+/// `p` with the string at `at` replaced by `with`, and the packet length fixed up.
+fn replace_string(p: &[u8], at: usize, len: usize, with: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(p.len() + with.len());
+    out.extend_from_slice(&p[..at]);
+    put_string(&mut out, with);
+    out.extend_from_slice(&p[at + 4 + len..]);
+    let n = (out.len() - 4) as u32;
+    out[..4].copy_from_slice(&n.to_be_bytes());
+    out
+}
+
+/// A HANDLE reply as russh-sftp gets it: the handle spelt as its token.
+fn token_in_reply(p: Vec<u8>) -> Vec<u8> {
+    if p.get(4) != Some(&FXP_HANDLE) {
+        return p;
+    }
+    match string_at(&p, 9) {
+        Some((start, n)) => {
+            let token = handle_token(&p[start..start + n]);
+            replace_string(&p, 9, n, token.as_bytes())
+        }
+        None => p,
+    }
+}
+
+/// A request from russh-sftp as the server gets it: each handle in it back to its bytes.
+/// Handles are the first field of CLOSE, READ, WRITE, FSTAT, FSETSTAT and READDIR, and of
+/// the handle extensions after their name (copy-data has two).
+fn bytes_in_request(p: &[u8]) -> Option<Vec<u8>> {
+    let kind = *p.get(4)?;
+    let (first, two) = match kind {
+        FXP_CLOSE | FXP_READ | FXP_WRITE | FXP_FSTAT | FXP_FSETSTAT | FXP_READDIR => (9, false),
+        FXP_EXTENDED => {
+            let (start, n) = string_at(p, 9)?;
+            match &p[start..start + n] {
+                b"fsync@openssh.com" | b"fstatvfs@openssh.com" => (start + n, false),
+                b"copy-data" => (start + n, true),
+                _ => return None,
+            }
+        }
+        _ => return None,
+    };
+    let swap = |p: &[u8], at: usize| -> Option<(Vec<u8>, usize)> {
+        let (start, n) = string_at(p, at)?;
+        let raw = handle_bytes(std::str::from_utf8(&p[start..start + n]).ok()?).into_owned();
+        Some((replace_string(p, at, n, &raw), raw.len()))
+    };
+    let (out, len) = swap(p, first)?;
+    if !two {
+        return Some(out);
+    }
+    // copy-data: the read-from handle, its offset and length, then the write-to handle
+    Some(swap(&out, first + 4 + len + 16).map_or(out, |(o, _)| o))
+}
 
 enum Out {
     Packet(Vec<u8>),
@@ -209,11 +318,12 @@ impl Wire {
     /// SSH_FXP_READ: up to `len` bytes at `offset`, or an empty Vec at end of file.
     pub(crate) async fn read(&self, handle: &str, offset: u64, len: u32) -> std::result::Result<Vec<u8>, SftpErr> {
         let id = self.next_id();
+        let handle = handle_bytes(handle);
         let mut p = Vec::with_capacity(4 + 1 + 4 + 4 + handle.len() + 8 + 4);
         p.extend_from_slice(&[0; 4]);
         p.push(FXP_READ);
         p.extend_from_slice(&id.to_be_bytes());
-        put_string(&mut p, handle.as_bytes());
+        put_string(&mut p, &handle);
         p.extend_from_slice(&offset.to_be_bytes());
         p.extend_from_slice(&len.to_be_bytes());
         let n = (p.len() - 4) as u32;
@@ -228,7 +338,7 @@ impl Wire {
 
     /// A buffer to fill with a WRITE's data: `write_header_len` bytes of header come first.
     pub(crate) fn write_header_len(handle: &str) -> usize {
-        4 + 1 + 4 + 4 + handle.len() + 8 + 4
+        4 + 1 + 4 + 4 + handle_bytes(handle).len() + 8 + 4
     }
 
     /// SSH_FXP_WRITE of `buf[write_header_len(handle)..]` at `offset`; the header part of
@@ -242,7 +352,7 @@ impl Wire {
         h.extend_from_slice(&((buf.len() - 4) as u32).to_be_bytes());
         h.push(FXP_WRITE);
         h.extend_from_slice(&id.to_be_bytes());
-        put_string(&mut h, handle.as_bytes());
+        put_string(&mut h, &handle_bytes(handle));
         h.extend_from_slice(&offset.to_be_bytes());
         h.extend_from_slice(&data_len.to_be_bytes());
         buf[..head].copy_from_slice(&h);
@@ -445,7 +555,7 @@ impl Demux {
         match dest {
             Dest::Russh => {
                 if let Some(tx) = &self.to_russh {
-                    let _ = tx.send(Bytes::from(buf));
+                    let _ = tx.send(Bytes::from(token_in_reply(buf)));
                 }
             }
             Dest::Status(id, slot) => {
@@ -517,7 +627,7 @@ impl AsyncWrite for WireStream {
             return Poll::Ready(Ok(0));
         }
         let permit = ready!(me.poll_permit(cx))?;
-        permit.send(Out::Packet(data.to_vec()));
+        permit.send(Out::Packet(bytes_in_request(data).unwrap_or_else(|| data.to_vec())));
         Poll::Ready(Ok(data.len()))
     }
 
@@ -571,6 +681,46 @@ mod tests {
         put_string(&mut body, msg.as_bytes());
         put_string(&mut body, b"");
         packet(FXP_STATUS, id, &body)
+    }
+
+    #[test]
+    fn binary_handles_go_back_to_the_server_unchanged() {
+        // OpenSSH's handle 128, and one with every awkward byte
+        for raw in [&b"\x00\x00\x00\x80"[..], &b"\xff\x00\xc3\x28 h"[..], b""] {
+            let (mut d, mut to_russh) = demux();
+            let mut body = Vec::new();
+            put_string(&mut body, raw);
+            d.feed(&packet(FXP_HANDLE, 7, &body)).unwrap();
+            let got = to_russh.try_recv().unwrap();
+            let (start, n) = string_at(&got, 9).unwrap();
+            let token = std::str::from_utf8(&got[start..start + n]).unwrap().to_string();
+            assert_eq!(token, handle_token(raw));
+            assert_eq!(be32(&got) as usize, got.len() - 4, "the packet length follows the handle");
+            // what russh-sftp sends with that token carries the server's bytes again
+            let mut close = Vec::new();
+            put_string(&mut close, token.as_bytes());
+            let out = bytes_in_request(&packet(FXP_CLOSE, 8, &close)).unwrap();
+            assert_eq!(out, packet(FXP_CLOSE, 8, &{ let mut b = Vec::new(); put_string(&mut b, raw); b }));
+            assert_eq!(Wire::write_header_len(&token), 4 + 1 + 4 + 4 + raw.len() + 8 + 4);
+        }
+        // copy-data names two handles, with an offset and a length between them
+        let (a, b) = (&b"\x00\x00\x00\x81"[..], &b"\x00\x00\x00\x82"[..]);
+        let ext = |h1: &[u8], h2: &[u8]| {
+            let mut body = Vec::new();
+            put_string(&mut body, b"copy-data");
+            put_string(&mut body, h1);
+            body.extend_from_slice(&[1; 16]);
+            put_string(&mut body, h2);
+            body.extend_from_slice(&[2; 8]);
+            packet(FXP_EXTENDED, 9, &body)
+        };
+        let sent = ext(handle_token(a).as_bytes(), handle_token(b).as_bytes());
+        assert_eq!(bytes_in_request(&sent).unwrap(), ext(a, b));
+        // requests without handles pass as they are
+        let mut open = Vec::new();
+        put_string(&mut open, b"00000080");
+        assert!(bytes_in_request(&packet(3, 10, &open)).is_none());
+        assert_eq!(&*handle_bytes("not hex!"), b"not hex!");
     }
 
     /// The tests that touch the process-wide pool of spare buffers take turns.
