@@ -110,6 +110,78 @@ describe('ssh exec', () => {
     }
   })
 
+  it('sends the exit status to a client behind an OpenSSH ControlMaster, every time', async () => {
+    // a master answers EOF with CLOSE at once: a status sent after EOF would be lost
+    const mux = await startServer({
+      exec: (s) => {
+        s.stdout.write(`${s.command}\n`)
+        if (s.command === 'sync') return 7 // a number returned at once is the status too
+        if (s.command === 'ended') {
+          s.stdout.end()
+          s.stderr.end()
+          return (async () => 8)()
+        }
+        if (s.command === 'kill') return void s.kill('TERM')
+        return (async () => 9)()
+      },
+    })
+    const ctl = join(mux.dir, 'ctl')
+    const base = ['-p', String(mux.port), ...mux.sshOptions, '-S', ctl]
+    const master = spawn('ssh', [...base, '-M', '-N', `tester@${mux.host}`], { stdio: 'ignore' })
+    try {
+      await until(async () => (await run('ssh', [...base, '-O', 'check', `tester@${mux.host}`])).status === 0, 10_000, 'master up')
+      const want: Record<string, number> = { sync: 7, ended: 8, async: 9, kill: 255 }
+      for (let i = 0; i < 12; i++) {
+        for (const [cmd, code] of Object.entries(want)) {
+          const r = await run('ssh', [...base, `tester@${mux.host}`, cmd])
+          expect({ cmd, i, status: r.status, stdout: r.stdout }).toEqual({ cmd, i, status: code, stdout: `${cmd}\n` })
+        }
+      }
+    } finally {
+      master.kill()
+      await mux.stop()
+    }
+  })
+
+  it('counts refused keys towards maxAuthTries, and bounds a keyboard-interactive verdict by callbackTimeout', async () => {
+    let offers = 0
+    const strict = await startServer({
+      auth: {
+        publicKey: () => { offers++; return false },
+        keyboardInteractive: async (_ctx, prompt) => {
+          await prompt([{ prompt: 'Code: ' }])
+          return new Promise<boolean>(() => {}) // never decides
+        },
+      },
+      limits: { maxAuthTries: 3, callbackTimeout: 1500, authTimeout: 30_000 },
+      exec: async (s) => { s.stdout.write('in') },
+    })
+    try {
+      const keys: string[] = []
+      for (let i = 0; i < 6; i++) {
+        const k = join(strict.dir, `k${i}`)
+        await run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', k])
+        keys.push('-i', k)
+      }
+      const opts = strict.sshOptions.filter((o, i, a) => o !== '-i' && a[i - 1] !== '-i')
+      const r = await run('ssh', ['-p', String(strict.port), ...opts, ...keys, '-o', 'PreferredAuthentications=publickey', `u@${strict.host}`, 'x'])
+      expect(r.status).toBe(255)
+      expect(offers).toBe(3)
+      expect(r.stderr).toContain('Too many authentication failures')
+      const askpass = join(strict.dir, 'askpass.sh')
+      writeFileSync(askpass, '#!/bin/sh\necho 123\n', { mode: 0o755 })
+      const started = Date.now()
+      const k = await run('ssh', ['-p', String(strict.port), ...opts.map((o) => (o === 'BatchMode=yes' ? 'BatchMode=no' : o)), '-o', 'PreferredAuthentications=keyboard-interactive', '-o', 'NumberOfPasswordPrompts=1', `u@${strict.host}`, 'x'], {
+        env: { ...process.env, SSH_ASKPASS: askpass, SSH_ASKPASS_REQUIRE: 'force', DISPLAY: ':0' },
+      })
+      expect(k.status).toBe(255)
+      expect(k.stderr).toMatch(/Permission denied/)
+      expect(Date.now() - started).toBeLessThan(10_000)
+    } finally {
+      await strict.stop()
+    }
+  })
+
   it('refuses a key it does not know', async () => {
     const other = join(t.dir, 'stranger')
     await run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', other])

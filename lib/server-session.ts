@@ -166,9 +166,12 @@ export class ServerSession extends EventEmitter implements ServerContext {
     this.stderr = new ServerWritable(chan, 1)
     wireChannel(chan, [stdin.source, ext])
     ext.pump()
-    // once both outputs have ended, the client gets EOF (RFC 4254 §5.3)
+    // once both outputs have ended, the client gets EOF (RFC 4254 §5.3). Not when they were
+    // ended by exit() or kill(): those send the status first and then EOF, because a client may
+    // answer EOF with its CLOSE at once (an OpenSSH ControlMaster does), after which russh has
+    // closed the channel and a status can no longer go out
     Promise.all([finished(this.stdout), finished(this.stderr)]).then(() => {
-      if (!this.#closed) chan.eof().catch(noop)
+      if (!this.#closed && !this.#ended) chan.eof().catch(noop)
     }, noop)
     chan.setEventHandler((ev: NativeChannelEvent) => this.#event(ev))
   }

@@ -75,6 +75,9 @@ function sessionHandler(h: Handlers) {
       return false
     }
     if (r === false) return false
+    // a number returned at once is the exit status as a promise's would be (the session
+    // would otherwise stay open with nobody to end it)
+    if (typeof r === 'number') r = Promise.resolve(r)
     if (r && typeof (r as PromiseLike<unknown>).then === 'function') {
       Promise.resolve(r).then(
         // an exit status is a uint32: anything else ends the session with 0, as a non-number does

@@ -223,8 +223,9 @@ impl russh::server::Handler for ConnHandler {
                 v
             }
         };
-        // an unknown key offered is not a failed attempt (OpenSSH tries each key it has)
-        Ok(if ok { Auth::Accept } else { reject_keep_methods(&self.server) })
+        // a key refused counts as a failed attempt, as sshd counts it: a client cannot probe
+        // any number of keys within one connection
+        Ok(if ok { Auth::Accept } else { self.failed() })
     }
 
     async fn auth_publickey(&mut self, user: &str, key: VerifiedPublicKey<'_>) -> Result<Auth, Self::Error> {
@@ -266,7 +267,9 @@ impl russh::server::Handler for ConnHandler {
                 }
             }
         }
-        let deadline = self.deadline;
+        // the callback's turn (its next question or its verdict) is a callback like any other:
+        // bounded by the callback limit as well as the authentication deadline
+        let deadline = self.deadline.min(Instant::now() + self.server.opts.limits.callback_timeout);
         let step = match self.kbd.as_mut() {
             Some(c) => self.conn.busy_while(c.next(deadline), Step::Done(false)).await,
             None => Step::Done(false),
