@@ -239,6 +239,11 @@ export declare class NativeSftpWriter {
    * writes are in flight. An earlier write's failure is reported here.
    */
   write(data: Buffer, done: (err: Error | null, value?: undefined) => void): void
+  /**
+   * Bytes the server has confirmed, from the start without a gap (writes in flight, or
+   * lost with the connection, are not counted).
+   */
+  confirmed(): number
   /** Waits for every write and closes the file. */
   close(done: (err: Error | null, value?: undefined) => void): void
 }

@@ -766,13 +766,32 @@ describe('the server killed mid-transfer', () => {
         },
       )
     }, SLOW)
-    it(`createWriteStream, ${how} killed: the stream errors within 10 s`, async () => {
+    it(`createWriteStream, ${how} killed: the stream errors within 10 s; bytesWritten counts only what landed, so a resume from it leaves no hole`, async () => {
       const p = pair(BIG)
       const dest = posix.join(work, name('killed-ws'))
+      let ws: ReturnType<SftpClient['createWriteStream']> | undefined
       await killedDuring(
-        (s) => pipeline(createLocalReadStream(p.local, { highWaterMark: 16 * KiB }), s.createWriteStream(dest, { concurrency: 1 })),
+        (s) => pipeline(createLocalReadStream(p.local, { highWaterMark: 256 * KiB }), (ws = s.createWriteStream(dest, { concurrency: 16 }))),
         () => sizeOf(dest) >= 2 * MiB,
         how,
+        async ({ error, conn }) => {
+          const landed = ws!.bytesWritten
+          expect(landed).toBeGreaterThan(0)
+          expect(landed).toBeLessThanOrEqual(sizeOf(dest))
+          // what the server confirmed is on disk, byte for byte
+          const src = readFileSync(p.local)
+          expect(readFileSync(dest).subarray(0, landed).equals(src.subarray(0, landed))).toBe(true)
+          // the SFTP channel alone died: the error says so, not that the connection was lost
+          if (how === 'sftp-server') expect(error.message).toContain('the SFTP channel closed')
+          const again = how === 'sftp-server' ? conn : await connect(options())
+          try {
+            const s2 = await again.sftp()
+            await pipeline(createLocalReadStream(p.local, { start: landed }), s2.createWriteStream(dest, { flags: 'r+', start: landed }))
+            expect(readFileSync(dest).equals(src)).toBe(true)
+          } finally {
+            if (again !== conn) await again.close()
+          }
+        },
       )
     }, SLOW)
     it(`an idle session, ${how} killed: the next request fails within 10 s`, async () => {

@@ -262,6 +262,37 @@ describe('backpressure', () => {
   }, 60_000)
 })
 
+describe('closing a connection that waits for a reader', () => {
+  it('close() settles at once while a stream is paused at its mark and other channels have writes queued', async () => {
+    const conn = await connect(options())
+    // stdout never read: the connection stops at its mark (README: the whole connection waits)
+    const p = conn.spawn('head -c 256M /dev/zero')
+    p.stdout.pause()
+    const quiet = conn.spawn('cat > /dev/null')
+    const sftp = await withTimeout(conn.sftp(), 5000, 'sftp before the stall')
+    const ws = sftp.createWriteStream('/dev/null')
+    const errors: Error[] = []
+    for (const s of [p.stdout, p.stderr, quiet.stdin, quiet.stdout, ws]) s.on('error', (e: Error) => errors.push(e))
+    p.exited.catch(() => {})
+    quiet.exited.catch(() => {})
+    await sleep(1000)
+    // writes queued behind the stalled event loop, on two other channels
+    for (let i = 0; i < 16; i++) {
+      quiet.stdin.write(Buffer.alloc(MiB))
+      ws.write(Buffer.alloc(MiB))
+    }
+    await sleep(500)
+    const t0 = Date.now()
+    await withTimeout(conn.close(), 5000, 'close() of a stalled connection')
+    // not even the close's own 3 s bound: the reader's pause is released first
+    expect(Date.now() - t0).toBeLessThan(2000)
+    await withTimeout(conn.closed, 1000, 'closed after close()')
+    // what was cut short by our own close says so
+    const e = await withTimeout(quiet.exited.then(() => null, (x: Error) => x), 5000, 'exited after close()')
+    expect(e).toMatchObject({ name: 'DisconnectError', reason: 'closed' })
+  }, 30_000)
+})
+
 describe('read buffers', () => {
   it('an open channel that has carried little output holds a small read buffer, not a full-size one per stream', async () => {
     const conn = await connect(options())

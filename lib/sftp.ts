@@ -464,8 +464,11 @@ export interface SftpReadStreamOptions {
 
 /** What {@link SftpClient.createWriteStream} returns: a Writable that counts what has landed, as fs's WriteStream. */
 export interface SftpWriteStream extends Writable {
-  /** Bytes the server has taken so far. */
-  bytesWritten: number
+  /**
+   * Bytes the server has confirmed so far, from `start` without a gap (writes still in flight
+   * are not counted): after a failure, `start + bytesWritten` is where a resume may begin.
+   */
+  readonly bytesWritten: number
 }
 
 /** Options of {@link SftpClient.createWriteStream}. */
@@ -772,14 +775,14 @@ export class SftpClient {
     if (flags === 'r') throw new SftpError(`EBADF: write '${path}': flag '${flags}' does not open the file for writing`, 'EBADF', { status: 0, path })
     const defaultEncoding = encodingOf(o.encoding) ?? 'utf8'
     const writer = call(this.#n, 'writeStream', path, flags, intOf(o.start, 'start', 0), modeOf(o.mode), intOf(o.concurrency, 'concurrency', 1, 256))
-    const w: SftpWriteStream = Object.assign(new Writable({
+    let opened: { confirmed(): number } | undefined
+    writer.then((x) => { opened = x }, () => {})
+    const w = new Writable({
       highWaterMark: 1024 * 1024,
       defaultEncoding,
       write(chunk: Buffer, _enc, cb) {
-        writer.then((x) => call(x, 'write', chunk)).then(() => {
-          w.bytesWritten += chunk.length
-          cb()
-        }, (e) => cb(e))
+        // a write settles once queued: the next one is handed over while it is in flight
+        writer.then((x) => call(x, 'write', chunk)).then(() => cb(), (e) => cb(e))
       },
       final(cb) {
         writer.then((x) => call(x, 'close')).then(() => cb(), (e) => cb(e))
@@ -787,7 +790,10 @@ export class SftpClient {
       destroy(err, cb) {
         writer.then((x) => call(x, 'close'), () => {}).catch(() => {}).finally(() => cb(err))
       },
-    }), { bytesWritten: 0 })
+    }) as SftpWriteStream
+    // what the server confirmed, from `start` without a gap: after a failure, a resume at
+    // `start + bytesWritten` leaves no hole (bytes still in flight are not counted)
+    Object.defineProperty(w, 'bytesWritten', { get: () => opened?.confirmed() ?? 0, enumerable: true })
     w.on('error', () => {})
     // as fs.createWriteStream: 'open' and 'ready' once the file is open, and a file that
     // cannot be opened is an 'error' at once

@@ -161,6 +161,9 @@ struct State {
     waker: Option<Arc<dyn Wake>>,
     /// Nobody will read any more: incoming bytes are dropped so the connection never waits.
     discard: bool,
+    /// The connection is being closed by its owner: what arrives from now on is dropped, and
+    /// nothing waits for a reader any more (what is buffered stays readable).
+    closing: bool,
     /// Per stream: its reader is gone (a destroyed stdout, say), its bytes are dropped.
     dropped: [bool; 2],
     quiet_timer: bool,
@@ -292,6 +295,7 @@ impl ChannelShared {
                 exit: None,
                 waker: None,
                 discard: false,
+                closing: false,
                 quiet_timer: false,
                 last_push: tokio::time::Instant::now(),
                 replies: VecDeque::new(),
@@ -384,7 +388,7 @@ impl ChannelShared {
         let limits = self.limits();
         let (wake, timer, over, notify) = {
             let mut st = self.lock();
-            if st.discard || st.closed || st.dropped[stream] {
+            if st.discard || st.closed || st.closing || st.dropped[stream] {
                 return;
             }
             if let Some(tap) = self.tap.get() {
@@ -476,7 +480,7 @@ impl ChannelShared {
             {
                 let st = self.lock();
                 let buffered = st.total();
-                if buffered <= hwm || st.discard || st.closed || st.broken.is_some() {
+                if buffered <= hwm || st.discard || st.closed || st.closing || st.broken.is_some() {
                     return;
                 }
             }
@@ -705,6 +709,13 @@ impl ChannelShared {
     }
 
     /// Stop buffering: the reader is gone. Frees the connection if it waits on us.
+    /// The connection's owner is closing it: a read paused at the high-water mark (which
+    /// holds the whole connection) must not hold up the close, so nothing more is taken in.
+    pub(crate) fn stop_for_close(&self) {
+        self.lock().closing = true;
+        self.space.notify_waiters();
+    }
+
     pub fn discard(&self) {
         let mut st = self.lock();
         st.discard = true;

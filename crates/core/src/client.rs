@@ -103,7 +103,7 @@ impl ConnShared {
         if !st.closed {
             return None;
         }
-        Some(st.error.clone().unwrap_or_else(|| Error::disconnected("the connection was closed")))
+        Some(st.error.clone().unwrap_or_else(|| if st.user_closed { closed_by_owner() } else { Error::disconnected("the connection was closed") }))
     }
 
     /// Marks the connection ended, fails every open channel and runs the close callbacks.
@@ -122,7 +122,9 @@ impl ConnShared {
             Some(e) => format!("connection closed: {e}"),
             None => "connection closed".to_string(),
         });
-        let channel_err = err.clone().unwrap_or_else(|| Error::disconnected("the connection was closed"));
+        // what was cut short by the owner's own close() says so (reason 'closed'), as a call
+        // made after it does, not 'connection-lost'
+        let channel_err = err.clone().unwrap_or_else(closed_by_owner);
         let chans: Vec<Arc<ChannelShared>> = self.channels().values().cloned().collect();
         for c in chans {
             c.on_broken(channel_err.clone());
@@ -132,6 +134,11 @@ impl ConnShared {
             cb(err.clone());
         }
     }
+}
+
+/// The error of a call cut short by the connection's own `close()`.
+fn closed_by_owner() -> Error {
+    Error::Disconnect { reason: "closed".into(), description: "the client was closed".into() }
 }
 
 /// The russh client handler: every message for our channels goes straight into their
@@ -869,8 +876,18 @@ impl Client {
             }
             st.user_closed = true;
         }
-        let _ = self.handle.disconnect(Disconnect::ByApplication, "", "en").await;
-        if tokio::time::timeout(Duration::from_secs(3), self.closed()).await.is_err() {
+        // a stream paused at its high-water mark holds the event loop, and with it the
+        // disconnect (queued behind channel writes that wait for it): release it first
+        let chans: Vec<Arc<ChannelShared>> = self.shared.channels().values().cloned().collect();
+        for c in chans {
+            c.stop_for_close();
+        }
+        // bounded as a whole: a server that never answers (or a loop still stuck) ends here
+        let polite = async {
+            let _ = self.handle.disconnect(Disconnect::ByApplication, "", "en").await;
+            self.closed().await;
+        };
+        if tokio::time::timeout(Duration::from_secs(3), polite).await.is_err() {
             self.shared.finish(None);
         }
         self.release_transport().await;

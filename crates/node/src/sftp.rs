@@ -428,6 +428,7 @@ impl NativeSftp {
                 sftp: Arc::clone(&inner),
                 pending,
                 state: Arc::new(Mutex::new(WriterState { handle: Some(h), offset, inflight: std::collections::VecDeque::new() })),
+                acks: Arc::new(std::sync::Mutex::new(Acks { start: offset, prefix: offset, done: Default::default() })),
                 concurrency: concurrency.unwrap_or(sftp::DEFAULT_CONCURRENCY as u32).clamp(1, 256) as usize,
             })
         })
@@ -475,11 +476,31 @@ struct WriterState {
     inflight: std::collections::VecDeque<tokio::task::JoinHandle<ferrossh_core::Result<()>>>,
 }
 
+/// What the server has confirmed: writes finish in any order, and only the unbroken run
+/// from the start counts (a resume from there leaves no hole).
+struct Acks {
+    start: u64,
+    /// The end of the confirmed run from `start`.
+    prefix: u64,
+    /// Confirmed writes past a gap: offset → end.
+    done: std::collections::BTreeMap<u64, u64>,
+}
+
+impl Acks {
+    fn confirm(&mut self, at: u64, end: u64) {
+        self.done.insert(at, end);
+        while let Some(e) = self.done.remove(&self.prefix) {
+            self.prefix = e;
+        }
+    }
+}
+
 #[napi]
 pub struct NativeSftpWriter {
     sftp: Arc<Sftp>,
     pending: Arc<Pending>,
     state: Arc<Mutex<WriterState>>,
+    acks: Arc<std::sync::Mutex<Acks>>,
     concurrency: usize,
 }
 
@@ -491,6 +512,7 @@ impl NativeSftpWriter {
     pub fn write(&self, env: Env, data: Buffer, done: Function<'_, (), ()>) -> napi::Result<()> {
         let sftp = Arc::clone(&self.sftp);
         let state = Arc::clone(&self.state);
+        let acks = Arc::clone(&self.acks);
         let concurrency = self.concurrency;
         self.pending.start(&env, done, async move {
             let bytes = data.to_vec();
@@ -505,12 +527,24 @@ impl NativeSftpWriter {
                         t.await.map_err(|_| errors::to_napi(Error::Protocol { message: "write task failed".into() }))?.js()?;
                     }
                 }
-                let (s, h, at, p) = (Arc::clone(&sftp), handle.clone(), st.offset, piece.to_vec());
-                st.inflight.push_back(sftp::start_request(async move { s.write(&h, at, &p).await }));
+                let (s, h, at, p, acks) = (Arc::clone(&sftp), handle.clone(), st.offset, piece.to_vec(), Arc::clone(&acks));
+                st.inflight.push_back(sftp::start_request(async move {
+                    s.write(&h, at, &p).await?;
+                    acks.lock().unwrap_or_else(|e| e.into_inner()).confirm(at, at + p.len() as u64);
+                    Ok(())
+                }));
                 st.offset += piece.len() as u64;
             }
             Ok(())
         })
+    }
+
+    /// Bytes the server has confirmed, from the start without a gap (writes in flight, or
+    /// lost with the connection, are not counted).
+    #[napi]
+    pub fn confirmed(&self) -> f64 {
+        let a = self.acks.lock().unwrap_or_else(|e| e.into_inner());
+        (a.prefix - a.start) as f64
     }
 
     /// Waits for every write and closes the file.

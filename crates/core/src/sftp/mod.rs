@@ -100,7 +100,7 @@ pub struct Sftp {
     pub(crate) wire: Arc<wire::Wire>,
     /// Cancelled when the channel under the session ends: requests in flight then fail at
     /// once instead of waiting for their timeout.
-    pub(crate) dead: CancelToken,
+    pub(crate) dead: Dead,
     pub extensions: Extensions,
     pub limits: SftpLimits,
 }
@@ -139,11 +139,26 @@ pub fn open_flags(flags: &str) -> Result<OpenFlags> {
     Ok(f)
 }
 
-/// `f`, or a "connection lost" error as soon as `dead` is cancelled.
-pub(crate) async fn unless_dead<T>(dead: &CancelToken, f: impl std::future::Future<Output = std::result::Result<T, russh_sftp::client::error::Error>>) -> std::result::Result<T, russh_sftp::client::error::Error> {
+/// The end of the channel under a session, and why it ended: the SFTP channel alone (closed,
+/// or its server process gone) or the whole connection.
+#[derive(Clone, Default)]
+pub(crate) struct Dead {
+    token: CancelToken,
+    why: Arc<std::sync::OnceLock<String>>,
+}
+
+impl Dead {
+    fn end(&self, why: String) {
+        let _ = self.why.set(why);
+        self.token.cancel();
+    }
+}
+
+/// `f`, or the session's end as soon as it has ended.
+pub(crate) async fn unless_dead<T>(dead: &Dead, f: impl std::future::Future<Output = std::result::Result<T, russh_sftp::client::error::Error>>) -> std::result::Result<T, russh_sftp::client::error::Error> {
     tokio::select! {
         r = f => r,
-        _ = dead.cancelled() => Err(russh_sftp::client::error::Error::IO("the SSH connection was lost".into())),
+        _ = dead.token.cancelled() => Err(russh_sftp::client::error::Error::IO(dead.why.get().cloned().unwrap_or_else(|| "the SFTP channel closed".into()))),
     }
 }
 
@@ -156,12 +171,19 @@ impl Sftp {
     /// Starts the `sftp` subsystem on a new session channel.
     pub async fn open(client: &Client, cancel: Option<&CancelToken>) -> Result<Sftp> {
         let ch = client.subsystem("sftp", cancel).await?;
-        let dead = CancelToken::new();
+        let dead = Dead::default();
         {
             let (shared, dead) = (Arc::clone(ch.shared()), dead.clone());
             tokio::spawn(async move {
                 shared.wait_closed().await;
-                dead.cancel();
+                // a channel that ended with its connection says so; one that closed alone
+                // (sftp.close(), the server's sftp process gone) leaves the connection usable
+                let why = match shared.broken_error() {
+                    Some(Error::Disconnect { reason, .. }) if reason == "closed" => "the connection was closed".to_string(),
+                    Some(_) => "the SSH connection was lost".to_string(),
+                    None => "the SFTP channel closed".to_string(),
+                };
+                dead.end(why);
             });
         }
         let (wire, stream) = wire::Wire::start(ch, std::time::Duration::from_secs(REQUEST_TIMEOUT_S));
