@@ -92,6 +92,13 @@ describe('known_hosts policy on real connections', () => {
     writeFileSync(revokedCa, `@cert-authority [127.0.0.1]:${certSshd.port} ${ca.publicKey}\n@revoked * ${ca.publicKey}\n`)
     await expect(connect({ ...login(certSshd), hostKey: { knownHosts: revokedCa } })).rejects.toBeInstanceOf(HostKeyError)
   })
+  it('@cert-authority for the bare host name is trusted on another port, as OpenSSH checks without the port', async () => {
+    const kh = join(dir, 'ca-bare')
+    writeFileSync(kh, `@cert-authority 127.0.0.1 ${ca.publicKey}\n`)
+    const ssh = await connect({ ...login(certSshd), hostKey: { knownHosts: kh } })
+    expect((await ssh.exec('echo bare-ca')).stdout.toString()).toBe('bare-ca\n')
+    await ssh.close()
+  })
   it('a certificate from a CA not trusted for the host falls back to its plain key, as OpenSSH does', async () => {
     const other = keygen(join(dir, 'other_ca2'), 'ed25519')
     const [type, blob] = certifiedKey.publicKey.split(' ')
