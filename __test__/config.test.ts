@@ -1,10 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { execFileSync } from 'node:child_process'
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 
-import { AbortError, ConfigError, TimeoutError, connect, resolveConfig } from '../dist/cjs/index.js'
+import { AbortError, AuthError, ConfigError, TimeoutError, connect, resolveConfig } from '../dist/cjs/index.js'
 import { startAgent } from './fixtures/agent.mjs'
 import { startSshd, type Sshd } from './fixtures/sshd.mjs'
 
@@ -146,6 +146,40 @@ describe('sshConfig in connect()', () => {
     } finally {
       if (saved === undefined) delete process.env.FERROSSH_TEST_AGENT
       else process.env.FERROSSH_TEST_AGENT = saved
+      await agent.stop()
+    }
+  })
+  it('IdentityAgent none and IdentitiesOnly yes keep the agent out, and no default key is added to what the file gives', async () => {
+    // an agent and a default ~/.ssh/id_ed25519 that would both log in
+    const agent = await startAgent([target.userKey.path])
+    const home = mkdtempSync(join(tmpdir(), 'ferrossh-config-home-'))
+    mkdirSync(join(home, '.ssh'))
+    copyFileSync(target.userKey.path, join(home, '.ssh', 'id_ed25519'))
+    const saved = { SSH_AUTH_SOCK: process.env.SSH_AUTH_SOCK, HOME: process.env.HOME }
+    process.env.SSH_AUTH_SOCK = agent.socket
+    process.env.HOME = home
+    try {
+      for (const line of ['IdentityAgent none', 'IdentitiesOnly yes']) {
+        const file = join(dir, 'cfg-no-agent')
+        writeFileSync(file, [
+          'Host no-agent',
+          '  HostName 127.0.0.1',
+          `  Port ${target.port}`,
+          `  User ${target.user}`,
+          `  UserKnownHostsFile ${knownHosts}`,
+          `  ${line}`,
+          `  IdentityFile ${join(dir, 'no-such-key')}`,
+          '',
+        ].join('\n'))
+        const e = await connect({ host: 'no-agent', sshConfig: file, connectTimeout: 5000 }).catch((x: unknown) => x)
+        expect(e, line).toBeInstanceOf(AuthError)
+        expect((e as AuthError).attempts.filter((a) => a.method !== 'none'), line).toEqual([])
+      }
+    } finally {
+      for (const [k, v] of Object.entries(saved)) {
+        if (v === undefined) delete process.env[k]
+        else process.env[k] = v
+      }
       await agent.stop()
     }
   })

@@ -153,6 +153,13 @@ const seconds = (v: unknown): number | undefined => {
 export const ORIGINAL_HOST = Symbol('ferrossh.originalHost')
 
 /**
+ * Set when the authentication options came from the configuration: the identity files it
+ * found. What the file leaves out (`IdentityAgent none`, `IdentitiesOnly yes`, missing files)
+ * stays out: no agent and no default keys are added to it. @internal
+ */
+export const CONFIG_AUTH = Symbol('ferrossh.configAuth')
+
+/**
  * Fills connect options from the configuration (options given explicitly always win).
  * @internal
  */
@@ -187,6 +194,9 @@ export async function applySshConfig(options: ConnectOptions, bound: Pick<Connec
     // like ssh: identity files that do not exist are skipped
     const ids = c.identityFile.filter((f) => isAbsolute(f) && existsSync(f))
     if (ids.length) set('privateKeyPath', ids)
+    // the file decides alone: ssh adds nothing the file does not give (the default key files
+    // are already among its IdentityFiles when it names none)
+    o[CONFIG_AUTH as unknown as string] = ids
     const ia = typeof c.identityAgent === 'string' ? c.identityAgent : undefined
     if (c.identitiesOnly !== 'yes' && ia !== 'none') {
       // as ssh reads IdentityAgent: SSH_AUTH_SOCK or $NAME name an environment variable

@@ -5,7 +5,7 @@ import { join, resolve } from 'node:path'
 import { ConfigError } from './errors'
 import { defaultKnownHostsFiles } from './known-hosts'
 import { expandHome } from './paths'
-import { ORIGINAL_HOST } from './config'
+import { CONFIG_AUTH, ORIGINAL_HOST } from './config'
 import type { NativeAuthMethod, NativeConnectOptions, NativeHostKeyInfo, NativePty } from './native'
 
 /** The server's host key as shown to a `hostKey.verify` callback. */
@@ -322,7 +322,9 @@ export function resolveOptions(input: ConnectOptions): Resolved {
     methods['keyboard-interactive'].push({ kind: 'keyboard-interactive' })
   }
   const explicit = Object.values(methods).some((m) => m.length > 0)
-  if (!explicit) {
+  // with sshConfig, the file chose the methods, even none at all
+  const fromConfig = (o as Record<symbol, unknown>)[CONFIG_AUTH] !== undefined
+  if (!explicit && !fromConfig) {
     // like ssh: the agent when one runs, then the default identity files that exist
     // (an encrypted one is skipped and reported)
     if (process.env.SSH_AUTH_SOCK) methods.agent.push({ kind: 'agent', agentSocket: process.env.SSH_AUTH_SOCK })
