@@ -183,6 +183,31 @@ describe('sshConfig in connect()', () => {
       await agent.stop()
     }
   })
+  it('a relative IdentityFile is opened from the working directory, as ssh opens it', async () => {
+    const work = mkdtempSync(join(tmpdir(), 'ferrossh-config-cwd-'))
+    mkdirSync(join(work, 'keys'))
+    copyFileSync(target.userKey.path, join(work, 'keys', 'id_test'))
+    const file = join(dir, 'cfg-relative-identity')
+    writeFileSync(file, [
+      'Host relative-id',
+      '  HostName 127.0.0.1',
+      `  Port ${target.port}`,
+      `  User ${target.user}`,
+      `  UserKnownHostsFile ${knownHosts}`,
+      '  IdentitiesOnly yes',
+      '  IdentityFile keys/id_test',
+      '',
+    ].join('\n'))
+    const cwd = process.cwd()
+    process.chdir(work)
+    try {
+      const ssh = await connect({ host: 'relative-id', sshConfig: file, connectTimeout: 5000 })
+      expect((await ssh.exec('echo relative')).stdout.toString()).toBe('relative\n')
+      await ssh.close()
+    } finally {
+      process.chdir(cwd)
+    }
+  })
   it("a route given to connect() replaces the file's, and the caller's user and alias reach the proxy command's tokens", async () => {
     const file = join(dir, 'cfg-routes')
     writeFileSync(file, [

@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs'
-import { isAbsolute, resolve as resolvePath } from 'node:path'
+import { resolve as resolvePath } from 'node:path'
 
 import { ConfigError, fromNative } from './errors'
 import binding from './native'
@@ -191,8 +191,9 @@ export async function applySshConfig(options: ConnectOptions, bound: Pick<Connec
   set('username', c.user)
   const hasAuth = ['privateKey', 'privateKeyPath', 'password', 'agent', 'keyboardInteractive'].some((k) => o[k] !== undefined)
   if (!hasAuth) {
-    // like ssh: identity files that do not exist are skipped
-    const ids = c.identityFile.filter((f) => isAbsolute(f) && existsSync(f))
+    // like ssh: identity files that do not exist are skipped, and a relative one is opened
+    // from the working directory
+    const ids = c.identityFile.map((f) => resolvePath(f)).filter((f) => existsSync(f))
     if (ids.length) set('privateKeyPath', ids)
     // the file decides alone: ssh adds nothing the file does not give (the default key files
     // are already among its IdentityFiles when it names none)
