@@ -280,6 +280,9 @@ export function resolveOptions(input: ConnectOptions): Resolved {
     if (typeof k !== 'string' && !Buffer.isBuffer(k)) bad('privateKey', 'must be a string or a Buffer')
     methods.publickey.push({ kind: 'publickey', privateKey: Buffer.from(k), passphrase, ...cert })
   }
+  // identity files found in ssh_config, not given: one that cannot be loaded is skipped, as ssh skips it
+  const found = (o as Record<symbol, unknown>)[CONFIG_AUTH]
+  const isFound = (path: string): boolean => Array.isArray(found) && found.includes(path)
   const keyPaths = o.privateKeyPath
   if (keyPaths !== undefined && keyPaths !== null) {
     const list = typeof keyPaths === 'string' ? [keyPaths] : keyPaths
@@ -289,7 +292,7 @@ export function resolveOptions(input: ConnectOptions): Resolved {
       if (!existsSync(path)) throw new ConfigError(`privateKeyPath: no such file ${path}`, { option: 'privateKeyPath', file: path })
       // like ssh: a certificate beside the key is used with it
       const beside = certificate || certificatePath ? undefined : existsSync(`${path}-cert.pub`) ? `${path}-cert.pub` : undefined
-      methods.publickey.push({ kind: 'publickey', privateKeyPath: path, passphrase, ...cert, ...(beside ? { certificatePath: beside } : {}) })
+      methods.publickey.push({ kind: 'publickey', privateKeyPath: path, passphrase, ...cert, ...(beside ? { certificatePath: beside } : {}), ...(isFound(path) ? { optional: true } : {}) })
     }
   }
   const agent = o.agent
@@ -323,14 +326,13 @@ export function resolveOptions(input: ConnectOptions): Resolved {
   }
   const explicit = Object.values(methods).some((m) => m.length > 0)
   // with sshConfig, the file chose the methods, even none at all
-  const fromConfig = (o as Record<symbol, unknown>)[CONFIG_AUTH] !== undefined
-  if (!explicit && !fromConfig) {
-    // like ssh: the agent when one runs, then the default identity files that exist
-    // (an encrypted one is skipped and reported)
+  if (!explicit && found === undefined) {
+    // like ssh: the agent when one runs, then the default identity files that exist (one
+    // that is encrypted or cannot be loaded is skipped and reported)
     if (process.env.SSH_AUTH_SOCK) methods.agent.push({ kind: 'agent', agentSocket: process.env.SSH_AUTH_SOCK })
     for (const name of DEFAULT_IDENTITIES) {
       const p = join(homedir(), '.ssh', name)
-      if (existsSync(p)) methods.publickey.push({ kind: 'publickey', privateKeyPath: p, passphrase, ...(existsSync(`${p}-cert.pub`) ? { certificatePath: `${p}-cert.pub` } : {}) })
+      if (existsSync(p)) methods.publickey.push({ kind: 'publickey', privateKeyPath: p, passphrase, optional: true, ...(existsSync(`${p}-cert.pub`) ? { certificatePath: `${p}-cert.pub` } : {}) })
     }
   }
   let order: AuthMethodName[] = ['publickey', 'agent', 'keyboard-interactive', 'password']
