@@ -160,6 +160,12 @@ export const ORIGINAL_HOST = Symbol('ferrossh.originalHost')
 export const CONFIG_AUTH = Symbol('ferrossh.configAuth')
 
 /**
+ * Marks a known_hosts policy whose file list `UserKnownHostsFile none` and
+ * `GlobalKnownHostsFile none` emptied: no file is read, so every key is unknown. @internal
+ */
+export const KNOWN_HOSTS_NONE = Symbol('ferrossh.knownHostsNone')
+
+/**
  * Fills connect options from the configuration (options given explicitly always win).
  * @internal
  */
@@ -212,10 +218,16 @@ export async function applySshConfig(options: ConnectOptions, bound: Pick<Connec
     else if (c.proxyCommand && c.proxyCommand !== 'none') set('proxyCommand', c.proxyCommand)
   }
   if (o.hostKey === undefined && ['userKnownHostsFile', 'globalKnownHostsFile', 'strictHostKeyChecking', 'hashKnownHosts', 'hostKeyAlias'].some((k) => explicit.has(k))) {
-    const files = [...c.userKnownHostsFile, ...c.globalKnownHostsFile].map(expandHome)
+    // "none" names no file, as in ssh
+    const named = (list: string[]): string[] => list.filter((f) => f !== 'none').map(expandHome)
+    const user = named(c.userKnownHostsFile)
+    const files = [...user, ...named(c.globalKnownHostsFile)]
     const strict = String(c.strictHostKeyChecking ?? 'ask')
-    // ssh's "no" also adds unknown keys; a changed key is refused either way
-    const policy: { knownHosts: string[]; acceptNew: boolean; hash: boolean; alias?: string } = { knownHosts: files, acceptNew: strict === 'accept-new' || strict === 'false' || strict === 'no', hash: c.hashKnownHosts === 'yes' }
+    // ssh's "no" also adds unknown keys; a changed key is refused either way. New keys go to
+    // the first user file only: with none, ssh records nothing and refuses the unknown key
+    const acceptNew = (strict === 'accept-new' || strict === 'false' || strict === 'no') && user.length > 0
+    const policy: { knownHosts: string[]; acceptNew: boolean; hash: boolean; alias?: string; [KNOWN_HOSTS_NONE]?: true } = { knownHosts: files, acceptNew, hash: c.hashKnownHosts === 'yes' }
+    if (!files.length) policy[KNOWN_HOSTS_NONE] = true
     if (explicit.has('hostKeyAlias') && typeof c.hostKeyAlias === 'string') policy.alias = c.hostKeyAlias
     o.hostKey = policy
   }

@@ -5,7 +5,7 @@ import { join, resolve } from 'node:path'
 import { ConfigError } from './errors'
 import { defaultKnownHostsFiles } from './known-hosts'
 import { expandHome } from './paths'
-import { CONFIG_AUTH, ORIGINAL_HOST } from './config'
+import { CONFIG_AUTH, KNOWN_HOSTS_NONE, ORIGINAL_HOST } from './config'
 import type { NativeAuthMethod, NativeConnectOptions, NativeHostKeyInfo, NativePty } from './native'
 
 /** The server's host key as shown to a `hostKey.verify` callback. */
@@ -359,7 +359,9 @@ export function resolveOptions(input: ConnectOptions): Resolved {
     onlyKeys(hk, 'hostKey', ['knownHosts', 'acceptNew', 'hash', 'alias'])
     const files = (hk as { knownHosts: unknown }).knownHosts
     const list = typeof files === 'string' ? [files] : files
-    if (!Array.isArray(list) || list.length === 0 || !list.every((f) => typeof f === 'string' && f.length > 0)) {
+    // an empty list is a mistake, unless ssh_config said none
+    const none = (hk as Record<symbol, unknown>)[KNOWN_HOSTS_NONE] === true
+    if (!Array.isArray(list) || (list.length === 0 && !none) || !list.every((f) => typeof f === 'string' && f.length > 0)) {
       bad('hostKey.knownHosts', 'must be a path or a non-empty array of paths')
     }
     native.knownHosts = (list as string[]).map((f) => resolve(expandHome(f)))
