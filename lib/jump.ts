@@ -8,6 +8,11 @@ export type JumpHost = string | Partial<ConnectOptions> | {
   readonly isClosed: boolean
 }
 
+/** Whether a ProxyJump value is `none`: a direct connection, as `ssh -J none` (which also overrides the file's route). @internal */
+export function isNoJump(spec: unknown): boolean {
+  return typeof spec === 'string' && spec.trim().toLowerCase() === 'none'
+}
+
 /**
  * Splits an OpenSSH ProxyJump value (`user@bastion:2222,[2001:db8::1]:22,hop2`) into hops.
  * @internal

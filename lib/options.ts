@@ -131,6 +131,8 @@ export interface ConnectOptions {
    * Jump hosts, like `ssh -J`: `'user@bastion:2222,hop2'`, connect options, a connected
    * `SshClient`, or an array of them. Each hop has its host key checked under its own name;
    * hops take the target's authentication and host key options unless they give their own.
+   * `'none'` connects directly, overriding an `sshConfig` file's ProxyJump or ProxyCommand, as
+   * `ssh -J none` does.
    */
   proxyJump?: string | Partial<ConnectOptions> | import('./client').SshClient | (string | Partial<ConnectOptions> | import('./client').SshClient)[]
   /** A command whose stdin/stdout carry the connection (`nc %h %p`, `ssh -W %h:%p bastion`); `%h %p %r %n %%` are expanded. */
