@@ -290,6 +290,11 @@ export interface NativeAuthMethod {
   /** OpenSSH user certificate (text) or its path, for 'publickey' and 'agent' */
   certificate?: Buffer
   certificatePath?: string
+  /**
+   * 'publickey': the key was found (ssh_config IdentityFile, default ~/.ssh/id_*), not
+   * given; one that cannot be loaded is a failed attempt instead of a ConfigError
+   */
+  optional?: boolean
 }
 
 export interface NativeAuthRequest {

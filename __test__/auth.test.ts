@@ -595,6 +595,54 @@ describe('keyboard-interactive (PAM)', () => {
 // ---------------------------------------------------------------------------------------------
 // 6. authOrder
 
+describe('identity files found rather than given', () => {
+  let sshd: Sshd
+  let garbage: string
+  const saved = { HOME: process.env.HOME, SSH_AUTH_SOCK: process.env.SSH_AUTH_SOCK }
+  beforeAll(async () => {
+    sshd = await startSshd()
+    garbage = join(dir, 'found-garbage')
+    writeFileSync(garbage, 'this is no private key\n', { mode: 0o600 })
+    delete process.env.SSH_AUTH_SOCK
+  })
+  afterAll(async () => {
+    for (const [k, v] of Object.entries(saved)) {
+      if (v === undefined) delete process.env[k]
+      else process.env[k] = v
+    }
+    await sshd?.stop()
+  })
+  const configWith = (name: string, ids: string[]): string => {
+    const file = join(dir, name)
+    writeFileSync(file, ['Host *', '  IdentitiesOnly yes', ...ids.map((f) => `  IdentityFile ${f}`), ''].join('\n'))
+    return file
+  }
+
+  it('an ssh_config IdentityFile that cannot be loaded is skipped, as ssh skips it; a key given in the options is still a ConfigError', async () => {
+    await login(sshd, { sshConfig: configWith('cfg-garbage-first', [garbage, sshd.userKey.path]) })
+    const e = await authError(connect({ ...base(sshd), sshConfig: configWith('cfg-garbage-only', [garbage]) }))
+    expect(e.attempts).toEqual([expect.objectContaining({ method: 'publickey', outcome: expect.stringMatching(/^not loaded: /), detail: garbage })])
+    expect(e.message).toContain('not loaded')
+    const given = await rejects(connect({ ...base(sshd), privateKeyPath: [garbage, sshd.userKey.path] }))
+    expect(given).toBeInstanceOf(ConfigError)
+  })
+
+  it('a default ~/.ssh/id_* file that cannot be loaded is skipped for the next one', async () => {
+    const home = join(dir, 'found-home')
+    mkdirSync(join(home, '.ssh'), { recursive: true })
+    // id_ed25519 is tried first, id_rsa later (its name need not match its type)
+    copyFileSync(garbage, join(home, '.ssh', 'id_ed25519'))
+    copyFileSync(sshd.userKey.path, join(home, '.ssh', 'id_rsa'))
+    process.env.HOME = home
+    try {
+      await login(sshd, {})
+    } finally {
+      if (saved.HOME === undefined) delete process.env.HOME
+      else process.env.HOME = saved.HOME
+    }
+  })
+})
+
 describe('authOrder', () => {
   let sshd: Sshd
   let agent: Agent

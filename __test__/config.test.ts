@@ -1,10 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { execFileSync } from 'node:child_process'
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 
-import { AbortError, ConfigError, TimeoutError, connect, resolveConfig } from '../dist/cjs/index.js'
+import { AbortError, AuthError, ConfigError, TimeoutError, connect, resolveConfig } from '../dist/cjs/index.js'
 import { startAgent } from './fixtures/agent.mjs'
 import { startSshd, type Sshd } from './fixtures/sshd.mjs'
 
@@ -147,6 +147,65 @@ describe('sshConfig in connect()', () => {
       if (saved === undefined) delete process.env.FERROSSH_TEST_AGENT
       else process.env.FERROSSH_TEST_AGENT = saved
       await agent.stop()
+    }
+  })
+  it('IdentityAgent none and IdentitiesOnly yes keep the agent out, and no default key is added to what the file gives', async () => {
+    // an agent and a default ~/.ssh/id_ed25519 that would both log in
+    const agent = await startAgent([target.userKey.path])
+    const home = mkdtempSync(join(tmpdir(), 'ferrossh-config-home-'))
+    mkdirSync(join(home, '.ssh'))
+    copyFileSync(target.userKey.path, join(home, '.ssh', 'id_ed25519'))
+    const saved = { SSH_AUTH_SOCK: process.env.SSH_AUTH_SOCK, HOME: process.env.HOME }
+    process.env.SSH_AUTH_SOCK = agent.socket
+    process.env.HOME = home
+    try {
+      for (const line of ['IdentityAgent none', 'IdentitiesOnly yes']) {
+        const file = join(dir, 'cfg-no-agent')
+        writeFileSync(file, [
+          'Host no-agent',
+          '  HostName 127.0.0.1',
+          `  Port ${target.port}`,
+          `  User ${target.user}`,
+          `  UserKnownHostsFile ${knownHosts}`,
+          `  ${line}`,
+          `  IdentityFile ${join(dir, 'no-such-key')}`,
+          '',
+        ].join('\n'))
+        const e = await connect({ host: 'no-agent', sshConfig: file, connectTimeout: 5000 }).catch((x: unknown) => x)
+        expect(e, line).toBeInstanceOf(AuthError)
+        expect((e as AuthError).attempts.filter((a) => a.method !== 'none'), line).toEqual([])
+      }
+    } finally {
+      for (const [k, v] of Object.entries(saved)) {
+        if (v === undefined) delete process.env[k]
+        else process.env[k] = v
+      }
+      await agent.stop()
+    }
+  })
+  it('a relative IdentityFile is opened from the working directory, as ssh opens it', async () => {
+    const work = mkdtempSync(join(tmpdir(), 'ferrossh-config-cwd-'))
+    mkdirSync(join(work, 'keys'))
+    copyFileSync(target.userKey.path, join(work, 'keys', 'id_test'))
+    const file = join(dir, 'cfg-relative-identity')
+    writeFileSync(file, [
+      'Host relative-id',
+      '  HostName 127.0.0.1',
+      `  Port ${target.port}`,
+      `  User ${target.user}`,
+      `  UserKnownHostsFile ${knownHosts}`,
+      '  IdentitiesOnly yes',
+      '  IdentityFile keys/id_test',
+      '',
+    ].join('\n'))
+    const cwd = process.cwd()
+    process.chdir(work)
+    try {
+      const ssh = await connect({ host: 'relative-id', sshConfig: file, connectTimeout: 5000 })
+      expect((await ssh.exec('echo relative')).stdout.toString()).toBe('relative\n')
+      await ssh.close()
+    } finally {
+      process.chdir(cwd)
     }
   })
   it("a route given to connect() replaces the file's, and the caller's user and alias reach the proxy command's tokens", async () => {

@@ -368,6 +368,17 @@ describe('hop lifetimes', () => {
 })
 
 describe('jump options', () => {
+  it("proxyJump 'none' connects directly, overriding the file's ProxyJump, as ssh -J none", async () => {
+    const cfg = join(dir, 'cfg-jump-none')
+    writeFileSync(cfg, `Host via-nowhere\n  HostName ::1\n  Port ${target.port}\n  User ${target.user}\n  IdentityFile ${keyPath}\n  UserKnownHostsFile ${allKnownHosts}\n  ProxyJump bastion.invalid\n`)
+    for (const proxyJump of ['none', 'NONE']) {
+      const ssh = await connect({ host: 'via-nowhere', sshConfig: cfg, proxyJump, connectTimeout: 15_000 })
+      expect((await ssh.exec('echo direct')).stdout.toString()).toBe('direct\n')
+      await ssh.close()
+    }
+    const ssh = await connect(targetOptions({ proxyJump: 'none' }))
+    await ssh.close()
+  })
   it('unreadable specs and conflicting options are ConfigErrors', async () => {
     const bad: Partial<ConnectOptions>[] = [
       { proxyJump: `127.0.0.1:70000` },

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { execFileSync, spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { copyFileSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 
@@ -91,6 +91,13 @@ describe('known_hosts policy on real connections', () => {
     const revokedCa = join(dir, 'revoked-ca')
     writeFileSync(revokedCa, `@cert-authority [127.0.0.1]:${certSshd.port} ${ca.publicKey}\n@revoked * ${ca.publicKey}\n`)
     await expect(connect({ ...login(certSshd), hostKey: { knownHosts: revokedCa } })).rejects.toBeInstanceOf(HostKeyError)
+  })
+  it('@cert-authority for the bare host name is trusted on another port, as OpenSSH checks without the port', async () => {
+    const kh = join(dir, 'ca-bare')
+    writeFileSync(kh, `@cert-authority 127.0.0.1 ${ca.publicKey}\n`)
+    const ssh = await connect({ ...login(certSshd), hostKey: { knownHosts: kh } })
+    expect((await ssh.exec('echo bare-ca')).stdout.toString()).toBe('bare-ca\n')
+    await ssh.close()
   })
   it('a certificate from a CA not trusted for the host falls back to its plain key, as OpenSSH does', async () => {
     const other = keygen(join(dir, 'other_ca2'), 'ed25519')
@@ -202,6 +209,32 @@ describe('hostKey.alias (HostKeyAlias)', () => {
     expect(e.hop).toBe(0)
     expect(e.cause).toBeInstanceOf(HostKeyError)
     expect(e.cause.reason).toBe('unknown')
+  })
+  it('UserKnownHostsFile none and GlobalKnownHostsFile none name no file: every key is unknown, and accept-new records nothing, as ssh', async () => {
+    const work = mkdtempSync(join(tmpdir(), 'ferrossh-kh-none-'))
+    const cfg = join(dir, 'kh-none-config')
+    writeFileSync(cfg, `Host db\n  HostName ${sshd.host}\n  Port ${sshd.port}\n  User ${sshd.user}\n  IdentityFile ${sshd.userKey.path}\n  UserKnownHostsFile none\n  GlobalKnownHostsFile none\n  StrictHostKeyChecking accept-new\n`)
+    const cwd = process.cwd()
+    process.chdir(work)
+    try {
+      for (let i = 0; i < 2; i++) {
+        const e = await connect({ host: 'db', sshConfig: cfg, connectTimeout: 5000 }).catch((x) => x)
+        expect(e).toBeInstanceOf(HostKeyError)
+        expect(e.reason).toBe('unknown')
+        expect(existsSync(join(work, 'none'))).toBe(false)
+      }
+      // with only the user file none, a global file is read but never written
+      const global = join(dir, 'kh-none-global')
+      writeFileSync(global, '')
+      writeFileSync(cfg, `Host db\n  HostName ${sshd.host}\n  Port ${sshd.port}\n  User ${sshd.user}\n  IdentityFile ${sshd.userKey.path}\n  UserKnownHostsFile none\n  GlobalKnownHostsFile ${global}\n  StrictHostKeyChecking accept-new\n`)
+      await expect(connect({ host: 'db', sshConfig: cfg, connectTimeout: 5000 })).rejects.toMatchObject({ reason: 'unknown' })
+      expect(readFileSync(global, 'utf8')).toBe('')
+      writeFileSync(global, sshd.knownHostsLines.join('\n') + '\n')
+      const ssh = await connect({ host: 'db', sshConfig: cfg, connectTimeout: 5000 })
+      await ssh.close()
+    } finally {
+      process.chdir(cwd)
+    }
   })
   it('a bad alias is a ConfigError', async () => {
     for (const alias of ['', 'a b', 'a,b', 'a\nb', 'x'.repeat(1025), 42, {}]) {

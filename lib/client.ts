@@ -8,7 +8,7 @@ import { checkCallOptions, type ConnectOptions, optionsOf, type HostKeyInfo, env
 import { ChannelDuplex } from './stream'
 import type { SshClientBuilder } from './builder'
 import type { DynamicForwardOptions, Forward, LocalForwardOptions, LocalUnixForwardOptions, RemoteForwardOptions, RemoteUnixForwardOptions } from './forward'
-import { hopOptions, parseJumpSpec } from './jump'
+import { hopOptions, isNoJump, parseJumpSpec } from './jump'
 import { applySshConfig } from './config'
 import { call, withSignal } from './signal'
 import { SftpClient } from './sftp'
@@ -436,6 +436,8 @@ export async function connect(input: ConnectOptions): Promise<SshClient> {
   const options = input && typeof input === 'object' ? await applySshConfig(input) : input
   const jump = options && typeof options === 'object' ? options.proxyJump : undefined
   if (jump === undefined || jump === null || (Array.isArray(jump) && jump.length === 0)) return connectVia(options, undefined, false)
+  // 'none' has already kept the file's route out (applySshConfig); what is left is direct
+  if (isNoJump(jump)) return connectVia(withoutJump(options) as ConnectOptions, undefined, false)
   const { proxyJump: _ignored, ...target } = options
   if (target.proxy !== undefined || target.proxyCommand !== undefined) {
     throw new ConfigError('proxyJump cannot be combined with proxy or proxyCommand', { option: 'proxyJump' })

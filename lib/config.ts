@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs'
-import { isAbsolute, resolve as resolvePath } from 'node:path'
+import { resolve as resolvePath } from 'node:path'
 
 import { ConfigError, fromNative } from './errors'
 import binding from './native'
@@ -153,6 +153,19 @@ const seconds = (v: unknown): number | undefined => {
 export const ORIGINAL_HOST = Symbol('ferrossh.originalHost')
 
 /**
+ * Set when the authentication options came from the configuration: the identity files it
+ * found. What the file leaves out (`IdentityAgent none`, `IdentitiesOnly yes`, missing files)
+ * stays out: no agent and no default keys are added to it. @internal
+ */
+export const CONFIG_AUTH = Symbol('ferrossh.configAuth')
+
+/**
+ * Marks a known_hosts policy whose file list `UserKnownHostsFile none` and
+ * `GlobalKnownHostsFile none` emptied: no file is read, so every key is unknown. @internal
+ */
+export const KNOWN_HOSTS_NONE = Symbol('ferrossh.knownHostsNone')
+
+/**
  * Fills connect options from the configuration (options given explicitly always win).
  * @internal
  */
@@ -184,9 +197,13 @@ export async function applySshConfig(options: ConnectOptions, bound: Pick<Connec
   set('username', c.user)
   const hasAuth = ['privateKey', 'privateKeyPath', 'password', 'agent', 'keyboardInteractive'].some((k) => o[k] !== undefined)
   if (!hasAuth) {
-    // like ssh: identity files that do not exist are skipped
-    const ids = c.identityFile.filter((f) => isAbsolute(f) && existsSync(f))
+    // like ssh: identity files that do not exist are skipped, and a relative one is opened
+    // from the working directory
+    const ids = c.identityFile.map((f) => resolvePath(f)).filter((f) => existsSync(f))
     if (ids.length) set('privateKeyPath', ids)
+    // the file decides alone: ssh adds nothing the file does not give (the default key files
+    // are already among its IdentityFiles when it names none)
+    o[CONFIG_AUTH as unknown as string] = ids
     const ia = typeof c.identityAgent === 'string' ? c.identityAgent : undefined
     if (c.identitiesOnly !== 'yes' && ia !== 'none') {
       // as ssh reads IdentityAgent: SSH_AUTH_SOCK or $NAME name an environment variable
@@ -201,10 +218,16 @@ export async function applySshConfig(options: ConnectOptions, bound: Pick<Connec
     else if (c.proxyCommand && c.proxyCommand !== 'none') set('proxyCommand', c.proxyCommand)
   }
   if (o.hostKey === undefined && ['userKnownHostsFile', 'globalKnownHostsFile', 'strictHostKeyChecking', 'hashKnownHosts', 'hostKeyAlias'].some((k) => explicit.has(k))) {
-    const files = [...c.userKnownHostsFile, ...c.globalKnownHostsFile].map(expandHome)
+    // "none" names no file, as in ssh
+    const named = (list: string[]): string[] => list.filter((f) => f !== 'none').map(expandHome)
+    const user = named(c.userKnownHostsFile)
+    const files = [...user, ...named(c.globalKnownHostsFile)]
     const strict = String(c.strictHostKeyChecking ?? 'ask')
-    // ssh's "no" also adds unknown keys; a changed key is refused either way
-    const policy: { knownHosts: string[]; acceptNew: boolean; hash: boolean; alias?: string } = { knownHosts: files, acceptNew: strict === 'accept-new' || strict === 'false' || strict === 'no', hash: c.hashKnownHosts === 'yes' }
+    // ssh's "no" also adds unknown keys; a changed key is refused either way. New keys go to
+    // the first user file only: with none, ssh records nothing and refuses the unknown key
+    const acceptNew = (strict === 'accept-new' || strict === 'false' || strict === 'no') && user.length > 0
+    const policy: { knownHosts: string[]; acceptNew: boolean; hash: boolean; alias?: string; [KNOWN_HOSTS_NONE]?: true } = { knownHosts: files, acceptNew, hash: c.hashKnownHosts === 'yes' }
+    if (!files.length) policy[KNOWN_HOSTS_NONE] = true
     if (explicit.has('hostKeyAlias') && typeof c.hostKeyAlias === 'string') policy.alias = c.hostKeyAlias
     o.hostKey = policy
   }

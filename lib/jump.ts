@@ -1,3 +1,4 @@
+import { CONFIG_AUTH } from './config'
 import { ConfigError } from './errors'
 import type { ConnectOptions } from './options'
 
@@ -5,6 +6,11 @@ import type { ConnectOptions } from './options'
 export type JumpHost = string | Partial<ConnectOptions> | {
   /** True once the client's connection has ended. */
   readonly isClosed: boolean
+}
+
+/** Whether a ProxyJump value is `none`: a direct connection, as `ssh -J none` (which also overrides the file's route). @internal */
+export function isNoJump(spec: unknown): boolean {
+  return typeof spec === 'string' && spec.trim().toLowerCase() === 'none'
 }
 
 /**
@@ -70,10 +76,16 @@ export function hopOptions(hop: Partial<ConnectOptions>, target: ConnectOptions)
     } else out.hostKey = hk
   }
   // the hop's own authentication replaces the target's as a whole
-  if (hop.privateKey !== undefined || hop.privateKeyPath !== undefined || hop.agent !== undefined || hop.password !== undefined) {
+  const ownAuth = hop.privateKey !== undefined || hop.privateKeyPath !== undefined || hop.agent !== undefined || hop.password !== undefined
+  if (ownAuth) {
     for (const k of ['privateKey', 'privateKeyPath', 'passphrase', 'certificate', 'certificatePath', 'agent']) delete out[k]
   }
   // keys a hop leaves undefined (a spec without user@ or :port) keep the inherited value
   const own = Object.fromEntries(Object.entries(hop).filter(([, v]) => v !== undefined))
-  return { ...out, ...own } as unknown as ConnectOptions
+  const result: Record<string | symbol, unknown> = { ...out, ...own }
+  // whether the methods came from ssh_config goes with the methods
+  const from = (x: object): unknown => (x as Record<symbol, unknown>)[CONFIG_AUTH]
+  const configAuth = ownAuth ? from(hop) : from(target) ?? from(hop)
+  if (configAuth !== undefined) result[CONFIG_AUTH] = configAuth
+  return result as unknown as ConnectOptions
 }

@@ -5,7 +5,7 @@ import { join, resolve } from 'node:path'
 import { ConfigError } from './errors'
 import { defaultKnownHostsFiles } from './known-hosts'
 import { expandHome } from './paths'
-import { ORIGINAL_HOST } from './config'
+import { CONFIG_AUTH, KNOWN_HOSTS_NONE, ORIGINAL_HOST } from './config'
 import type { NativeAuthMethod, NativeConnectOptions, NativeHostKeyInfo, NativePty } from './native'
 
 /** The server's host key as shown to a `hostKey.verify` callback. */
@@ -131,6 +131,8 @@ export interface ConnectOptions {
    * Jump hosts, like `ssh -J`: `'user@bastion:2222,hop2'`, connect options, a connected
    * `SshClient`, or an array of them. Each hop has its host key checked under its own name;
    * hops take the target's authentication and host key options unless they give their own.
+   * `'none'` connects directly, overriding an `sshConfig` file's ProxyJump or ProxyCommand, as
+   * `ssh -J none` does.
    */
   proxyJump?: string | Partial<ConnectOptions> | import('./client').SshClient | (string | Partial<ConnectOptions> | import('./client').SshClient)[]
   /** A command whose stdin/stdout carry the connection (`nc %h %p`, `ssh -W %h:%p bastion`); `%h %p %r %n %%` are expanded. */
@@ -280,6 +282,9 @@ export function resolveOptions(input: ConnectOptions): Resolved {
     if (typeof k !== 'string' && !Buffer.isBuffer(k)) bad('privateKey', 'must be a string or a Buffer')
     methods.publickey.push({ kind: 'publickey', privateKey: Buffer.from(k), passphrase, ...cert })
   }
+  // identity files found in ssh_config, not given: one that cannot be loaded is skipped, as ssh skips it
+  const found = (o as Record<symbol, unknown>)[CONFIG_AUTH]
+  const isFound = (path: string): boolean => Array.isArray(found) && found.includes(path)
   const keyPaths = o.privateKeyPath
   if (keyPaths !== undefined && keyPaths !== null) {
     const list = typeof keyPaths === 'string' ? [keyPaths] : keyPaths
@@ -289,7 +294,7 @@ export function resolveOptions(input: ConnectOptions): Resolved {
       if (!existsSync(path)) throw new ConfigError(`privateKeyPath: no such file ${path}`, { option: 'privateKeyPath', file: path })
       // like ssh: a certificate beside the key is used with it
       const beside = certificate || certificatePath ? undefined : existsSync(`${path}-cert.pub`) ? `${path}-cert.pub` : undefined
-      methods.publickey.push({ kind: 'publickey', privateKeyPath: path, passphrase, ...cert, ...(beside ? { certificatePath: beside } : {}) })
+      methods.publickey.push({ kind: 'publickey', privateKeyPath: path, passphrase, ...cert, ...(beside ? { certificatePath: beside } : {}), ...(isFound(path) ? { optional: true } : {}) })
     }
   }
   const agent = o.agent
@@ -322,13 +327,14 @@ export function resolveOptions(input: ConnectOptions): Resolved {
     methods['keyboard-interactive'].push({ kind: 'keyboard-interactive' })
   }
   const explicit = Object.values(methods).some((m) => m.length > 0)
-  if (!explicit) {
-    // like ssh: the agent when one runs, then the default identity files that exist
-    // (an encrypted one is skipped and reported)
+  // with sshConfig, the file chose the methods, even none at all
+  if (!explicit && found === undefined) {
+    // like ssh: the agent when one runs, then the default identity files that exist (one
+    // that is encrypted or cannot be loaded is skipped and reported)
     if (process.env.SSH_AUTH_SOCK) methods.agent.push({ kind: 'agent', agentSocket: process.env.SSH_AUTH_SOCK })
     for (const name of DEFAULT_IDENTITIES) {
       const p = join(homedir(), '.ssh', name)
-      if (existsSync(p)) methods.publickey.push({ kind: 'publickey', privateKeyPath: p, passphrase, ...(existsSync(`${p}-cert.pub`) ? { certificatePath: `${p}-cert.pub` } : {}) })
+      if (existsSync(p)) methods.publickey.push({ kind: 'publickey', privateKeyPath: p, passphrase, optional: true, ...(existsSync(`${p}-cert.pub`) ? { certificatePath: `${p}-cert.pub` } : {}) })
     }
   }
   let order: AuthMethodName[] = ['publickey', 'agent', 'keyboard-interactive', 'password']
@@ -355,7 +361,9 @@ export function resolveOptions(input: ConnectOptions): Resolved {
     onlyKeys(hk, 'hostKey', ['knownHosts', 'acceptNew', 'hash', 'alias'])
     const files = (hk as { knownHosts: unknown }).knownHosts
     const list = typeof files === 'string' ? [files] : files
-    if (!Array.isArray(list) || list.length === 0 || !list.every((f) => typeof f === 'string' && f.length > 0)) {
+    // an empty list is a mistake, unless ssh_config said none
+    const none = (hk as Record<symbol, unknown>)[KNOWN_HOSTS_NONE] === true
+    if (!Array.isArray(list) || (list.length === 0 && !none) || !list.every((f) => typeof f === 'string' && f.length > 0)) {
       bad('hostKey.knownHosts', 'must be a path or a non-empty array of paths')
     }
     native.knownHosts = (list as string[]).map((f) => resolve(expandHome(f)))

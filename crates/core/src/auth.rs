@@ -21,7 +21,8 @@ use crate::options::{AuthMethod, KbdPrompt, KeySource, KeyboardInteractive, Secr
 pub(crate) enum Prepared {
     PublicKey { key: Arc<PrivateKey>, label: String, certificate: Option<Certificate> },
     Agent { socket: PathBuf, certificate: Option<Certificate> },
-    BadKey { label: String, error: KeyError },
+    /// A key that could not be used, and the outcome its attempt reports.
+    BadKey { label: String, outcome: String },
     Password(Secret),
     KeyboardInteractive(Arc<dyn KeyboardInteractive>),
 }
@@ -65,8 +66,9 @@ fn key_label(source: &KeySource) -> String {
     }
 }
 
-/// Loads every key. A key that cannot be read or parsed is a ConfigError now; a key
-/// that needs another passphrase is kept as a failed attempt so the other methods run.
+/// Loads every key. A key the caller gave that cannot be read or parsed is a ConfigError
+/// now; one that needs another passphrase, or an optional key (see [`AuthMethod::PublicKey`])
+/// that cannot be loaded, is kept as a failed attempt so the other methods run.
 pub(crate) fn prepare(methods: &[AuthMethod]) -> Result<Vec<Prepared>> {
     let mut out = Vec::new();
     for m in methods {
@@ -75,53 +77,60 @@ pub(crate) fn prepare(methods: &[AuthMethod]) -> Result<Vec<Prepared>> {
                 socket: socket.clone(),
                 certificate: certificate.as_ref().map(load_certificate).transpose()?,
             },
-            AuthMethod::PublicKey { source, passphrase, certificate } => {
-                let certificate = certificate.as_ref().map(load_certificate).transpose()?;
-                let label = key_label(source);
-                let option = match source {
-                    KeySource::Path(_) => "privateKeyPath",
-                    KeySource::Data(_) => "privateKey",
-                };
-                let data = match source {
-                    KeySource::Data(d) => d.as_ref().clone(),
-                    KeySource::Path(p) => crate::files::read_limited(p, crate::files::KEY_FILE_LIMIT).map_err(|e| Error::Config {
-                        option: Some(option.into()),
-                        file: Some(p.clone()),
-                        line: None,
-                        message: format!("cannot read private key {}: {e}", p.display()),
-                    })?,
-                };
-                match keys::load_private_key(&data, passphrase.as_ref().map(Secret::expose)) {
-                    Ok(key) => {
-                        if let Some(c) = &certificate {
-                            if c.public_key() != key.public_key().key_data() {
-                                return Err(Error::config(
-                                    "certificate",
-                                    format!("the certificate is for another key than {label} (certificate key {})", keys::fingerprint(&PublicKey::from(c.public_key().clone()))),
-                                ));
-                            }
-                        }
-                        Prepared::PublicKey { key: Arc::new(key), label, certificate }
-                    }
-                    Err(e @ (KeyError::WrongPassphrase | KeyError::PassphraseRequired)) => Prepared::BadKey { label, error: e },
-                    Err(e) => {
-                        return Err(Error::Config {
-                            option: Some(option.into()),
-                            file: match source {
-                                KeySource::Path(p) => Some(p.clone()),
-                                KeySource::Data(_) => None,
-                            },
-                            line: None,
-                            message: format!("{option}: {e}"),
-                        })
-                    }
-                }
-            }
+            AuthMethod::PublicKey { source, passphrase, certificate, optional } => prepare_key(source, passphrase.as_ref(), certificate.as_ref(), *optional)?,
             AuthMethod::Password(p) => Prepared::Password(p.clone()),
             AuthMethod::KeyboardInteractive(cb) => Prepared::KeyboardInteractive(Arc::clone(cb)),
         });
     }
     Ok(out)
+}
+
+fn prepare_key(source: &KeySource, passphrase: Option<&Secret>, certificate: Option<&KeySource>, optional: bool) -> Result<Prepared> {
+    let label = key_label(source);
+    // ssh uses a found key without the certificate beside it when that one is unusable
+    let certificate = match certificate.map(load_certificate).transpose() {
+        Err(_) if optional => None,
+        other => other?,
+    };
+    let (option, file) = match source {
+        KeySource::Path(p) => ("privateKeyPath", Some(p.clone())),
+        KeySource::Data(_) => ("privateKey", None),
+    };
+    // a found key that cannot be loaded is skipped as ssh skips it; a given one is a mistake to report
+    let unusable = |label: String, outcome: String, message: String| {
+        if optional {
+            Ok(Prepared::BadKey { label, outcome })
+        } else {
+            Err(Error::Config { option: Some(option.into()), file: file.clone(), line: None, message })
+        }
+    };
+    let data = match source {
+        KeySource::Data(d) => d.as_ref().clone(),
+        KeySource::Path(p) => match crate::files::read_limited(p, crate::files::KEY_FILE_LIMIT) {
+            Ok(data) => data,
+            Err(e) => return unusable(label, format!("cannot read the key: {e}"), format!("cannot read private key {}: {e}", p.display())),
+        },
+    };
+    let key = match keys::load_private_key(&data, passphrase.map(Secret::expose)) {
+        Ok(key) => key,
+        Err(KeyError::WrongPassphrase) => return Ok(Prepared::BadKey { label, outcome: "wrong passphrase".into() }),
+        Err(KeyError::PassphraseRequired) => return Ok(Prepared::BadKey { label, outcome: "key is encrypted and no passphrase was given".into() }),
+        Err(e) => return unusable(label, format!("not loaded: {e}"), format!("{option}: {e}")),
+    };
+    let certificate = match certificate {
+        Some(c) if c.public_key() != key.public_key().key_data() => {
+            if optional {
+                None
+            } else {
+                return Err(Error::config(
+                    "certificate",
+                    format!("the certificate is for another key than {label} (certificate key {})", keys::fingerprint(&PublicKey::from(c.public_key().clone()))),
+                ));
+            }
+        }
+        c => c,
+    };
+    Ok(Prepared::PublicKey { key: Arc::new(key), label, certificate })
 }
 
 fn method_name(p: &Prepared) -> &'static str {
@@ -211,11 +220,7 @@ pub(crate) async fn authenticate(
         }
         let before = chain.attempts.len();
         let ok = match m {
-            Prepared::BadKey { label, error } => {
-                let outcome = match error {
-                    KeyError::WrongPassphrase => "wrong passphrase",
-                    _ => "key is encrypted and no passphrase was given",
-                };
+            Prepared::BadKey { label, outcome } => {
                 chain.record(name, outcome, Some(label.clone()));
                 false
             }

@@ -284,11 +284,16 @@ pub fn known_key_types(files: &[KnownHostsFile], host: &str, port: u16) -> Vec<S
 }
 
 /// Whether a `@cert-authority` line matches the host; ssh(1) then prefers certificate host
-/// key algorithms.
+/// key algorithms. A line for the bare host name counts on any port, since
+/// [`cert_authority_trusted`] trusts it there too: without asking for a certificate, the
+/// server would present its plain key, which no line lists.
 pub fn has_cert_authority(files: &[KnownHostsFile], host: &str, port: u16) -> bool {
-    hits(files, host, port)
-        .iter()
-        .any(|hit| hit.entry.marker == Marker::CertAuthority)
+    let listed = |port| {
+        hits(files, host, port)
+            .iter()
+            .any(|hit| hit.entry.marker == Marker::CertAuthority)
+    };
+    listed(port) || (port != DEFAULT_PORT && listed(DEFAULT_PORT))
 }
 
 /// Whether ssh(1) would record this host name: sshconnect.c refuses names holding pattern or
@@ -1520,7 +1525,12 @@ mod tests {
             Some(at(1))
         );
         assert!(has_cert_authority(&files, "db.example.com", 22));
-        assert!(!has_cert_authority(&files, "db.example.com", 2222));
+        // ... and so certificates are asked for there
+        assert!(has_cert_authority(&files, "db.example.com", 2222));
+        assert!(!has_cert_authority(&files, "db.example.org", 2222));
+        let port_only = [parse(&line("@cert-authority [db.example.com]:2222", &ca))];
+        assert!(has_cert_authority(&port_only, "db.example.com", 2222));
+        assert!(!has_cert_authority(&port_only, "db.example.com", 22));
 
         let revoked_files = [parse(
             &[

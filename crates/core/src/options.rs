@@ -101,8 +101,11 @@ pub trait KeyboardInteractive: Send + Sync {
 /// One way to authenticate. The chain tries them in order (see `auth.rs`).
 #[derive(Clone)]
 pub enum AuthMethod {
-    /// A private key, optionally with the OpenSSH user certificate for it.
-    PublicKey { source: KeySource, passphrase: Option<Secret>, certificate: Option<KeySource> },
+    /// A private key, optionally with the OpenSSH user certificate for it. An `optional` key
+    /// was found rather than given (an ssh_config IdentityFile, a default `~/.ssh/id_*` file):
+    /// one that cannot be read or parsed is a failed attempt, as ssh's "Load key: invalid
+    /// format", not a ConfigError that stops the other methods.
+    PublicKey { source: KeySource, passphrase: Option<Secret>, certificate: Option<KeySource>, optional: bool },
     /// Every identity of an SSH agent (a certificate, when given, with the agent's key for it).
     Agent { socket: PathBuf, certificate: Option<KeySource> },
     Password(Secret),
@@ -261,6 +264,7 @@ mod tests {
             source: KeySource::Data(Arc::new(b"-----BEGIN OPENSSH PRIVATE KEY-----".to_vec())),
             passphrase: Some(Secret::new("pp")),
             certificate: None,
+            optional: false,
         };
         let s = format!("{k:?}");
         assert!(!s.contains("BEGIN") && !s.contains("pp)"), "{s}");

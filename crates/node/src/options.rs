@@ -42,6 +42,9 @@ pub struct NativeAuthMethod {
     /// OpenSSH user certificate (text) or its path, for 'publickey' and 'agent'
     pub certificate: Option<Buffer>,
     pub certificate_path: Option<String>,
+    /// 'publickey': the key was found (ssh_config IdentityFile, default ~/.ssh/id_*), not
+    /// given; one that cannot be loaded is a failed attempt instead of a ConfigError
+    pub optional: Option<bool>,
 }
 
 #[napi(object)]
@@ -167,7 +170,7 @@ fn auth_method(m: NativeAuthMethod, kbd: &Option<Arc<KbdFn>>) -> Result<AuthMeth
                 (None, Some(path)) => KeySource::Path(PathBuf::from(path)),
                 (None, None) => return Err(Error::config("privateKey", "a publickey method needs privateKey or privateKeyPath")),
             };
-            Ok(AuthMethod::PublicKey { source, passphrase, certificate })
+            Ok(AuthMethod::PublicKey { source, passphrase, certificate, optional: m.optional.unwrap_or(false) })
         }
         "password" => match m.password {
             Some(p) => Ok(AuthMethod::Password(Secret::new(p))),

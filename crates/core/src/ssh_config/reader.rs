@@ -91,6 +91,10 @@ impl Reader<'_> {
         active: &mut bool,
         depth: usize,
     ) -> Result<(), ConfigError> {
+        // Editors on Windows save UTF-8 with a byte order mark; left in, it would make the
+        // first keyword unknown (and skipped), so a leading `Host` line would be lost and its
+        // settings would apply to every host.
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         for (i, raw) in text.lines().enumerate() {
             let at = At { file, line: i + 1 };
             let line = split_line(raw).map_err(|e| at.error(e.to_string()))?;

@@ -129,6 +129,18 @@ fn nested_includes_and_missing_files() {
 }
 
 #[test]
+fn a_byte_order_mark_does_not_hide_the_first_line() {
+    // "\u{feff}Host prod" read as an unknown keyword would put prod's settings in every block
+    let home = Home::new(&[(".ssh/inc.conf", "\u{feff}Host inc\n  User from-inc\n")]);
+    let text = "\u{feff}Host prod\n  User produser\n  Port 2222\nHost *\n  Include inc.conf\n";
+    let other = home.resolve("other", text);
+    assert_eq!((other.user(), other.port()), ("tester".to_string(), 22));
+    let prod = home.resolve("prod", text);
+    assert_eq!((prod.user(), prod.port()), ("produser".to_string(), 2222));
+    assert_eq!(home.resolve("inc", text).user(), "from-inc");
+}
+
+#[test]
 fn include_loop_hits_the_depth_limit() {
     let home = Home::new(&[(".ssh/loop.conf", "Include loop.conf\n")]);
     let err = resolve_str("h", "Include loop.conf\n", &home.opts()).err();
