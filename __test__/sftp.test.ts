@@ -930,6 +930,19 @@ describe('whole files', () => {
 })
 
 describe('errors', () => {
+  it('a trailing slash asks for a directory (ENOTDIR on a file, EISDIR to create), and an over-long name is ENAMETOOLONG', async () => {
+    const d = fresh()
+    const f = posix.join(d, 'file')
+    writeOwned(f, 'x', user)
+    await sftpError(sftp.readFile(`${f}/`), 'ENOTDIR', 2, `${f}/`)
+    await sftpError(sftp.open(`${f}/`), 'ENOTDIR', 2, `${f}/`)
+    await sftpError(sftp.writeFile(posix.join(d, 'newdir/'), 'x'), 'EISDIR', 4)
+    expect(existsSync(posix.join(d, 'newdir'))).toBe(false)
+    const long = posix.join(d, 'n'.repeat(300))
+    await sftpError(sftp.writeFile(long, 'x'), 'ENAMETOOLONG', [2, 4, 5])
+    await sftpError(sftp.open(long), 'ENAMETOOLONG', [2, 4, 5])
+    expect(readFileSync(f, 'utf8')).toBe('x')
+  })
   it('ENOENT for a missing path: stat, lstat, open, unlink, readFile, readdir, rmdir, rename, readlink', async () => {
     const d = fresh()
     const m = posix.join(d, 'missing')

@@ -8,6 +8,9 @@ use russh_sftp::protocol::StatusCode;
 use super::Sftp;
 use crate::error::Error;
 
+/// The longest name (one path component) Linux and the BSDs take.
+const NAME_MAX: usize = 255;
+
 fn code_for(status: &StatusCode) -> (&'static str, u32) {
     match status {
         StatusCode::Ok => ("OK", 0),
@@ -56,6 +59,20 @@ pub(crate) async fn refine(sftp: &Sftp, e: SftpErr, path: &str, op: &str) -> Err
     let missing = matches!(&e, SftpErr::Status(s) if s.status_code == StatusCode::NoSuchFile);
     let bad_message = matches!(&e, SftpErr::Status(s) if s.status_code == StatusCode::BadMessage);
     let base = sftp_error(e, Some(path), op);
+    // a name longer than any file system takes (OpenSSH answers "bad message")
+    if (bad_message || failure || missing) && path.split('/').any(|c| c.len() > NAME_MAX) {
+        return with_code(base, "ENAMETOOLONG", &format!("a name is longer than {NAME_MAX} bytes"));
+    }
+    // a trailing slash asks for a directory: a file there is ENOTDIR, and a file created by
+    // that name EISDIR, as open(2) says (OpenSSH answers "no such file" or "failure")
+    let bare = path.trim_end_matches('/');
+    if bare.len() < path.len() && !bare.is_empty() && (missing || failure) {
+        match sftp.stat(bare).await {
+            Ok(s) if !s.is_dir() => return with_code(base, "ENOTDIR", "not a directory"),
+            Err(_) if failure && op == "open" => return with_code(base, "EISDIR", "a name ending in '/' can only be a directory"),
+            _ => {}
+        }
+    }
     if missing && matches!(op, "rmdir" | "opendir") {
         return match sftp.lstat(path).await {
             Ok(s) if !s.is_dir() => with_code(base, "ENOTDIR", "not a directory"),
