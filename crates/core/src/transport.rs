@@ -164,7 +164,7 @@ pub fn spawn_proxy_command(command: &str) -> Result<(ProxyCommand, impl Transpor
             k.extend_from_slice(&buf[..n.min(room)]);
         }
     });
-    Ok((ProxyCommand { child, stderr: kept, command: command.into(), stderr_reader: Some(reader) }, tokio::io::join(stdout, stdin)))
+    Ok((ProxyCommand { child, stderr: kept, command: command.into(), stderr_reader: Some(reader) }, crate::pipes::pipes(stdout, stdin)))
 }
 
 impl ProxyCommand {
