@@ -264,6 +264,16 @@ describe('SOCKS5 (microsocks)', () => {
     expect(e.message + inspect(e) + JSON.stringify(e)).not.toContain('not-the-pw-42')
   })
 
+  it("a '%' in the password not followed by two hex digits is a ConfigError that does not show the password", async () => {
+    for (const proxy of [`socks5://alice:s3cret%\u20acuro@127.0.0.1:${authedPort}`, `http://alice:s3cret%zz@127.0.0.1:${authedPort}`]) {
+      const e = await rejection(connect(options({ proxy })))
+      expect(e).toBeInstanceOf(ConfigError)
+      expect(e.option).toBe('proxy')
+      expect(e.message).toMatch(/password has a '%' not followed by two hex digits/)
+      expect(e.message + inspect(e) + JSON.stringify(e)).not.toContain('s3cret')
+    }
+  })
+
   it('a target the proxy cannot reach is a ProxyError naming the target', async () => {
     const dead = await freeLoopbackPort()
     const e = await rejection(connect(options({ port: dead, proxy: `socks5://127.0.0.1:${openPort}` })))
