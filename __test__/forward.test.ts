@@ -501,6 +501,38 @@ describe('server-side use of a remote forward', () => {
   })
 })
 
+describe('bracketed IPv6 targets', () => {
+  // an echo server on ::1 alone: "[::1]" reaches it only if it is sent (or dialled) bare
+  let echo: net.Server
+  let port: number
+  beforeAll(async () => {
+    echo = net.createServer((c) => { c.on('error', () => {}); c.pipe(c) })
+    await new Promise<void>((r) => echo.listen(0, '::1', r))
+    port = (echo.address() as net.AddressInfo).port
+  })
+  afterAll(() => { echo?.close() })
+
+  const roundTrip = async (s: Duplex): Promise<string> => {
+    const got = new Promise<string>((r) => s.once('data', (c: Buffer) => r(c.toString())))
+    s.write('ping')
+    try { return await withTimeout(got, 10_000, 'echo') } finally { s.destroy() }
+  }
+
+  it("forwardLocal remoteHost '[::1]'", async () => {
+    const f = await ssh.forwardLocal({ remoteHost: '[::1]', remotePort: port })
+    try { expect(await roundTrip(await tcp(f.localPort!))).toBe('ping') } finally { await f.close() }
+  })
+
+  it("openTcp('[::1]')", async () => {
+    expect(await roundTrip(await ssh.openTcp('[::1]', port))).toBe('ping')
+  })
+
+  it("forwardRemote localHost '[::1]'", async () => {
+    const f = await ssh.forwardRemote({ remotePort: 0, localHost: '[::1]', localPort: port })
+    try { expect(await roundTrip(await tcp(f.remotePort!))).toBe('ping') } finally { await f.close() }
+  })
+})
+
 describe('refused targets', () => {
   let dead: number
   beforeAll(async () => { dead = await freeLoopbackPort() })

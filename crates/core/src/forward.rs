@@ -275,7 +275,7 @@ async fn socks_session(client: Arc<Client>, mut sock: TcpStream, peer: Option<So
 /// Connects a remote-forwarded connection to its local target and copies.
 pub(crate) async fn serve_remote(ch: crate::channel::Channel, target: Target) {
     match target {
-        Target::Tcp { host, port } => match TcpStream::connect((host.as_str(), port)).await {
+        Target::Tcp { host, port } => match TcpStream::connect((crate::client::bare_host(&host), port)).await {
             Ok(s) => {
                 let _ = s.set_nodelay(true);
                 let _ = bridge(ch, QuickAck::new(s)).await;
