@@ -576,6 +576,22 @@ describe('refused targets', () => {
     }
   })
 
+  it('forwardDynamic closes a SOCKS5 request whose version byte is not 5, as ssh -D does', async () => {
+    const f = await ssh.forwardDynamic()
+    try {
+      const s = await tcp(f.localPort!)
+      const r = new HandshakeReader(s)
+      s.write(Buffer.from([5, 1, 0]))
+      expect([...(await r.read(2))]).toEqual([5, 0])
+      const p = Buffer.alloc(2)
+      p.writeUInt16BE(shaPort)
+      s.write(Buffer.concat([Buffer.from([4, 1, 0, 1, 127, 0, 0, 1]), p]))
+      expect(await closedAfter(r.release())).toBe(0)
+    } finally {
+      await f.close()
+    }
+  })
+
   it('forwardRemote to a refused local port: the server-side client sees its connection closed', async () => {
     const f = await ssh.forwardRemote({ remotePort: 0, localPort: dead })
     try {

@@ -223,6 +223,10 @@ async fn socks_session(client: Arc<Client>, mut sock: TcpStream, peer: Option<So
             sock.write_all(&[5, 0]).await?;
             let mut head = [0u8; 4];
             sock.read_exact(&mut head).await?;
+            // RFC 1928 §4: the request repeats the version; ssh -D closes on anything but 5
+            if head[0] != 5 {
+                return Ok(());
+            }
             let host = match head[3] {
                 1 => {
                     let mut a = [0u8; 4];
