@@ -311,6 +311,71 @@ describe('two hops', () => {
   })
 })
 
+describe('proxyJump and sshConfig inside hops and jump()', () => {
+  it("a hop's own proxyJump is dialled before it: A → B → target", async () => {
+    const before = { a: directTcpip(hopA, '127.0.0.1', hopB.port), b: directTcpip(hopB, '::1', target.port) }
+    const ssh = await connect({ ...targetOptions(), proxyJump: [{ host: '127.0.0.1', port: hopB.port, proxyJump: `${hopA.user}@127.0.0.1:${hopA.port}` }] })
+    try {
+      await targetWorks(ssh)
+      expect(directTcpip(hopA, '127.0.0.1', hopB.port)).toBe(before.a + 1)
+      expect(directTcpip(hopB, '::1', target.port)).toBe(before.b + 1)
+    } finally {
+      await ssh.close()
+    }
+    await sessionsBackToBaseline(hopA, hopB, target)
+  })
+
+  it('ssh.jump() with proxyJump runs through this connection, then the hops', async () => {
+    const a = await connect({ ...targetOptions(), host: hopA.host, port: hopA.port })
+    try {
+      const before = { a: directTcpip(hopA, '127.0.0.1', hopB.port), b: directTcpip(hopB, '::1', target.port) }
+      const t = await a.jump({ ...targetOptions(), proxyJump: `${hopB.user}@127.0.0.1:${hopB.port}` })
+      await targetWorks(t)
+      expect(directTcpip(hopA, '127.0.0.1', hopB.port)).toBe(before.a + 1)
+      expect(directTcpip(hopB, '::1', target.port)).toBe(before.b + 1)
+      await t.close()
+      expect(a.isClosed).toBe(false)
+      await sessionsBackToBaseline(hopB, target)
+    } finally {
+      await a.close()
+    }
+  })
+
+  it('a hop that lists itself among its own jump hosts is a ConfigError', async () => {
+    const loop: Partial<ConnectOptions> = { host: '127.0.0.1', port: hopA.port }
+    loop.proxyJump = [loop]
+    const e = await rejection(connect({ ...targetOptions(), proxyJump: [loop] }))
+    expect(e).toBeInstanceOf(ConfigError)
+    expect(e.option).toBe('proxyJump')
+  })
+
+  it('sshConfig is applied by ssh.jump() and by a hop given as options', async () => {
+    const cfg = join(dir, 'ssh_config_aliases')
+    const entry = (alias: string, host: string, port: number) =>
+      `Host ${alias}\n  HostName ${host}\n  Port ${port}\n  User ${target.user}\n  IdentityFile ${keyPath}\n  UserKnownHostsFile ${allKnownHosts}\n  IdentityAgent none\n`
+    writeFileSync(cfg, entry('tgt-alias', '::1', target.port) + entry('hopb-alias', '127.0.0.1', hopB.port))
+    const a = await connect({ ...targetOptions(), host: hopA.host, port: hopA.port })
+    try {
+      const before = directTcpip(hopA, '::1', target.port)
+      const t = await a.jump({ host: 'tgt-alias', sshConfig: cfg })
+      await targetWorks(t)
+      expect(directTcpip(hopA, '::1', target.port)).toBe(before + 1)
+      await t.close()
+    } finally {
+      await a.close()
+    }
+    const before = directTcpip(hopB, '::1', target.port)
+    const ssh = await connect({ ...targetOptions(), proxyJump: [{ host: 'hopb-alias', sshConfig: cfg }] })
+    try {
+      await targetWorks(ssh)
+      expect(directTcpip(hopB, '::1', target.port)).toBe(before + 1)
+    } finally {
+      await ssh.close()
+    }
+    await sessionsBackToBaseline(hopA, hopB, target)
+  })
+})
+
 describe('hop lifetimes', () => {
   it('a connected SshClient as a hop stays open after the target closes; the hop the library opened is closed', async () => {
     const mine = await connect({ ...targetOptions(), host: hopA.host, port: hopA.port })

@@ -8,7 +8,7 @@ import { checkCallOptions, type ConnectOptions, optionsOf, type HostKeyInfo, env
 import { ChannelDuplex } from './stream'
 import type { SshClientBuilder } from './builder'
 import type { DynamicForwardOptions, Forward, LocalForwardOptions, LocalUnixForwardOptions, RemoteForwardOptions, RemoteUnixForwardOptions } from './forward'
-import { hopOptions, parseJumpSpec } from './jump'
+import { expandJump, hopOptions, noJump } from './jump'
 import { applySshConfig } from './config'
 import { call, withSignal } from './signal'
 import { SftpClient } from './sftp'
@@ -377,11 +377,14 @@ export class SshClient extends EventEmitter {
 
   /**
    * A new client whose connection runs through this one (a jump); closing it leaves this
-   * connection open.
+   * connection open. `sshConfig` and `proxyJump` apply as in `connect()`, the hops reached
+   * through this connection.
+   * @example
+   * const db = await bastion.jump({ host: 'db', sshConfig: true })
    */
   async jump(options: ConnectOptions): Promise<SshClient> {
     this.#checkOpen()
-    return connectVia(options, this, false)
+    return connectChain(options, this)
   }
 
   /**
@@ -432,26 +435,24 @@ export class SshClient extends EventEmitter {
  * const ssh = await connect({ host: 'app.internal', username: 'deploy', privateKeyPath: '~/.ssh/id_ed25519' })
  */
 export async function connect(input: ConnectOptions): Promise<SshClient> {
+  return connectChain(input, undefined)
+}
+
+/**
+ * Connects to the target of `input` (its sshConfig applied) through its proxyJump hops, the
+ * first of them reached through `base` when given (`ssh.jump()`).
+ */
+async function connectChain(input: ConnectOptions, base: SshClient | undefined): Promise<SshClient> {
   const sshConfig = input && typeof input === 'object' ? input.sshConfig : undefined
   const options = input && typeof input === 'object' ? await applySshConfig(input) : input
   const jump = options && typeof options === 'object' ? options.proxyJump : undefined
-  if (jump === undefined || jump === null || (Array.isArray(jump) && jump.length === 0)) return connectVia(options, undefined, false)
+  if (noJump(jump)) return connectVia(options, base, false)
   const { proxyJump: _ignored, ...target } = options
   if (target.proxy !== undefined || target.proxyCommand !== undefined) {
     throw new ConfigError('proxyJump cannot be combined with proxy or proxyCommand', { option: 'proxyJump' })
   }
-  const hops: (Partial<ConnectOptions> | SshClient)[] = []
-  for (const h of Array.isArray(jump) ? jump : [jump]) {
-    if (typeof h !== 'string') {
-      hops.push(h)
-      continue
-    }
-    // hops named in ProxyJump are resolved through the same configuration, as ssh does
-    for (const hop of parseJumpSpec(h)) {
-      hops.push(sshConfig ? withoutJump(await applySshConfig({ ...hop, sshConfig } as ConnectOptions, options)) : hop)
-    }
-  }
-  let via: SshClient | undefined
+  const hops = await expandJump(jump, sshConfig, options, (h) => h instanceof SshClient)
+  let via = base
   let owned = false
   const opened: SshClient[] = []
   try {
@@ -459,7 +460,7 @@ export async function connect(input: ConnectOptions): Promise<SshClient> {
       if (hop instanceof SshClient) {
         if (hop.isClosed) throw new ProxyError(`jump host ${i} is a closed client`, { hop: i })
         // a connected client is a connection of its own: nothing this call opened can lead to it
-        if (opened.length) throw new ConfigError(`proxyJump: hop ${i} is a connected SshClient, which can only be the first hop`, { option: 'proxyJump' })
+        if (opened.length || base) throw new ConfigError(`proxyJump: hop ${i} is a connected SshClient, which can only be the first hop of connect()`, { option: 'proxyJump' })
         via = hop
         owned = false
         continue
@@ -486,6 +487,8 @@ export async function connect(input: ConnectOptions): Promise<SshClient> {
 }
 
 async function connectVia(options: ConnectOptions, via: SshClient | undefined, owned: boolean): Promise<SshClient> {
+  // the chain is dialled by connectChain: a route left here would be dropped without a word
+  if (options && typeof options === 'object' && !noJump(options.proxyJump)) throw new ConfigError('proxyJump: hops were not expanded', { option: 'proxyJump' })
   const r = resolveOptions(options)
   let onClosed!: (err: Error | undefined) => void
   const closed = new Promise<Error | undefined>((resolve) => { onClosed = resolve })
@@ -517,11 +520,6 @@ function bridgeSocket(sock: import('node:stream').Duplex): InstanceType<typeof b
   // the connection reports the failure; an 'error' nobody listens to must not crash
   sock.on('error', () => bridge.end())
   return bridge
-}
-
-function withoutJump(o: ConnectOptions): Partial<ConnectOptions> {
-  const { proxyJump: _jump, ...rest } = o
-  return rest
 }
 
 function pick(f: Forward): Omit<Forward, 'close'> {
