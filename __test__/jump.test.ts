@@ -300,14 +300,46 @@ describe('two hops', () => {
     }
   })
 
-  it('a second hop the first cannot reach is ProxyError { hop: 1 } caused by a connect-failed ChannelError', async () => {
+  it('a second hop the first cannot reach is ProxyError { hop: 0 }: the first hop failed to forward, caused by a connect-failed ChannelError', async () => {
     const dead = await freeLoopbackPort()
     const e = await rejection(connect({ ...targetOptions(), proxyJump: `${hopA.user}@127.0.0.1:${hopA.port},${hopA.user}@127.0.0.1:${dead}` }))
     expect(e).toBeInstanceOf(ProxyError)
-    expect(e).toMatchObject({ hop: 1, host: '127.0.0.1' })
+    expect(e).toMatchObject({ hop: 0, host: '127.0.0.1' })
+    expect(e.message).toBe(`jump host 0 (127.0.0.1:${hopA.port}) could not open a connection to 127.0.0.1:${dead}: connect-failed`)
     expect(e.cause).toBeInstanceOf(ChannelError)
     expect(e.cause).toMatchObject({ reason: 'connect-failed' })
     await sessionsBackToBaseline(hopA)
+  })
+
+  it('a target the last hop cannot reach is ProxyError naming the last hop', async () => {
+    const dead = await freeLoopbackPort()
+    const e = await rejection(connect({ ...targetOptions(), host: '127.0.0.1', port: dead, proxyJump: spec2() }))
+    expect(e).toBeInstanceOf(ProxyError)
+    expect(e).toMatchObject({ hop: 1, host: '127.0.0.1' })
+    expect(e.message).toBe(`jump host 1 (127.0.0.1:${hopB.port}) could not open a connection to 127.0.0.1:${dead}: connect-failed`)
+    expect(e.cause).toMatchObject({ reason: 'connect-failed' })
+    await sessionsBackToBaseline(hopA, hopB)
+  })
+
+  it('a hop that forbids forwarding is named, whether a hop or the target is behind it', async () => {
+    const strict = await startSshd({ authorizedKeys: [hopA.userKey.publicKey], config: ['AllowTcpForwarding no'] })
+    try {
+      const kh = join(dir, 'known_hosts_strict')
+      writeFileSync(kh, [...strict.knownHostsLines, ...hopA.knownHostsLines, ...hopB.knownHostsLines, ...target.knownHostsLines].join('\n') + '\n')
+      const at = (p: number) => `${strict.user}@127.0.0.1:${p}`
+      const first = await rejection(connect({ ...targetOptions({ hostKey: { knownHosts: kh } }), proxyJump: `${at(strict.port)},${at(hopB.port)}` }))
+      expect(first).toBeInstanceOf(ProxyError)
+      expect(first).toMatchObject({ hop: 0, host: '127.0.0.1' })
+      expect(first.message).toBe(`jump host 0 (127.0.0.1:${strict.port}) could not open a connection to 127.0.0.1:${hopB.port}: administratively-prohibited`)
+      const last = await rejection(connect({ ...targetOptions({ hostKey: { knownHosts: kh } }), proxyJump: `${at(hopA.port)},${at(strict.port)}` }))
+      expect(last).toBeInstanceOf(ProxyError)
+      expect(last).toMatchObject({ hop: 1, host: '127.0.0.1' })
+      expect(last.message).toBe(`jump host 1 (127.0.0.1:${strict.port}) could not open a connection to [::1]:${target.port}: administratively-prohibited`)
+      expect(last.cause).toMatchObject({ reason: 'administratively-prohibited' })
+    } finally {
+      await strict.stop()
+    }
+    await sessionsBackToBaseline(hopA, hopB)
   })
 })
 

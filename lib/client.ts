@@ -12,7 +12,7 @@ import { expandJump, hopOptions, noJump } from './jump'
 import { applySshConfig } from './config'
 import { call, withSignal } from './signal'
 import { SftpClient } from './sftp'
-import { ProxyError } from './errors'
+import { ChannelError, ProxyError } from './errors'
 
 /** Algorithms negotiated for a connection (client→server; `*ServerToClient` where they differ). */
 export interface NegotiatedAlgorithms {
@@ -438,6 +438,12 @@ export async function connect(input: ConnectOptions): Promise<SshClient> {
   return connectChain(input, undefined)
 }
 
+/** `host:port` as a message shows it (IPv6 in brackets). */
+function hostPort(host: unknown, port: unknown): string {
+  const h = String(host)
+  return `${h.includes(':') ? `[${h}]` : h}:${port ?? 22}`
+}
+
 /**
  * Connects to the target of `input` (its sshConfig applied) through its proxyJump hops, the
  * first of them reached through `base` when given (`ssh.jump()`).
@@ -454,7 +460,23 @@ async function connectChain(input: ConnectOptions, base: SshClient | undefined):
   const hops = await expandJump(jump, sshConfig, options, (h) => h instanceof SshClient)
   let via = base
   let owned = false
+  // which hop `via` is, for errors: undefined for `base` (the caller's own client)
+  let viaHop: { i: number; name: string; host?: string } | undefined
   const opened: SshClient[] = []
+  const refusals = new WeakSet<object>()
+  // a channel the previous hop could not open is that hop's refusal, not the next one's failure
+  const step = async (o: ConnectOptions): Promise<SshClient> => {
+    try {
+      return await connectVia(o, via, owned)
+    } catch (e) {
+      if (!(e instanceof ChannelError) || viaHop === undefined) throw e
+      throw refused(new ProxyError(`jump host ${viaHop.i} (${viaHop.name}) could not open a connection to ${hostPort(o.host, o.port)}: ${e.reason}`, { hop: viaHop.i, host: viaHop.host }, { cause: e }))
+    }
+  }
+  const refused = (e: ProxyError): ProxyError => {
+    refusals.add(e)
+    return e
+  }
   try {
     for (const [i, hop] of hops.entries()) {
       if (hop instanceof SshClient) {
@@ -463,6 +485,7 @@ async function connectChain(input: ConnectOptions, base: SshClient | undefined):
         if (opened.length || base) throw new ConfigError(`proxyJump: hop ${i} is a connected SshClient, which can only be the first hop of connect()`, { option: 'proxyJump' })
         via = hop
         owned = false
+        viaHop = { i, name: 'a connected client' }
         continue
       }
       if (hop === null || typeof hop !== 'object' || typeof (hop as ConnectOptions).host !== 'string') {
@@ -470,15 +493,16 @@ async function connectChain(input: ConnectOptions, base: SshClient | undefined):
       }
       const hopOpts = hopOptions(hop as Partial<ConnectOptions>, target as ConnectOptions)
       try {
-        via = await connectVia(hopOpts, via, owned)
+        via = await step(hopOpts)
       } catch (e) {
-        if (e instanceof ConfigError || (e as Error).name === 'AbortError') throw e
+        if (e instanceof ConfigError || refusals.has(e as object) || (e as Error).name === 'AbortError') throw e
         throw new ProxyError(`jump host ${i} (${hopOpts.host}${hopOpts.port ? `:${hopOpts.port}` : ''}) failed: ${(e as Error).message}`, { hop: i, host: hopOpts.host }, { cause: e })
       }
       opened.push(via)
       owned = true
+      viaHop = { i, name: hostPort(hopOpts.host, hopOpts.port), host: hopOpts.host }
     }
-    return await connectVia(target as ConnectOptions, via, owned)
+    return await step(target as ConnectOptions)
   } catch (e) {
     // the hops we opened go with the failure; a client the caller passed in stays open
     for (const c of opened.reverse()) await c.close().catch(() => {})
