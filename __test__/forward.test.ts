@@ -501,6 +501,38 @@ describe('server-side use of a remote forward', () => {
   })
 })
 
+describe('bracketed IPv6 targets', () => {
+  // an echo server on ::1 alone: "[::1]" reaches it only if it is sent (or dialled) bare
+  let echo: net.Server
+  let port: number
+  beforeAll(async () => {
+    echo = net.createServer((c) => { c.on('error', () => {}); c.pipe(c) })
+    await new Promise<void>((r) => echo.listen(0, '::1', r))
+    port = (echo.address() as net.AddressInfo).port
+  })
+  afterAll(() => { echo?.close() })
+
+  const roundTrip = async (s: Duplex): Promise<string> => {
+    const got = new Promise<string>((r) => s.once('data', (c: Buffer) => r(c.toString())))
+    s.write('ping')
+    try { return await withTimeout(got, 10_000, 'echo') } finally { s.destroy() }
+  }
+
+  it("forwardLocal remoteHost '[::1]'", async () => {
+    const f = await ssh.forwardLocal({ remoteHost: '[::1]', remotePort: port })
+    try { expect(await roundTrip(await tcp(f.localPort!))).toBe('ping') } finally { await f.close() }
+  })
+
+  it("openTcp('[::1]')", async () => {
+    expect(await roundTrip(await ssh.openTcp('[::1]', port))).toBe('ping')
+  })
+
+  it("forwardRemote localHost '[::1]'", async () => {
+    const f = await ssh.forwardRemote({ remotePort: 0, localHost: '[::1]', localPort: port })
+    try { expect(await roundTrip(await tcp(f.remotePort!))).toBe('ping') } finally { await f.close() }
+  })
+})
+
 describe('refused targets', () => {
   let dead: number
   beforeAll(async () => { dead = await freeLoopbackPort() })
@@ -539,6 +571,22 @@ describe('refused targets', () => {
       const four = await socks4(f.localPort!, { ipv4: '127.0.0.1' }, dead)
       expect(four.reply).toBe(0x5b)
       expect(await closedAfter(four.sock)).toBe(0)
+    } finally {
+      await f.close()
+    }
+  })
+
+  it('forwardDynamic closes a SOCKS5 request whose version byte is not 5, as ssh -D does', async () => {
+    const f = await ssh.forwardDynamic()
+    try {
+      const s = await tcp(f.localPort!)
+      const r = new HandshakeReader(s)
+      s.write(Buffer.from([5, 1, 0]))
+      expect([...(await r.read(2))]).toEqual([5, 0])
+      const p = Buffer.alloc(2)
+      p.writeUInt16BE(shaPort)
+      s.write(Buffer.concat([Buffer.from([4, 1, 0, 1, 127, 0, 0, 1]), p]))
+      expect(await closedAfter(r.release())).toBe(0)
     } finally {
       await f.close()
     }

@@ -300,14 +300,111 @@ describe('two hops', () => {
     }
   })
 
-  it('a second hop the first cannot reach is ProxyError { hop: 1 } caused by a connect-failed ChannelError', async () => {
+  it('a second hop the first cannot reach is ProxyError { hop: 0 }: the first hop failed to forward, caused by a connect-failed ChannelError', async () => {
     const dead = await freeLoopbackPort()
     const e = await rejection(connect({ ...targetOptions(), proxyJump: `${hopA.user}@127.0.0.1:${hopA.port},${hopA.user}@127.0.0.1:${dead}` }))
     expect(e).toBeInstanceOf(ProxyError)
-    expect(e).toMatchObject({ hop: 1, host: '127.0.0.1' })
+    expect(e).toMatchObject({ hop: 0, host: '127.0.0.1' })
+    expect(e.message).toBe(`jump host 0 (127.0.0.1:${hopA.port}) could not open a connection to 127.0.0.1:${dead}: connect-failed`)
     expect(e.cause).toBeInstanceOf(ChannelError)
     expect(e.cause).toMatchObject({ reason: 'connect-failed' })
     await sessionsBackToBaseline(hopA)
+  })
+
+  it('a target the last hop cannot reach is ProxyError naming the last hop', async () => {
+    const dead = await freeLoopbackPort()
+    const e = await rejection(connect({ ...targetOptions(), host: '127.0.0.1', port: dead, proxyJump: spec2() }))
+    expect(e).toBeInstanceOf(ProxyError)
+    expect(e).toMatchObject({ hop: 1, host: '127.0.0.1' })
+    expect(e.message).toBe(`jump host 1 (127.0.0.1:${hopB.port}) could not open a connection to 127.0.0.1:${dead}: connect-failed`)
+    expect(e.cause).toMatchObject({ reason: 'connect-failed' })
+    await sessionsBackToBaseline(hopA, hopB)
+  })
+
+  it('a hop that forbids forwarding is named, whether a hop or the target is behind it', async () => {
+    const strict = await startSshd({ authorizedKeys: [hopA.userKey.publicKey], config: ['AllowTcpForwarding no'] })
+    try {
+      const kh = join(dir, 'known_hosts_strict')
+      writeFileSync(kh, [...strict.knownHostsLines, ...hopA.knownHostsLines, ...hopB.knownHostsLines, ...target.knownHostsLines].join('\n') + '\n')
+      const at = (p: number) => `${strict.user}@127.0.0.1:${p}`
+      const first = await rejection(connect({ ...targetOptions({ hostKey: { knownHosts: kh } }), proxyJump: `${at(strict.port)},${at(hopB.port)}` }))
+      expect(first).toBeInstanceOf(ProxyError)
+      expect(first).toMatchObject({ hop: 0, host: '127.0.0.1' })
+      expect(first.message).toBe(`jump host 0 (127.0.0.1:${strict.port}) could not open a connection to 127.0.0.1:${hopB.port}: administratively-prohibited`)
+      const last = await rejection(connect({ ...targetOptions({ hostKey: { knownHosts: kh } }), proxyJump: `${at(hopA.port)},${at(strict.port)}` }))
+      expect(last).toBeInstanceOf(ProxyError)
+      expect(last).toMatchObject({ hop: 1, host: '127.0.0.1' })
+      expect(last.message).toBe(`jump host 1 (127.0.0.1:${strict.port}) could not open a connection to [::1]:${target.port}: administratively-prohibited`)
+      expect(last.cause).toMatchObject({ reason: 'administratively-prohibited' })
+    } finally {
+      await strict.stop()
+    }
+    await sessionsBackToBaseline(hopA, hopB)
+  })
+})
+
+describe('proxyJump and sshConfig inside hops and jump()', () => {
+  it("a hop's own proxyJump is dialled before it: A → B → target", async () => {
+    const before = { a: directTcpip(hopA, '127.0.0.1', hopB.port), b: directTcpip(hopB, '::1', target.port) }
+    const ssh = await connect({ ...targetOptions(), proxyJump: [{ host: '127.0.0.1', port: hopB.port, proxyJump: `${hopA.user}@127.0.0.1:${hopA.port}` }] })
+    try {
+      await targetWorks(ssh)
+      expect(directTcpip(hopA, '127.0.0.1', hopB.port)).toBe(before.a + 1)
+      expect(directTcpip(hopB, '::1', target.port)).toBe(before.b + 1)
+    } finally {
+      await ssh.close()
+    }
+    await sessionsBackToBaseline(hopA, hopB, target)
+  })
+
+  it('ssh.jump() with proxyJump runs through this connection, then the hops', async () => {
+    const a = await connect({ ...targetOptions(), host: hopA.host, port: hopA.port })
+    try {
+      const before = { a: directTcpip(hopA, '127.0.0.1', hopB.port), b: directTcpip(hopB, '::1', target.port) }
+      const t = await a.jump({ ...targetOptions(), proxyJump: `${hopB.user}@127.0.0.1:${hopB.port}` })
+      await targetWorks(t)
+      expect(directTcpip(hopA, '127.0.0.1', hopB.port)).toBe(before.a + 1)
+      expect(directTcpip(hopB, '::1', target.port)).toBe(before.b + 1)
+      await t.close()
+      expect(a.isClosed).toBe(false)
+      await sessionsBackToBaseline(hopB, target)
+    } finally {
+      await a.close()
+    }
+  })
+
+  it('a hop that lists itself among its own jump hosts is a ConfigError', async () => {
+    const loop: Partial<ConnectOptions> = { host: '127.0.0.1', port: hopA.port }
+    loop.proxyJump = [loop]
+    const e = await rejection(connect({ ...targetOptions(), proxyJump: [loop] }))
+    expect(e).toBeInstanceOf(ConfigError)
+    expect(e.option).toBe('proxyJump')
+  })
+
+  it('sshConfig is applied by ssh.jump() and by a hop given as options', async () => {
+    const cfg = join(dir, 'ssh_config_aliases')
+    const entry = (alias: string, host: string, port: number) =>
+      `Host ${alias}\n  HostName ${host}\n  Port ${port}\n  User ${target.user}\n  IdentityFile ${keyPath}\n  UserKnownHostsFile ${allKnownHosts}\n  IdentityAgent none\n`
+    writeFileSync(cfg, entry('tgt-alias', '::1', target.port) + entry('hopb-alias', '127.0.0.1', hopB.port))
+    const a = await connect({ ...targetOptions(), host: hopA.host, port: hopA.port })
+    try {
+      const before = directTcpip(hopA, '::1', target.port)
+      const t = await a.jump({ host: 'tgt-alias', sshConfig: cfg })
+      await targetWorks(t)
+      expect(directTcpip(hopA, '::1', target.port)).toBe(before + 1)
+      await t.close()
+    } finally {
+      await a.close()
+    }
+    const before = directTcpip(hopB, '::1', target.port)
+    const ssh = await connect({ ...targetOptions(), proxyJump: [{ host: 'hopb-alias', sshConfig: cfg }] })
+    try {
+      await targetWorks(ssh)
+      expect(directTcpip(hopB, '::1', target.port)).toBe(before + 1)
+    } finally {
+      await ssh.close()
+    }
+    await sessionsBackToBaseline(hopA, hopB, target)
   })
 })
 

@@ -3,6 +3,7 @@
 // loopback. Where a proxy can bind its outgoing side to another loopback address
 // (127.0.0.2…), the server's $SSH_CONNECTION shows the connection really came through it.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { createHash, randomBytes } from 'node:crypto'
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import net from 'node:net'
 import { tmpdir } from 'node:os'
@@ -90,6 +91,20 @@ describe('proxyCommand', () => {
     }
     await gone(pid)
   })
+
+  it('bulk data both ways at once through nc %h %p: 32 MiB up and back through cat', async () => {
+    // nc blocks writing its stdout while nobody reads it, and stops reading its stdin meanwhile
+    const ssh = await connect(options({ proxyCommand: 'nc %h %p' }))
+    try {
+      const up = randomBytes(32 << 20)
+      const r = await ssh.exec('cat', { stdin: up, timeout: 60_000, maxBuffer: 64 << 20 })
+      expect(r.stdout.length).toBe(up.length)
+      expect(createHash('sha256').update(r.stdout).digest('hex')).toBe(createHash('sha256').update(up).digest('hex'))
+      expect((await ssh.exec('echo still-alive', { timeout: 10_000 })).stdout.toString()).toBe('still-alive\n')
+    } finally {
+      await ssh.close()
+    }
+  }, 90_000)
 
   it('%r, %n and %% are expanded', async () => {
     const out = join(dir, 'tokens.txt')
@@ -247,6 +262,16 @@ describe('SOCKS5 (microsocks)', () => {
     expect(e).toBeInstanceOf(ProxyError)
     expect(e.message).toMatch(/rejected the user name or password/)
     expect(e.message + inspect(e) + JSON.stringify(e)).not.toContain('not-the-pw-42')
+  })
+
+  it("a '%' in the password not followed by two hex digits is a ConfigError that does not show the password", async () => {
+    for (const proxy of [`socks5://alice:s3cret%\u20acuro@127.0.0.1:${authedPort}`, `http://alice:s3cret%zz@127.0.0.1:${authedPort}`]) {
+      const e = await rejection(connect(options({ proxy })))
+      expect(e).toBeInstanceOf(ConfigError)
+      expect(e.option).toBe('proxy')
+      expect(e.message).toMatch(/password has a '%' not followed by two hex digits/)
+      expect(e.message + inspect(e) + JSON.stringify(e)).not.toContain('s3cret')
+    }
   })
 
   it('a target the proxy cannot reach is a ProxyError naming the target', async () => {

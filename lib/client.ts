@@ -8,11 +8,11 @@ import { checkCallOptions, type ConnectOptions, optionsOf, type HostKeyInfo, env
 import { ChannelDuplex } from './stream'
 import type { SshClientBuilder } from './builder'
 import type { DynamicForwardOptions, Forward, LocalForwardOptions, LocalUnixForwardOptions, RemoteForwardOptions, RemoteUnixForwardOptions } from './forward'
-import { hopOptions, isNoJump, parseJumpSpec } from './jump'
+import { expandJump, hopOptions, isNoJump, noJump, withoutJump } from './jump'
 import { applySshConfig } from './config'
 import { call, withSignal } from './signal'
 import { SftpClient } from './sftp'
-import { ProxyError } from './errors'
+import { ChannelError, ProxyError } from './errors'
 
 /** Algorithms negotiated for a connection (client→server; `*ServerToClient` where they differ). */
 export interface NegotiatedAlgorithms {
@@ -377,11 +377,14 @@ export class SshClient extends EventEmitter {
 
   /**
    * A new client whose connection runs through this one (a jump); closing it leaves this
-   * connection open.
+   * connection open. `sshConfig` and `proxyJump` apply as in `connect()`, the hops reached
+   * through this connection.
+   * @example
+   * const db = await bastion.jump({ host: 'db', sshConfig: true })
    */
   async jump(options: ConnectOptions): Promise<SshClient> {
     this.#checkOpen()
-    return connectVia(options, this, false)
+    return connectChain(options, this)
   }
 
   /**
@@ -432,38 +435,60 @@ export class SshClient extends EventEmitter {
  * const ssh = await connect({ host: 'app.internal', username: 'deploy', privateKeyPath: '~/.ssh/id_ed25519' })
  */
 export async function connect(input: ConnectOptions): Promise<SshClient> {
+  return connectChain(input, undefined)
+}
+
+/** `host:port` as a message shows it (IPv6 in brackets). */
+function hostPort(host: unknown, port: unknown): string {
+  const h = String(host)
+  return `${h.includes(':') ? `[${h}]` : h}:${port ?? 22}`
+}
+
+/**
+ * Connects to the target of `input` (its sshConfig applied) through its proxyJump hops, the
+ * first of them reached through `base` when given (`ssh.jump()`).
+ */
+async function connectChain(input: ConnectOptions, base: SshClient | undefined): Promise<SshClient> {
   const sshConfig = input && typeof input === 'object' ? input.sshConfig : undefined
   const options = input && typeof input === 'object' ? await applySshConfig(input) : input
   const jump = options && typeof options === 'object' ? options.proxyJump : undefined
-  if (jump === undefined || jump === null || (Array.isArray(jump) && jump.length === 0)) return connectVia(options, undefined, false)
+  if (noJump(jump)) return connectVia(options, base, false)
   // 'none' has already kept the file's route out (applySshConfig); what is left is direct
-  if (isNoJump(jump)) return connectVia(withoutJump(options) as ConnectOptions, undefined, false)
+  // (or through `base`, for ssh.jump())
+  if (isNoJump(jump)) return connectVia(withoutJump(options) as ConnectOptions, base, false)
   const { proxyJump: _ignored, ...target } = options
   if (target.proxy !== undefined || target.proxyCommand !== undefined) {
     throw new ConfigError('proxyJump cannot be combined with proxy or proxyCommand', { option: 'proxyJump' })
   }
-  const hops: (Partial<ConnectOptions> | SshClient)[] = []
-  for (const h of Array.isArray(jump) ? jump : [jump]) {
-    if (typeof h !== 'string') {
-      hops.push(h)
-      continue
-    }
-    // hops named in ProxyJump are resolved through the same configuration, as ssh does
-    for (const hop of parseJumpSpec(h)) {
-      hops.push(sshConfig ? withoutJump(await applySshConfig({ ...hop, sshConfig } as ConnectOptions, options)) : hop)
+  const hops = await expandJump(jump, sshConfig, options, (h) => h instanceof SshClient)
+  let via = base
+  let owned = false
+  // which hop `via` is, for errors: undefined for `base` (the caller's own client)
+  let viaHop: { i: number; name: string; host?: string } | undefined
+  const opened: SshClient[] = []
+  const refusals = new WeakSet<object>()
+  // a channel the previous hop could not open is that hop's refusal, not the next one's failure
+  const step = async (o: ConnectOptions): Promise<SshClient> => {
+    try {
+      return await connectVia(o, via, owned)
+    } catch (e) {
+      if (!(e instanceof ChannelError) || viaHop === undefined) throw e
+      throw refused(new ProxyError(`jump host ${viaHop.i} (${viaHop.name}) could not open a connection to ${hostPort(o.host, o.port)}: ${e.reason}`, { hop: viaHop.i, host: viaHop.host }, { cause: e }))
     }
   }
-  let via: SshClient | undefined
-  let owned = false
-  const opened: SshClient[] = []
+  const refused = (e: ProxyError): ProxyError => {
+    refusals.add(e)
+    return e
+  }
   try {
     for (const [i, hop] of hops.entries()) {
       if (hop instanceof SshClient) {
         if (hop.isClosed) throw new ProxyError(`jump host ${i} is a closed client`, { hop: i })
         // a connected client is a connection of its own: nothing this call opened can lead to it
-        if (opened.length) throw new ConfigError(`proxyJump: hop ${i} is a connected SshClient, which can only be the first hop`, { option: 'proxyJump' })
+        if (opened.length || base) throw new ConfigError(`proxyJump: hop ${i} is a connected SshClient, which can only be the first hop of connect()`, { option: 'proxyJump' })
         via = hop
         owned = false
+        viaHop = { i, name: 'a connected client' }
         continue
       }
       if (hop === null || typeof hop !== 'object' || typeof (hop as ConnectOptions).host !== 'string') {
@@ -471,15 +496,16 @@ export async function connect(input: ConnectOptions): Promise<SshClient> {
       }
       const hopOpts = hopOptions(hop as Partial<ConnectOptions>, target as ConnectOptions)
       try {
-        via = await connectVia(hopOpts, via, owned)
+        via = await step(hopOpts)
       } catch (e) {
-        if (e instanceof ConfigError || (e as Error).name === 'AbortError') throw e
+        if (e instanceof ConfigError || refusals.has(e as object) || (e as Error).name === 'AbortError') throw e
         throw new ProxyError(`jump host ${i} (${hopOpts.host}${hopOpts.port ? `:${hopOpts.port}` : ''}) failed: ${(e as Error).message}`, { hop: i, host: hopOpts.host }, { cause: e })
       }
       opened.push(via)
       owned = true
+      viaHop = { i, name: hostPort(hopOpts.host, hopOpts.port), host: hopOpts.host }
     }
-    return await connectVia(target as ConnectOptions, via, owned)
+    return await step(target as ConnectOptions)
   } catch (e) {
     // the hops we opened go with the failure; a client the caller passed in stays open
     for (const c of opened.reverse()) await c.close().catch(() => {})
@@ -488,6 +514,8 @@ export async function connect(input: ConnectOptions): Promise<SshClient> {
 }
 
 async function connectVia(options: ConnectOptions, via: SshClient | undefined, owned: boolean): Promise<SshClient> {
+  // the chain is dialled by connectChain: a route left here would be dropped without a word
+  if (options && typeof options === 'object' && !noJump(options.proxyJump)) throw new ConfigError('proxyJump: hops were not expanded', { option: 'proxyJump' })
   const r = resolveOptions(options)
   let onClosed!: (err: Error | undefined) => void
   const closed = new Promise<Error | undefined>((resolve) => { onClosed = resolve })
@@ -519,11 +547,6 @@ function bridgeSocket(sock: import('node:stream').Duplex): InstanceType<typeof b
   // the connection reports the failure; an 'error' nobody listens to must not crash
   sock.on('error', () => bridge.end())
   return bridge
-}
-
-function withoutJump(o: ConnectOptions): Partial<ConnectOptions> {
-  const { proxyJump: _jump, ...rest } = o
-  return rest
 }
 
 function pick(f: Forward): Omit<Forward, 'close'> {

@@ -1,4 +1,4 @@
-import { CONFIG_AUTH } from './config'
+import { applySshConfig, CONFIG_AUTH } from './config'
 import { ConfigError } from './errors'
 import type { ConnectOptions } from './options'
 
@@ -88,4 +88,61 @@ export function hopOptions(hop: Partial<ConnectOptions>, target: ConnectOptions)
   const configAuth = ownAuth ? from(hop) : from(target) ?? from(hop)
   if (configAuth !== undefined) result[CONFIG_AUTH] = configAuth
   return result as unknown as ConnectOptions
+}
+
+/** A proxyJump value that names no hop. @internal */
+export function noJump(jump: unknown): boolean {
+  return jump === undefined || jump === null || (Array.isArray(jump) && jump.length === 0)
+}
+
+/** Options without their route through jump hosts. @internal */
+export function withoutJump(o: Partial<ConnectOptions>): Partial<ConnectOptions> {
+  const { proxyJump: _jump, ...rest } = o
+  return rest
+}
+
+/**
+ * Flattens a proxyJump value into the hops in the order they are dialled: a hop given as
+ * options with a `proxyJump` of its own is reached through those hops first (as
+ * `ssh -J`'s hops would be), and one with `sshConfig` is resolved through that file, as
+ * the target is. Hops named in a string are resolved through the target's file, if any.
+ * A ProxyJump a file gives for a hop is not followed (ssh would loop on `Host *`).
+ * Connected clients pass through as they are; the caller checks them. @internal
+ */
+export async function expandJump(
+  jump: unknown,
+  sshConfig: ConnectOptions['sshConfig'],
+  bound: ConnectOptions,
+  isClient: (h: unknown) => boolean,
+  seen: Set<object> = new Set(),
+): Promise<unknown[]> {
+  const out: unknown[] = []
+  for (const h of Array.isArray(jump) ? jump : [jump]) {
+    if (typeof h === 'string') {
+      for (const hop of parseJumpSpec(h)) {
+        out.push(sshConfig ? withoutJump(await applySshConfig({ ...hop, sshConfig } as ConnectOptions, bound)) : hop)
+      }
+      continue
+    }
+    if (h === null || typeof h !== 'object' || isClient(h) || typeof (h as ConnectOptions).host !== 'string') {
+      out.push(h)
+      continue
+    }
+    const o = h as Partial<ConnectOptions>
+    if (seen.has(o)) throw new ConfigError(`proxyJump: hop ${o.host} is among its own jump hosts`, { option: 'proxyJump' })
+    const own = o.proxyJump
+    if (!noJump(own) && (o.proxy !== undefined || o.proxyCommand !== undefined || o.sock !== undefined)) {
+      throw new ConfigError(`proxyJump: hop ${o.host} gives both proxyJump and ${o.proxy !== undefined ? 'proxy' : o.proxyCommand !== undefined ? 'proxyCommand' : 'sock'}`, { option: 'proxyJump' })
+    }
+    const ownConfig = o.sshConfig !== undefined && o.sshConfig !== false ? o.sshConfig : undefined
+    // the hop's own proxyJump is a route it gives, so the file's route does not replace it
+    const hop = ownConfig === undefined ? withoutJump(o) : withoutJump(await applySshConfig(o as ConnectOptions, bound))
+    if (!noJump(own)) {
+      seen.add(o)
+      out.push(...(await expandJump(own, ownConfig ?? sshConfig, bound, isClient, seen)))
+      seen.delete(o)
+    }
+    out.push(hop)
+  }
+  return out
 }

@@ -585,7 +585,7 @@ fn errno_name(e: &std::io::Error) -> Option<String> {
 }
 
 /// `[::1]` → `::1`: people paste bracketed IPv6 literals from URLs and ssh_config.
-fn bare_host(host: &str) -> &str {
+pub(crate) fn bare_host(host: &str) -> &str {
     host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host)
 }
 
@@ -907,6 +907,8 @@ impl Client {
     /// Opens a direct-tcpip channel (RFC 4254 §7.2): the server connects to host:port.
     /// These do not count against maxSessions (OpenSSH limits only sessions).
     pub async fn open_direct_tcpip(&self, host: &str, port: u16, originator: &str, originator_port: u16) -> Result<Channel> {
+        // RFC 4254 §7.2 carries the address itself: sshd would look up "[::1]" as a name
+        let host = bare_host(host);
         if let Some(e) = self.close_error() {
             return Err(e);
         }

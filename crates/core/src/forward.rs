@@ -223,6 +223,10 @@ async fn socks_session(client: Arc<Client>, mut sock: TcpStream, peer: Option<So
             sock.write_all(&[5, 0]).await?;
             let mut head = [0u8; 4];
             sock.read_exact(&mut head).await?;
+            // RFC 1928 §4: the request repeats the version; ssh -D closes on anything but 5
+            if head[0] != 5 {
+                return Ok(());
+            }
             let host = match head[3] {
                 1 => {
                     let mut a = [0u8; 4];
@@ -275,7 +279,7 @@ async fn socks_session(client: Arc<Client>, mut sock: TcpStream, peer: Option<So
 /// Connects a remote-forwarded connection to its local target and copies.
 pub(crate) async fn serve_remote(ch: crate::channel::Channel, target: Target) {
     match target {
-        Target::Tcp { host, port } => match TcpStream::connect((host.as_str(), port)).await {
+        Target::Tcp { host, port } => match TcpStream::connect((crate::client::bare_host(&host), port)).await {
             Ok(s) => {
                 let _ = s.set_nodelay(true);
                 let _ = bridge(ch, QuickAck::new(s)).await;

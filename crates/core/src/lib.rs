@@ -15,6 +15,7 @@ mod host_key;
 pub mod keys;
 pub mod known_hosts;
 pub mod options;
+mod pipes;
 mod quickack;
 pub mod server;
 pub mod sftp;

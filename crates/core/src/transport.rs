@@ -164,7 +164,7 @@ pub fn spawn_proxy_command(command: &str) -> Result<(ProxyCommand, impl Transpor
             k.extend_from_slice(&buf[..n.min(room)]);
         }
     });
-    Ok((ProxyCommand { child, stderr: kept, command: command.into(), stderr_reader: Some(reader) }, tokio::io::join(stdout, stdin)))
+    Ok((ProxyCommand { child, stderr: kept, command: command.into(), stderr_reader: Some(reader) }, crate::pipes::pipes(stdout, stdin)))
 }
 
 impl ProxyCommand {
@@ -198,22 +198,31 @@ pub enum ProxyKind {
     Http,
 }
 
-fn percent_decode(s: &str) -> String {
+/// RFC 3986 §2.1 percent-decoding of a proxy URL's user or password. A `%` not followed by two
+/// hex digits is an error naming `what`, never quoting the text: it is a secret.
+fn percent_decode(s: &str, what: &str) -> Result<String> {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'%' && i + 2 < b.len() {
-            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
-                out.push(v);
-                i += 3;
-                continue;
+        if b[i] != b'%' {
+            out.push(b[i]);
+            i += 1;
+            continue;
+        }
+        let hex = |j: usize| b.get(j).copied().filter(u8::is_ascii_hexdigit).and_then(|c| (c as char).to_digit(16));
+        match (hex(i + 1), hex(i + 2)) {
+            (Some(hi), Some(lo)) => out.push((hi * 16 + lo) as u8),
+            _ => {
+                return Err(Error::config(
+                    "proxy",
+                    format!("the proxy URL's {what} has a '%' not followed by two hex digits (write a literal '%' as %25)"),
+                ))
             }
         }
-        out.push(b[i]);
-        i += 1;
+        i += 3;
     }
-    String::from_utf8_lossy(&out).into_owned()
+    Ok(String::from_utf8_lossy(&out).into_owned())
 }
 
 impl ProxyUrl {
@@ -253,8 +262,8 @@ impl ProxyUrl {
         };
         let (user, password) = match auth {
             Some(a) => match a.split_once(':') {
-                Some((u, p)) => (Some(percent_decode(u)), Some(percent_decode(p))),
-                None => (Some(percent_decode(a)), None),
+                Some((u, p)) => (Some(percent_decode(u, "user name")?), Some(percent_decode(p, "password")?)),
+                None => (Some(percent_decode(a, "user name")?), None),
             },
             None => (None, None),
         };
@@ -556,6 +565,11 @@ mod tests {
         assert!(!format!("{p:?}").contains("p:ss"));
         assert_eq!(ProxyUrl::parse("http://[::1]:3128").unwrap().host, "::1");
         assert_eq!(ProxyUrl::parse("socks4a://h").unwrap().port, 1080);
+        for bad in ["socks5://alice:s3cret%\u{20ac}uro@127.0.0.1:1080", "socks5://al%\u{20ac}ice:pw@h", "http://u:s3cret%4@h", "http://u:s3cret%zz@h", "http://u:s3cret%@h"] {
+            let e = ProxyUrl::parse(bad).expect_err(bad).to_string();
+            assert!(!e.contains("s3cret") && !e.contains("uro") && !e.contains("ice"), "{e}");
+        }
+        assert_eq!(ProxyUrl::parse("http://u:100%25@h").unwrap().password.as_deref(), Some("100%"));
         for bad in ["proxy:1080", "ftp://h:1", "socks5://:1080", "socks5://h:0", "socks5://h:99999", "http://[::1:80"] {
             assert!(ProxyUrl::parse(bad).is_err(), "{bad}");
         }
