@@ -299,6 +299,8 @@ export interface NativeAuthMethod {
    * cannot be read or certifies none of the keys is left out
    */
   foundCertificatePaths?: Array<string>
+  /** 'agent': offer only the agent's copies of the method list's keys (ssh's IdentitiesOnly) */
+  identitiesOnly?: boolean
   /**
    * 'publickey': the key was found (ssh_config IdentityFile, default ~/.ssh/id_*), not
    * given; one that cannot be loaded is a failed attempt instead of a ConfigError

@@ -318,7 +318,7 @@ export function resolveOptions(input: ConnectOptions): Resolved {
     const socket = agent === true ? process.env.SSH_AUTH_SOCK : resolve(expandHome(agent as string))
     if (!socket) bad('agent', 'is true but SSH_AUTH_SOCK is not set: start ssh-agent or pass the socket path')
     // a certificate no private key here fits is presented with the agent's key for it
-    methods.agent.push({ kind: 'agent', agentSocket: socket, ...cert })
+    methods.agent.push({ kind: 'agent', agentSocket: socket, ...cert, ...(found?.identitiesOnly ? { identitiesOnly: true } : {}) })
   }
   if (methods.publickey.length === 0 && methods.agent.length === 0 && givenCerts) {
     bad('certificate', 'needs the private key (privateKey, privateKeyPath) or an agent holding it')

@@ -20,13 +20,35 @@ use crate::options::{AuthMethod, KbdPrompt, KeySource, KeyboardInteractive, Secr
 /// A method ready to run: keys are loaded (and decrypted) before the network is touched.
 pub(crate) enum Prepared {
     PublicKey { key: Arc<PrivateKey>, label: String, certificate: Option<Certificate> },
-    /// `certificates`: those no key loaded here certifies, for the agent's keys; the flag says
-    /// the certificate was given, so a missing key is worth reporting.
-    Agent { socket: PathBuf, certificates: Vec<(Certificate, bool)> },
+    Agent { socket: PathBuf, share: AgentShare },
     /// A key that could not be used, and the outcome its attempt reports.
     BadKey { label: String, outcome: String },
     Password(Secret),
     KeyboardInteractive(Arc<dyn KeyboardInteractive>),
+}
+
+/// What the agent is asked for, decided from the other methods, as ssh decides it from its
+/// identity list.
+#[derive(Clone, Default)]
+pub(crate) struct AgentShare {
+    /// Certificates no key loaded here certifies; the flag says the certificate was given, so
+    /// an agent without its key is worth reporting.
+    certificates: Vec<(Certificate, bool)>,
+    /// The public halves of the keys listed (key files, `.pub` files): their agent copies go first.
+    listed: Vec<Listed>,
+    /// IdentitiesOnly: nothing but the listed keys' copies and the certificates.
+    only: bool,
+    /// Keys loaded here and tried plain: offering the agent's copy again would only use up
+    /// one of the server's MaxAuthTries.
+    loaded: Vec<PublicKey>,
+}
+
+#[derive(Clone)]
+struct Listed {
+    key: PublicKey,
+    label: String,
+    /// a `.pub` file: the agent is the only one who can sign for it
+    public_only: bool,
 }
 
 /// Agent identities tried at most: OpenSSH servers drop the connection after MaxAuthTries
@@ -129,20 +151,24 @@ pub(crate) fn prepare(methods: &[AuthMethod]) -> Result<Vec<Prepared>> {
     let mut pool = certificate_pool(methods)?;
     let mut out = Vec::new();
     let mut given_keys = Vec::new();
+    let mut share = AgentShare::default();
+    let agent = methods.iter().any(|m| matches!(m, AuthMethod::Agent { .. }));
     for m in methods {
         match m {
-            AuthMethod::Agent { socket, .. } => out.push(Prepared::Agent { socket: socket.clone(), certificates: Vec::new() }),
+            AuthMethod::Agent { socket, identities_only, .. } => {
+                out.push(Prepared::Agent { socket: socket.clone(), share: AgentShare { only: *identities_only, ..AgentShare::default() } })
+            }
             AuthMethod::PublicKey { source, passphrase, optional, .. } => {
                 if !optional {
                     given_keys.push(key_label(source));
                 }
-                prepare_key(source, passphrase.as_ref(), *optional, &mut pool, &mut out)?;
+                let key = KeyToPrepare { source, passphrase: passphrase.as_ref(), optional: *optional, agent };
+                prepare_key(&key, &mut pool, &mut share, &mut out)?;
             }
             AuthMethod::Password(p) => out.push(Prepared::Password(p.clone())),
             AuthMethod::KeyboardInteractive(cb) => out.push(Prepared::KeyboardInteractive(Arc::clone(cb))),
         }
     }
-    let agent = methods.iter().any(|m| matches!(m, AuthMethod::Agent { .. }));
     // certificates given with keys must be for them (of several, one fitting is enough: the
     // others are left out as ssh leaves out a CertificateFile of a key it lacks); given
     // alone, they are for the agent's keys
@@ -161,16 +187,34 @@ pub(crate) fn prepare(methods: &[AuthMethod]) -> Result<Vec<Prepared>> {
             message: format!("{option}: the certificate {:?} is for another key ({fingerprint}) than the ones here ({keys}); give the private key it certifies", p.cert.key_id()),
         });
     }
-    let for_agent: Vec<(Certificate, bool)> = pool.into_iter().filter(|p| !p.used).map(|p| (p.cert, p.given)).collect();
+    share.certificates = pool.into_iter().filter(|p| !p.used).map(|p| (p.cert, p.given)).collect();
     for p in out.iter_mut() {
-        if let Prepared::Agent { certificates, .. } = p {
-            certificates.clone_from(&for_agent);
+        if let Prepared::Agent { share: own, .. } = p {
+            *own = AgentShare { only: own.only, ..share.clone() };
         }
     }
     Ok(out)
 }
 
-fn prepare_key(source: &KeySource, passphrase: Option<&Secret>, optional: bool, pool: &mut [Pooled], out: &mut Vec<Prepared>) -> Result<()> {
+struct KeyToPrepare<'a> {
+    source: &'a KeySource,
+    passphrase: Option<&'a Secret>,
+    optional: bool,
+    /// an agent method is configured, which may sign for a key that is not loaded here
+    agent: bool,
+}
+
+/// The public key in `<path>.pub`, for a key file that keeps its own encrypted (PEM).
+fn public_beside(source: &KeySource) -> Option<PublicKey> {
+    let KeySource::Path(p) = source else { return None };
+    let mut name = p.clone().into_os_string();
+    name.push(".pub");
+    let data = crate::files::read_limited(std::path::Path::new(&name), crate::files::KEY_FILE_LIMIT).ok()?;
+    keys::public_half(&data)
+}
+
+fn prepare_key(k: &KeyToPrepare<'_>, pool: &mut [Pooled], share: &mut AgentShare, out: &mut Vec<Prepared>) -> Result<()> {
+    let (source, optional) = (k.source, k.optional);
     let label = key_label(source);
     let (option, file) = match source {
         KeySource::Path(p) => ("privateKeyPath", Some(p.clone())),
@@ -192,13 +236,16 @@ fn prepare_key(source: &KeySource, passphrase: Option<&Secret>, optional: bool, 
             Err(e) => return unusable(out, label, format!("cannot read the key: {e}"), format!("cannot read private key {}: {e}", p.display())),
         },
     };
-    let key = match keys::load_private_key(&data, passphrase.map(Secret::expose)) {
+    let key = match keys::load_private_key(&data, k.passphrase.map(Secret::expose)) {
         Ok(key) => key,
         Err(e) => {
-            // a key that stays locked still tells which certificates are its own (the agent may
-            // hold it and sign for them)
-            if let Some(public) = keys::public_half(&data) {
-                pool.iter_mut().filter(|p| p.certifies(&public)).for_each(|p| p.fits = true);
+            // a key that stays locked still tells which certificates are its own, and which
+            // agent key is its copy (the agent may sign for both)
+            let in_file = keys::public_half(&data);
+            let public = in_file.clone().or_else(|| public_beside(source));
+            if let Some(public) = &public {
+                pool.iter_mut().filter(|p| p.certifies(public)).for_each(|p| p.fits = true);
+                share.listed.push(Listed { key: public.clone(), label: label.clone(), public_only: false });
             }
             return match e {
                 KeyError::WrongPassphrase => {
@@ -209,11 +256,23 @@ fn prepare_key(source: &KeySource, passphrase: Option<&Secret>, optional: bool, 
                     out.push(Prepared::BadKey { label, outcome: "key is encrypted and no passphrase was given".into() });
                     Ok(())
                 }
+                // a found `.pub` file names the agent's copy of the key, as with ssh (a hardware
+                // token's or a password manager's agent holds the private half)
+                _ if optional && in_file.is_some() => {
+                    if let Some(l) = share.listed.last_mut() {
+                        l.public_only = true;
+                    }
+                    if !k.agent {
+                        out.push(Prepared::BadKey { label, outcome: "not loaded: a public key, and no agent is configured to sign with it".into() });
+                    }
+                    Ok(())
+                }
                 e => unusable(out, label, format!("not loaded: {e}"), format!("{option}: {e}")),
             };
         }
     };
     let key = Arc::new(key);
+    share.listed.push(Listed { key: key.public_key().clone(), label: label.clone(), public_only: false });
     let mut certified = false;
     for p in pool.iter_mut().filter(|p| p.certifies(key.public_key())) {
         p.fits = true;
@@ -222,6 +281,7 @@ fn prepare_key(source: &KeySource, passphrase: Option<&Secret>, optional: bool, 
         out.push(Prepared::PublicKey { key: Arc::clone(&key), label: label.clone(), certificate: Some(p.cert.clone()) });
     }
     if !certified {
+        share.loaded.push(key.public_key().clone());
         out.push(Prepared::PublicKey { key, label, certificate: None });
     }
     Ok(())
@@ -336,7 +396,7 @@ pub(crate) async fn authenticate(
                 let r = handle.authenticate_certificate_with(user, cert.clone(), hash, &mut signer).await.map_err(|e| Error::Protocol { message: format!("signing failed: {e}") })?;
                 chain.result(r, name, detail)
             }
-            Prepared::Agent { socket, certificates } => agent_auth(handle, user, socket, certificates, &mut chain).await?,
+            Prepared::Agent { socket, share } => agent_auth(handle, user, socket, share, &mut chain).await?,
             Prepared::Password(p) => {
                 let r = handle.authenticate_password(user, p.expose()).await.map_err(Error::from)?;
                 chain.result(r, name, None)
@@ -407,8 +467,9 @@ async fn rsa_hash(handle: &Handle<ClientHandler>, is_rsa: bool) -> Result<Option
     Ok(handle.best_supported_rsa_hash().await.map_err(Error::from)?.flatten().or(Some(HashAlg::Sha256)))
 }
 
-/// Tries the agent's identities, the certificates for its keys first.
-async fn agent_auth(handle: &mut Handle<ClientHandler>, user: &str, socket: &std::path::Path, certificates: &[(Certificate, bool)], chain: &mut Chain) -> Result<bool> {
+/// Tries the agent's identities: the certificates for its keys first, then its copies of the
+/// keys listed, then (unless IdentitiesOnly) the others.
+async fn agent_auth(handle: &mut Handle<ClientHandler>, user: &str, socket: &std::path::Path, share: &AgentShare, chain: &mut Chain) -> Result<bool> {
     let label = format!("agent {}", socket.display());
     let stream = match crate::agent_socket::connect(socket).await {
         Ok(s) => s,
@@ -425,30 +486,41 @@ async fn agent_auth(handle: &mut Handle<ClientHandler>, user: &str, socket: &std
             return Ok(false);
         }
     };
+    let holds = |key: &PublicKey| identities.iter().any(|i| matches!(i, AgentIdentity::PublicKey { key: k, .. } if k.key_data() == key.key_data()));
+    // a `.pub` identity file the agent cannot sign for is skipped, as ssh skips it
+    for l in share.listed.iter().filter(|l| l.public_only && !holds(&l.key)) {
+        chain.record("publickey", "not loaded: the agent does not hold this key", Some(l.label.clone()));
+    }
     if identities.is_empty() {
-        chain.record("publickey", "agent has no keys", Some(label));
+        if !share.only {
+            chain.record("publickey", "agent has no keys", Some(label));
+        }
         return Ok(false);
     }
-    // the configured certificates go first, each signed by the agent's key for it
     let mut tries: Vec<(Option<Certificate>, PublicKey)> = Vec::new();
-    for (cert, given) in certificates {
+    for (cert, given) in &share.certificates {
         let key = PublicKey::from(cert.public_key().clone());
-        let held = identities.iter().any(|i| matches!(i, AgentIdentity::PublicKey { key: k, .. } if k.key_data() == key.key_data()));
-        if held {
+        if holds(&key) {
             tries.push((Some(cert.clone()), key));
         } else if *given {
             chain.record("publickey", "the agent does not hold the key of the certificate", Some(label.clone()));
         }
     }
+    let rank = |key: &PublicKey| share.listed.iter().position(|l| l.key.key_data() == key.key_data());
+    let mut own: Vec<(Option<usize>, Option<Certificate>, PublicKey)> = Vec::new();
     for id in &identities {
         match id {
-            AgentIdentity::PublicKey { key, .. } => tries.push((None, key.clone())),
-            AgentIdentity::Certificate { certificate, .. } if !certificates.iter().any(|(c, _)| c == certificate) => {
-                tries.push((Some(certificate.clone()), PublicKey::from(certificate.public_key().clone())))
+            AgentIdentity::PublicKey { key, .. } if !share.loaded.iter().any(|k| k.key_data() == key.key_data()) => own.push((rank(key), None, key.clone())),
+            AgentIdentity::Certificate { certificate, .. } if !share.certificates.iter().any(|(c, _)| c == certificate) => {
+                let key = PublicKey::from(certificate.public_key().clone());
+                own.push((rank(&key), Some(certificate.clone()), key))
             }
-            AgentIdentity::Certificate { .. } => {}
+            _ => {}
         }
     }
+    // the copies of the keys listed first, in their order, as ssh prefers them
+    own.sort_by_key(|(r, ..)| r.unwrap_or(usize::MAX));
+    tries.extend(own.into_iter().filter(|(r, ..)| r.is_some() || !share.only).map(|(_, c, k)| (c, k)));
     for (cert, key) in tries.into_iter().take(MAX_AGENT_IDENTITIES) {
         if !chain.allows("publickey") {
             break;

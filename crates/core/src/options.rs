@@ -116,8 +116,10 @@ pub enum AuthMethod {
     /// failed attempt, as ssh's "Load key: invalid format", not a ConfigError that stops the
     /// other methods.
     PublicKey { source: KeySource, passphrase: Option<Secret>, certificates: Vec<CertificateSource>, optional: bool },
-    /// Every identity of an SSH agent.
-    Agent { socket: PathBuf, certificates: Vec<CertificateSource> },
+    /// Every identity of an SSH agent, the copies of the keys listed as PublicKey methods
+    /// first (a `.pub` file among those found names a key only the agent holds). With
+    /// `identities_only` (ssh's IdentitiesOnly), only those copies and the certificates'.
+    Agent { socket: PathBuf, certificates: Vec<CertificateSource>, identities_only: bool },
     Password(Secret),
     KeyboardInteractive(Arc<dyn KeyboardInteractive>),
 }

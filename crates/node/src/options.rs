@@ -47,6 +47,8 @@ pub struct NativeAuthMethod {
     /// Certificate files found (beside a key file, ssh_config CertificateFile): one that
     /// cannot be read or certifies none of the keys is left out
     pub found_certificate_paths: Option<Vec<String>>,
+    /// 'agent': offer only the agent's copies of the method list's keys (ssh's IdentitiesOnly)
+    pub identities_only: Option<bool>,
     /// 'publickey': the key was found (ssh_config IdentityFile, default ~/.ssh/id_*), not
     /// given; one that cannot be loaded is a failed attempt instead of a ConfigError
     pub optional: Option<bool>,
@@ -165,7 +167,7 @@ fn auth_method(m: NativeAuthMethod, kbd: &Option<Arc<KbdFn>>) -> Result<AuthMeth
     let certificates: Vec<CertificateSource> = given.chain(paths).chain(found).collect();
     match m.kind.as_str() {
         "agent" => match m.agent_socket {
-            Some(socket) if !socket.is_empty() => Ok(AuthMethod::Agent { socket: PathBuf::from(socket), certificates }),
+            Some(socket) if !socket.is_empty() => Ok(AuthMethod::Agent { socket: PathBuf::from(socket), certificates, identities_only: m.identities_only.unwrap_or(false) }),
             _ => Err(Error::config("agent", "agent authentication needs the agent socket (SSH_AUTH_SOCK)")),
         },
         "publickey" => {
