@@ -287,9 +287,20 @@ export interface NativeAuthMethod {
   password?: string
   /** 'agent': the agent socket */
   agentSocket?: string
-  /** OpenSSH user certificate (text) or its path, for 'publickey' and 'agent' */
-  certificate?: Buffer
-  certificatePath?: string
+  /**
+   * OpenSSH user certificates (text) and certificate files given, for 'publickey' and
+   * 'agent': each is presented with the key it certifies, one of the method list's keys or
+   * the agent's
+   */
+  certificates?: Array<Buffer>
+  certificatePaths?: Array<string>
+  /**
+   * Certificate files found (beside a key file, ssh_config CertificateFile): one that
+   * cannot be read or certifies none of the keys is left out
+   */
+  foundCertificatePaths?: Array<string>
+  /** 'agent': offer only the agent's copies of the method list's keys (ssh's IdentitiesOnly) */
+  identitiesOnly?: boolean
   /**
    * 'publickey': the key was found (ssh_config IdentityFile, default ~/.ssh/id_*), not
    * given; one that cannot be loaded is a failed attempt instead of a ConfigError

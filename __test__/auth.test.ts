@@ -450,12 +450,67 @@ describe('user certificates', () => {
     expect(sshd.log()).toMatch(/name is not a listed principal|not in the list of principals|Certificate invalid/)
   })
 
-  it('a certificate of another key is a ConfigError', async () => {
-    const e1 = await rejects(connect({ ...base(sshd), privateKeyPath: user.ed25519.bare, certificatePath: user.ecdsa.cert }))
+  it('a certificate given with several keys goes with the key it certifies', async () => {
+    await login(sshd, { privateKeyPath: [user.ed25519.bare, user.ecdsa.bare], certificatePath: user.ecdsa.cert })
+    expect(certAccepted(user.ecdsa.id)).toBe(true)
+    // several certificates, each with its own key
+    await login(sshd, { privateKeyPath: user.rsa.bare, certificatePath: [user.ed25519.cert, user.rsa.cert] })
+    expect(certAccepted(user.rsa.id)).toBe(true)
+    await login(sshd, { privateKey: readFileSync(user.ed25519.bare, 'utf8'), certificate: [readFileSync(user.ecdsa.cert, 'utf8'), readFileSync(user.ed25519.cert, 'utf8')] })
+    expect(certAccepted(user.ed25519.id)).toBe(true)
+  })
+
+  it('a certificate for none of the keys given is a ConfigError', async () => {
+    const e1 = await rejects(connect({ ...base(sshd), privateKeyPath: [user.ed25519.bare, user.rsa.bare], certificatePath: user.ecdsa.cert }))
     expect(e1).toBeInstanceOf(ConfigError)
-    expect(e1.message).toMatch(/another key/)
+    expect(e1.message).toMatch(/another key \(SHA256:.*none of the keys given/)
+    expect(e1.message).toContain(user.rsa.bare)
+    expect((e1 as ConfigError).option).toBe('certificatePath')
     const e2 = await rejects(connect({ ...base(sshd), privateKey: readFileSync(user.rsa.bare, 'utf8'), certificate: readFileSync(user.ed25519.cert, 'utf8') }))
     expect(e2).toBeInstanceOf(ConfigError)
+  })
+
+  describe('ssh_config CertificateFile', () => {
+    const saved = process.env.SSH_AUTH_SOCK
+    beforeAll(() => {
+      delete process.env.SSH_AUTH_SOCK
+    })
+    afterAll(() => {
+      if (saved === undefined) delete process.env.SSH_AUTH_SOCK
+      else process.env.SSH_AUTH_SOCK = saved
+    })
+    const configWith = (name: string, lines: string[]): string => {
+      const file = join(d, name)
+      writeFileSync(file, ['Host *', ...lines.map((l) => `  ${l}`), ''].join('\n'))
+      return file
+    }
+
+    it('every CertificateFile that exists goes with the IdentityFile it certifies; a missing one is skipped', async () => {
+      const file = configWith('cfg-certs', [
+        'IdentitiesOnly yes',
+        `IdentityFile ${user.ed25519.bare}`,
+        `IdentityFile ${user.ecdsa.bare}`,
+        `CertificateFile ${join(d, 'no-such-cert.pub')}`,
+        `CertificateFile ${user.rsa.cert}`,
+        `CertificateFile ${user.ecdsa.cert}`,
+      ])
+      await login(sshd, { sshConfig: file })
+      expect(certAccepted(user.ecdsa.id)).toBe(true)
+    })
+
+    it("a CertificateFile goes with the agent's key it certifies", async () => {
+      const u = user.rsa
+      const a = await startAgent([u.bare])
+      agents.push(a)
+      const file = configWith('cfg-agent-certs', [
+        `IdentityAgent ${a.socket}`,
+        `IdentityFile ${join(d, 'no-such-key')}`,
+        `CertificateFile ${user.ed25519.cert}`,
+        `CertificateFile ${u.cert}`,
+      ])
+      await login(sshd, { sshConfig: file })
+      expect(certAccepted(u.id)).toBe(true)
+    })
   })
 
   it('a certificate that is not one is a ConfigError', async () => {

@@ -1,12 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { execFileSync } from 'node:child_process'
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 
 import { AbortError, AuthError, ConfigError, TimeoutError, connect, resolveConfig } from '../dist/cjs/index.js'
 import { startAgent } from './fixtures/agent.mjs'
-import { startSshd, type Sshd } from './fixtures/sshd.mjs'
+import { keygen, startSshd, type Sshd } from './fixtures/sshd.mjs'
 
 let target: Sshd
 let bastion: Sshd
@@ -149,7 +149,7 @@ describe('sshConfig in connect()', () => {
       await agent.stop()
     }
   })
-  it('IdentityAgent none and IdentitiesOnly yes keep the agent out, and no default key is added to what the file gives', async () => {
+  it('IdentityAgent none, and IdentitiesOnly yes without an identity file, keep the agent out, and no default key is added to what the file gives', async () => {
     // an agent and a default ~/.ssh/id_ed25519 that would both log in
     const agent = await startAgent([target.userKey.path])
     const home = mkdtempSync(join(tmpdir(), 'ferrossh-config-home-'))
@@ -182,6 +182,79 @@ describe('sshConfig in connect()', () => {
       }
       await agent.stop()
     }
+  })
+  describe("the agent's copies of the IdentityFiles", () => {
+    let agent: Awaited<ReturnType<typeof startAgent>>
+    let d: string
+    const strangers: string[] = []
+    const saved = process.env.SSH_AUTH_SOCK
+    beforeAll(async () => {
+      d = mkdtempSync(join(tmpdir(), 'ferrossh-config-agent-ids-'))
+      // five keys the server does not know, listed before the one it does: offered in the
+      // agent's order, the right one would come after ssh's limit of five agent keys
+      for (let i = 0; i < 5; i++) strangers.push(keygen(join(d, `stranger${i}`), 'ed25519').path)
+      agent = await startAgent([...strangers, target.userKey.path])
+      mkdirSync(join(d, 'pub'))
+      // the public halves alone, as a password manager's or a hardware token's agent setup keeps them
+      copyFileSync(`${target.userKey.path}.pub`, join(d, 'pub', 'id_target.pub'))
+      copyFileSync(`${strangers[0]}.pub`, join(d, 'pub', 'id_stranger.pub'))
+      const other = keygen(join(d, 'not-in-agent'), 'ed25519').path
+      copyFileSync(`${other}.pub`, join(d, 'pub', 'id_other.pub'))
+      // a passphrase-protected copy of the key the agent holds, opened by nobody here
+      copyFileSync(target.userKey.path, join(d, 'id_locked'))
+      chmodSync(join(d, 'id_locked'), 0o600)
+      execFileSync('ssh-keygen', ['-q', '-p', '-P', '', '-N', 'locked away', '-f', join(d, 'id_locked')])
+      delete process.env.SSH_AUTH_SOCK
+    })
+    afterAll(async () => {
+      if (saved === undefined) delete process.env.SSH_AUTH_SOCK
+      else process.env.SSH_AUTH_SOCK = saved
+      await agent?.stop()
+    })
+    const configWith = (name: string, lines: string[]): string => {
+      const file = join(d, name)
+      writeFileSync(file, [
+        'Host agent-ids',
+        '  HostName 127.0.0.1',
+        `  Port ${target.port}`,
+        `  User ${target.user}`,
+        `  UserKnownHostsFile ${knownHosts}`,
+        `  IdentityAgent ${agent.socket}`,
+        ...lines.map((l) => `  ${l}`),
+        '',
+      ].join('\n'))
+      return file
+    }
+    const fromAgent = (e: AuthError) => e.attempts.filter((a) => a.detail?.includes(' from agent '))
+    const login = async (file: string): Promise<void> => {
+      const ssh = await connect({ host: 'agent-ids', sshConfig: file, connectTimeout: 5000 })
+      expect((await ssh.exec('echo by-agent')).stdout.toString()).toBe('by-agent\n')
+      await ssh.close()
+    }
+
+    it("IdentitiesOnly yes with a .pub IdentityFile signs with the agent's copy of that key, and offers no other agent key", async () => {
+      await login(configWith('cfg-pub-only', ['IdentitiesOnly yes', `IdentityFile ${join(d, 'pub', 'id_target.pub')}`]))
+      // the private key's path, with only its .pub there
+      await login(configWith('cfg-pub-beside', ['IdentitiesOnly yes', `IdentityFile ${join(d, 'pub', 'id_target')}`]))
+      const e = await connect({ host: 'agent-ids', sshConfig: configWith('cfg-pub-stranger', ['IdentitiesOnly yes', `IdentityFile ${join(d, 'pub', 'id_stranger.pub')}`]), connectTimeout: 5000 }).catch((x: unknown) => x)
+      expect(e).toBeInstanceOf(AuthError)
+      expect(fromAgent(e as AuthError)).toHaveLength(1)
+    })
+
+    it('a .pub IdentityFile the agent does not hold is skipped as not loaded', async () => {
+      const pub = join(d, 'pub', 'id_other.pub')
+      const e = await connect({ host: 'agent-ids', sshConfig: configWith('cfg-pub-missing', ['IdentitiesOnly yes', `IdentityFile ${pub}`]), connectTimeout: 5000 }).catch((x: unknown) => x)
+      expect(e).toBeInstanceOf(AuthError)
+      expect((e as AuthError).attempts.filter((a) => a.method !== 'none')).toEqual([{ method: 'publickey', outcome: 'not loaded: the agent does not hold this key', detail: pub }])
+    })
+
+    it('IdentitiesOnly yes with a private key file whose key is in the agent: the agent signs for it', async () => {
+      await login(configWith('cfg-locked', ['IdentitiesOnly yes', `IdentityFile ${join(d, 'id_locked')}`]))
+    })
+
+    it("without IdentitiesOnly, the agent's copies of the IdentityFiles are offered before its other keys", async () => {
+      await login(configWith('cfg-pub-first', [`IdentityFile ${join(d, 'pub', 'id_target.pub')}`]))
+    })
   })
   it('a relative IdentityFile is opened from the working directory, as ssh opens it', async () => {
     const work = mkdtempSync(join(tmpdir(), 'ferrossh-config-cwd-'))

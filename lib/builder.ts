@@ -34,8 +34,12 @@ export class SshClientBuilder {
   password(password: string): this { this.#o.password = password; return this }
   /** Authenticate with an SSH agent (`$SSH_AUTH_SOCK`, or the given socket). */
   agent(socket: string | true = true): this { this.#o.agent = socket; return this }
-  /** An OpenSSH user certificate file for the key (or the agent's key). */
-  certificateFile(path: string): this { this.#o.certificatePath = path; return this }
+  /** An OpenSSH user certificate file, presented with the key it certifies (one given, or the agent's); call again for more. */
+  certificateFile(path: string): this {
+    const had = this.#o.certificatePath
+    this.#o.certificatePath = had === undefined ? path : [...(Array.isArray(had) ? had : [had]), path]
+    return this
+  }
   /** Answers `keyboard-interactive` prompts (PAM passwords, one-time codes). */
   keyboardInteractive(handler: KeyboardInteractiveHandler): this { this.#o.keyboardInteractive = handler; return this }
   /** The order authentication methods are tried in. */

@@ -153,11 +153,19 @@ const seconds = (v: unknown): number | undefined => {
 export const ORIGINAL_HOST = Symbol('ferrossh.originalHost')
 
 /**
- * Set when the authentication options came from the configuration: the identity files it
- * found. What the file leaves out (`IdentityAgent none`, `IdentitiesOnly yes`, missing files)
- * stays out: no agent and no default keys are added to it. @internal
+ * Set when the authentication options came from the configuration: the identity and
+ * certificate files it found. What the file leaves out (`IdentityAgent none`, `IdentitiesOnly
+ * yes`, missing files) stays out: no agent and no default keys are added to it. @internal
  */
 export const CONFIG_AUTH = Symbol('ferrossh.configAuth')
+
+/** What {@link CONFIG_AUTH} holds. @internal */
+export interface ConfigAuth {
+  identities: string[]
+  certificates: string[]
+  /** IdentitiesOnly: the agent offers only its copies of these identities (and the certificates' keys). */
+  identitiesOnly: boolean
+}
 
 /**
  * Marks a known_hosts policy whose file list `UserKnownHostsFile none` and
@@ -198,19 +206,27 @@ export async function applySshConfig(options: ConnectOptions, bound: Pick<Connec
   const hasAuth = ['privateKey', 'privateKeyPath', 'password', 'agent', 'keyboardInteractive'].some((k) => o[k] !== undefined)
   if (!hasAuth) {
     // like ssh: identity files that do not exist are skipped, and a relative one is opened
-    // from the working directory
-    const ids = c.identityFile.map((f) => resolvePath(f)).filter((f) => existsSync(f))
+    // from the working directory; with only `<file>.pub` there, the agent's copy of that key
+    // is the identity
+    const ids = c.identityFile
+      .map((f) => resolvePath(f))
+      .map((f) => (existsSync(f) ? f : existsSync(`${f}.pub`) ? `${f}.pub` : undefined))
+      .filter((f): f is string => f !== undefined)
     if (ids.length) set('privateKeyPath', ids)
+    // every CertificateFile that exists, each presented with the key it certifies
+    const certificates = explicit.has('certificateFile') ? c.certificateFile.map((f) => resolvePath(f)).filter((f) => existsSync(f)) : []
     // the file decides alone: ssh adds nothing the file does not give (the default key files
     // are already among its IdentityFiles when it names none)
-    o[CONFIG_AUTH as unknown as string] = ids
+    const identitiesOnly = c.identitiesOnly === 'yes'
+    const auth: ConfigAuth = { identities: ids, certificates, identitiesOnly }
+    o[CONFIG_AUTH as unknown as string] = auth
     const ia = typeof c.identityAgent === 'string' ? c.identityAgent : undefined
-    if (c.identitiesOnly !== 'yes' && ia !== 'none') {
+    // IdentitiesOnly keeps the agent to its copies of the identities listed, as ssh does
+    if (ia !== 'none' && (!identitiesOnly || ids.length > 0 || certificates.length > 0)) {
       // as ssh reads IdentityAgent: SSH_AUTH_SOCK or $NAME name an environment variable
       const sock = !ia || ia === 'SSH_AUTH_SOCK' ? process.env.SSH_AUTH_SOCK : ia.startsWith('$') ? process.env[ia.slice(1)] : expandHome(ia)
       if (sock) set('agent', sock)
     }
-    if (explicit.has('certificateFile') && c.certificateFile.length) set('certificatePath', c.certificateFile[0])
   }
   // a route given here (a jump, a proxy command, a proxy, a socket) replaces the file's whole
   if (!['proxyJump', 'proxyCommand', 'proxy', 'sock'].some((k) => o[k] !== undefined)) {

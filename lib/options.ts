@@ -5,7 +5,7 @@ import { join, resolve } from 'node:path'
 import { ConfigError } from './errors'
 import { defaultKnownHostsFiles } from './known-hosts'
 import { expandHome } from './paths'
-import { CONFIG_AUTH, KNOWN_HOSTS_NONE, ORIGINAL_HOST } from './config'
+import { CONFIG_AUTH, KNOWN_HOSTS_NONE, ORIGINAL_HOST, type ConfigAuth } from './config'
 import type { NativeAuthMethod, NativeConnectOptions, NativeHostKeyInfo, NativePty } from './native'
 
 /** The server's host key as shown to a `hostKey.verify` callback. */
@@ -96,10 +96,18 @@ export interface ConnectOptions {
   privateKeyPath?: string | string[]
   /** Passphrase of an encrypted private key. */
   passphrase?: string
-  /** An OpenSSH user certificate (`*-cert.pub` contents) for the private key or the agent's key. */
-  certificate?: string | Buffer
-  /** Path of the certificate; `<privateKeyPath>-cert.pub` is used when it exists, as ssh does. */
-  certificatePath?: string
+  /**
+   * OpenSSH user certificates (`*-cert.pub` contents), one or several: each is presented with
+   * the key it certifies, one of the private keys given or the agent's.
+   */
+  certificate?: string | Buffer | (string | Buffer)[]
+  /**
+   * Certificate files, one or several, paired with keys as `certificate` is; without it,
+   * `<privateKeyPath>-cert.pub` is used when it exists, as ssh does.
+   * @example
+   * { privateKeyPath: ['~/.ssh/id_ed25519', '~/.ssh/id_work'], certificatePath: '~/.ssh/id_work-cert.pub' }
+   */
+  certificatePath?: string | string[]
   /** Authenticate with the keys of an SSH agent: `true` = `$SSH_AUTH_SOCK`, or the socket path. */
   agent?: boolean | string
   /** Password for `password` authentication. */
@@ -265,26 +273,33 @@ export function resolveOptions(input: ConnectOptions): Resolved {
   const password = optString(o, 'password')
 
   const methods: Record<AuthMethodName, NativeAuthMethod[]> = { publickey: [], agent: [], password: [], 'keyboard-interactive': [] }
-  let certificate: Buffer | undefined
-  if (o.certificate !== undefined) {
-    const c = o.certificate
-    if (typeof c !== 'string' && !Buffer.isBuffer(c)) bad('certificate', 'must be a string or a Buffer')
-    certificate = Buffer.from(c)
+  const certificates: Buffer[] = []
+  if (o.certificate !== undefined && o.certificate !== null) {
+    const list = Array.isArray(o.certificate) ? o.certificate : [o.certificate]
+    if (list.length === 0 || !list.every((c) => typeof c === 'string' || Buffer.isBuffer(c))) bad('certificate', 'must be a string or a Buffer, or an array of them')
+    for (const c of list as (string | Buffer)[]) certificates.push(Buffer.from(c))
   }
-  let certificatePath = optString(o, 'certificatePath')
-  if (certificatePath !== undefined) {
-    certificatePath = resolve(expandHome(certificatePath))
-    if (!existsSync(certificatePath)) throw new ConfigError(`certificatePath: no such file ${certificatePath}`, { option: 'certificatePath', file: certificatePath })
+  const certificatePaths: string[] = []
+  if (o.certificatePath !== undefined && o.certificatePath !== null) {
+    const list = Array.isArray(o.certificatePath) ? o.certificatePath : [o.certificatePath]
+    if (list.length === 0 || !list.every((p) => typeof p === 'string' && p.length > 0)) bad('certificatePath', 'must be a path or a non-empty array of paths')
+    for (const p of list as string[]) {
+      const path = resolve(expandHome(p))
+      if (!existsSync(path)) throw new ConfigError(`certificatePath: no such file ${path}`, { option: 'certificatePath', file: path })
+      certificatePaths.push(path)
+    }
   }
-  const cert = { certificate, certificatePath }
+  const givenCerts = certificates.length > 0 || certificatePaths.length > 0
+  // identity and certificate files found in ssh_config, not given: one that cannot be loaded is skipped, as ssh skips it
+  const found = (o as Record<symbol, unknown>)[CONFIG_AUTH] as ConfigAuth | undefined
+  const isFound = (path: string): boolean => found !== undefined && found.identities.includes(path)
+  const configCerts = found?.certificates ?? []
+  const cert = { certificates, certificatePaths, foundCertificatePaths: configCerts }
   if (o.privateKey !== undefined) {
     const k = o.privateKey
     if (typeof k !== 'string' && !Buffer.isBuffer(k)) bad('privateKey', 'must be a string or a Buffer')
     methods.publickey.push({ kind: 'publickey', privateKey: Buffer.from(k), passphrase, ...cert })
   }
-  // identity files found in ssh_config, not given: one that cannot be loaded is skipped, as ssh skips it
-  const found = (o as Record<symbol, unknown>)[CONFIG_AUTH]
-  const isFound = (path: string): boolean => Array.isArray(found) && found.includes(path)
   const keyPaths = o.privateKeyPath
   if (keyPaths !== undefined && keyPaths !== null) {
     const list = typeof keyPaths === 'string' ? [keyPaths] : keyPaths
@@ -293,8 +308,8 @@ export function resolveOptions(input: ConnectOptions): Resolved {
       const path = resolve(expandHome(keyPath))
       if (!existsSync(path)) throw new ConfigError(`privateKeyPath: no such file ${path}`, { option: 'privateKeyPath', file: path })
       // like ssh: a certificate beside the key is used with it
-      const beside = certificate || certificatePath ? undefined : existsSync(`${path}-cert.pub`) ? `${path}-cert.pub` : undefined
-      methods.publickey.push({ kind: 'publickey', privateKeyPath: path, passphrase, ...cert, ...(beside ? { certificatePath: beside } : {}), ...(isFound(path) ? { optional: true } : {}) })
+      const beside = givenCerts || !existsSync(`${path}-cert.pub`) ? [] : [`${path}-cert.pub`]
+      methods.publickey.push({ kind: 'publickey', privateKeyPath: path, passphrase, ...cert, foundCertificatePaths: [...beside, ...configCerts], ...(isFound(path) ? { optional: true } : {}) })
     }
   }
   const agent = o.agent
@@ -302,11 +317,10 @@ export function resolveOptions(input: ConnectOptions): Resolved {
     if (agent !== true && (typeof agent !== 'string' || agent.length === 0)) bad('agent', 'must be true (SSH_AUTH_SOCK) or the agent socket path')
     const socket = agent === true ? process.env.SSH_AUTH_SOCK : resolve(expandHome(agent as string))
     if (!socket) bad('agent', 'is true but SSH_AUTH_SOCK is not set: start ssh-agent or pass the socket path')
-    // a certificate without a private key is presented with the agent's key
-    const agentCert = methods.publickey.length === 0 ? cert : {}
-    methods.agent.push({ kind: 'agent', agentSocket: socket, ...agentCert })
+    // a certificate no private key here fits is presented with the agent's key for it
+    methods.agent.push({ kind: 'agent', agentSocket: socket, ...cert, ...(found?.identitiesOnly ? { identitiesOnly: true } : {}) })
   }
-  if (methods.publickey.length === 0 && methods.agent.length === 0 && (certificate || certificatePath)) {
+  if (methods.publickey.length === 0 && methods.agent.length === 0 && givenCerts) {
     bad('certificate', 'needs the private key (privateKey, privateKeyPath) or an agent holding it')
   }
   if (password !== undefined) methods.password.push({ kind: 'password', password })
@@ -334,7 +348,7 @@ export function resolveOptions(input: ConnectOptions): Resolved {
     if (process.env.SSH_AUTH_SOCK) methods.agent.push({ kind: 'agent', agentSocket: process.env.SSH_AUTH_SOCK })
     for (const name of DEFAULT_IDENTITIES) {
       const p = join(homedir(), '.ssh', name)
-      if (existsSync(p)) methods.publickey.push({ kind: 'publickey', privateKeyPath: p, passphrase, optional: true, ...(existsSync(`${p}-cert.pub`) ? { certificatePath: `${p}-cert.pub` } : {}) })
+      if (existsSync(p)) methods.publickey.push({ kind: 'publickey', privateKeyPath: p, passphrase, optional: true, ...(existsSync(`${p}-cert.pub`) ? { foundCertificatePaths: [`${p}-cert.pub`] } : {}) })
     }
   }
   let order: AuthMethodName[] = ['publickey', 'agent', 'keyboard-interactive', 'password']

@@ -20,21 +20,53 @@ use crate::options::{AuthMethod, KbdPrompt, KeySource, KeyboardInteractive, Secr
 /// A method ready to run: keys are loaded (and decrypted) before the network is touched.
 pub(crate) enum Prepared {
     PublicKey { key: Arc<PrivateKey>, label: String, certificate: Option<Certificate> },
-    Agent { socket: PathBuf, certificate: Option<Certificate> },
+    Agent { socket: PathBuf, share: AgentShare },
     /// A key that could not be used, and the outcome its attempt reports.
     BadKey { label: String, outcome: String },
     Password(Secret),
     KeyboardInteractive(Arc<dyn KeyboardInteractive>),
 }
 
+/// What the agent is asked for, decided from the other methods, as ssh decides it from its
+/// identity list.
+#[derive(Clone, Default)]
+pub(crate) struct AgentShare {
+    /// Certificates no key loaded here certifies; the flag says the certificate was given, so
+    /// an agent without its key is worth reporting.
+    certificates: Vec<(Certificate, bool)>,
+    /// The public halves of the keys listed (key files, `.pub` files): their agent copies go first.
+    listed: Vec<Listed>,
+    /// IdentitiesOnly: nothing but the listed keys' copies and the certificates.
+    only: bool,
+    /// Keys loaded here and tried plain: offering the agent's copy again would only use up
+    /// one of the server's MaxAuthTries.
+    loaded: Vec<PublicKey>,
+}
+
+#[derive(Clone)]
+struct Listed {
+    key: PublicKey,
+    label: String,
+    /// a `.pub` file: the agent is the only one who can sign for it
+    public_only: bool,
+}
+
 /// Agent identities tried at most: OpenSSH servers drop the connection after MaxAuthTries
 /// (default 6) failures, and the other configured methods need their turn too.
 const MAX_AGENT_IDENTITIES: usize = 5;
 
+fn certificate_option(source: &KeySource) -> &'static str {
+    match source {
+        KeySource::Path(_) => "certificatePath",
+        KeySource::Data(_) => "certificate",
+    }
+}
+
 fn load_certificate(source: &KeySource) -> Result<Certificate> {
-    let (option, file) = match source {
-        KeySource::Path(p) => ("certificatePath", Some(p.clone())),
-        KeySource::Data(_) => ("certificate", None),
+    let option = certificate_option(source);
+    let file = match source {
+        KeySource::Path(p) => Some(p.clone()),
+        KeySource::Data(_) => None,
     };
     let data = match source {
         KeySource::Data(d) => d.as_ref().clone(),
@@ -66,40 +98,133 @@ fn key_label(source: &KeySource) -> String {
     }
 }
 
-/// Loads every key. A key the caller gave that cannot be read or parsed is a ConfigError
-/// now; one that needs another passphrase, or an optional key (see [`AuthMethod::PublicKey`])
-/// that cannot be loaded, is kept as a failed attempt so the other methods run.
+/// Every certificate listed anywhere, once: ssh pairs each CertificateFile with whichever
+/// identity it certifies, a key file's or the agent's.
+struct Pooled {
+    cert: Certificate,
+    /// given in the options rather than found, so it must certify one of the keys
+    given: bool,
+    source: KeySource,
+    /// certifies one of the keys here, loaded or not
+    fits: bool,
+    /// presented with a key loaded here: the agent has nothing to sign for it
+    used: bool,
+}
+
+impl Pooled {
+    fn certifies(&self, key: &PublicKey) -> bool {
+        self.cert.public_key() == key.key_data()
+    }
+}
+
+fn certificate_pool(methods: &[AuthMethod]) -> Result<Vec<Pooled>> {
+    let mut pool: Vec<Pooled> = Vec::new();
+    let lists = methods.iter().filter_map(|m| match m {
+        AuthMethod::PublicKey { certificates, .. } | AuthMethod::Agent { certificates, .. } => Some(certificates),
+        _ => None,
+    });
+    for c in lists.flatten() {
+        let cert = match load_certificate(&c.source) {
+            Ok(cert) => cert,
+            // ssh skips a certificate file it cannot load and uses the key without it
+            Err(_) if c.found => continue,
+            Err(e) => return Err(e),
+        };
+        match pool.iter_mut().find(|p| p.cert == cert) {
+            Some(p) if !c.found && !p.given => {
+                p.given = true;
+                p.source = c.source.clone();
+            }
+            Some(_) => {}
+            None => pool.push(Pooled { cert, given: !c.found, source: c.source.clone(), fits: false, used: false }),
+        }
+    }
+    Ok(pool)
+}
+
+/// Loads every key and pairs each certificate with the key it certifies. A key the caller
+/// gave that cannot be read or parsed, or a certificate given for none of the keys, is a
+/// ConfigError now; a key that needs another passphrase, or an optional key (see
+/// [`AuthMethod::PublicKey`]) that cannot be loaded, is kept as a failed attempt so the
+/// other methods run.
 pub(crate) fn prepare(methods: &[AuthMethod]) -> Result<Vec<Prepared>> {
+    let mut pool = certificate_pool(methods)?;
     let mut out = Vec::new();
+    let mut given_keys = Vec::new();
+    let mut share = AgentShare::default();
+    let agent = methods.iter().any(|m| matches!(m, AuthMethod::Agent { .. }));
     for m in methods {
-        out.push(match m {
-            AuthMethod::Agent { socket, certificate } => Prepared::Agent {
-                socket: socket.clone(),
-                certificate: certificate.as_ref().map(load_certificate).transpose()?,
+        match m {
+            AuthMethod::Agent { socket, identities_only, .. } => {
+                out.push(Prepared::Agent { socket: socket.clone(), share: AgentShare { only: *identities_only, ..AgentShare::default() } })
+            }
+            AuthMethod::PublicKey { source, passphrase, optional, .. } => {
+                if !optional {
+                    given_keys.push(key_label(source));
+                }
+                let key = KeyToPrepare { source, passphrase: passphrase.as_ref(), optional: *optional, agent };
+                prepare_key(&key, &mut pool, &mut share, &mut out)?;
+            }
+            AuthMethod::Password(p) => out.push(Prepared::Password(p.clone())),
+            AuthMethod::KeyboardInteractive(cb) => out.push(Prepared::KeyboardInteractive(Arc::clone(cb))),
+        }
+    }
+    // certificates given with keys must be for them (of several, one fitting is enough: the
+    // others are left out as ssh leaves out a CertificateFile of a key it lacks); given
+    // alone, they are for the agent's keys
+    let misfit = (!given_keys.is_empty() || !agent) && !pool.iter().any(|p| p.given && p.fits);
+    if let Some(p) = pool.iter().find(|p| p.given && !p.fits && misfit) {
+        let option = certificate_option(&p.source);
+        let fingerprint = keys::fingerprint(&PublicKey::from(p.cert.public_key().clone()));
+        let keys = if given_keys.is_empty() { "no key was given and no agent is configured".to_string() } else { format!("none of the keys given: {}", given_keys.join(", ")) };
+        return Err(Error::Config {
+            option: Some(option.into()),
+            file: match &p.source {
+                KeySource::Path(f) => Some(f.clone()),
+                KeySource::Data(_) => None,
             },
-            AuthMethod::PublicKey { source, passphrase, certificate, optional } => prepare_key(source, passphrase.as_ref(), certificate.as_ref(), *optional)?,
-            AuthMethod::Password(p) => Prepared::Password(p.clone()),
-            AuthMethod::KeyboardInteractive(cb) => Prepared::KeyboardInteractive(Arc::clone(cb)),
+            line: None,
+            message: format!("{option}: the certificate {:?} is for another key ({fingerprint}) than the ones here ({keys}); give the private key it certifies", p.cert.key_id()),
         });
+    }
+    share.certificates = pool.into_iter().filter(|p| !p.used).map(|p| (p.cert, p.given)).collect();
+    for p in out.iter_mut() {
+        if let Prepared::Agent { share: own, .. } = p {
+            *own = AgentShare { only: own.only, ..share.clone() };
+        }
     }
     Ok(out)
 }
 
-fn prepare_key(source: &KeySource, passphrase: Option<&Secret>, certificate: Option<&KeySource>, optional: bool) -> Result<Prepared> {
+struct KeyToPrepare<'a> {
+    source: &'a KeySource,
+    passphrase: Option<&'a Secret>,
+    optional: bool,
+    /// an agent method is configured, which may sign for a key that is not loaded here
+    agent: bool,
+}
+
+/// The public key in `<path>.pub`, for a key file that keeps its own encrypted (PEM).
+fn public_beside(source: &KeySource) -> Option<PublicKey> {
+    let KeySource::Path(p) = source else { return None };
+    let mut name = p.clone().into_os_string();
+    name.push(".pub");
+    let data = crate::files::read_limited(std::path::Path::new(&name), crate::files::KEY_FILE_LIMIT).ok()?;
+    keys::public_half(&data)
+}
+
+fn prepare_key(k: &KeyToPrepare<'_>, pool: &mut [Pooled], share: &mut AgentShare, out: &mut Vec<Prepared>) -> Result<()> {
+    let (source, optional) = (k.source, k.optional);
     let label = key_label(source);
-    // ssh uses a found key without the certificate beside it when that one is unusable
-    let certificate = match certificate.map(load_certificate).transpose() {
-        Err(_) if optional => None,
-        other => other?,
-    };
     let (option, file) = match source {
         KeySource::Path(p) => ("privateKeyPath", Some(p.clone())),
         KeySource::Data(_) => ("privateKey", None),
     };
     // a found key that cannot be loaded is skipped as ssh skips it; a given one is a mistake to report
-    let unusable = |label: String, outcome: String, message: String| {
+    let unusable = |out: &mut Vec<Prepared>, label: String, outcome: String, message: String| {
         if optional {
-            Ok(Prepared::BadKey { label, outcome })
+            out.push(Prepared::BadKey { label, outcome });
+            Ok(())
         } else {
             Err(Error::Config { option: Some(option.into()), file: file.clone(), line: None, message })
         }
@@ -108,29 +233,58 @@ fn prepare_key(source: &KeySource, passphrase: Option<&Secret>, certificate: Opt
         KeySource::Data(d) => d.as_ref().clone(),
         KeySource::Path(p) => match crate::files::read_limited(p, crate::files::KEY_FILE_LIMIT) {
             Ok(data) => data,
-            Err(e) => return unusable(label, format!("cannot read the key: {e}"), format!("cannot read private key {}: {e}", p.display())),
+            Err(e) => return unusable(out, label, format!("cannot read the key: {e}"), format!("cannot read private key {}: {e}", p.display())),
         },
     };
-    let key = match keys::load_private_key(&data, passphrase.map(Secret::expose)) {
+    let key = match keys::load_private_key(&data, k.passphrase.map(Secret::expose)) {
         Ok(key) => key,
-        Err(KeyError::WrongPassphrase) => return Ok(Prepared::BadKey { label, outcome: "wrong passphrase".into() }),
-        Err(KeyError::PassphraseRequired) => return Ok(Prepared::BadKey { label, outcome: "key is encrypted and no passphrase was given".into() }),
-        Err(e) => return unusable(label, format!("not loaded: {e}"), format!("{option}: {e}")),
-    };
-    let certificate = match certificate {
-        Some(c) if c.public_key() != key.public_key().key_data() => {
-            if optional {
-                None
-            } else {
-                return Err(Error::config(
-                    "certificate",
-                    format!("the certificate is for another key than {label} (certificate key {})", keys::fingerprint(&PublicKey::from(c.public_key().clone()))),
-                ));
+        Err(e) => {
+            // a key that stays locked still tells which certificates are its own, and which
+            // agent key is its copy (the agent may sign for both)
+            let in_file = keys::public_half(&data);
+            let public = in_file.clone().or_else(|| public_beside(source));
+            if let Some(public) = &public {
+                pool.iter_mut().filter(|p| p.certifies(public)).for_each(|p| p.fits = true);
+                share.listed.push(Listed { key: public.clone(), label: label.clone(), public_only: false });
             }
+            return match e {
+                KeyError::WrongPassphrase => {
+                    out.push(Prepared::BadKey { label, outcome: "wrong passphrase".into() });
+                    Ok(())
+                }
+                KeyError::PassphraseRequired => {
+                    out.push(Prepared::BadKey { label, outcome: "key is encrypted and no passphrase was given".into() });
+                    Ok(())
+                }
+                // a found `.pub` file names the agent's copy of the key, as with ssh (a hardware
+                // token's or a password manager's agent holds the private half)
+                _ if optional && in_file.is_some() => {
+                    if let Some(l) = share.listed.last_mut() {
+                        l.public_only = true;
+                    }
+                    if !k.agent {
+                        out.push(Prepared::BadKey { label, outcome: "not loaded: a public key, and no agent is configured to sign with it".into() });
+                    }
+                    Ok(())
+                }
+                e => unusable(out, label, format!("not loaded: {e}"), format!("{option}: {e}")),
+            };
         }
-        c => c,
     };
-    Ok(Prepared::PublicKey { key: Arc::new(key), label, certificate })
+    let key = Arc::new(key);
+    share.listed.push(Listed { key: key.public_key().clone(), label: label.clone(), public_only: false });
+    let mut certified = false;
+    for p in pool.iter_mut().filter(|p| p.certifies(key.public_key())) {
+        p.fits = true;
+        p.used = true;
+        certified = true;
+        out.push(Prepared::PublicKey { key: Arc::clone(&key), label: label.clone(), certificate: Some(p.cert.clone()) });
+    }
+    if !certified {
+        share.loaded.push(key.public_key().clone());
+        out.push(Prepared::PublicKey { key, label, certificate: None });
+    }
+    Ok(())
 }
 
 fn method_name(p: &Prepared) -> &'static str {
@@ -242,7 +396,7 @@ pub(crate) async fn authenticate(
                 let r = handle.authenticate_certificate_with(user, cert.clone(), hash, &mut signer).await.map_err(|e| Error::Protocol { message: format!("signing failed: {e}") })?;
                 chain.result(r, name, detail)
             }
-            Prepared::Agent { socket, certificate } => agent_auth(handle, user, socket, certificate.as_ref(), &mut chain).await?,
+            Prepared::Agent { socket, share } => agent_auth(handle, user, socket, share, &mut chain).await?,
             Prepared::Password(p) => {
                 let r = handle.authenticate_password(user, p.expose()).await.map_err(Error::from)?;
                 chain.result(r, name, None)
@@ -313,8 +467,9 @@ async fn rsa_hash(handle: &Handle<ClientHandler>, is_rsa: bool) -> Result<Option
     Ok(handle.best_supported_rsa_hash().await.map_err(Error::from)?.flatten().or(Some(HashAlg::Sha256)))
 }
 
-/// Tries the agent's identities (a user certificate first when one is configured).
-async fn agent_auth(handle: &mut Handle<ClientHandler>, user: &str, socket: &std::path::Path, certificate: Option<&Certificate>, chain: &mut Chain) -> Result<bool> {
+/// Tries the agent's identities: the certificates for its keys first, then its copies of the
+/// keys listed, then (unless IdentitiesOnly) the others.
+async fn agent_auth(handle: &mut Handle<ClientHandler>, user: &str, socket: &std::path::Path, share: &AgentShare, chain: &mut Chain) -> Result<bool> {
     let label = format!("agent {}", socket.display());
     let stream = match crate::agent_socket::connect(socket).await {
         Ok(s) => s,
@@ -331,27 +486,41 @@ async fn agent_auth(handle: &mut Handle<ClientHandler>, user: &str, socket: &std
             return Ok(false);
         }
     };
+    let holds = |key: &PublicKey| identities.iter().any(|i| matches!(i, AgentIdentity::PublicKey { key: k, .. } if k.key_data() == key.key_data()));
+    // a `.pub` identity file the agent cannot sign for is skipped, as ssh skips it
+    for l in share.listed.iter().filter(|l| l.public_only && !holds(&l.key)) {
+        chain.record("publickey", "not loaded: the agent does not hold this key", Some(l.label.clone()));
+    }
     if identities.is_empty() {
-        chain.record("publickey", "agent has no keys", Some(label));
+        if !share.only {
+            chain.record("publickey", "agent has no keys", Some(label));
+        }
         return Ok(false);
     }
-    // a configured certificate goes first, signed by the agent's key for it
     let mut tries: Vec<(Option<Certificate>, PublicKey)> = Vec::new();
-    if let Some(cert) = certificate {
+    for (cert, given) in &share.certificates {
         let key = PublicKey::from(cert.public_key().clone());
-        let held = identities.iter().any(|i| matches!(i, AgentIdentity::PublicKey { key: k, .. } if k.key_data() == key.key_data()));
-        if held {
+        if holds(&key) {
             tries.push((Some(cert.clone()), key));
-        } else {
+        } else if *given {
             chain.record("publickey", "the agent does not hold the key of the certificate", Some(label.clone()));
         }
     }
+    let rank = |key: &PublicKey| share.listed.iter().position(|l| l.key.key_data() == key.key_data());
+    let mut own: Vec<(Option<usize>, Option<Certificate>, PublicKey)> = Vec::new();
     for id in &identities {
         match id {
-            AgentIdentity::PublicKey { key, .. } => tries.push((None, key.clone())),
-            AgentIdentity::Certificate { certificate, .. } => tries.push((Some(certificate.clone()), PublicKey::from(certificate.public_key().clone()))),
+            AgentIdentity::PublicKey { key, .. } if !share.loaded.iter().any(|k| k.key_data() == key.key_data()) => own.push((rank(key), None, key.clone())),
+            AgentIdentity::Certificate { certificate, .. } if !share.certificates.iter().any(|(c, _)| c == certificate) => {
+                let key = PublicKey::from(certificate.public_key().clone());
+                own.push((rank(&key), Some(certificate.clone()), key))
+            }
+            _ => {}
         }
     }
+    // the copies of the keys listed first, in their order, as ssh prefers them
+    own.sort_by_key(|(r, ..)| r.unwrap_or(usize::MAX));
+    tries.extend(own.into_iter().filter(|(r, ..)| r.is_some() || !share.only).map(|(_, c, k)| (c, k)));
     for (cert, key) in tries.into_iter().take(MAX_AGENT_IDENTITIES) {
         if !chain.allows("publickey") {
             break;

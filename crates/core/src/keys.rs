@@ -121,6 +121,16 @@ pub fn load_private_key(data: &[u8], passphrase: Option<&str>) -> Result<Private
     }
 }
 
+/// The public half of a private key file without decrypting it (OpenSSH and PPK files carry
+/// it in the clear), or the key of a public key file. `None` for an encrypted PEM key, which
+/// keeps its public half inside the encryption, and for anything unreadable.
+pub fn public_half(data: &[u8]) -> Option<PublicKey> {
+    match parse(data, None).ok()? {
+        Parsed::Private { key, .. } => Some(key.public_key().clone()),
+        Parsed::Locked(public) | Parsed::Public(public) => Some(public),
+    }
+}
+
 /// Describes a private key (any format `load_private_key` reads) or a public key (authorized_keys
 /// line, `.pub` file, RFC 4716 `---- BEGIN SSH2 PUBLIC KEY ----`). An encrypted OpenSSH or PPK
 /// key given without its passphrase is still described from its public half.

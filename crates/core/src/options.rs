@@ -98,16 +98,28 @@ pub trait KeyboardInteractive: Send + Sync {
     fn respond(&self, name: String, instructions: String, prompts: Vec<KbdPrompt>) -> BoxFuture<Option<Vec<Secret>>>;
 }
 
+/// An OpenSSH user certificate. Wherever it is listed, it is presented with the key it
+/// certifies, among all the keys and the agent's, as ssh pairs its CertificateFiles. A `found`
+/// one (beside a key file, an ssh_config CertificateFile) that cannot be read or certifies
+/// none of the keys is left out, as ssh leaves it; a given one is then a ConfigError.
+#[derive(Clone, Debug)]
+pub struct CertificateSource {
+    pub source: KeySource,
+    pub found: bool,
+}
+
 /// One way to authenticate. The chain tries them in order (see `auth.rs`).
 #[derive(Clone)]
 pub enum AuthMethod {
-    /// A private key, optionally with the OpenSSH user certificate for it. An `optional` key
-    /// was found rather than given (an ssh_config IdentityFile, a default `~/.ssh/id_*` file):
-    /// one that cannot be read or parsed is a failed attempt, as ssh's "Load key: invalid
-    /// format", not a ConfigError that stops the other methods.
-    PublicKey { source: KeySource, passphrase: Option<Secret>, certificate: Option<KeySource>, optional: bool },
-    /// Every identity of an SSH agent (a certificate, when given, with the agent's key for it).
-    Agent { socket: PathBuf, certificate: Option<KeySource> },
+    /// A private key. An `optional` key was found rather than given (an ssh_config
+    /// IdentityFile, a default `~/.ssh/id_*` file): one that cannot be read or parsed is a
+    /// failed attempt, as ssh's "Load key: invalid format", not a ConfigError that stops the
+    /// other methods.
+    PublicKey { source: KeySource, passphrase: Option<Secret>, certificates: Vec<CertificateSource>, optional: bool },
+    /// Every identity of an SSH agent, the copies of the keys listed as PublicKey methods
+    /// first (a `.pub` file among those found names a key only the agent holds). With
+    /// `identities_only` (ssh's IdentitiesOnly), only those copies and the certificates'.
+    Agent { socket: PathBuf, certificates: Vec<CertificateSource>, identities_only: bool },
     Password(Secret),
     KeyboardInteractive(Arc<dyn KeyboardInteractive>),
 }
@@ -263,7 +275,7 @@ mod tests {
         let k = AuthMethod::PublicKey {
             source: KeySource::Data(Arc::new(b"-----BEGIN OPENSSH PRIVATE KEY-----".to_vec())),
             passphrase: Some(Secret::new("pp")),
-            certificate: None,
+            certificates: Vec::new(),
             optional: false,
         };
         let s = format!("{k:?}");

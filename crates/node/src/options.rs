@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ferrossh_core::{
-    Algorithms, AuthMethod, BufferLimits, ConnectOptions, Error, HostKeyInfo, HostKeyPolicy, HostKeyVerifier,
+    Algorithms, AuthMethod, BufferLimits, CertificateSource, ConnectOptions, Error, HostKeyInfo, HostKeyPolicy, HostKeyVerifier,
     KbdPrompt, KeySource, KeyboardInteractive, PtyOptions, Secret,
 };
 use napi::bindgen_prelude::{Buffer, Promise};
@@ -39,9 +39,16 @@ pub struct NativeAuthMethod {
     pub password: Option<String>,
     /// 'agent': the agent socket
     pub agent_socket: Option<String>,
-    /// OpenSSH user certificate (text) or its path, for 'publickey' and 'agent'
-    pub certificate: Option<Buffer>,
-    pub certificate_path: Option<String>,
+    /// OpenSSH user certificates (text) and certificate files given, for 'publickey' and
+    /// 'agent': each is presented with the key it certifies, one of the method list's keys or
+    /// the agent's
+    pub certificates: Option<Vec<Buffer>>,
+    pub certificate_paths: Option<Vec<String>>,
+    /// Certificate files found (beside a key file, ssh_config CertificateFile): one that
+    /// cannot be read or certifies none of the keys is left out
+    pub found_certificate_paths: Option<Vec<String>>,
+    /// 'agent': offer only the agent's copies of the method list's keys (ssh's IdentitiesOnly)
+    pub identities_only: Option<bool>,
     /// 'publickey': the key was found (ssh_config IdentityFile, default ~/.ssh/id_*), not
     /// given; one that cannot be loaded is a failed attempt instead of a ConfigError
     pub optional: Option<bool>,
@@ -154,14 +161,13 @@ fn ms(option: &str, v: Option<f64>) -> Result<Option<Duration>, Error> {
 
 fn auth_method(m: NativeAuthMethod, kbd: &Option<Arc<KbdFn>>) -> Result<AuthMethod, Error> {
     let passphrase = m.passphrase.map(Secret::new);
-    let certificate = match (m.certificate, m.certificate_path) {
-        (Some(data), _) => Some(KeySource::Data(Arc::new(data.to_vec()))),
-        (None, Some(path)) => Some(KeySource::Path(PathBuf::from(path))),
-        (None, None) => None,
-    };
+    let given = m.certificates.unwrap_or_default().into_iter().map(|d| CertificateSource { source: KeySource::Data(Arc::new(d.to_vec())), found: false });
+    let paths = m.certificate_paths.unwrap_or_default().into_iter().map(|p| CertificateSource { source: KeySource::Path(PathBuf::from(p)), found: false });
+    let found = m.found_certificate_paths.unwrap_or_default().into_iter().map(|p| CertificateSource { source: KeySource::Path(PathBuf::from(p)), found: true });
+    let certificates: Vec<CertificateSource> = given.chain(paths).chain(found).collect();
     match m.kind.as_str() {
         "agent" => match m.agent_socket {
-            Some(socket) if !socket.is_empty() => Ok(AuthMethod::Agent { socket: PathBuf::from(socket), certificate }),
+            Some(socket) if !socket.is_empty() => Ok(AuthMethod::Agent { socket: PathBuf::from(socket), certificates, identities_only: m.identities_only.unwrap_or(false) }),
             _ => Err(Error::config("agent", "agent authentication needs the agent socket (SSH_AUTH_SOCK)")),
         },
         "publickey" => {
@@ -170,7 +176,7 @@ fn auth_method(m: NativeAuthMethod, kbd: &Option<Arc<KbdFn>>) -> Result<AuthMeth
                 (None, Some(path)) => KeySource::Path(PathBuf::from(path)),
                 (None, None) => return Err(Error::config("privateKey", "a publickey method needs privateKey or privateKeyPath")),
             };
-            Ok(AuthMethod::PublicKey { source, passphrase, certificate, optional: m.optional.unwrap_or(false) })
+            Ok(AuthMethod::PublicKey { source, passphrase, certificates, optional: m.optional.unwrap_or(false) })
         }
         "password" => match m.password {
             Some(p) => Ok(AuthMethod::Password(Secret::new(p))),
