@@ -265,12 +265,15 @@ describe('backpressure', () => {
 describe('closing a connection that waits for a reader', () => {
   it('close() settles at once while a stream is paused at its mark and other channels have writes queued', async () => {
     const conn = await connect(options())
+    // the other channels are open before the stall
+    const sftp = await withTimeout(conn.sftp(), 10_000, 'sftp before the stall')
+    const ws = sftp.createWriteStream('/dev/null')
+    await withTimeout(new Promise((r) => ws.once('ready', r)), 10_000, 'write stream open')
+    const quiet = conn.spawn('cat > /dev/null')
+    await withTimeout(conn.exec('true'), 10_000, 'exec before the stall')
     // stdout never read: the connection stops at its mark (README: the whole connection waits)
     const p = conn.spawn('head -c 256M /dev/zero')
     p.stdout.pause()
-    const quiet = conn.spawn('cat > /dev/null')
-    const sftp = await withTimeout(conn.sftp(), 5000, 'sftp before the stall')
-    const ws = sftp.createWriteStream('/dev/null')
     const errors: Error[] = []
     for (const s of [p.stdout, p.stderr, quiet.stdin, quiet.stdout, ws]) s.on('error', (e: Error) => errors.push(e))
     p.exited.catch(() => {})
