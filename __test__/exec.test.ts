@@ -143,3 +143,86 @@ describe('exec', () => {
     expect(r.stdout.toString()).toContain('33 91')
   })
 })
+
+describe('requests sshd would drop the connection over, and call options', () => {
+  it('a NUL byte or an oversized command, env value or subsystem name is a ConfigError for that call; the connection goes on', async () => {
+    const bystander = ssh.spawn('sleep 1; echo still-here')
+    let out = ''
+    bystander.stdout.on('data', (c: Buffer) => { out += c.toString() })
+    const refused: [string, () => Promise<unknown>][] = [
+      ['command', () => ssh.exec('echo a\0b')],
+      ['env', () => ssh.exec('true', { env: { FOO_A: 'x\0y' } })],
+      ['name', () => ssh.subsystem('sf\0tp')],
+      ['command', () => ssh.exec(`echo ${'a'.repeat(300_000)}`)],
+      ['env', () => ssh.exec('true', { env: { FOO_A: 'b'.repeat(300_000) } })],
+      ['command', async () => ssh.spawn('echo a\0b')],
+    ]
+    for (const [option, call] of refused) {
+      const e = await call().then(() => undefined, (x: unknown) => x)
+      expect(e, option).toBeInstanceOf(ConfigError)
+      expect((e as ConfigError).option).toBe(option)
+    }
+    expect(await bystander.exited).toEqual({ code: 0, signal: null })
+    expect(out).toBe('still-here\n')
+    expect((await ssh.exec('echo ok')).stdout.toString()).toBe('ok\n')
+  })
+  it('a misspelt option of exec, spawn, shell, subsystem or pty is a ConfigError with the likely name', async () => {
+    const cases: [string, () => unknown, string, string][] = [
+      ['exec', () => ssh.exec('true', { timout: 100 } as never), 'timout', 'timeout'],
+      ['exec', () => ssh.exec('true', { maxbuffer: 10 } as never), 'maxbuffer', 'maxBuffer'],
+      ['spawn', () => ssh.spawn('true', { evn: {} } as never), 'evn', 'env'],
+      ['shell', () => ssh.shell({ sginal: undefined } as never), 'sginal', 'signal'],
+      ['subsystem', () => ssh.subsystem('sftp', { sginal: undefined } as never), 'sginal', 'signal'],
+      ['pty', () => ssh.exec('true', { pty: { columns: 120 } } as never), 'pty.columns', 'cols'],
+    ]
+    for (const [what, call, option, hint] of cases) {
+      let e: unknown
+      try { await call() } catch (x) { e = x }
+      expect(e, what).toBeInstanceOf(ConfigError)
+      expect((e as ConfigError).option, what).toBe(option)
+      expect((e as Error).message, what).toContain(`'${hint}'`)
+    }
+  })
+  it('a Readable stdin: object-mode chunks that are no bytes fail the call; timeout Infinity or past 2^31 ms is no immediate timeout', async () => {
+    const e = await ssh.exec('cat', { stdin: Readable.from([1, 2, 3]) }).then(() => undefined, (x: unknown) => x)
+    expect(e).toBeInstanceOf(ConfigError)
+    expect((e as ConfigError).option).toBe('stdin')
+    for (const timeout of [Infinity, 2 ** 31, 30 * 24 * 3600 * 1000]) {
+      const r = await ssh.exec('sleep 0.2; cat', { stdin: Readable.from([Buffer.from('x')]), timeout })
+      expect(r.stdout.toString()).toBe('x')
+    }
+    // an already-ended Readable is an empty stdin, not one that never ends
+    const done = Readable.from([])
+    done.resume()
+    await new Promise((r) => done.once('end', r))
+    expect((await withTimeoutOf(ssh.exec('cat; echo end', { stdin: done }), 10_000)).stdout.toString()).toBe('end\n')
+  })
+  it("'close' comes when only stdout is read, as ChildProcess's does; a signal outside RFC 4254 keeps OpenSSH's name", async () => {
+    const p = ssh.spawn('echo out; echo err >&2')
+    let got = ''
+    p.stdout.on('data', (c: Buffer) => { got += c.toString() })
+    const [code] = await withTimeoutOf(new Promise<unknown[]>((r) => p.once('close', (...a: unknown[]) => r(a))), 10_000)
+    expect(code).toBe(0)
+    expect(got).toBe('out\n')
+    expect((await ssh.exec('kill -BUS $$')).signal).toBe('SIG@openssh.com')
+  })
+  it('a shell read to its end with for await keeps its exit status', async () => {
+    for (let i = 0; i < 3; i++) {
+      const sh = await ssh.shell({ pty: false })
+      sh.write('exec >&- 2>&-; sleep 0.3; exit 4\n')
+      for await (const _ of sh) { /* nothing is written */ }
+      expect(await sh.exited).toEqual({ code: 4, signal: null })
+    }
+    const sh = await ssh.shell()
+    sh.write('echo hello; exit 5\n')
+    let text = ''
+    for await (const c of sh) text += c.toString()
+    expect(text).toContain('hello')
+    expect(await sh.exited).toEqual({ code: 5, signal: null })
+  })
+})
+
+function withTimeoutOf<T>(p: Promise<T>, ms: number): Promise<T> {
+  let t: NodeJS.Timeout | undefined
+  return Promise.race([p, new Promise<never>((_, rej) => { t = setTimeout(() => rej(new Error(`not within ${ms} ms`)), ms) })]).finally(() => clearTimeout(t))
+}

@@ -4,7 +4,7 @@ import { Readable } from 'node:stream'
 import { CommandError, ConfigError, emitFromPromise, fromNative, native, TimeoutError } from './errors'
 import { RemoteProcess, type ExecOptions, type ExecResult, type SpawnOptions, toExitStatus } from './exec'
 import binding, { type NativeChannel, type NativeClient } from './native'
-import { checkCallOptions, type ConnectOptions, optionsOf, type HostKeyInfo, envToNative, ptyToNative, resolveOptions, type PtyOptions, type X11Options, x11ToNative } from './options'
+import { checkCallOptions, checkRequestString, type ConnectOptions, optionsOf, type HostKeyInfo, envToNative, ptyToNative, resolveOptions, type PtyOptions, type X11Options, x11ToNative } from './options'
 import { ChannelDuplex } from './stream'
 import type { SshClientBuilder } from './builder'
 import type { DynamicForwardOptions, Forward, LocalForwardOptions, LocalUnixForwardOptions, RemoteForwardOptions, RemoteUnixForwardOptions } from './forward'
@@ -126,9 +126,10 @@ export class SshClient extends EventEmitter {
   async exec(command: string, options: ExecOptions = {}): Promise<ExecResult> {
     options = optionsOf(options)
     if (typeof command !== 'string' || command.length === 0) throw new ConfigError('exec: command must be a non-empty string', { option: 'command' })
+    checkRequestString(command, 'command', 'exec: the command')
     this.#checkOpen()
     const { stdin, env, pty, timeout, maxBuffer, signal, check, agentForward } = options
-    checkCallOptions(options)
+    checkCallOptions(options, 'exec')
     const x11 = x11ToNative(options.x11)
     if (timeout !== undefined && (typeof timeout !== 'number' || !(timeout > 0))) throw new ConfigError('timeout: must be a positive number of milliseconds', { option: 'timeout' })
     if (maxBuffer !== undefined && (typeof maxBuffer !== 'number' || !(maxBuffer >= 0))) throw new ConfigError('maxBuffer: must be a number of bytes', { option: 'maxBuffer' })
@@ -178,7 +179,7 @@ export class SshClient extends EventEmitter {
       const sizes = [0, 0]
       let settled = false
       let ended = 0
-      let timer: NodeJS.Timeout | undefined
+      let clearTimer: (() => void) | undefined
       const output = (i: number): Buffer => Buffer.concat(chunks[i]).subarray(0, limit)
       let closeListener: (() => void) | undefined
       const premature = (): void => {
@@ -187,10 +188,30 @@ export class SshClient extends EventEmitter {
       const finish = (settle: () => void): void => {
         if (settled) return
         settled = true
-        if (timer) clearTimeout(timer)
+        clearTimer?.()
         if (closeListener) stdin.off('close', closeListener)
-        stdin.unpipe(p.stdin)
+        detach()
         settle()
+      }
+      // stdin is fed by hand rather than with pipe(): pipe() throws from inside the source's
+      // 'data' event on a chunk that is no bytes (an object-mode Readable of numbers), which
+      // nothing could catch; here such a chunk fails the call
+      const onData = (c: unknown): void => {
+        if (settled) return
+        if (typeof c !== 'string' && !(c instanceof Uint8Array)) {
+          return fail(new ConfigError(`stdin: a Readable of strings or Buffers is needed, got a chunk of type ${c === null ? 'null' : typeof c}`, { option: 'stdin' }))
+        }
+        if (!p.stdin.write(c)) stdin.pause()
+      }
+      const onDrain = (): void => void stdin.resume()
+      const onEnd = (): void => void p.stdin.end()
+      // the command took no more input (it exited): stop reading, as pipe() stops
+      const onStdinGone = (): void => { detach(); stdin.pause() }
+      const detach = (): void => {
+        stdin.off('data', onData)
+        stdin.off('end', onEnd)
+        p.stdin.off('drain', onDrain)
+        p.stdin.off('close', onStdinGone)
       }
       // like the Buffer-stdin path (and child_process's timeout): TERM first, then close
       const stop = (): void => {
@@ -231,8 +252,17 @@ export class SshClient extends EventEmitter {
         stdin.once('close', premature)
         closeListener = premature
       }
-      stdin.pipe(p.stdin)
-      if (o.timeout) timer = setTimeout(() => fail(new TimeoutError(`exec timed out after ${o.timeout} ms`, { phase: 'exec' })), o.timeout)
+      if (stdin.readableEnded) p.stdin.end()
+      else if (!stdin.destroyed) {
+        stdin.on('data', onData)
+        stdin.once('end', onEnd)
+        p.stdin.on('drain', onDrain)
+        p.stdin.once('close', onStdinGone)
+      }
+      // Infinity is no timeout; Node's setTimeout fires at once past 2^31-1 ms, so a longer
+      // one is waited out in steps. Unref'd: a pending exec holds the process only through
+      // its connection (which is ref'd unless you unref() it).
+      if (o.timeout && Number.isFinite(o.timeout)) clearTimer = unrefTimer(o.timeout, () => fail(new TimeoutError(`exec timed out after ${o.timeout} ms`, { phase: 'exec' })))
     })
   }
 
@@ -246,8 +276,9 @@ export class SshClient extends EventEmitter {
   spawn(command: string, options: SpawnOptions = {}): RemoteProcess {
     options = optionsOf(options)
     if (typeof command !== 'string' || command.length === 0) throw new ConfigError('spawn: command must be a non-empty string', { option: 'command' })
+    checkRequestString(command, 'command', 'spawn: the command')
     this.#checkOpen()
-    checkCallOptions(options)
+    checkCallOptions(options, 'spawn')
     const env = envToNative(options.env)
     const pty = ptyToNative(options.pty)
     const x11 = x11ToNative(options.x11)
@@ -260,7 +291,7 @@ export class SshClient extends EventEmitter {
   async shell(options: ShellOptions = {}): Promise<ChannelDuplex> {
     options = optionsOf(options)
     this.#checkOpen()
-    checkCallOptions(options)
+    checkCallOptions(options, 'shell')
     const env = envToNative(options.env)
     const pty = ptyToNative(options.pty ?? true)
     const x11 = x11ToNative(options.x11)
@@ -272,6 +303,8 @@ export class SshClient extends EventEmitter {
   async subsystem(name: string, options: { signal?: AbortSignal } = {}): Promise<ChannelDuplex> {
     options = optionsOf(options)
     if (typeof name !== 'string' || !name) throw new ConfigError('subsystem: name must be a non-empty string', { option: 'name' })
+    checkRequestString(name, 'name', 'subsystem: the name')
+    checkCallOptions(options, 'subsystem')
     this.#checkOpen()
     const chan = await withSignal(options.signal, (cancel) => call(this.#native, 'subsystem', name, cancel))
     return new ChannelDuplex(Promise.resolve(chan))
@@ -436,6 +469,20 @@ export class SshClient extends EventEmitter {
  */
 export async function connect(input: ConnectOptions): Promise<SshClient> {
   return connectChain(input, undefined)
+}
+
+/** The longest delay Node's setTimeout takes. */
+const MAX_TIMER = 2 ** 31 - 1
+
+/** Calls `fn` after `ms` (any length), without keeping the process alive; returns the cancel. */
+function unrefTimer(ms: number, fn: () => void): () => void {
+  let t: NodeJS.Timeout | undefined
+  const arm = (left: number): void => {
+    t = setTimeout(() => (left > MAX_TIMER ? arm(left - MAX_TIMER) : fn()), Math.min(left, MAX_TIMER))
+    t.unref()
+  }
+  arm(ms)
+  return () => clearTimeout(t)
 }
 
 /** `host:port` as a message shows it (IPv6 in brackets). */

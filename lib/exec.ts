@@ -120,7 +120,7 @@ export class RemoteProcess extends EventEmitter {
           // as child_process reports a process its signal killed: the exit that signal causes
           // is waited for a moment before the channel goes
           let timer: NodeJS.Timeout | undefined
-          await Promise.race([this.exited.catch(() => {}), new Promise((r) => { timer = setTimeout(r, 500) })])
+          await Promise.race([this.exited.catch(() => {}), new Promise((r) => { timer = setTimeout(r, 500); timer.unref() })])
           clearTimeout(timer)
           await c.close()
         }, () => {}).catch(() => {})
@@ -137,7 +137,12 @@ export class RemoteProcess extends EventEmitter {
     this.exited.then((s) => emitFromPromise(this, 'exit', s.code, s.signal), () => {})
     // as ChildProcess: 'close' once it exited and its output streams have closed
     const closed = (r: Readable): Promise<void> => (r.closed ? Promise.resolve() : new Promise((res) => r.once('close', () => res())))
-    this.exited.then((s) => Promise.all([closed(out), closed(err)]).then(() => emitFromPromise(this, 'close', s.code, s.signal)), () => {})
+    // an output nobody ever consumed (no listener, never resumed or paused) would never
+    // close, and 'close' never come (ChildProcess drains such stdio on exit and loses it): once
+    // `exited` has settled every byte has arrived, so it is not waited for, and what it holds
+    // stays readable
+    const unused = (r: Readable): boolean => r.readableFlowing === null && r.listenerCount('data') === 0 && r.listenerCount('readable') === 0
+    this.exited.then((s) => Promise.all([out, err].map((r) => (unused(r) ? undefined : closed(r)))).then(() => emitFromPromise(this, 'close', s.code, s.signal)), () => {})
   }
 
   /** Sends a signal (`'TERM'`, `'INT'`, `'KILL'`, …) to the remote process. */

@@ -556,6 +556,12 @@ export function ptyToNative(pty: boolean | PtyOptions | undefined): NativePty | 
   if (pty === undefined || pty === false) return undefined
   if (pty === true) return {}
   if (typeof pty !== 'object' || pty === null) bad('pty', 'must be true or { term, cols, rows, modes }')
+  const ptyKeys = ['term', 'cols', 'rows', 'width', 'height', 'modes']
+  for (const key of Object.keys(pty)) {
+    if (ptyKeys.includes(key)) continue
+    const hint = closest(key, ptyKeys)
+    bad(`pty.${key}`, `unknown pty option '${key}'${hint ? `; did you mean '${hint}'?` : ''}`)
+  }
   const dim = (k: keyof PtyOptions): number | undefined => intOf(pty[k], `pty.${k}`, 0, 65535)
   if (pty.term !== undefined && (typeof pty.term !== 'string' || !/^[\x21-\x7e]{1,64}$/.test(pty.term))) {
     bad('pty.term', 'must be a terminal type name such as xterm-256color (1-64 printable characters, no spaces)')
@@ -588,7 +594,34 @@ export function optionsOf<T extends object>(o: T | null | undefined): T {
  * The flags and the signal of a call that opens a channel, checked before anything is sent
  * (a wrong type would otherwise reach the binding's conversion as a plain Error). @internal
  */
-export function checkCallOptions(o: { agentForward?: unknown; check?: unknown; signal?: unknown }): void {
+/** The options each call takes: anything else is a misspelling, refused as connect() refuses one. @internal */
+export const CALL_OPTIONS = {
+  exec: ['stdin', 'env', 'pty', 'timeout', 'maxBuffer', 'signal', 'check', 'agentForward', 'x11'],
+  spawn: ['env', 'pty', 'signal', 'agentForward', 'x11'],
+  shell: ['env', 'pty', 'signal', 'agentForward', 'x11'],
+  subsystem: ['signal'],
+} as const
+
+/**
+ * The largest command or environment variable a session request may carry: OpenSSH drops the
+ * whole connection over a packet larger than 256 KiB (and a NUL in one), so such a request is
+ * refused here, for that call alone. @internal
+ */
+export const MAX_REQUEST_STRING = 250 * 1024
+
+/** A command or subsystem name sshd can take (no NUL, not too long for one packet). @internal */
+export function checkRequestString(v: string, option: string, what: string): void {
+  if (v.includes('\0')) bad(option, `${what} contains a NUL byte, which the server would drop the connection over`)
+  if (Buffer.byteLength(v) > MAX_REQUEST_STRING) bad(option, `${what} is ${Buffer.byteLength(v)} bytes; a session request carries at most ${MAX_REQUEST_STRING} (the server would drop the connection)`)
+}
+
+export function checkCallOptions(o: { agentForward?: unknown; check?: unknown; signal?: unknown }, call: keyof typeof CALL_OPTIONS = 'exec'): void {
+  const known: readonly string[] = CALL_OPTIONS[call]
+  for (const key of Object.keys(o)) {
+    if (known.includes(key)) continue
+    const hint = closest(key, known)
+    throw new ConfigError(`${call}: unknown option '${key}'${hint ? `; did you mean '${hint}'?` : ''}`, { option: key })
+  }
   for (const k of ['agentForward', 'check'] as const) {
     if (o[k] !== undefined && typeof o[k] !== 'boolean') bad(k, `must be a boolean, got ${typeof o[k]}`)
   }
@@ -654,6 +687,8 @@ export function envToNative(env: Record<string, string> | undefined): string[][]
   if (env === null || typeof env !== 'object') bad('env', 'must be an object of name → value')
   return Object.entries(env).map(([k, v]) => {
     if (typeof v !== 'string') bad('env', `value of ${k} must be a string`)
+    if (v.includes('\0')) bad('env', `value of ${k} contains a NUL byte, which the server would drop the connection over`)
+    if (Buffer.byteLength(k) + Buffer.byteLength(v) > MAX_REQUEST_STRING) bad('env', `${k} is longer than a session request carries (${MAX_REQUEST_STRING} bytes; the server would drop the connection)`)
     return [k, v]
   })
 }

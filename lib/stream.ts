@@ -401,7 +401,21 @@ export class ChannelDuplex extends Duplex {
     // destroyed before both directions ended (an error, or the user gave up): close the
     // channel so the server session ends and nothing is kept. After a normal end (EOF both
     // ways, autoDestroy) the server closes it, after sending the exit status.
-    if (err || !this.readableEnded || !this.writableFinished) this.#chan.then((c) => c.close(), noop).catch(noop)
+    // a `for await` loop that read the output to its end destroys the stream with an
+    // AbortError of Node's own (its writable side is still open): the output did end
+    const outputEnded = this.readableEnded && (!err || (err as NodeJS.ErrnoException).code === 'ABORT_ERR')
+    if (!outputEnded) this.#chan.then((c) => c.close(), noop).catch(noop)
+    else if (!this.writableFinished) {
+      // the output ended but our side was never ended: the exit status comes with or just
+      // after the server's EOF, so it is waited for a moment before the channel goes, or
+      // `exited` would lose it
+      let timer: NodeJS.Timeout | undefined
+      const waited = Promise.race([this.exited.catch(noop), new Promise((r) => { timer = setTimeout(r, 500); timer.unref() })])
+      waited.finally(() => {
+        clearTimeout(timer)
+        return this.#chan.then((c) => c.close(), noop)
+      }).catch(noop)
+    }
     this.#out.drop()
     // stderr keeps what it has after a normal end (its reader may not be done), and hears
     // the error that ended the shell

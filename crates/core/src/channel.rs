@@ -1374,6 +1374,9 @@ pub fn signal_name(sig: &Sig) -> String {
         Sig::SEGV => "SEGV".into(),
         Sig::TERM => "TERM".into(),
         Sig::USR1 => "USR1".into(),
+        // a vendor name stays whole: OpenSSH reports a signal outside RFC 4254 (BUS, SYS,
+        // XCPU, …) as "SIG@openssh.com", which is no "SIG" prefix to strip
+        Sig::Custom(s) if s.contains('@') => s.to_string(),
         Sig::Custom(s) => s.strip_prefix("SIG").unwrap_or(s).to_string(),
     }
 }
