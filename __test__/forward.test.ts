@@ -13,7 +13,7 @@ import type { Duplex } from 'node:stream'
 
 import { ChannelError, ConfigError, connect, ForwardError, type Forward, type SshClient } from '../dist/cjs/index.js'
 import { startSshd, type Sshd } from './fixtures/sshd.mjs'
-import { countLines, escapeRe, freeLoopbackPort, rejection, until, withTimeout } from './fixtures/helpers'
+import { countLines, escapeRe, freeLoopbackPort, rejection, tcpEndReader, until, withTimeout } from './fixtures/helpers'
 
 const MiB = 1024 * 1024
 
@@ -638,6 +638,33 @@ describe('a target that stops reading, then closes', () => {
       await f.close()
     }
   }, 30_000)
+})
+
+describe('a connection lost mid-stream', () => {
+  it('forwardLocal: the forwarded client is reset, never handed a clean end of a cut stream', async () => {
+    // a target that streams until its client goes
+    const streaming = net.createServer((c) => {
+      c.on('error', () => {})
+      const chunk = randomBytes(64 * 1024)
+      const pump = (): void => { while (c.writable && c.write(chunk)); }
+      c.on('drain', pump)
+      pump()
+    })
+    servers.push(streaming)
+    await new Promise<void>((r) => streaming.listen(0, '127.0.0.1', r))
+    const c = await connect(connectOptions())
+    c.on('error', () => {})
+    const f = await c.forwardLocal({ remoteHost: '127.0.0.1', remotePort: (streaming.address() as net.AddressInfo).port })
+    // read by a process outside Node, which tells a reset from a clean end
+    const reader = tcpEndReader({ connect: f.localPort! })
+    await withTimeout(reader.ready, 10_000, 'bytes through the forward')
+    // the server's process for this connection dies: the TCP connection ends under the client
+    const pid = Number((await c.exec('echo $PPID')).stdout.toString().trim())
+    expect(pid).toBeGreaterThan(1)
+    process.kill(pid, 'SIGKILL')
+    expect(await withTimeout(reader.ended, 10_000, 'the forwarded client hears of the loss')).toBe('reset')
+    await c.close()
+  })
 })
 
 describe('a server with AllowTcpForwarding no', () => {

@@ -13,7 +13,7 @@ import {
 } from '../dist/cjs/index.js'
 import { keygen } from './fixtures/sshd.mjs'
 import { keyBlob, startServer, type TestServer } from './fixtures/server'
-import { rejection, until, withTimeout } from './fixtures/helpers'
+import { rejection, tcpEndReader, until, withTimeout } from './fixtures/helpers'
 
 const LIBRARY = resolve(__dirname, '../dist/cjs/index.js')
 
@@ -455,6 +455,35 @@ describe('forwarding hooks', () => {
     await ssh.close()
     await until(() => !held(), 5000, 'the socket let go after the connection closed')
     server.close()
+  })
+
+  it('a connection cut mid-upload resets the target socket: it never takes the cut for a clean end', async () => {
+    // the target only reads, in a process outside Node, which tells a reset from a clean end
+    const reader = tcpEndReader('listen')
+    const port = await withTimeout(reader.port, 10_000, 'the target listening')
+    allowed.add(port)
+    // the client reaches the server through a relay this test can cut
+    const held: net.Socket[] = []
+    const relay = net.createServer((a) => {
+      const b = net.connect(t.port, t.host)
+      held.push(a, b)
+      a.on('error', () => {}); b.on('error', () => {})
+      a.pipe(b); b.pipe(a)
+    })
+    await new Promise<void>((r) => relay.listen(0, '127.0.0.1', r))
+    const ssh = await client(t, { port: (relay.address() as net.AddressInfo).port })
+    ssh.on('error', () => {})
+    const tcp = await ssh.openTcp('127.0.0.1', port)
+    tcp.on('error', () => {})
+    const chunk = randomBytes(64 * 1024)
+    const pump = (): void => { while (tcp.writable && tcp.write(chunk)); }
+    tcp.on('drain', pump)
+    pump()
+    await withTimeout(reader.ready, 10_000, 'bytes through the channel')
+    for (const s of held) s.destroy()
+    expect(await withTimeout(reader.ended, 10_000, 'the target socket ends')).toBe('reset')
+    await ssh.close()
+    relay.close()
   })
 
   it('a tcpip-forward for localhost listens on both loopbacks, and a bracketed IPv6 bind is sent bare', async () => {

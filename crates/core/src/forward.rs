@@ -121,7 +121,7 @@ pub async fn bind_tcp(spec: &str, bind_host: &str, bind_port: u16) -> Result<Tcp
 
 /// One forwarded connection: a channel to `target`, bridged to it. A refused target closes
 /// the connection (as ssh -L does).
-async fn forward_one<S: AsyncRead + AsyncWrite + Unpin>(client: Arc<Client>, target: Target, sock: S, origin: Option<SocketAddr>) {
+async fn forward_one<S: crate::bridge::LocalStream>(client: Arc<Client>, target: Target, sock: S, origin: Option<SocketAddr>) {
     if let Ok(ch) = open(&client, &target, origin).await {
         let _ = bridge(ch, sock).await;
     }

@@ -222,6 +222,12 @@ impl QuickAck {
     }
 }
 
+impl crate::bridge::LocalStream for QuickAck {
+    fn reset_handle(&self) -> Option<socket2::Socket> {
+        crate::bridge::tcp_reset_handle(&self.stream)
+    }
+}
+
 impl AsyncRead for QuickAck {
     fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, out: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         let me = self.get_mut();

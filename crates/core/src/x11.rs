@@ -117,6 +117,7 @@ pub fn rewrite_setup(buf: &[u8], fake: &[u8], real: &[u8]) -> Result<Option<(Vec
 
 trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
+impl crate::bridge::LocalStream for Box<dyn Stream> {}
 
 async fn connect_display(addr: &DisplayAddr) -> Result<Box<dyn Stream>> {
     let err = |e: std::io::Error| Error::channel("connect-failed", format!("cannot reach the local X display: {e}"));
