@@ -635,15 +635,24 @@ describe('keyboard-interactive (PAM)', () => {
     }
   })
 
-  it('a wrong number of answers is a typed error, and the process goes on', async () => {
-    const e = await rejects(connect({ ...base(sshd), keyboardInteractive: () => [sshd.password, 'extra'] }))
-    expect(e).toBeInstanceOf(SshError)
-    expect(e).toBeInstanceOf(ConfigError)
-    expect(e.message).toMatch(/2 answers for 1 prompt/)
-    leakCheck(e, sshd.password)
-    const none = await rejects(connect({ ...base(sshd), keyboardInteractive: () => [] }))
-    expect(none).toBeInstanceOf(ConfigError)
-    await login(sshd, { keyboardInteractive: (prompts) => prompts.map(() => sshd.password) })
+  it('too many or too few answers cancel the round: nothing is sent for it, and the next method runs', async () => {
+    for (const answers of [[sshd.password, 'extra'], []]) {
+      const e = await authError(connect({ ...base(sshd), keyboardInteractive: () => answers }))
+      expect(e.attempts.map((a) => a.method)).toEqual(['keyboard-interactive'])
+      expect(e.attempts[0].outcome).toMatch(/cancel/)
+      leakCheck(e, sshd.password)
+    }
+    const before = accepted(sshd).length
+    await login(sshd, { keyboardInteractive: () => [sshd.password, 'extra'], password: sshd.password })
+    expect(accepted(sshd).slice(before).some((l) => l.startsWith(`Accepted password for ${sshd.user}`))).toBe(true)
+  })
+
+  it('an answer with a NUL byte or over 250 KiB cancels the round instead of costing the connection', async () => {
+    for (const bad of ['pass\0word', 'x'.repeat(300 * 1024)]) {
+      const before = accepted(sshd).length
+      await login(sshd, { keyboardInteractive: (prompts) => prompts.map(() => bad), password: sshd.password })
+      expect(accepted(sshd).slice(before).some((l) => l.startsWith(`Accepted password for ${sshd.user}`))).toBe(true)
+    }
   })
 })
 
@@ -736,6 +745,15 @@ describe('authOrder', () => {
     expect(e.attempts[1].detail).toContain(fingerprintOf(`${strangerAgentKey}.pub`))
     expect(e.attempts.every((a) => a.outcome === 'rejected')).toBe(true)
     leakCheck(e, WRONG)
+  })
+
+  it('an empty authOrder, or one naming a method twice, is a ConfigError before anything is sent', async () => {
+    const empty = await rejects(connect({ ...base(sshd), password: WRONG, authOrder: [] }))
+    expect(empty).toBeInstanceOf(ConfigError)
+    expect(empty.message).toMatch(/authOrder.*empty/)
+    const twice = await rejects(connect({ ...base(sshd), password: WRONG, authOrder: ['password', 'password'] }))
+    expect(twice).toBeInstanceOf(ConfigError)
+    expect(twice.message).toMatch(/'password' twice/)
   })
 
   it('a given order is followed', async () => {

@@ -75,6 +75,31 @@ describe('exec', () => {
     expect(e.code).toBe('ABORT_ERR')
     expect((await ssh.exec('echo alive')).stdout.toString()).toBe('alive\n')
   })
+  it("every AbortError carries the signal's reason as cause: exec with a stream stdin, spawn's streams", async () => {
+    const why = new Error('user pressed cancel')
+    const pre = new AbortController()
+    pre.abort(why)
+    const e1 = await ssh.exec('cat', { stdin: Readable.from([Buffer.from('x')]), signal: pre.signal }).catch((x) => x)
+    expect(e1).toBeInstanceOf(AbortError)
+    expect(e1.cause).toBe(why)
+    const mid = new AbortController()
+    const running = ssh.exec('cat', { stdin: new Readable({ read() {} }), signal: mid.signal }).catch((x) => x)
+    setTimeout(() => mid.abort(why), 200)
+    const e2 = await running
+    expect(e2).toBeInstanceOf(AbortError)
+    expect(e2.cause).toBe(why)
+    const ac = new AbortController()
+    const p = ssh.spawn('sleep 10', { signal: ac.signal })
+    const outError = new Promise<Error>((r) => p.stdout.once('error', r))
+    p.stderr.on('error', () => {})
+    p.stdin.on('error', () => {})
+    p.exited.catch(() => {})
+    setTimeout(() => ac.abort(why), 200)
+    const e3 = await outError
+    expect(e3).toBeInstanceOf(AbortError)
+    expect(e3.cause).toBe(why)
+    expect((await ssh.exec('echo alive')).stdout.toString()).toBe('alive\n')
+  })
   it('check: true turns a failure into CommandError with the output', async () => {
     const e = (await ssh.exec('echo partial; echo bad thing >&2; exit 4', { check: true }).catch((x) => x)) as CommandError
     expect(e).toBeInstanceOf(CommandError)

@@ -295,6 +295,9 @@ describe('KnownHosts class', () => {
     expect(option(() => kh.knownKeyTypes(null as never))).toBe('host')
     expect(option(() => KnownHosts.formatLine({} as never, 22, sshd.hostKeys.ed25519.publicKey))).toBe('host')
     expect(option(() => KnownHosts.add(42 as never, 'h', 22, sshd.hostKeys.ed25519.publicKey))).toBe('file')
+    // 'false' is not false: the line would be hashed by a string's truthiness
+    expect(option(() => KnownHosts.formatLine('h', 22, sshd.hostKeys.ed25519.publicKey, { hash: 'false' as never }))).toBe('hash')
+    expect(option(() => KnownHosts.add(file, 'h', 22, sshd.hostKeys.ed25519.publicKey, { hash: 1 as never }))).toBe('hash')
     expect(option(() => KnownHosts.loadSync(5 as never))).toBe('knownHosts')
     expect(option(() => KnownHosts.loadSync([file, null] as never))).toBe('knownHosts')
     await expect(KnownHosts.load({} as never)).rejects.toMatchObject({ option: 'knownHosts' })

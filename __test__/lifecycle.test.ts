@@ -252,6 +252,25 @@ describe('process lifetime', () => {
     }
   })
 
+  it('unref() lets the process exit when connected through a proxyJump hop it opened; ref()ed, the chain holds it', async () => {
+    // the hop is the same server: a second connection of the chain, which only the target may hold
+    const child = runChild('unref-jump', `
+      const hop = { host: options.host, port: options.port, username: options.username }
+      const ssh = await connect({ ...options, proxyJump: [hop] })
+      console.log('via jump: ' + (await ssh.exec('echo ok')).stdout.toString().trim())
+      setTimeout(() => { console.log('still held'); ssh.unref() }, 800).unref()
+      process.on('exit', () => console.log('exit closed=' + ssh.isClosed))
+    `)
+    try {
+      await child.line('via jump: ok')
+      await child.line('still held', 5000)
+      expect(await child.exit(5000), child.output()).toBe(0)
+      expect(child.output()).toContain('exit closed=false')
+    } finally {
+      child.proc.kill('SIGKILL')
+    }
+  })
+
   it('unref() lets the process exit while a command runs and a shell is open, as with a socket', async () => {
     const child = runChild('unref-busy', `
       const ssh = await connect(options)

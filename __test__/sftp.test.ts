@@ -11,7 +11,7 @@ import { join, posix } from 'node:path'
 import { ConfigError, connect, Dirent, FileHandle, SftpError, Stats, type ConnectOptions, type SftpClient, type SshClient } from '../dist/cjs/index.js'
 import { startSshd, type Sshd } from './fixtures/sshd.mjs'
 import { rejection, until, withTimeout } from './fixtures/helpers'
-import { KiB, MiB, mkdirOwned, openFiles, ownerOf, sftpServerPid, writeOwned, type Owner } from './fixtures/sftp-helpers'
+import { connectionPid, KiB, MiB, mkdirOwned, openFiles, ownerOf, sftpServerPid, writeOwned, type Owner } from './fixtures/sftp-helpers'
 
 let sshd: Sshd
 let ssh: SshClient
@@ -91,6 +91,26 @@ describe('session', () => {
     expect(Date.now() - t0).toBeLessThan(5000)
     expect((await ssh.exec('echo alive')).stdout.toString()).toBe('alive\n')
     expect((await sftp.stat(work)).isDirectory()).toBe(true)
+    // the SFTP session alone ended: no connection reason
+    expect(e.reason).toBeUndefined()
+  })
+  it("calls cut short by the connection's end say whose end it was: reason 'closed' after close(), 'connection-lost' otherwise", async () => {
+    const mine = await connect(options())
+    const s = await mine.sftp()
+    const pending = s.readFile(join(work, 'never-there-' + randomBytes(4).toString('hex'))).catch((x) => x)
+    await mine.close()
+    const after = await rejection(s.stat(work))
+    expect(after).toMatchObject({ code: 'ECONNRESET', reason: 'closed' })
+    const cut = await pending
+    expect(cut).toBeInstanceOf(SftpError)
+    if (cut.code === 'ECONNRESET') expect(cut.reason).toBe('closed')
+    const lost = await connect(options())
+    lost.on('error', () => {})
+    const s2 = await lost.sftp()
+    process.kill(await connectionPid(lost), 'SIGKILL')
+    await lost.closed
+    const e = await rejection(s2.stat(work))
+    expect(e).toMatchObject({ code: 'ECONNRESET', reason: 'connection-lost' })
   })
 })
 

@@ -527,19 +527,33 @@ async function connectChain(input: ConnectOptions, base: SshClient | undefined):
     refusals.add(e)
     return e
   }
+  // every hop and the target are checked before the first hop is dialled: bad options fail
+  // before any packet is sent, as they do without hops
+  for (const [i, hop] of hops.entries()) {
+    if (hop instanceof SshClient) {
+      if (hop.isClosed) throw new ProxyError(`jump host ${i} is a closed client`, { hop: i })
+      // a connected client is a connection of its own: nothing this call opened can lead to it
+      if (i > 0 || base) throw new ConfigError(`proxyJump: hop ${i} is a connected SshClient, which can only be the first hop of connect()`, { option: 'proxyJump' })
+      continue
+    }
+    if (hop === null || typeof hop !== 'object' || typeof (hop as ConnectOptions).host !== 'string') {
+      throw new ConfigError(`proxyJump: hop ${i} must be 'user@host:port', connect options or an SshClient`, { option: 'proxyJump' })
+    }
+    try {
+      resolveOptions(hopOptions(hop as Partial<ConnectOptions>, target as ConnectOptions))
+    } catch (e) {
+      if (!(e instanceof ConfigError)) throw e
+      throw new ConfigError(`proxyJump: hop ${i} (${(hop as ConnectOptions).host}): ${e.message}`, { option: e.option ?? 'proxyJump', file: e.file, line: e.line })
+    }
+  }
+  resolveOptions(target as ConnectOptions)
   try {
     for (const [i, hop] of hops.entries()) {
       if (hop instanceof SshClient) {
-        if (hop.isClosed) throw new ProxyError(`jump host ${i} is a closed client`, { hop: i })
-        // a connected client is a connection of its own: nothing this call opened can lead to it
-        if (opened.length || base) throw new ConfigError(`proxyJump: hop ${i} is a connected SshClient, which can only be the first hop of connect()`, { option: 'proxyJump' })
         via = hop
         owned = false
         viaHop = { i, name: 'a connected client' }
         continue
-      }
-      if (hop === null || typeof hop !== 'object' || typeof (hop as ConnectOptions).host !== 'string') {
-        throw new ConfigError(`proxyJump: hop ${i} must be 'user@host:port', connect options or an SshClient`, { option: 'proxyJump' })
       }
       const hopOpts = hopOptions(hop as Partial<ConnectOptions>, target as ConnectOptions)
       try {
@@ -576,7 +590,9 @@ async function connectVia(options: ConnectOptions, via: SshClient | undefined, o
   })
   const client = new SshClient(nat, closed)
   if (via && owned) {
-    // a hop we opened lives exactly as long as the connection through it
+    // a hop we opened lives exactly as long as the connection through it, and keeps the
+    // process alive only through it: the target's ref()/unref() decides for the chain
+    via.unref()
     void client.closed.then(() => via.close())
   }
   return client

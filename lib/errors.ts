@@ -121,6 +121,11 @@ export class SftpError extends SshError {
   declare readonly status: number
   /** The remote path of the failed request, when it has one. */
   declare readonly path?: string
+  /**
+   * For a call cut short because its connection ended (`ECONNRESET`), the connection's
+   * {@link DisconnectError} reason: `'closed'` after your own `close()`, else `'connection-lost'`.
+   */
+  declare readonly reason?: 'closed' | 'connection-lost'
   constructor(message: string, code: string, props: Record<string, unknown> = {}) { super(message, code, props) }
 }
 

@@ -114,7 +114,7 @@ export class RemoteProcess extends EventEmitter {
     )
     if (signal) {
       const onAbort = (): void => {
-        const e = new AbortError()
+        const e = new AbortError(undefined, { cause: signal.reason })
         chan.then(async (c) => {
           await c.signal('TERM').catch(() => {})
           // as child_process reports a process its signal killed: the exit that signal causes

@@ -216,6 +216,8 @@ export class KnownHosts {
     for (const k of Object.keys(options)) {
       if (k !== 'hash') throw new ConfigError(`unknown option '${k}' (known: hash)`, { option: k })
     }
+    // 'false' is no false: a line hashed or not by a string's truthiness would be a surprise
+    if (options.hash !== undefined && options.hash !== null && typeof options.hash !== 'boolean') throw new ConfigError('hash: must be true or false', { option: 'hash' })
     try {
       return binding.knownHostsLine(checkHost(host), checkPort(port), checkKey(key), Boolean(options.hash))
     } catch (e) {

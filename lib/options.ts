@@ -271,6 +271,8 @@ export function resolveOptions(input: ConnectOptions): Resolved {
   }
   const passphrase = optString(o, 'passphrase')
   const password = optString(o, 'password')
+  // sshd drops the connection over either: the methods after the password would never run
+  if (password !== undefined) checkSecretString(password, 'password', 'the password')
 
   const methods: Record<AuthMethodName, NativeAuthMethod[]> = { publickey: [], agent: [], password: [], 'keyboard-interactive': [] }
   const certificates: Buffer[] = []
@@ -332,8 +334,10 @@ export function resolveOptions(input: ConnectOptions): Resolved {
       try {
         const answers = await (fn as KeyboardInteractiveHandler)(req.prompts, { name: req.name, instructions: req.instructions })
         // an answer that is no string is no answer: the round is cancelled rather than the
-        // text "null" or "undefined" sent as a credential
-        return Array.isArray(answers) && answers.every((a) => typeof a === 'string') ? answers : null
+        // text "null" or "undefined" sent as a credential; so is one answer too many or too
+        // few, or one the server would drop the connection over
+        const fits = (a: unknown): boolean => typeof a === 'string' && !a.includes('\0') && Buffer.byteLength(a) <= MAX_REQUEST_STRING
+        return Array.isArray(answers) && answers.length === req.prompts.length && answers.every(fits) ? answers : null
       } catch {
         return null
       }
@@ -358,6 +362,9 @@ export function resolveOptions(input: ConnectOptions): Resolved {
     for (const m of a as string[]) {
       if (!(m in methods)) bad('authOrder', `unknown method '${m}' (use publickey, agent, keyboard-interactive, password)`)
     }
+    const twice = (a as string[]).find((m, i) => (a as string[]).indexOf(m) !== i)
+    if (twice !== undefined) bad('authOrder', `names '${twice}' twice (each method is tried once, in its place)`)
+    if ((a as string[]).length === 0) bad('authOrder', 'is empty: name the methods to try')
     order = a as AuthMethodName[]
   }
   const auth = order.flatMap((m) => methods[m])
@@ -381,8 +388,8 @@ export function resolveOptions(input: ConnectOptions): Resolved {
       bad('hostKey.knownHosts', 'must be a path or a non-empty array of paths')
     }
     native.knownHosts = (list as string[]).map((f) => resolve(expandHome(f)))
-    native.acceptNew = Boolean((hk as { acceptNew?: boolean }).acceptNew)
-    native.hashKnownHosts = Boolean((hk as { hash?: boolean }).hash)
+    native.acceptNew = optBool(hk as Record<string, unknown>, 'acceptNew', 'hostKey.acceptNew')
+    native.hashKnownHosts = optBool(hk as Record<string, unknown>, 'hash', 'hostKey.hash')
     const alias = (hk as { alias?: unknown }).alias
     if (alias !== undefined && alias !== null) {
       // one known_hosts name: a blank, a comma or a control character would make it another
@@ -608,6 +615,20 @@ export const CALL_OPTIONS = {
  * refused here, for that call alone. @internal
  */
 export const MAX_REQUEST_STRING = 250 * 1024
+
+/** A password or answer sshd can take; the message never quotes it. @internal */
+export function checkSecretString(v: string, option: string, what: string): void {
+  if (v.includes('\0')) bad(option, `${what} contains a NUL byte, which the server would drop the connection over`)
+  if (Buffer.byteLength(v) > MAX_REQUEST_STRING) bad(option, `${what} is longer than an authentication request carries (${MAX_REQUEST_STRING} bytes; the server would drop the connection)`)
+}
+
+/** `o[key]` when it is a boolean; undefined is false; anything else is a ConfigError. */
+function optBool(o: Record<string, unknown>, key: string, option: string): boolean {
+  const v = o[key]
+  if (v === undefined || v === null) return false
+  if (typeof v !== 'boolean') bad(option, `must be true or false, got ${typeof v === 'string' ? JSON.stringify(v.slice(0, 40)) : typeof v}`)
+  return v
+}
 
 /** A command or subsystem name sshd can take (no NUL, not too long for one packet). @internal */
 export function checkRequestString(v: string, option: string, what: string): void {

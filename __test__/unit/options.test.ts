@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest'
 
-import { ConfigError, connect, SshClient } from '../../dist/cjs/index.js'
+import net from 'node:net'
+
+import { ConfigError, connect, SshClient, TimeoutError } from '../../dist/cjs/index.js'
 
 async function configError(options: unknown, re: RegExp, option?: string) {
   const e = await connect(options as never).then(() => null, (err: unknown) => err)
@@ -52,6 +54,42 @@ describe('connect() rejects bad options with ConfigError before touching the net
     await configError({ host: 'h', agent: 5 }, /agent/, 'agent')
     await configError({ host: 'h', certificate: 'x' }, /certificate.*needs the private key/, 'certificate')
     await configError({ host: 'h', certificatePath: '/nonexistent-cert.pub', privateKey: 'k' }, /no such file/, 'certificatePath')
+  })
+  it('takes only true or false for boolean host key options: the string "false" is not false', async () => {
+    for (const v of ['false', 'no', 1, {}]) {
+      await configError({ host: 'h', hostKey: { knownHosts: '/x', acceptNew: v } }, /acceptNew: must be true or false/, 'hostKey.acceptNew')
+      await configError({ host: 'h', hostKey: { knownHosts: '/x', hash: v } }, /hash: must be true or false/, 'hostKey.hash')
+    }
+  })
+  it('refuses a password sshd would drop the connection over, without quoting it', async () => {
+    const secret = 'hunter2-secret'
+    for (const pw of [`${secret}\0x`, secret + 'x'.repeat(300 * 1024)]) {
+      const e = await connect({ host: 'h', password: pw }).then(() => null, (err: unknown) => err as ConfigError)
+      expect(e).toBeInstanceOf(ConfigError)
+      expect(e!.option).toBe('password')
+      expect(e!.message).toMatch(/the password (contains a NUL byte|is longer than)/)
+      expect(e!.message).not.toContain(secret)
+    }
+  })
+  it('a proxyJump hop with bad options fails before the first hop is dialled', async () => {
+    // the first hop is a port nobody listens on: dialling it first would be a ProxyError instead
+    const e = await connect({ host: '127.0.0.1', password: 'x', proxyJump: [{ host: '127.0.0.1', port: 1 }, { host: '127.0.0.1', connectTimeout: -1 }] }).then(() => null, (err: unknown) => err)
+    expect(e).toBeInstanceOf(ConfigError)
+    expect((e as Error).message).toMatch(/hop 1 .*connectTimeout/)
+    await configError({ host: '127.0.0.1', password: 'x', proxyJump: [{ host: '127.0.0.1', port: 1 }, 42] }, /hop 1 must be/, 'proxyJump')
+  })
+  it('rounds a fractional time up: 0.5 ms is never the 0 that means none, nor a 0 ms timer', async () => {
+    // a server that accepts and never speaks: only the timeout ends the wait
+    const silent = net.createServer((c) => c.on('error', () => {}))
+    await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r))
+    try {
+      const port = (silent.address() as net.AddressInfo).port
+      const e = await connect({ host: '127.0.0.1', port, password: 'x', hostKey: 'insecure-accept-any', connectTimeout: 1.5 }).then(() => null, (err: unknown) => err as Error)
+      expect(e).toBeInstanceOf(TimeoutError)
+      expect(e!.message).toMatch(/after 2 ms/)
+    } finally {
+      silent.close()
+    }
   })
   it('checks timeouts, limits, algorithms and signal', async () => {
     await configError({ host: 'h', connectTimeout: -5 }, /connectTimeout/, 'connectTimeout')

@@ -97,6 +97,14 @@ impl ConnShared {
         self.channels().remove(&id);
     }
 
+    /// The error that ended the connection, or is ending it: a close() under way counts.
+    pub(crate) fn ending_error(&self) -> Option<Error> {
+        if self.state().user_closed {
+            return Some(self.close_error().unwrap_or_else(closed_by_owner));
+        }
+        self.close_error()
+    }
+
     /// The error that ended the connection, if it has ended.
     pub fn close_error(&self) -> Option<Error> {
         let st = self.state();
@@ -839,6 +847,11 @@ impl Client {
 
     pub fn close_error(&self) -> Option<Error> {
         self.shared.close_error()
+    }
+
+    /// The connection's shared state, for what outlives a borrow of the client.
+    pub(crate) fn conn_shared(&self) -> Arc<ConnShared> {
+        Arc::clone(&self.shared)
     }
 
     /// Runs `f` once when the connection ends (at once if it already has), with the

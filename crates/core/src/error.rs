@@ -62,7 +62,9 @@ pub enum Error {
     Proxy { hop: Option<usize>, host: Option<String>, command: Option<String>, stderr: Option<String>, message: String, cause: Option<Box<Error>> },
     Forward { spec: String, message: String },
     /// An SFTP request failed: `code` is fs-style (ENOENT, EACCES, …), `status` the SFTP status.
-    Sftp { code: String, status: u32, message: String, path: Option<String> },
+    /// `reason`: for a call cut short by its connection's end, the DisconnectError reason
+    /// (`closed`: your own close(); `connection-lost`).
+    Sftp { code: String, status: u32, message: String, path: Option<String>, reason: Option<String> },
 }
 
 pub type Result<T> = std::result::Result<T, Error>;

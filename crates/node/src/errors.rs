@@ -69,11 +69,14 @@ pub fn to_json(e: &Error) -> Value {
                 o.insert("cause".into(), to_json(c));
             }
         }
-        Error::Sftp { code, status, path, .. } => {
+        Error::Sftp { code, status, path, reason, .. } => {
             o.insert("code".into(), json!(code));
             o.insert("sftp".into(), json!(true));
             o.insert("status".into(), json!(status));
             o.insert("path".into(), json!(path));
+            if let Some(r) = reason {
+                o.insert("reason".into(), json!(r));
+            }
         }
         Error::Forward { spec, .. } => {
             o.insert("spec".into(), json!(spec));

@@ -154,7 +154,8 @@ impl KeyboardInteractive for JsKbd {
 fn ms(option: &str, v: Option<f64>) -> Result<Option<Duration>, Error> {
     match v {
         None => Ok(None),
-        Some(x) if x.is_finite() && x >= 0.0 && x <= 2_147_483_647.0 => Ok(if x == 0.0 { None } else { Some(Duration::from_millis(x as u64)) }),
+        // a fraction is rounded up: 0 alone means none, and 0.5 must not become it (or a 0 ms timer)
+        Some(x) if x.is_finite() && x >= 0.0 && x <= 2_147_483_647.0 => Ok(if x == 0.0 { None } else { Some(Duration::from_millis(x.ceil() as u64)) }),
         Some(x) => Err(Error::config(option, format!("{option} must be a number of milliseconds between 0 and 2147483647, got {x}"))),
     }
 }

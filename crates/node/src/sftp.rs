@@ -519,7 +519,7 @@ impl NativeSftpWriter {
             let chunk = sftp.limits.write as usize;
             let mut st = state.lock().await;
             let Some(handle) = st.handle.clone() else {
-                return Err(errors::to_napi(Error::Sftp { code: "EBADF".into(), status: 0, message: "EBADF: write after close".into(), path: None }));
+                return Err(errors::to_napi(Error::Sftp { code: "EBADF".into(), status: 0, message: "EBADF: write after close".into(), path: None, reason: None }));
             };
             for piece in bytes.chunks(chunk.max(1)) {
                 while st.inflight.len() >= concurrency {

@@ -31,22 +31,23 @@ pub fn sftp_error(e: SftpErr, path: Option<&str>, op: &str) -> Error {
         SftpErr::Status(s) => {
             let (code, status) = code_for(&s.status_code);
             let detail = if s.error_message.is_empty() { s.status_code.to_string() } else { s.error_message.clone() };
-            Error::Sftp { code: code.into(), status, message: format!("{code}: {op}{at}: {detail}"), path: path.map(str::to_string) }
+            Error::Sftp { code: code.into(), status, message: format!("{code}: {op}{at}: {detail}"), path: path.map(str::to_string), reason: None }
         }
-        SftpErr::Timeout => Error::Sftp { code: "ETIMEDOUT".into(), status: 0, message: format!("ETIMEDOUT: {op}{at}: the server did not answer"), path: path.map(str::to_string) },
-        SftpErr::Limited(m) => Error::Sftp { code: "E2BIG".into(), status: 0, message: format!("E2BIG: {op}{at}: {m}"), path: path.map(str::to_string) },
+        SftpErr::Timeout => Error::Sftp { code: "ETIMEDOUT".into(), status: 0, message: format!("ETIMEDOUT: {op}{at}: the server did not answer"), path: path.map(str::to_string), reason: None },
+        SftpErr::Limited(m) => Error::Sftp { code: "E2BIG".into(), status: 0, message: format!("E2BIG: {op}{at}: {m}"), path: path.map(str::to_string), reason: None },
         SftpErr::IO(m) | SftpErr::UnexpectedBehavior(m) => {
-            Error::Sftp { code: "ECONNRESET".into(), status: 7, message: format!("ECONNRESET: {op}{at}: the SFTP session ended ({m})"), path: path.map(str::to_string) }
+            let reason = super::ended_reason(&m).map(str::to_string);
+            Error::Sftp { code: "ECONNRESET".into(), status: 7, message: format!("ECONNRESET: {op}{at}: the SFTP session ended ({m})"), path: path.map(str::to_string), reason }
         }
-        SftpErr::UnexpectedPacket => Error::Sftp { code: "EPROTO".into(), status: 5, message: format!("EPROTO: {op}{at}: unexpected reply from the server"), path: path.map(str::to_string) },
+        SftpErr::UnexpectedPacket => Error::Sftp { code: "EPROTO".into(), status: 5, message: format!("EPROTO: {op}{at}: unexpected reply from the server"), path: path.map(str::to_string), reason: None },
     }
 }
 
 pub(crate) fn with_code(e: Error, code: &str, why: &str) -> Error {
     match e {
-        Error::Sftp { status, path, message, .. } => {
+        Error::Sftp { status, path, message, reason, .. } => {
             let rest = message.split_once(": ").map(|x| x.1).unwrap_or(&message).to_string();
-            Error::Sftp { code: code.into(), status, message: format!("{code}: {rest} ({why})"), path }
+            Error::Sftp { code: code.into(), status, message: format!("{code}: {rest} ({why})"), path, reason }
         }
         other => other,
     }

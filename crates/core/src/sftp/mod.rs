@@ -139,26 +139,73 @@ pub fn open_flags(flags: &str) -> Result<OpenFlags> {
     Ok(f)
 }
 
+/// Why a session ended with its connection, as its failed calls say it.
+const ENDED_CLOSED: &str = "the connection was closed";
+const ENDED_LOST: &str = "the SSH connection was lost";
+
+/// The DisconnectError reason behind a session that ended with its connection: what its
+/// failed calls carry as `reason`, so your own close() is told from a lost connection.
+pub(crate) fn ended_reason(why: &str) -> Option<&'static str> {
+    match why {
+        ENDED_CLOSED => Some("closed"),
+        ENDED_LOST => Some("connection-lost"),
+        _ => None,
+    }
+}
+
 /// The end of the channel under a session, and why it ended: the SFTP channel alone (closed,
 /// or its server process gone) or the whole connection.
 #[derive(Clone, Default)]
 pub(crate) struct Dead {
     token: CancelToken,
     why: Arc<std::sync::OnceLock<String>>,
+    channel: Option<Arc<crate::channel::ChannelShared>>,
+    conn: Option<Arc<crate::client::ConnShared>>,
 }
 
 impl Dead {
+    fn new(channel: Arc<crate::channel::ChannelShared>, conn: Arc<crate::client::ConnShared>) -> Dead {
+        Dead { channel: Some(channel), conn: Some(conn), ..Dead::default() }
+    }
+
     fn end(&self, why: String) {
         let _ = self.why.set(why);
         self.token.cancel();
     }
+
+    /// Why the channel ended, once it has (or its connection has): read from the channel and
+    /// the connection when the session noticed before the task that records it ran.
+    fn why_now(&self) -> Option<String> {
+        if let Some(w) = self.why.get() {
+            return Some(w.clone());
+        }
+        let conn_ending = self.conn.as_ref().is_some_and(|c| c.ending_error().is_some());
+        self.channel.as_ref().filter(|c| c.is_closed() || conn_ending).map(|c| ended_why(c, self.conn.as_deref()))
+    }
 }
 
-/// `f`, or the session's end as soon as it has ended.
+/// A channel that ended with its connection says so; one that closed alone (sftp.close(),
+/// the server's sftp process gone) leaves the connection usable.
+/// A channel closed as part of the connection's own close() (before the connection ended)
+/// counts as ended with it.
+fn ended_why(shared: &crate::channel::ChannelShared, conn: Option<&crate::client::ConnShared>) -> String {
+    match shared.broken_error().or_else(|| conn.and_then(|c| c.ending_error())) {
+        Some(Error::Disconnect { reason, .. }) if reason == "closed" => ENDED_CLOSED.to_string(),
+        Some(_) => ENDED_LOST.to_string(),
+        None => "the SFTP channel closed".to_string(),
+    }
+}
+
+/// `f`, or the session's end as soon as it has ended. A failure of the stream under the
+/// session is told as the channel's end, whichever of the two noticed first.
 pub(crate) async fn unless_dead<T>(dead: &Dead, f: impl std::future::Future<Output = std::result::Result<T, russh_sftp::client::error::Error>>) -> std::result::Result<T, russh_sftp::client::error::Error> {
+    use russh_sftp::client::error::Error as E;
     tokio::select! {
-        r = f => r,
-        _ = dead.token.cancelled() => Err(russh_sftp::client::error::Error::IO(dead.why.get().cloned().unwrap_or_else(|| "the SFTP channel closed".into()))),
+        r = f => match r {
+            Err(E::IO(m) | E::UnexpectedBehavior(m)) => Err(E::IO(dead.why_now().unwrap_or(m))),
+            r => r,
+        },
+        _ = dead.token.cancelled() => Err(E::IO(dead.why_now().unwrap_or_else(|| "the SFTP channel closed".into()))),
     }
 }
 
@@ -171,19 +218,12 @@ impl Sftp {
     /// Starts the `sftp` subsystem on a new session channel.
     pub async fn open(client: &Client, cancel: Option<&CancelToken>) -> Result<Sftp> {
         let ch = client.subsystem("sftp", cancel).await?;
-        let dead = Dead::default();
+        let dead = Dead::new(Arc::clone(ch.shared()), client.conn_shared());
         {
-            let (shared, dead) = (Arc::clone(ch.shared()), dead.clone());
+            let (shared, dead, conn) = (Arc::clone(ch.shared()), dead.clone(), client.conn_shared());
             tokio::spawn(async move {
                 shared.wait_closed().await;
-                // a channel that ended with its connection says so; one that closed alone
-                // (sftp.close(), the server's sftp process gone) leaves the connection usable
-                let why = match shared.broken_error() {
-                    Some(Error::Disconnect { reason, .. }) if reason == "closed" => "the connection was closed".to_string(),
-                    Some(_) => "the SSH connection was lost".to_string(),
-                    None => "the SFTP channel closed".to_string(),
-                };
-                dead.end(why);
+                dead.end(ended_why(&shared, Some(&conn)));
             });
         }
         let (wire, stream) = wire::Wire::start(ch, std::time::Duration::from_secs(REQUEST_TIMEOUT_S));
@@ -312,7 +352,7 @@ impl Sftp {
         if has {
             Ok(())
         } else {
-            Err(Error::Sftp { code: "ENOSYS".into(), status: 8, message: format!("the server does not offer the {name} extension"), path: None })
+            Err(Error::Sftp { code: "ENOSYS".into(), status: 8, message: format!("the server does not offer the {name} extension"), path: None, reason: None })
         }
     }
 
@@ -404,7 +444,7 @@ impl Sftp {
             Ok(h) => Ok(h.handle),
             Err(e) => match errors::refine(self, e, path, "open").await {
                 // an exclusive create of any existing name, a directory too, is EEXIST (open(2))
-                Error::Sftp { code, .. } if code == "EISDIR" && flags.contains('x') => Err(Error::Sftp { code: "EEXIST".into(), status: 4, message: format!("EEXIST: open '{path}': it already exists (a directory)"), path: Some(path.to_string()) }),
+                Error::Sftp { code, .. } if code == "EISDIR" && flags.contains('x') => Err(Error::Sftp { code: "EEXIST".into(), status: 4, message: format!("EEXIST: open '{path}': it already exists (a directory)"), path: Some(path.to_string()), reason: None }),
                 other => Err(other),
             },
         }
@@ -450,7 +490,7 @@ impl Sftp {
             if a == b {
                 self.stat(from).await?;
                 if exclusive {
-                    return Err(Error::Sftp { code: "EEXIST".into(), status: 4, message: format!("EEXIST: copyfile '{from}' -> '{to}': the destination exists"), path: Some(to.to_string()) });
+                    return Err(Error::Sftp { code: "EEXIST".into(), status: 4, message: format!("EEXIST: copyfile '{from}' -> '{to}': the destination exists"), path: Some(to.to_string()), reason: None });
                 }
                 return Ok(());
             }

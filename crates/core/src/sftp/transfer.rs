@@ -45,7 +45,7 @@ fn local_error(path: &Path, what: &str, e: std::io::Error) -> Error {
         std::io::ErrorKind::AlreadyExists => "EEXIST",
         _ => "EIO",
     };
-    Error::Sftp { code: code.into(), status: 0, message: format!("{code}: {what} {}: {e}", path.display()), path: Some(path.display().to_string()) }
+    Error::Sftp { code: code.into(), status: 0, message: format!("{code}: {what} {}: {e}", path.display()), path: Some(path.display().to_string()), reason: None }
 }
 
 struct Reporter {
@@ -217,7 +217,7 @@ impl Sink for VecSink<'_> {
         self.out.extend_from_slice(&data);
         super::wire::give_buffer(data);
         if self.max.is_some_and(|m| self.out.len() as u64 > m) {
-            return Err(Error::Sftp { code: "EFBIG".into(), status: 0, message: format!("EFBIG: '{}' is larger than the limit", self.path), path: Some(self.path.into()) });
+            return Err(Error::Sftp { code: "EFBIG".into(), status: 0, message: format!("EFBIG: '{}' is larger than the limit", self.path), path: Some(self.path.into()), reason: None });
         }
         Ok(())
     }
@@ -524,7 +524,7 @@ async fn download_inner(sftp: &Sftp, handle: &str, remote: &str, local: &Path, o
                 code: "EIO".into(),
                 status: 0,
                 message: format!("EIO: download of '{remote}' stopped at {done} of {t} bytes"),
-                path: Some(remote.into()),
+                path: Some(remote.into()), reason: None,
             });
         }
     }
@@ -566,7 +566,7 @@ async fn upload_inner(sftp: &Sftp, local: &Path, remote: &str, partial: &str, op
     let mut file = tokio::fs::File::open(local).await.map_err(|e| local_error(local, "cannot read", e))?;
     let meta = file.metadata().await.map_err(|e| local_error(local, "cannot read", e))?;
     if meta.is_dir() {
-        return Err(Error::Sftp { code: "EISDIR".into(), status: 0, message: format!("EISDIR: {} is a directory (use uploadDir)", local.display()), path: Some(local.display().to_string()) });
+        return Err(Error::Sftp { code: "EISDIR".into(), status: 0, message: format!("EISDIR: {} is a directory (use uploadDir)", local.display()), path: Some(local.display().to_string()), reason: None });
     }
     let total = meta.len();
     // a remote partial file longer than the source is not a prefix of it: start over (as a
@@ -608,7 +608,7 @@ async fn upload_inner(sftp: &Sftp, local: &Path, remote: &str, partial: &str, op
         }
         if offset < total {
             // it shrank while it was read; one that grew was read to its end
-            return Err(Error::Sftp { code: "EIO".into(), status: 0, message: format!("EIO: {} changed size during the upload", local.display()), path: Some(local.display().to_string()) });
+            return Err(Error::Sftp { code: "EIO".into(), status: 0, message: format!("EIO: {} changed size during the upload", local.display()), path: Some(local.display().to_string()), reason: None });
         }
         rep.finish(offset);
         Ok(offset)
@@ -620,7 +620,7 @@ async fn upload_inner(sftp: &Sftp, local: &Path, remote: &str, partial: &str, op
     closed?;
     let size = sftp.stat(partial).await?.size;
     if size.is_some_and(|s| s != n) {
-        return Err(Error::Sftp { code: "EIO".into(), status: 0, message: format!("EIO: upload to '{remote}' has {} of {n} bytes", size.unwrap_or(0)), path: Some(remote.into()) });
+        return Err(Error::Sftp { code: "EIO".into(), status: 0, message: format!("EIO: upload to '{remote}' has {} of {n} bytes", size.unwrap_or(0)), path: Some(remote.into()), reason: None });
     }
     if sftp.extensions.posix_rename {
         sftp.rename(partial, remote).await?;
@@ -689,11 +689,11 @@ pub async fn read_file(sftp: &Sftp, path: &str, max: Option<u64>, token: Option<
     let mut sink = VecSink { out: Vec::new(), max, path };
     let r = CancelToken::run(token, read_ordered(sftp, &handle, 0, None, DEFAULT_CONCURRENCY, sftp.limits.read, &mut sink)).await;
     let r = match r {
-        Err(Error::Sftp { code, status, message, path: None }) => {
+        Err(Error::Sftp { code, status, message, path: None, reason }) => {
             if sftp.stat(path).await.is_ok_and(|s| s.is_dir()) {
-                Err(Error::Sftp { code: "EISDIR".into(), status, message: format!("EISDIR: read '{path}': it is a directory"), path: Some(path.into()) })
+                Err(Error::Sftp { code: "EISDIR".into(), status, message: format!("EISDIR: read '{path}': it is a directory"), path: Some(path.into()), reason: None })
             } else {
-                Err(Error::Sftp { code, status, message: message.replacen(": read:", &format!(": read '{path}':"), 1), path: Some(path.into()) })
+                Err(Error::Sftp { code, status, message: message.replacen(": read:", &format!(": read '{path}':"), 1), path: Some(path.into()), reason })
             }
         }
         other => other,
