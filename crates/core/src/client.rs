@@ -168,7 +168,7 @@ impl client::Handler for ClientHandler {
         };
         let info = host_key::info(&self.host, self.port, &presented);
         Trace::emit(&self.shared.trace, || format!("server host key: {} {}", presented.algorithm, presented.fingerprint));
-        let verdict = host_key::verify(&self.policy, &self.host, self.port, &presented).await;
+        let verdict = host_key::verify(&self.policy, &self.host, self.port, &presented, &self.shared.trace).await;
         Trace::emit(&self.shared.trace, || match &verdict {
             Ok(()) => format!("host key accepted ({:?} policy)", policy_name(&self.policy)),
             Err(e) => format!("host key refused: {e}"),
