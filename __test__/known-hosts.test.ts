@@ -1,11 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { execFileSync, spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { copyFileSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
+import { closeSync, constants, copyFileSync, existsSync, mkdtempSync, openSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 
-import { ConfigError, connect, generateKey, HostKeyError, KnownHosts, parseKey, ProxyError } from '../dist/cjs/index.js'
+import { AbortError, ConfigError, connect, generateKey, HostKeyError, KnownHosts, parseKey, ProxyError, TimeoutError } from '../dist/cjs/index.js'
 import { keygen, startSshd, type Sshd } from './fixtures/sshd.mjs'
 
 let sshd: Sshd
@@ -154,6 +154,67 @@ describe('known_hosts policy on real connections', () => {
     }
     expect(readFileSync(hashedKh, 'utf8')).toMatch(/^\|1\|/)
   }, 60_000)
+})
+
+describe('known_hosts I/O stays off the runtime thread', () => {
+  // every connection shares one native runtime thread: a known_hosts read or lock that blocks
+  // may hold up that connect only, which its connectTimeout and signal still end on time
+  async function execTime(ssh: Awaited<ReturnType<typeof connect>>) {
+    const t = Date.now()
+    expect((await ssh.exec('echo fast')).stdout.toString()).toBe('fast\n')
+    return Date.now() - t
+  }
+  it('a known_hosts locked by another writer: acceptNew times out on time, gives up, other connections run', async () => {
+    const other = await connect({ ...login(sshd), hostKey: 'insecure-accept-any' })
+    const kh = join(dir, 'held-lock')
+    writeFileSync(kh, '')
+    // another process holds the lock ferrossh's own appends take, for 4 s
+    const holder = spawn('flock', ['-x', kh, '-c', 'echo held; sleep 4'], { stdio: ['ignore', 'pipe', 'ignore'] })
+    await new Promise((r) => holder.stdout.once('data', r))
+    const t0 = Date.now()
+    const pending = connect({ ...login(sshd), hostKey: { knownHosts: kh, acceptNew: true }, connectTimeout: 1500 }).catch((x) => x)
+    await new Promise((r) => setTimeout(r, 500))
+    expect(await execTime(other)).toBeLessThan(1000)
+    const e = await pending
+    expect(e).toBeInstanceOf(TimeoutError)
+    expect(Date.now() - t0).toBeLessThan(3000)
+    // once the lock is free, the connect that was given up writes nothing
+    await new Promise((r) => holder.once('exit', r))
+    await new Promise((r) => setTimeout(r, 300))
+    expect(readFileSync(kh, 'utf8')).toBe('')
+    // and a new one records the key
+    const added = await connect({ ...login(sshd), hostKey: { knownHosts: kh, acceptNew: true } })
+    expect(KnownHosts.parse(readFileSync(kh, 'utf8'), kh).check('127.0.0.1', sshd.port, added.hostKey!.publicKey).status).toBe('match')
+    await added.close()
+    await other.close()
+  }, 20_000)
+  it('a known_hosts whose read blocks (a FIFO): connectTimeout and abort end the connect on time, other connections run', async () => {
+    const other = await connect({ ...login(sshd), hostKey: 'insecure-accept-any' })
+    const fifo = join(dir, 'kh-fifo')
+    execFileSync('mkfifo', [fifo])
+    try {
+      let t0 = Date.now()
+      const timedOut = connect({ ...login(sshd), hostKey: { knownHosts: fifo }, connectTimeout: 1000 }).catch((x) => x)
+      await new Promise((r) => setTimeout(r, 300))
+      expect(await execTime(other)).toBeLessThan(700)
+      expect(await timedOut).toBeInstanceOf(TimeoutError)
+      expect(Date.now() - t0).toBeLessThan(2500)
+      t0 = Date.now()
+      const ac = new AbortController()
+      setTimeout(() => ac.abort(), 500)
+      const aborted = await connect({ ...login(sshd), hostKey: { knownHosts: fifo }, signal: ac.signal }).catch((x) => x)
+      expect(aborted).toBeInstanceOf(AbortError)
+      expect(Date.now() - t0).toBeLessThan(2000)
+      expect(await execTime(other)).toBeLessThan(700)
+    } finally {
+      // let the readers still waiting on the FIFO see its end
+      for (let i = 0; i < 5; i++) {
+        try { closeSync(openSync(fifo, constants.O_WRONLY | constants.O_NONBLOCK)) } catch { /* no reader left */ }
+        await new Promise((r) => setTimeout(r, 50))
+      }
+      await other.close()
+    }
+  }, 20_000)
 })
 
 describe('host certificates that OpenSSH does not trust', () => {

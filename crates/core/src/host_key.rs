@@ -1,10 +1,12 @@
 //! Host key policy: strict known_hosts by default, trust-on-first-use, pinned
 //! fingerprints, a callback, or an explicit opt-out.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use russh::keys::{PublicKey, PublicKeyOrCertificate};
 
+use crate::cancel::CancelToken;
 use crate::error::{Error, HostKeyReason, Result};
 use crate::known_hosts::{self, KnownHostsFile, Verdict};
 use crate::options::{HostKeyInfo, HostKeyPolicy, Trace};
@@ -58,28 +60,63 @@ fn load_files(files: &[PathBuf]) -> Result<Vec<KnownHostsFile>> {
         .collect()
 }
 
-/// Host key algorithms known for this host, to be offered first (as OpenSSH does) so
-/// that a known host never fails because the server preferred another key type.
-pub(crate) fn known_algorithms(policy: &HostKeyPolicy, host: &str, port: u16) -> Vec<String> {
-    match policy {
-        HostKeyPolicy::KnownHosts { files, alias, .. } => match load_files(files) {
-            Ok(loaded) => {
-                let (host, port) = lookup_name(alias, host, port);
-                known_hosts::known_key_types(&loaded, host, port)
-            }
-            Err(_) => Vec::new(),
-        },
-        _ => Vec::new(),
+/// A connect's known_hosts files, read and parsed once (for the algorithm order, the
+/// certificate preference and the verdict), and a token cancelled when the connect is given up.
+#[derive(Clone, Default)]
+pub(crate) struct KnownHostsSnapshot {
+    files: Arc<Vec<KnownHostsFile>>,
+    given_up: CancelToken,
+}
+
+/// Cancels the snapshot's token when the connect's future ends, finished or dropped (a
+/// timeout, an abort): an append still waiting for the file lock then stops, writing nothing.
+pub(crate) struct GiveUpOnDrop(CancelToken);
+
+impl Drop for GiveUpOnDrop {
+    fn drop(&mut self) {
+        self.0.cancel();
     }
 }
 
-pub(crate) fn has_cert_authority(policy: &HostKeyPolicy, host: &str, port: u16) -> bool {
-    match policy {
-        HostKeyPolicy::KnownHosts { files, alias, .. } => {
-            let (host, port) = lookup_name(alias, host, port);
-            load_files(files).map(|f| known_hosts::has_cert_authority(&f, host, port)).unwrap_or(false)
+impl KnownHostsSnapshot {
+    /// Reads the policy's files on a blocking thread: a huge file, a FIFO or a stalled network
+    /// home directory holds up this connect only (which its deadline and abort still end), not
+    /// the runtime thread every connection shares.
+    pub(crate) async fn load(policy: &HostKeyPolicy) -> Result<KnownHostsSnapshot> {
+        let HostKeyPolicy::KnownHosts { files, .. } = policy else {
+            return Ok(KnownHostsSnapshot::default());
+        };
+        let files = files.clone();
+        let loaded = tokio::task::spawn_blocking(move || load_files(&files))
+            .await
+            .unwrap_or_else(|_| Err(Error::config("hostKey.knownHosts", "reading the known_hosts files stopped unexpectedly")))?;
+        Ok(KnownHostsSnapshot { files: Arc::new(loaded), given_up: CancelToken::new() })
+    }
+
+    pub(crate) fn give_up_on_drop(&self) -> GiveUpOnDrop {
+        GiveUpOnDrop(self.given_up.clone())
+    }
+
+    /// Host key algorithms known for this host, to be offered first (as OpenSSH does) so
+    /// that a known host never fails because the server preferred another key type.
+    pub(crate) fn known_algorithms(&self, policy: &HostKeyPolicy, host: &str, port: u16) -> Vec<String> {
+        match policy {
+            HostKeyPolicy::KnownHosts { alias, .. } => {
+                let (host, port) = lookup_name(alias, host, port);
+                known_hosts::known_key_types(&self.files, host, port)
+            }
+            _ => Vec::new(),
         }
-        _ => false,
+    }
+
+    pub(crate) fn has_cert_authority(&self, policy: &HostKeyPolicy, host: &str, port: u16) -> bool {
+        match policy {
+            HostKeyPolicy::KnownHosts { alias, .. } => {
+                let (host, port) = lookup_name(alias, host, port);
+                known_hosts::has_cert_authority(&self.files, host, port)
+            }
+            _ => false,
+        }
     }
 }
 
@@ -115,7 +152,7 @@ fn host_key_error(reason: HostKeyReason, host: &str, port: u16, p: &Presented, m
 }
 
 /// Applies the policy. Ok(()) means trusted.
-pub(crate) async fn verify(policy: &HostKeyPolicy, host: &str, port: u16, p: &Presented, trace: &Option<Trace>) -> Result<()> {
+pub(crate) async fn verify(policy: &HostKeyPolicy, known: &KnownHostsSnapshot, host: &str, port: u16, p: &Presented, trace: &Option<Trace>) -> Result<()> {
     match policy {
         HostKeyPolicy::InsecureAcceptAny => Ok(()),
         HostKeyPolicy::Fingerprints(pins) => {
@@ -155,7 +192,7 @@ pub(crate) async fn verify(policy: &HostKeyPolicy, host: &str, port: u16, p: &Pr
         }
         HostKeyPolicy::KnownHosts { files, accept_new, hash, alias } => {
             let (host, port) = lookup_name(alias, host, port);
-            verify_known_hosts(files, *accept_new, *hash, host, port, p, trace)
+            verify_known_hosts(known, files, *accept_new, *hash, host, port, p, trace).await
         }
     }
 }
@@ -167,16 +204,16 @@ fn fingerprint_matches(pin: &str, actual: &str) -> bool {
     norm(pin) == norm(actual)
 }
 
-fn verify_known_hosts(files: &[PathBuf], accept_new: bool, hash: bool, host: &str, port: u16, p: &Presented, trace: &Option<Trace>) -> Result<()> {
-    let loaded = load_files(files)?;
+#[allow(clippy::too_many_arguments)]
+async fn verify_known_hosts(known: &KnownHostsSnapshot, files: &[PathBuf], accept_new: bool, hash: bool, host: &str, port: u16, p: &Presented, trace: &Option<Trace>) -> Result<()> {
     let Some(cert) = &p.certificate else {
-        return verify_plain_key(&loaded, files, accept_new, hash, host, port, p);
+        return verify_plain_key(known, files, accept_new, hash, host, port, p).await;
     };
-    let why = match verify_host_certificate(&loaded, host, port, cert) {
+    let why = match verify_host_certificate(&known.files, host, port, cert) {
         CertCheck::Trusted => return Ok(()),
         // as OpenSSH ("No matching CA found. Retry with plain key"): no CA is trusted for
         // this host, so the certified key stands on its own, checked below like any key
-        CertCheck::NoAuthority => return verify_plain_key(&loaded, files, accept_new, hash, host, port, p),
+        CertCheck::NoAuthority => return verify_plain_key(known, files, accept_new, hash, host, port, p).await,
         CertCheck::Refused(why) => {
             return Err(host_key_error(
                 HostKeyReason::Rejected,
@@ -190,7 +227,7 @@ fn verify_known_hosts(files: &[PathBuf], accept_new: bool, hash: bool, host: &st
     };
     // OpenSSH refuses the certificate and retries with its plain key, which known_hosts may list
     Trace::emit(trace, || format!("host certificate not trusted: {why}; checking its plain key"));
-    verify_plain_key(&loaded, files, accept_new, hash, host, port, p).map_err(|mut e| {
+    verify_plain_key(known, files, accept_new, hash, host, port, p).await.map_err(|mut e| {
         if let Error::HostKey { message, .. } = &mut e {
             *message = format!("the host certificate of {} was not trusted ({why}), so its plain key was checked: {message}", host_label(host, port));
         }
@@ -198,9 +235,9 @@ fn verify_known_hosts(files: &[PathBuf], accept_new: bool, hash: bool, host: &st
     })
 }
 
-fn verify_plain_key(loaded: &[KnownHostsFile], files: &[PathBuf], accept_new: bool, hash: bool, host: &str, port: u16, p: &Presented) -> Result<()> {
+async fn verify_plain_key(known: &KnownHostsSnapshot, files: &[PathBuf], accept_new: bool, hash: bool, host: &str, port: u16, p: &Presented) -> Result<()> {
     let label = host_label(host, port);
-    match known_hosts::check(loaded, host, port, &p.algorithm, &p.blob) {
+    match known_hosts::check(&known.files, host, port, &p.algorithm, &p.blob) {
         Verdict::Match(_) => Ok(()),
         Verdict::Revoked(loc) => Err(Error::HostKey {
             reason: HostKeyReason::Revoked,
@@ -272,7 +309,7 @@ fn verify_plain_key(loaded: &[KnownHostsFile], files: &[PathBuf], accept_new: bo
             if accept_new && known_hosts::is_recordable_host(host) {
                 if let Some(target) = files.first() {
                     let line = known_hosts::format_line(host, port, &p.algorithm, &p.blob, hash);
-                    known_hosts::append_entry(target, &line).map_err(|e| Error::Config {
+                    append_off_thread(target, line, &known.given_up).await.map_err(|e| Error::Config {
                         option: Some("hostKey.knownHosts".into()),
                         file: Some(target.clone()),
                         line: None,
@@ -307,6 +344,17 @@ fn verify_plain_key(loaded: &[KnownHostsFile], files: &[PathBuf], accept_new: bo
                 ),
             })
         }
+    }
+}
+
+/// Trust on first use writes on a blocking thread: opening the file and waiting for another
+/// writer's lock must not hold up the runtime thread. A connect given up stops the wait.
+async fn append_off_thread(target: &Path, line: String, given_up: &CancelToken) -> std::io::Result<()> {
+    let (target, stop) = (target.to_path_buf(), given_up.clone());
+    let work = tokio::task::spawn_blocking(move || known_hosts::append_entry_unless(&target, &line, &|| stop.is_cancelled()));
+    tokio::select! {
+        r = work => r.unwrap_or_else(|_| Err(std::io::Error::other("the append stopped unexpectedly"))),
+        _ = given_up.cancelled() => Err(std::io::Error::new(std::io::ErrorKind::Interrupted, "the connect was given up")),
     }
 }
 
@@ -385,7 +433,7 @@ fn certificate_problem(cert: &russh::keys::Certificate, ca: &PublicKey, host: &s
     }
     let principals = cert.valid_principals();
     let name = host.to_ascii_lowercase();
-    if !principals.is_empty() && !principals.iter().any(|p| *p == name) {
+    if !principals.is_empty() && !principals.contains(&name) {
         return Some(Problem::Invalid(format!("it is issued for {}, not for {name:?} (principals are compared exactly)", quoted_list(principals.iter()))));
     }
     // PROTOCOL.certkeys: an unrecognised critical option must be refused, and host
