@@ -1,11 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { execFileSync, spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { copyFileSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
+import { closeSync, constants, copyFileSync, existsSync, mkdtempSync, openSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 
-import { ConfigError, connect, generateKey, HostKeyError, KnownHosts, parseKey, ProxyError } from '../dist/cjs/index.js'
+import { AbortError, ConfigError, connect, generateKey, HostKeyError, KnownHosts, parseKey, ProxyError, TimeoutError } from '../dist/cjs/index.js'
 import { keygen, startSshd, type Sshd } from './fixtures/sshd.mjs'
 
 let sshd: Sshd
@@ -120,15 +120,19 @@ describe('known_hosts policy on real connections', () => {
     writeFileSync(revoked, `@cert-authority [127.0.0.1]:${certSshd.port} ${other.publicKey}\n[127.0.0.1]:${certSshd.port} ${type} ${blob}\n@revoked * ${type} ${blob}\n`)
     expect(await connect({ ...login(certSshd), hostKey: { knownHosts: revoked } }).catch((x) => x)).toBeInstanceOf(HostKeyError)
   })
-  it('a certificate from the trusted CA that is not issued for the name is refused, plain key or not', async () => {
+  it('a certificate from the trusted CA that is not issued for the name is not trusted; its plain key is checked, as OpenSSH does', async () => {
     const [type, blob] = certifiedKey.publicKey.split(' ')
-    const kh = join(dir, 'ca-wrong-name')
     // looked up as 'db' (an alias): the CA is trusted for it, the certificate names 127.0.0.1 and localhost
-    writeFileSync(kh, `@cert-authority db ${ca.publicKey}\ndb ${type} ${blob}\n`)
+    const kh = join(dir, 'ca-wrong-name')
+    writeFileSync(kh, `@cert-authority db ${ca.publicKey}\n`)
     const e = await connect({ ...login(certSshd), hostKey: { knownHosts: kh, alias: 'db' } }).catch((x) => x)
     expect(e).toBeInstanceOf(HostKeyError)
-    expect(e.reason).toBe('rejected')
-    expect(e.message).toContain('not issued for this name')
+    expect(e.reason).toBe('unknown')
+    expect(e.message).toContain('was not trusted (it is issued for "127.0.0.1", "localhost", not for "db"')
+    const plain = join(dir, 'ca-wrong-name-plain')
+    writeFileSync(plain, `@cert-authority db ${ca.publicKey}\ndb ${type} ${blob}\n`)
+    const ssh = await connect({ ...login(certSshd), hostKey: { knownHosts: plain, alias: 'db' } })
+    await ssh.close()
   })
   it('trust on first use from several processes at once never corrupts the file', async () => {
     const kh = join(dir, 'tofu-race')
@@ -150,6 +154,127 @@ describe('known_hosts policy on real connections', () => {
     }
     expect(readFileSync(hashedKh, 'utf8')).toMatch(/^\|1\|/)
   }, 60_000)
+})
+
+describe('known_hosts I/O stays off the runtime thread', () => {
+  // every connection shares one native runtime thread: a known_hosts read or lock that blocks
+  // may hold up that connect only, which its connectTimeout and signal still end on time
+  async function execTime(ssh: Awaited<ReturnType<typeof connect>>) {
+    const t = Date.now()
+    expect((await ssh.exec('echo fast')).stdout.toString()).toBe('fast\n')
+    return Date.now() - t
+  }
+  it('a known_hosts locked by another writer: acceptNew times out on time, gives up, other connections run', async () => {
+    const other = await connect({ ...login(sshd), hostKey: 'insecure-accept-any' })
+    const kh = join(dir, 'held-lock')
+    writeFileSync(kh, '')
+    // another process holds the lock ferrossh's own appends take, for 4 s
+    const holder = spawn('flock', ['-x', kh, '-c', 'echo held; sleep 4'], { stdio: ['ignore', 'pipe', 'ignore'] })
+    await new Promise((r) => holder.stdout.once('data', r))
+    const t0 = Date.now()
+    const pending = connect({ ...login(sshd), hostKey: { knownHosts: kh, acceptNew: true }, connectTimeout: 1500 }).catch((x) => x)
+    await new Promise((r) => setTimeout(r, 500))
+    expect(await execTime(other)).toBeLessThan(1000)
+    const e = await pending
+    expect(e).toBeInstanceOf(TimeoutError)
+    expect(Date.now() - t0).toBeLessThan(3000)
+    // once the lock is free, the connect that was given up writes nothing
+    await new Promise((r) => holder.once('exit', r))
+    await new Promise((r) => setTimeout(r, 300))
+    expect(readFileSync(kh, 'utf8')).toBe('')
+    // and a new one records the key
+    const added = await connect({ ...login(sshd), hostKey: { knownHosts: kh, acceptNew: true } })
+    expect(KnownHosts.parse(readFileSync(kh, 'utf8'), kh).check('127.0.0.1', sshd.port, added.hostKey!.publicKey).status).toBe('match')
+    await added.close()
+    await other.close()
+  }, 20_000)
+  it('a known_hosts whose read blocks (a FIFO): connectTimeout and abort end the connect on time, other connections run', async () => {
+    const other = await connect({ ...login(sshd), hostKey: 'insecure-accept-any' })
+    const fifo = join(dir, 'kh-fifo')
+    execFileSync('mkfifo', [fifo])
+    try {
+      let t0 = Date.now()
+      const timedOut = connect({ ...login(sshd), hostKey: { knownHosts: fifo }, connectTimeout: 1000 }).catch((x) => x)
+      await new Promise((r) => setTimeout(r, 300))
+      expect(await execTime(other)).toBeLessThan(700)
+      expect(await timedOut).toBeInstanceOf(TimeoutError)
+      expect(Date.now() - t0).toBeLessThan(2500)
+      t0 = Date.now()
+      const ac = new AbortController()
+      setTimeout(() => ac.abort(), 500)
+      const aborted = await connect({ ...login(sshd), hostKey: { knownHosts: fifo }, signal: ac.signal }).catch((x) => x)
+      expect(aborted).toBeInstanceOf(AbortError)
+      expect(Date.now() - t0).toBeLessThan(2000)
+      expect(await execTime(other)).toBeLessThan(700)
+    } finally {
+      // let the readers still waiting on the FIFO see its end
+      for (let i = 0; i < 5; i++) {
+        try { closeSync(openSync(fifo, constants.O_WRONLY | constants.O_NONBLOCK)) } catch { /* no reader left */ }
+        await new Promise((r) => setTimeout(r, 50))
+      }
+      await other.close()
+    }
+  }, 20_000)
+})
+
+describe('host certificates that OpenSSH does not trust', () => {
+  // each server presents a certificate from a trusted CA that ssh's check_host_cert refuses;
+  // ssh then checks the certified key as a plain key, and so must we
+  const servers: Record<string, Sshd> = {}
+  let hostKey: { path: string; publicKey: string }
+  let edCa: { path: string; publicKey: string }
+  let rsaCa: { path: string; publicKey: string }
+  beforeAll(async () => {
+    hostKey = keygen(join(dir, 'refused_host'), 'ed25519')
+    edCa = keygen(join(dir, 'refused_ed_ca'), 'ed25519')
+    rsaCa = keygen(join(dir, 'refused_rsa_ca'), 'rsa', { bits: 2048 })
+    const certs: Record<string, string[]> = {
+      critical: ['-s', edCa.path, '-O', 'critical:force-command=/bin/true', '-n', '127.0.0.1'],
+      sha1: ['-s', rsaCa.path, '-t', 'ssh-rsa', '-n', '127.0.0.1'],
+      sha512: ['-s', rsaCa.path, '-t', 'rsa-sha2-512', '-n', '127.0.0.1'],
+      upper: ['-s', edCa.path, '-n', 'DB'],
+      lower: ['-s', edCa.path, '-n', 'db'],
+    }
+    for (const [name, args] of Object.entries(certs)) {
+      copyFileSync(hostKey.path + '.pub', join(dir, `${name}.pub`))
+      execFileSync('ssh-keygen', ['-q', ...args, '-h', '-I', name, join(dir, `${name}.pub`)])
+      servers[name] = await startSshd({ hostKeyTypes: [], config: [`HostKey ${hostKey.path}`, `HostCertificate ${join(dir, `${name}-cert.pub`)}`] })
+    }
+  })
+  afterAll(async () => {
+    for (const s of Object.values(servers)) await s.stop()
+  })
+  const cas = () => `@cert-authority * ${edCa.publicKey}\n@cert-authority * ${rsaCa.publicKey}\n`
+  async function refused(name: string, alias?: string) {
+    const kh = join(dir, `refused-${name}`)
+    writeFileSync(kh, cas())
+    const trace: string[] = []
+    const e = await connect({ ...login(servers[name]), hostKey: { knownHosts: kh, alias }, debug: (l: string) => trace.push(l) }).catch((x) => x)
+    expect(e).toBeInstanceOf(HostKeyError)
+    expect(e.reason).toBe('unknown')
+    expect(trace.some((l) => l.startsWith('host certificate not trusted'))).toBe(true)
+    // with the certified key listed as a plain key, the connection goes ahead as with ssh
+    const [type, blob] = hostKey.publicKey.split(' ')
+    writeFileSync(kh, cas() + `${alias ?? `[127.0.0.1]:${servers[name].port}`} ${type} ${blob}\n`)
+    await (await connect({ ...login(servers[name]), hostKey: { knownHosts: kh, alias } })).close()
+    return e.message as string
+  }
+  it('a critical option (host certificates define none)', async () => {
+    expect(await refused('critical')).toContain('it carries the critical option(s) "force-command"')
+  })
+  it('an ssh-rsa (SHA-1) signature by an RSA CA; rsa-sha2-512 from the same CA is trusted', async () => {
+    expect(await refused('sha1')).toContain('its CA signed it with ssh-rsa (SHA-1)')
+    const kh = join(dir, 'trusted-sha512')
+    writeFileSync(kh, cas())
+    await (await connect({ ...login(servers.sha512), hostKey: { knownHosts: kh } })).close()
+  })
+  it('principals are compared exactly with the lowercased name, as ssh compares them', async () => {
+    expect(await refused('upper', 'db')).toContain('it is issued for "DB", not for "db"')
+    const kh = join(dir, 'trusted-lower')
+    writeFileSync(kh, cas())
+    // ssh lowercases the name (and HostKeyAlias) it checks: an uppercase alias matches "db"
+    await (await connect({ ...login(servers.lower), hostKey: { knownHosts: kh, alias: 'DB' } })).close()
+  })
 })
 
 describe('hostKey.alias (HostKeyAlias)', () => {

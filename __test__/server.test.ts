@@ -88,6 +88,28 @@ describe('listening', () => {
     expect(c.hostKeys.map((k) => k.fingerprint)).toEqual([again.fingerprint, a.hostKeys[0].fingerprint])
     await t.stop()
   })
+
+  it('processes starting at once on a new hostKeyPath all get the one key', async () => {
+    const t = await startServer()
+    for (let round = 0; round < 3; round++) {
+      const path = join(t.dir, `shared_${round}`)
+      const at = Date.now() + 1000
+      // every worker spins until the same moment, then creates its server
+      const script = `const { createServer } = require(${JSON.stringify(LIBRARY)}); while (Date.now() < ${at}) {}
+        try { console.log('ok ' + createServer({ auth: { none: true }, hostKeyPath: ${JSON.stringify(path)} }).hostKeys[0].fingerprint) }
+        catch (e) { console.log('failed ' + e.message) }`
+      const outs = await Promise.all([...Array(6)].map(() => new Promise<string>((res) => {
+        const p = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'inherit'] })
+        let out = ''
+        p.stdout.on('data', (d) => (out += d))
+        p.on('exit', () => res(out.trim()))
+      })))
+      const fingerprint = createServer({ auth: { none: true }, hostKeyPath: path }).hostKeys[0].fingerprint
+      expect(outs).toEqual(Array(6).fill(`ok ${fingerprint}`))
+      expect(readdirSync(t.dir).filter((n) => n.includes(`shared_${round}`)).sort()).toEqual([`shared_${round}`, `shared_${round}.pub`])
+    }
+    await t.stop()
+  }, 30_000)
 })
 
 describe('authentication', () => {

@@ -154,6 +154,7 @@ fn closed_by_owner() -> Error {
 pub struct ClientHandler {
     shared: Arc<ConnShared>,
     policy: HostKeyPolicy,
+    known_hosts: host_key::KnownHostsSnapshot,
     host: String,
     port: u16,
     /// The local agent socket that forwarded agent channels reach (`agentForward`).
@@ -176,7 +177,7 @@ impl client::Handler for ClientHandler {
         };
         let info = host_key::info(&self.host, self.port, &presented);
         Trace::emit(&self.shared.trace, || format!("server host key: {} {}", presented.algorithm, presented.fingerprint));
-        let verdict = host_key::verify(&self.policy, &self.host, self.port, &presented).await;
+        let verdict = host_key::verify(&self.policy, &self.known_hosts, &self.host, self.port, &presented, &self.shared.trace).await;
         Trace::emit(&self.shared.trace, || match &verdict {
             Ok(()) => format!("host key accepted ({:?} policy)", policy_name(&self.policy)),
             Err(e) => format!("host key refused: {e}"),
@@ -746,9 +747,12 @@ impl Client {
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         let host = bare_host(&opts.host).to_string();
-        let known = host_key::known_algorithms(&opts.host_key, &host, opts.port);
+        // read once, off the runtime's thread and under the deadline (and the abort)
+        let known_hosts = with_deadline(deadline, "handshake", opts.connect_timeout, host_key::KnownHostsSnapshot::load(&opts.host_key)).await?;
+        let _give_up = known_hosts.give_up_on_drop();
+        let known = known_hosts.known_algorithms(&opts.host_key, &host, opts.port);
         let mut preferred = algorithms::preferred(&opts.algorithms, &known)?;
-        if host_key::has_cert_authority(&opts.host_key, &host, opts.port) {
+        if known_hosts.has_cert_authority(&opts.host_key, &host, opts.port) {
             // a @cert-authority line for this host: ask for host certificates first
             preferred.host_key_certificates = preferred.key.clone();
         }
@@ -778,6 +782,7 @@ impl Client {
         let handler = ClientHandler {
             shared: Arc::clone(&shared),
             policy: opts.host_key.clone(),
+            known_hosts,
             host: host.clone(),
             port: opts.port,
             agent_socket: opts.agent_forward.clone(),

@@ -1,13 +1,15 @@
 //! Host key policy: strict known_hosts by default, trust-on-first-use, pinned
 //! fingerprints, a callback, or an explicit opt-out.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use russh::keys::{PublicKey, PublicKeyOrCertificate};
 
+use crate::cancel::CancelToken;
 use crate::error::{Error, HostKeyReason, Result};
 use crate::known_hosts::{self, KnownHostsFile, Verdict};
-use crate::options::{HostKeyInfo, HostKeyPolicy};
+use crate::options::{HostKeyInfo, HostKeyPolicy, Trace};
 
 /// The presented key in the forms the policy needs.
 pub(crate) struct Presented {
@@ -58,28 +60,63 @@ fn load_files(files: &[PathBuf]) -> Result<Vec<KnownHostsFile>> {
         .collect()
 }
 
-/// Host key algorithms known for this host, to be offered first (as OpenSSH does) so
-/// that a known host never fails because the server preferred another key type.
-pub(crate) fn known_algorithms(policy: &HostKeyPolicy, host: &str, port: u16) -> Vec<String> {
-    match policy {
-        HostKeyPolicy::KnownHosts { files, alias, .. } => match load_files(files) {
-            Ok(loaded) => {
-                let (host, port) = lookup_name(alias, host, port);
-                known_hosts::known_key_types(&loaded, host, port)
-            }
-            Err(_) => Vec::new(),
-        },
-        _ => Vec::new(),
+/// A connect's known_hosts files, read and parsed once (for the algorithm order, the
+/// certificate preference and the verdict), and a token cancelled when the connect is given up.
+#[derive(Clone, Default)]
+pub(crate) struct KnownHostsSnapshot {
+    files: Arc<Vec<KnownHostsFile>>,
+    given_up: CancelToken,
+}
+
+/// Cancels the snapshot's token when the connect's future ends, finished or dropped (a
+/// timeout, an abort): an append still waiting for the file lock then stops, writing nothing.
+pub(crate) struct GiveUpOnDrop(CancelToken);
+
+impl Drop for GiveUpOnDrop {
+    fn drop(&mut self) {
+        self.0.cancel();
     }
 }
 
-pub(crate) fn has_cert_authority(policy: &HostKeyPolicy, host: &str, port: u16) -> bool {
-    match policy {
-        HostKeyPolicy::KnownHosts { files, alias, .. } => {
-            let (host, port) = lookup_name(alias, host, port);
-            load_files(files).map(|f| known_hosts::has_cert_authority(&f, host, port)).unwrap_or(false)
+impl KnownHostsSnapshot {
+    /// Reads the policy's files on a blocking thread: a huge file, a FIFO or a stalled network
+    /// home directory holds up this connect only (which its deadline and abort still end), not
+    /// the runtime thread every connection shares.
+    pub(crate) async fn load(policy: &HostKeyPolicy) -> Result<KnownHostsSnapshot> {
+        let HostKeyPolicy::KnownHosts { files, .. } = policy else {
+            return Ok(KnownHostsSnapshot::default());
+        };
+        let files = files.clone();
+        let loaded = tokio::task::spawn_blocking(move || load_files(&files))
+            .await
+            .unwrap_or_else(|_| Err(Error::config("hostKey.knownHosts", "reading the known_hosts files stopped unexpectedly")))?;
+        Ok(KnownHostsSnapshot { files: Arc::new(loaded), given_up: CancelToken::new() })
+    }
+
+    pub(crate) fn give_up_on_drop(&self) -> GiveUpOnDrop {
+        GiveUpOnDrop(self.given_up.clone())
+    }
+
+    /// Host key algorithms known for this host, to be offered first (as OpenSSH does) so
+    /// that a known host never fails because the server preferred another key type.
+    pub(crate) fn known_algorithms(&self, policy: &HostKeyPolicy, host: &str, port: u16) -> Vec<String> {
+        match policy {
+            HostKeyPolicy::KnownHosts { alias, .. } => {
+                let (host, port) = lookup_name(alias, host, port);
+                known_hosts::known_key_types(&self.files, host, port)
+            }
+            _ => Vec::new(),
         }
-        _ => false,
+    }
+
+    pub(crate) fn has_cert_authority(&self, policy: &HostKeyPolicy, host: &str, port: u16) -> bool {
+        match policy {
+            HostKeyPolicy::KnownHosts { alias, .. } => {
+                let (host, port) = lookup_name(alias, host, port);
+                known_hosts::has_cert_authority(&self.files, host, port)
+            }
+            _ => false,
+        }
     }
 }
 
@@ -115,7 +152,7 @@ fn host_key_error(reason: HostKeyReason, host: &str, port: u16, p: &Presented, m
 }
 
 /// Applies the policy. Ok(()) means trusted.
-pub(crate) async fn verify(policy: &HostKeyPolicy, host: &str, port: u16, p: &Presented) -> Result<()> {
+pub(crate) async fn verify(policy: &HostKeyPolicy, known: &KnownHostsSnapshot, host: &str, port: u16, p: &Presented, trace: &Option<Trace>) -> Result<()> {
     match policy {
         HostKeyPolicy::InsecureAcceptAny => Ok(()),
         HostKeyPolicy::Fingerprints(pins) => {
@@ -155,7 +192,7 @@ pub(crate) async fn verify(policy: &HostKeyPolicy, host: &str, port: u16, p: &Pr
         }
         HostKeyPolicy::KnownHosts { files, accept_new, hash, alias } => {
             let (host, port) = lookup_name(alias, host, port);
-            verify_known_hosts(files, *accept_new, *hash, host, port, p)
+            verify_known_hosts(known, files, *accept_new, *hash, host, port, p, trace).await
         }
     }
 }
@@ -167,28 +204,40 @@ fn fingerprint_matches(pin: &str, actual: &str) -> bool {
     norm(pin) == norm(actual)
 }
 
-fn verify_known_hosts(files: &[PathBuf], accept_new: bool, hash: bool, host: &str, port: u16, p: &Presented) -> Result<()> {
-    let loaded = load_files(files)?;
-    if let Some(cert) = &p.certificate {
-        match verify_host_certificate(&loaded, host, port, cert) {
-            CertCheck::Trusted => return Ok(()),
-            // as OpenSSH ("No matching CA found. Retry with plain key"): no CA is trusted for
-            // this host, so the certified key stands on its own, checked below like any key
-            CertCheck::NoAuthority => {}
-            CertCheck::Refused => return Err(host_key_error(
-            HostKeyReason::Rejected,
-            host,
-            port,
-            p,
-            format!(
-                    "the host certificate of {} is signed by a @cert-authority trusted for it but is expired, revoked or not issued for this name",
-                    host_label(host, port)
-                ),
-            )),
+#[allow(clippy::too_many_arguments)]
+async fn verify_known_hosts(known: &KnownHostsSnapshot, files: &[PathBuf], accept_new: bool, hash: bool, host: &str, port: u16, p: &Presented, trace: &Option<Trace>) -> Result<()> {
+    let Some(cert) = &p.certificate else {
+        return verify_plain_key(known, files, accept_new, hash, host, port, p).await;
+    };
+    let why = match verify_host_certificate(&known.files, host, port, cert) {
+        CertCheck::Trusted => return Ok(()),
+        // as OpenSSH ("No matching CA found. Retry with plain key"): no CA is trusted for
+        // this host, so the certified key stands on its own, checked below like any key
+        CertCheck::NoAuthority => return verify_plain_key(known, files, accept_new, hash, host, port, p).await,
+        CertCheck::Refused(why) => {
+            return Err(host_key_error(
+                HostKeyReason::Rejected,
+                host,
+                port,
+                p,
+                format!("the host certificate of {} is refused: {why}", host_label(host, port)),
+            ))
         }
-    }
+        CertCheck::Invalid(why) => why,
+    };
+    // OpenSSH refuses the certificate and retries with its plain key, which known_hosts may list
+    Trace::emit(trace, || format!("host certificate not trusted: {why}; checking its plain key"));
+    verify_plain_key(known, files, accept_new, hash, host, port, p).await.map_err(|mut e| {
+        if let Error::HostKey { message, .. } = &mut e {
+            *message = format!("the host certificate of {} was not trusted ({why}), so its plain key was checked: {message}", host_label(host, port));
+        }
+        e
+    })
+}
+
+async fn verify_plain_key(known: &KnownHostsSnapshot, files: &[PathBuf], accept_new: bool, hash: bool, host: &str, port: u16, p: &Presented) -> Result<()> {
     let label = host_label(host, port);
-    match known_hosts::check(&loaded, host, port, &p.algorithm, &p.blob) {
+    match known_hosts::check(&known.files, host, port, &p.algorithm, &p.blob) {
         Verdict::Match(_) => Ok(()),
         Verdict::Revoked(loc) => Err(Error::HostKey {
             reason: HostKeyReason::Revoked,
@@ -260,7 +309,7 @@ fn verify_known_hosts(files: &[PathBuf], accept_new: bool, hash: bool, host: &st
             if accept_new && known_hosts::is_recordable_host(host) {
                 if let Some(target) = files.first() {
                     let line = known_hosts::format_line(host, port, &p.algorithm, &p.blob, hash);
-                    known_hosts::append_entry(target, &line).map_err(|e| Error::Config {
+                    append_off_thread(target, line, &known.given_up).await.map_err(|e| Error::Config {
                         option: Some("hostKey.knownHosts".into()),
                         file: Some(target.clone()),
                         line: None,
@@ -298,51 +347,153 @@ fn verify_known_hosts(files: &[PathBuf], accept_new: bool, hash: bool, host: &st
     }
 }
 
+/// Trust on first use writes on a blocking thread: opening the file and waiting for another
+/// writer's lock must not hold up the runtime thread. A connect given up stops the wait.
+async fn append_off_thread(target: &Path, line: String, given_up: &CancelToken) -> std::io::Result<()> {
+    let (target, stop) = (target.to_path_buf(), given_up.clone());
+    let work = tokio::task::spawn_blocking(move || known_hosts::append_entry_unless(&target, &line, &|| stop.is_cancelled()));
+    tokio::select! {
+        r = work => r.unwrap_or_else(|_| Err(std::io::Error::other("the append stopped unexpectedly"))),
+        _ = given_up.cancelled() => Err(std::io::Error::new(std::io::ErrorKind::Interrupted, "the connect was given up")),
+    }
+}
+
 enum CertCheck {
     Trusted,
     /// No @cert-authority line for the host names its CA: the plain key is checked instead.
     NoAuthority,
-    /// Revoked (the CA or the key), or from a trusted CA but not valid for this host now.
-    Refused,
+    /// From a trusted CA but not valid for this host now (why): OpenSSH's check_host_cert
+    /// refuses it and retries with the plain key, and so do we.
+    Invalid(String),
+    /// Revoked (the CA or the key), or a signature that does not verify (why): refused outright.
+    Refused(String),
 }
 
-/// A host certificate is trusted when a @cert-authority line for the host names its CA,
-/// the signature verifies, it is a host certificate, valid now, and lists the host.
+/// OpenSSH's default CASignatureAlgorithms (myproposal.h SSH_ALLOWED_CA_SIGALGS): a CA's
+/// signature made with ssh-rsa (SHA-1) or ssh-dss is not trusted.
+const CA_SIGNATURE_ALGORITHMS: &[&str] = &[
+    "ssh-ed25519",
+    "ecdsa-sha2-nistp256",
+    "ecdsa-sha2-nistp384",
+    "ecdsa-sha2-nistp521",
+    "sk-ssh-ed25519@openssh.com",
+    "sk-ecdsa-sha2-nistp256@openssh.com",
+    "rsa-sha2-512",
+    "rsa-sha2-256",
+];
+
+/// A host certificate is trusted when a @cert-authority line for the host names its CA and it
+/// passes what OpenSSH's check_host_cert checks: a host certificate, valid now, listing the
+/// host among its principals (exactly; the name is lowercased first, as ssh lowercases it),
+/// with no critical options, signed with an allowed CA signature algorithm.
 fn verify_host_certificate(files: &[KnownHostsFile], host: &str, port: u16, cert: &russh::keys::Certificate) -> CertCheck {
     let ca = PublicKey::from(cert.signature_key().clone());
     let (Ok(ca_blob), Ok(key_blob)) = (ca.to_bytes(), PublicKey::from(cert.public_key().clone()).to_bytes()) else {
-        return CertCheck::Refused;
+        return CertCheck::Refused("its keys cannot be encoded".into());
     };
-    // a revoked CA or a revoked certified key is never trusted (as OpenSSH)
-    if known_hosts::revoked(files, host, port, &ca_blob).is_some() || known_hosts::revoked(files, host, port, &key_blob).is_some() {
-        return CertCheck::Refused;
+    // a revoked CA or a revoked certified key is never trusted, nor its plain key (as OpenSSH)
+    for (what, blob) in [("its CA key", &ca_blob), ("its certified key", &key_blob)] {
+        if let Some(loc) = known_hosts::revoked(files, host, port, blob) {
+            return CertCheck::Refused(format!("{what} is marked @revoked ({loc})"));
+        }
     }
     if known_hosts::cert_authority_trusted(files, host, port, ca.algorithm().as_str(), &ca_blob).is_none() {
         return CertCheck::NoAuthority;
     }
-    let valid = || -> Option<()> {
-        if cert.cert_type() != russh::keys::ssh_key::certificate::CertType::Host {
-            return None;
-        }
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).ok()?.as_secs();
-        let ca_fp = ca.fingerprint(russh::keys::HashAlg::Sha256);
-        cert.validate_at(now, [&ca_fp]).ok()?;
-        let principals = cert.valid_principals();
-        if !principals.is_empty() && !principals.iter().any(|p| p.eq_ignore_ascii_case(host)) {
-            return None;
-        }
-        Some(())
-    };
-    if valid().is_some() {
-        CertCheck::Trusted
-    } else {
-        CertCheck::Refused
+    match certificate_problem(cert, &ca, host) {
+        None => CertCheck::Trusted,
+        Some(Problem::Signature) => CertCheck::Refused("its signature does not verify with the CA key it names".into()),
+        Some(Problem::Invalid(why)) => CertCheck::Invalid(why),
     }
+}
+
+enum Problem {
+    Signature,
+    Invalid(String),
+}
+
+/// Why OpenSSH's check_host_cert (sshkey_cert_check_authority, then the critical options,
+/// then the CA signature algorithm) would refuse the certificate, in its order.
+fn certificate_problem(cert: &russh::keys::Certificate, ca: &PublicKey, host: &str) -> Option<Problem> {
+    use russh::keys::ssh_key::certificate::CertType;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let ca_fp = ca.fingerprint(russh::keys::HashAlg::Sha256);
+    if cert.validate_at(now, [&ca_fp]).is_err() {
+        // validate_at checks the signature and the validity period together
+        return Some(if now < cert.valid_after() {
+            Problem::Invalid(format!("it is not valid before {}", utc(cert.valid_after())))
+        } else if now >= cert.valid_before() {
+            Problem::Invalid(format!("it expired at {}", utc(cert.valid_before())))
+        } else {
+            Problem::Signature
+        });
+    }
+    if cert.cert_type() != CertType::Host {
+        return Some(Problem::Invalid("it is a user certificate, not a host certificate".into()));
+    }
+    let principals = cert.valid_principals();
+    let name = host.to_ascii_lowercase();
+    if !principals.is_empty() && !principals.contains(&name) {
+        return Some(Problem::Invalid(format!("it is issued for {}, not for {name:?} (principals are compared exactly)", quoted_list(principals.iter()))));
+    }
+    // PROTOCOL.certkeys: an unrecognised critical option must be refused, and host
+    // certificates define none
+    let critical = cert.critical_options();
+    if !critical.is_empty() {
+        return Some(Problem::Invalid(format!("it carries the critical option(s) {}, which no host certificate may have", quoted_list(critical.keys()))));
+    }
+    let signed_with = cert.signature().algorithm();
+    if !CA_SIGNATURE_ALGORITHMS.contains(&signed_with.as_str()) {
+        let name = signed_with.as_str();
+        let sha1 = if name == "ssh-rsa" { " (SHA-1)" } else { "" };
+        return Some(Problem::Invalid(format!("its CA signed it with {name}{sha1}, which OpenSSH's default CASignatureAlgorithms does not allow")));
+    }
+    None
+}
+
+/// `YYYY-MM-DD HH:MM:SS UTC` for a certificate time (days to civil date: H. Hinnant's algorithm).
+fn utc(secs: u64) -> String {
+    let (days, rest) = ((secs / 86_400) as i64, secs % 86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC", rest / 3600, rest / 60 % 60, rest % 60)
+}
+
+/// Names from a certificate (the server chose them), quoted and bounded for a message.
+fn quoted_list<'a>(names: impl Iterator<Item = &'a String>) -> String {
+    const SHOWN: usize = 8;
+    let names: Vec<&String> = names.collect();
+    let mut out: Vec<String> = names
+        .iter()
+        .take(SHOWN)
+        .map(|n| {
+            let short: String = n.chars().take(64).collect();
+            format!("{short:?}")
+        })
+        .collect();
+    if names.len() > SHOWN {
+        out.push(format!("and {} more", names.len() - SHOWN));
+    }
+    out.join(", ")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn certificate_times_read_as_utc() {
+        assert_eq!(utc(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(utc(951_782_400), "2000-02-29 00:00:00 UTC");
+        assert_eq!(utc(1_700_000_000), "2023-11-14 22:13:20 UTC");
+    }
 
     #[test]
     fn pinned_fingerprint_forms() {

@@ -330,6 +330,20 @@ pub fn format_line(host: &str, port: u16, key_type: &str, key_blob: &[u8], hashe
 /// and starts on a new line when the file does not end with one (hostfile.c does the same).
 /// Refuses text that is not exactly one valid known_hosts entry.
 pub fn append_entry(path: &Path, line: &str) -> io::Result<()> {
+    append(path, line, None)
+}
+
+/// [`append_entry`] for a caller that may stop waiting (a connect given up): while another
+/// process holds the lock, `give_up` is asked every few milliseconds, and once it answers
+/// true nothing is written and the error is `Interrupted`.
+pub fn append_entry_unless(path: &Path, line: &str, give_up: &dyn Fn() -> bool) -> io::Result<()> {
+    append(path, line, Some(give_up))
+}
+
+/// How often a waiting [`append_entry_unless`] retries the lock.
+const LOCK_RETRY: std::time::Duration = std::time::Duration::from_millis(10);
+
+fn append(path: &Path, line: &str, give_up: Option<&dyn Fn() -> bool>) -> io::Result<()> {
     let line = line.strip_suffix('\n').unwrap_or(line);
     if line.contains(['\n', '\r']) || !matches!(parse_line(line, 1), Ok(Some(_))) {
         return Err(io::Error::new(
@@ -341,9 +355,25 @@ pub fn append_entry(path: &Path, line: &str) -> io::Result<()> {
         create_private_dir(dir)?;
     }
     let mut file = open_private_append(path)?;
-    file.lock()?;
+    match give_up {
+        None => file.lock()?,
+        Some(give_up) => lock_unless(&file, give_up)?,
+    }
     // The lock is released when the file is closed, on success or error alike.
     append_locked(&mut file, line)
+}
+
+fn lock_unless(file: &File, give_up: &dyn Fn() -> bool) -> io::Result<()> {
+    loop {
+        if give_up() {
+            return Err(io::Error::new(io::ErrorKind::Interrupted, "given up before the known_hosts file could be locked"));
+        }
+        match file.try_lock() {
+            Ok(()) => return Ok(()),
+            Err(std::fs::TryLockError::WouldBlock) => std::thread::sleep(LOCK_RETRY),
+            Err(std::fs::TryLockError::Error(e)) => return Err(e),
+        }
+    }
 }
 
 fn create_private_dir(dir: &Path) -> io::Result<()> {
@@ -1619,6 +1649,32 @@ mod tests {
             assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{bad:?}");
         }
         assert!(!path.exists());
+    }
+
+    #[test]
+    fn append_unless_gives_up_while_the_lock_is_held_and_writes_nothing() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("known_hosts");
+        let entry = line("a", &ed25519(1));
+        // a lock on another open file description blocks this one, as another process's would
+        let holder = File::create(&path).unwrap();
+        holder.lock().unwrap();
+        let give_up = AtomicBool::new(false);
+        let started = std::time::Instant::now();
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                std::thread::sleep(std::time::Duration::from_millis(100));
+                give_up.store(true, Ordering::SeqCst);
+            });
+            let err = append_entry_unless(&path, &entry, &|| give_up.load(Ordering::SeqCst)).unwrap_err();
+            assert_eq!(err.kind(), io::ErrorKind::Interrupted);
+        });
+        assert!(started.elapsed() < std::time::Duration::from_secs(2));
+        drop(holder);
+        assert_eq!(fs::read_to_string(&path).unwrap(), "");
+        append_entry_unless(&path, &entry, &|| false).unwrap();
+        assert_eq!(fs::read_to_string(&path).unwrap(), format!("{entry}\n"));
     }
 
     const APPEND_PATH_ENV: &str = "KNOWN_HOSTS_TEST_APPEND_PATH";

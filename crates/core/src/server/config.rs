@@ -181,23 +181,72 @@ fn host_key_error(option: &str, message: &str) -> Error {
 
 /// The key at `path`, or a new ed25519 key written there (mode 0600, never over an existing
 /// file) with its `.pub` beside it, as `ssh-keygen` lays them out.
+///
+/// Several processes may start on the same new path at once (a cluster's workers): the key is
+/// written whole to a temporary file beside it and linked into place, which fails if the name
+/// exists, so the path never holds a partial key (not even after a crash) and every process
+/// that loses the race reads the winner's key.
 fn load_or_create(path: &Path) -> Result<PrivateKey> {
-    match crate::files::read_limited(path, crate::files::KEY_FILE_LIMIT) {
-        Ok(data) => {
-            return keys::load_private_key(&data, None).map_err(|e| host_key_error("hostKeyPath", &format!("{}: {e}", path.display())));
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(host_key_error("hostKeyPath", &format!("cannot read {}: {e}", path.display()))),
+    if let Some(key) = load_existing(path)? {
+        return Ok(key);
     }
     let generated = keys::generate_key(keys::KeyType::Ed25519, "ferrossh host key", None).map_err(|e| host_key_error("hostKeyPath", &e.to_string()))?;
-    write_new(path, generated.private_key.as_bytes(), true)?;
+    if !publish(path, generated.private_key.as_bytes(), true)? {
+        return load_existing(path)?.ok_or_else(|| host_key_error("hostKeyPath", &format!("{} was created by another process and removed again", path.display())));
+    }
     let pub_path = PathBuf::from(format!("{}.pub", path.display()));
     // the public half is a convenience; the server works without it
-    let _ = write_new(&pub_path, format!("{}\n", generated.public_key).as_bytes(), false);
+    let _ = publish(&pub_path, format!("{}\n", generated.public_key).as_bytes(), false);
     keys::load_private_key(generated.private_key.as_bytes(), None).map_err(|e| host_key_error("hostKeyPath", &e.to_string()))
 }
 
-fn write_new(path: &Path, data: &[u8], private: bool) -> Result<()> {
+/// The key already at `path`; None when there is no file.
+fn load_existing(path: &Path) -> Result<Option<PrivateKey>> {
+    match crate::files::read_limited(path, crate::files::KEY_FILE_LIMIT) {
+        Ok(data) => keys::load_private_key(&data, None).map(Some).map_err(|e| host_key_error("hostKeyPath", &format!("{}: {e}", path.display()))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(host_key_error("hostKeyPath", &format!("cannot read {}: {e}", path.display()))),
+    }
+}
+
+/// Puts `data` at `path` only if nothing is there: Ok(false) when another file got there first.
+fn publish(path: &Path, data: &[u8], private: bool) -> Result<bool> {
+    let cannot = |what: &str, e: std::io::Error| host_key_error("hostKeyPath", &format!("cannot {what} {}: {e}", path.display()));
+    let tmp = write_temp(path, data, private).map_err(|e| cannot("create", e))?;
+    // link(2) fails with EEXIST instead of replacing: the first complete file wins
+    let linked = std::fs::hard_link(&tmp, path);
+    let _ = std::fs::remove_file(&tmp);
+    match linked {
+        Ok(()) => {
+            sync_parent(path);
+            Ok(true)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+        // a file system without hard links: exclusive creation still never overwrites
+        Err(_) => match write_new(path, data, private) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+            Err(e) => Err(cannot("create", e)),
+        },
+    }
+}
+
+/// A new file beside `path` holding `data`, flushed to disk.
+fn write_temp(path: &Path, data: &[u8], private: bool) -> std::io::Result<PathBuf> {
+    use rand::RngCore;
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.{}.{:016x}.tmp", std::process::id(), rand::thread_rng().next_u64()));
+    match write_new(&tmp, data, private) {
+        Ok(()) => Ok(tmp),
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            Err(e)
+        }
+    }
+}
+
+fn write_new(path: &Path, data: &[u8], private: bool) -> std::io::Result<()> {
     use std::io::Write;
     let mut o = std::fs::OpenOptions::new();
     o.write(true).create_new(true);
@@ -208,9 +257,22 @@ fn write_new(path: &Path, data: &[u8], private: bool) -> Result<()> {
     }
     #[cfg(not(unix))]
     let _ = private;
-    let mut f = o.open(path).map_err(|e| host_key_error("hostKeyPath", &format!("cannot create {}: {e}", path.display())))?;
-    f.write_all(data).map_err(|e| host_key_error("hostKeyPath", &format!("cannot write {}: {e}", path.display())))?;
-    Ok(())
+    let mut f = o.open(path)?;
+    f.write_all(data)?;
+    f.sync_all()
+}
+
+/// The new name survives a crash only once its directory is on disk too.
+fn sync_parent(path: &Path) {
+    #[cfg(unix)]
+    if let Some(dir) = path.parent() {
+        let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
+        if let Ok(d) = std::fs::File::open(dir) {
+            let _ = d.sync_all();
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
 }
 
 pub(crate) fn describe(key: &PrivateKey) -> HostKeyDescription {
@@ -288,6 +350,33 @@ mod tests {
             use std::os::unix::fs::PermissionsExt;
             let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
             assert_eq!(mode, 0o600);
+        }
+    }
+
+    #[test]
+    fn concurrent_creators_all_end_with_the_one_key() {
+        for _ in 0..20 {
+            let dir = tempfile::tempdir().unwrap();
+            let path = Arc::new(dir.path().join("host_ed25519"));
+            let start = Arc::new(std::sync::Barrier::new(8));
+            let threads: Vec<_> = (0..8)
+                .map(|_| {
+                    let (path, start) = (Arc::clone(&path), Arc::clone(&start));
+                    std::thread::spawn(move || {
+                        start.wait();
+                        load_or_create(&path).map(|k| describe(&k).fingerprint).map_err(|e| e.to_string())
+                    })
+                })
+                .collect();
+            let prints: Vec<_> = threads.into_iter().map(|t| t.join().unwrap().unwrap()).collect();
+            assert!(prints.iter().all(|p| p == &prints[0]), "{prints:?}");
+            assert_eq!(describe(&load_or_create(&path).unwrap()).fingerprint, prints[0]);
+            // nothing but the key and its .pub is left behind
+            let mut names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+            names.sort();
+            assert_eq!(names, ["host_ed25519", "host_ed25519.pub"]);
+            let public = std::fs::read_to_string(dir.path().join("host_ed25519.pub")).unwrap();
+            assert!(public.starts_with(&describe(&load_or_create(&path).unwrap()).public_key), "{public}");
         }
     }
 
