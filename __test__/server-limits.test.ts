@@ -10,7 +10,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 
 import { connect, type SshClient } from '../dist/cjs/index.js'
 import { rejection, until, withTimeout } from './fixtures/helpers'
-import { run, startServer, type TestServer } from './fixtures/server'
+import { run, ssh, startServer, type TestServer } from './fixtures/server'
 
 let t: TestServer
 let passwordChecks = 0
@@ -203,7 +203,35 @@ describe('callbacks that never answer, and handlers that answer oddly', () => {
     }
   })
 
-  it('a handler resolving to a number that is no exit status (2 ** 32) still ends the session', async () => {
+  it('close() cuts a connection waiting on a session that reads no stdin, and its pending write settles', async () => {
+    let written: Error | null | undefined
+    let closed = false
+    const s = await startServer({
+      exec: (x) => {
+        x.on('close', () => { closed = true })
+        // stdin never read; the output goes unread too once the connection waits
+        x.stdout.write(Buffer.alloc(8 << 20), (e) => { written = e ?? null })
+      },
+    })
+    try {
+      // more than the 4 MiB a session buffers: the connection then waits for the handler
+      const client = ssh(s, 'ignore-stdin', { input: Buffer.alloc(20 << 20), timeout: 60_000 })
+      await until(() => s.server.connections === 1, 10_000, 'connected')
+      await sleep(1500)
+      const t0 = Date.now()
+      await withTimeout(s.server.close({ timeout: 300 }), 10_000, 'close')
+      expect(s.server.connections).toBe(0)
+      const r = await withTimeout(client, 10_000, 'the ssh client disconnected')
+      expect(r.status).not.toBe(0)
+      // cut after the timeout and the disconnect grace, not after close() gave up waiting
+      expect(Date.now() - t0).toBeLessThan(3_500)
+      await until(() => closed && written !== undefined, 5_000, "the session's close and the write's callback")
+    } finally {
+      await s.stop().catch(() => {})
+    }
+  })
+
+a handler resolving to a number that is no exit status (2 ** 32) still ends the session', async () => {
     const s = await startServer({ auth: { none: true }, exec: async (x) => { x.stdout.write('done\n'); return 2 ** 32 } })
     try {
       const ssh = await connect({ host: s.host, port: s.port, username: 'u', hostKey: 'insecure-accept-any' })

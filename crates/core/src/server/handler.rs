@@ -344,14 +344,16 @@ impl russh::server::Handler for ConnHandler {
 
     async fn data(&mut self, id: ChannelId, data: &[u8], _s: &mut Session) -> Result<(), Self::Error> {
         if let Some(slot) = self.conn.slot(id.number()) {
-            slot.shared.push(STDOUT, data).await;
+            // a full buffer waits for its reader; a kill (close(), say) must still end it
+            self.conn.unless_killed(slot.shared.push(STDOUT, data), ()).await;
         }
         Ok(())
     }
 
     async fn extended_data(&mut self, id: ChannelId, _code: u32, data: &[u8], _s: &mut Session) -> Result<(), Self::Error> {
         if let Some(slot) = self.conn.slot(id.number()) {
-            slot.shared.push(STDERR, data).await;
+            // a full buffer waits for its reader; a kill (close(), say) must still end it
+            self.conn.unless_killed(slot.shared.push(STDERR, data), ()).await;
         }
         Ok(())
     }
