@@ -231,7 +231,32 @@ describe('callbacks that never answer, and handlers that answer oddly', () => {
     }
   })
 
-a handler resolving to a number that is no exit status (2 ** 32) still ends the session', async () => {
+  it('close() cuts a connection whose forwarding.remote hook is pending', async () => {
+    let asked = 0
+    const s = await startServer({
+      auth: { password: (_c, pw) => pw === 'secret' },
+      exec: async () => 0,
+      forwarding: { remote: () => { asked++; return new Promise<boolean>(() => {}) } },
+      limits: { callbackTimeout: 60_000 },
+    })
+    try {
+      const client = await connect({ host: s.host, port: s.port, username: 'u', password: 'secret', hostKey: 'insecure-accept-any' })
+      client.on('error', () => {})
+      const fwd = client.forwardRemote({ remotePort: 0, localPort: 9 })
+      fwd.catch(() => {})
+      await until(() => asked > 0, 10_000, 'the hook asked')
+      const t0 = Date.now()
+      await withTimeout(s.server.close({ timeout: 0 }), 10_000, 'close')
+      expect(s.server.connections).toBe(0)
+      await rejection(fwd, 10_000)
+      expect(Date.now() - t0).toBeLessThan(2_500)
+      await client.close().catch(() => {})
+    } finally {
+      await s.stop().catch(() => {})
+    }
+  })
+
+  it('a handler resolving to a number that is no exit status (2 ** 32) still ends the session', async () => {
     const s = await startServer({ auth: { none: true }, exec: async (x) => { x.stdout.write('done\n'); return 2 ** 32 } })
     try {
       const ssh = await connect({ host: s.host, port: s.port, username: 'u', hostKey: 'insecure-accept-any' })

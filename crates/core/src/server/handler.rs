@@ -466,7 +466,10 @@ impl russh::server::Handler for ConnHandler {
         if !self.server.opts.forward_remote || self.server.is_closing() {
             return Ok(false);
         }
-        match super::forward::remote(Arc::clone(&self.server), Arc::clone(&self.conn), self.user.clone(), address.to_string(), *port).await {
+        // russh answers a global request only when this returns, so the session loop (every
+        // other channel of this connection) waits on the hook meanwhile; a kill ends the wait
+        let asked = super::forward::remote(Arc::clone(&self.server), Arc::clone(&self.conn), self.user.clone(), address.to_string(), *port);
+        match self.conn.unless_killed(asked, None).await {
             Some(bound) => {
                 *port = bound;
                 Ok(true)
