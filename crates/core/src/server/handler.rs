@@ -405,10 +405,12 @@ impl russh::server::Handler for ConnHandler {
     }
 
     async fn env_request(&mut self, id: ChannelId, name: &str, value: &str, session: &mut Session) -> Result<(), Self::Error> {
-        let accept = match &self.server.opts.accept_env {
-            None => true,
-            Some(patterns) => patterns.iter().any(|p| glob_match(p, name)),
-        };
+        // the size limits first: a name past them is refused without matching it
+        let accept = name.len() + value.len() <= MAX_ENV_BYTES
+            && match &self.server.opts.accept_env {
+                None => true,
+                Some(patterns) => patterns.iter().any(|p| glob_match(p, name)),
+            };
         let ok = match self.sessions.get_mut(&id) {
             Some(s) if accept && !s.started && !name.is_empty() => {
                 let size = name.len() + value.len();
