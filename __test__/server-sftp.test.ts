@@ -162,7 +162,15 @@ describe('confinement', () => {
     expect(r.out).toContain('Remote working directory: /dir')
   })
 
-  it('stores absolute symlink targets inside the root', async () => {
+  it('answers realpath of /.. at the root with /, as a chrooted sftp-server does', async () => {
+    const r = await batch(['cd ..', 'pwd', 'cd /dir/../..', 'pwd'])
+    expect(r.status, r.err).toBe(0)
+    expect(r.out).toContain('Remote working directory: /\n')
+    expect(r.out).not.toContain('Remote working directory: /dir')
+    expect(r.out).not.toContain(outside)
+  })
+
+stores absolute symlink targets inside the root', async () => {
     const r = await batch(['ln -s /hello.txt abs-link', `get abs-link ${join(t.dir, 'abs-link.txt')}`])
     expect(r.status, r.err).toBe(0)
     expect(readFileSync(join(t.dir, 'abs-link.txt'), 'utf8')).toBe('hello\n')

@@ -76,16 +76,15 @@ impl Root {
         Ok(Root { real })
     }
 
-    /// The client's path as components below the root, `.` and `..` applied lexically.
+    /// The client's path as components below the root, `.` and `..` applied lexically; a
+    /// `..` at the root stays there, as `/..` is `/` (a chrooted sftp-server answers so).
     pub(crate) fn components(&self, p: &str) -> PathResult<Vec<String>> {
         let mut out: Vec<String> = Vec::new();
         for part in p.split('/') {
             match part {
                 "" | "." => {}
                 ".." => {
-                    if out.pop().is_none() {
-                        return Err(PathError::Escape);
-                    }
+                    out.pop();
                 }
                 name => {
                     if name.contains('\0') || (cfg!(windows) && (name.contains('\\') || name.contains(':'))) {
@@ -248,10 +247,14 @@ mod tests {
     }
 
     #[test]
-    fn dotdot_above_root_is_refused() {
-        let (_d, root) = setup();
-        assert!(matches!(root.resolve("../secret", true), Err(PathError::Escape)));
-        assert!(matches!(root.resolve("/sub/../../secret", true), Err(PathError::Escape)));
+    fn dotdot_above_root_stays_at_the_root() {
+        let (d, root) = setup();
+        let real_root = std::fs::canonicalize(d.path().join("root")).unwrap();
+        // the name inside the root (missing there), never the file beside the root
+        assert_eq!(root.resolve("../secret", true).unwrap(), real_root.join("secret"));
+        assert_eq!(root.resolve("/sub/../../secret", true).unwrap(), real_root.join("secret"));
+        assert_eq!(root.resolve("/..", true).unwrap(), real_root);
+        assert_eq!(root.resolve("/../../sub/f", true).unwrap(), real_root.join("sub/f"));
         assert!(root.resolve("/sub/../sub/f", true).is_ok());
     }
 
