@@ -170,7 +170,20 @@ describe('confinement', () => {
     expect(r.out).not.toContain(outside)
   })
 
-stores absolute symlink targets inside the root', async () => {
+  it('checks a created symlink from the directory it really lands in (through deep -> .)', async () => {
+    const r = await batch([
+      'symlink . deep',
+      '-symlink ../outside/secret.txt deep/leak', '-symlink .. deep/up', '-symlink ../.. deep/deep/up2',
+      '-symlink deep/../outside/secret.txt via', '-symlink /deep/../../outside/secret.txt abs-via',
+      'symlink ../hello.txt deep/dir/ok',
+    ])
+    expect(r.status, r.err).toBe(0)
+    for (const name of ['leak', 'up', 'up2', 'via', 'abs-via']) expect(lstatSync(join(root, name), { throwIfNoEntry: false }), name).toBeUndefined()
+    expect(readlinkSync(join(root, 'deep'))).toBe('.')
+    expect(readFileSync(join(root, 'dir', 'ok'), 'utf8')).toBe('hello\n')
+  })
+
+  it('stores absolute symlink targets inside the root', async () => {
     const r = await batch(['ln -s /hello.txt abs-link', `get abs-link ${join(t.dir, 'abs-link.txt')}`])
     expect(r.status, r.err).toBe(0)
     expect(readFileSync(join(t.dir, 'abs-link.txt'), 'utf8')).toBe('hello\n')
