@@ -10,7 +10,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 
 import { connect, type SshClient } from '../dist/cjs/index.js'
 import { rejection, until, withTimeout } from './fixtures/helpers'
-import { run, startServer, type TestServer } from './fixtures/server'
+import { run, ssh, startServer, type TestServer } from './fixtures/server'
 
 let t: TestServer
 let passwordChecks = 0
@@ -198,6 +198,59 @@ describe('callbacks that never answer, and handlers that answer oddly', () => {
       expect(Date.now() - t0).toBeLessThan(3_000)
       expect((e as { code?: string }).code).toBe('ERR_SSH_DISCONNECTED')
       expect(s.server.connections).toBe(0)
+    } finally {
+      await s.stop().catch(() => {})
+    }
+  })
+
+  it('close() cuts a connection waiting on a session that reads no stdin, and its pending write settles', async () => {
+    let written: Error | null | undefined
+    let closed = false
+    const s = await startServer({
+      exec: (x) => {
+        x.on('close', () => { closed = true })
+        // stdin never read; the output goes unread too once the connection waits
+        x.stdout.write(Buffer.alloc(8 << 20), (e) => { written = e ?? null })
+      },
+    })
+    try {
+      // more than the 4 MiB a session buffers: the connection then waits for the handler
+      const client = ssh(s, 'ignore-stdin', { input: Buffer.alloc(20 << 20), timeout: 60_000 })
+      await until(() => s.server.connections === 1, 10_000, 'connected')
+      await sleep(1500)
+      const t0 = Date.now()
+      await withTimeout(s.server.close({ timeout: 300 }), 10_000, 'close')
+      expect(s.server.connections).toBe(0)
+      const r = await withTimeout(client, 10_000, 'the ssh client disconnected')
+      expect(r.status).not.toBe(0)
+      // cut after the timeout and the disconnect grace, not after close() gave up waiting
+      expect(Date.now() - t0).toBeLessThan(3_500)
+      await until(() => closed && written !== undefined, 5_000, "the session's close and the write's callback")
+    } finally {
+      await s.stop().catch(() => {})
+    }
+  })
+
+  it('close() cuts a connection whose forwarding.remote hook is pending', async () => {
+    let asked = 0
+    const s = await startServer({
+      auth: { password: (_c, pw) => pw === 'secret' },
+      exec: async () => 0,
+      forwarding: { remote: () => { asked++; return new Promise<boolean>(() => {}) } },
+      limits: { callbackTimeout: 60_000 },
+    })
+    try {
+      const client = await connect({ host: s.host, port: s.port, username: 'u', password: 'secret', hostKey: 'insecure-accept-any' })
+      client.on('error', () => {})
+      const fwd = client.forwardRemote({ remotePort: 0, localPort: 9 })
+      fwd.catch(() => {})
+      await until(() => asked > 0, 10_000, 'the hook asked')
+      const t0 = Date.now()
+      await withTimeout(s.server.close({ timeout: 0 }), 10_000, 'close')
+      expect(s.server.connections).toBe(0)
+      await rejection(fwd, 10_000)
+      expect(Date.now() - t0).toBeLessThan(2_500)
+      await client.close().catch(() => {})
     } finally {
       await s.stop().catch(() => {})
     }

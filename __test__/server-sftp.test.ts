@@ -3,12 +3,12 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { randomBytes } from 'node:crypto'
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
-import { chownSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, realpathSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs'
+import { chownSync, closeSync, constants as fsConstants, existsSync, lstatSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, realpathSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 
 import { connect, SftpError, type SftpClient } from '../dist/cjs/index.js'
-import { rejection } from './fixtures/helpers'
+import { rejection, withTimeout } from './fixtures/helpers'
 import { sftpBatch, startServer, type TestServer } from './fixtures/server'
 
 let t: TestServer
@@ -162,6 +162,27 @@ describe('confinement', () => {
     expect(r.out).toContain('Remote working directory: /dir')
   })
 
+  it('answers realpath of /.. at the root with /, as a chrooted sftp-server does', async () => {
+    const r = await batch(['cd ..', 'pwd', 'cd /dir/../..', 'pwd'])
+    expect(r.status, r.err).toBe(0)
+    expect(r.out).toContain('Remote working directory: /\n')
+    expect(r.out).not.toContain('Remote working directory: /dir')
+    expect(r.out).not.toContain(outside)
+  })
+
+  it('checks a created symlink from the directory it really lands in (through deep -> .)', async () => {
+    const r = await batch([
+      'symlink . deep',
+      '-symlink ../outside/secret.txt deep/leak', '-symlink .. deep/up', '-symlink ../.. deep/deep/up2',
+      '-symlink deep/../outside/secret.txt via', '-symlink /deep/../../outside/secret.txt abs-via',
+      'symlink ../hello.txt deep/dir/ok',
+    ])
+    expect(r.status, r.err).toBe(0)
+    for (const name of ['leak', 'up', 'up2', 'via', 'abs-via']) expect(lstatSync(join(root, name), { throwIfNoEntry: false }), name).toBeUndefined()
+    expect(readlinkSync(join(root, 'deep'))).toBe('.')
+    expect(readFileSync(join(root, 'dir', 'ok'), 'utf8')).toBe('hello\n')
+  })
+
   it('stores absolute symlink targets inside the root', async () => {
     const r = await batch(['ln -s /hello.txt abs-link', `get abs-link ${join(t.dir, 'abs-link.txt')}`])
     expect(r.status, r.err).toBe(0)
@@ -232,6 +253,27 @@ describe('read-only and the ferrossh client', () => {
       expect(existsSync(join(root, 'new.txt'))).toBe(false)
     } finally {
       await ro.stop()
+    }
+  })
+
+  it('refuses to open a FIFO at once: opens of one cannot hold every blocking thread', async () => {
+    const fifo = join(root, 'pipe')
+    execFileSync('mkfifo', [fifo])
+    const ssh = await connect({ host: t.host, port: t.port, username: 'tester', privateKeyPath: t.clientKey.path, hostKey: 'insecure-accept-any' })
+    try {
+      // more than the blocking threads there are, each from its own SFTP session
+      const sessions = await Promise.all(Array.from({ length: 10 }, () => ssh.sftp()))
+      const opens = await withTimeout(Promise.all(sessions.flatMap((s) => [rejection(s.open('/pipe', 'r'), 10_000), rejection(s.open('/pipe', 'w'), 10_000)])), 15_000, 'FIFO opens answered')
+      for (const e of opens) expect(e).toBeInstanceOf(SftpError)
+      expect((await withTimeout(sessions[0].readFile('/hello.txt'), 5_000, 'readFile after')).toString()).toBe('hello\n')
+      expect((await withTimeout(sessions[0].lstat('/pipe'), 5_000, 'lstat')).mode & 0o170000).toBe(0o010000)
+      await Promise.all(sessions.map((s) => s.close()))
+    } finally {
+      // a server that did block in open(2): release its threads so the suite can end
+      for (let i = 0; i < 32; i++) {
+        try { closeSync(openSync(fifo, fsConstants.O_WRONLY | fsConstants.O_NONBLOCK)) } catch { break }
+      }
+      await ssh.close()
     }
   })
 

@@ -286,6 +286,23 @@ describe('sessions', () => {
     expect(JSON.parse(r.stdout.toString())).toEqual({ LC_X: 'a b', FERROSSH_Y: '1' })
   })
 
+  it('matches acceptEnv globs in linear time: a long name against several stars holds up no one', async () => {
+    const s = await startServer({ exec: async (x) => { x.stdout.write('ok'); return 0 }, acceptEnv: ['X*_*_*Y'] })
+    const opts = { host: s.host, port: s.port, username: 'u', privateKeyPath: s.clientKey.path, hostKey: 'insecure-accept-any' as const }
+    const [victim, attacker] = await Promise.all([connect(opts), connect(opts)])
+    try {
+      const a = attacker.exec('x', { env: { ['X' + '_'.repeat(800)]: '1' } })
+      await sleep(100)
+      const t0 = Date.now()
+      expect((await victim.exec('x')).stdout.toString()).toBe('ok')
+      expect(Date.now() - t0).toBeLessThan(1000)
+      expect((await a).code).toBe(0)
+    } finally {
+      await Promise.all([victim.close(), attacker.close()])
+      await s.stop()
+    }
+  })
+
   it('streams stdin to stdout with end of input', async () => {
     const data = randomBytes(3 * 1024 * 1024)
     const r = await ssh.exec('cat', { stdin: data })

@@ -308,19 +308,36 @@ pub(crate) fn russh_config(opts: &ServerOptions, keys: Vec<PrivateKey>) -> Resul
     })
 }
 
-/// `*` and `?` glob, as sshd's AcceptEnv.
+/// `*` and `?` glob, as sshd's AcceptEnv. Iterative, with one backtrack point (the last
+/// `*`): O(pattern × name) however many stars, where naive recursion is exponential in them
+/// and a client picks the name.
 pub(crate) fn glob_match(pattern: &str, name: &str) -> bool {
-    fn go(p: &[u8], n: &[u8]) -> bool {
-        match (p.first(), n.first()) {
-            (None, None) => true,
-            (Some(b'*'), _) => go(&p[1..], n) || (!n.is_empty() && go(p, &n[1..])),
-            (Some(b'?'), Some(_)) => go(&p[1..], &n[1..]),
-            (Some(a), Some(b)) if a == b => go(&p[1..], &n[1..]),
-            _ => false,
+    let (p, n) = (pattern.as_bytes(), name.as_bytes());
+    let (mut i, mut j) = (0, 0);
+    // after the last `*` seen: the pattern index past it, and the name index it matched up to
+    let mut star: Option<(usize, usize)> = None;
+    while j < n.len() {
+        match p.get(i) {
+            Some(b'*') => {
+                star = Some((i + 1, j));
+                i += 1;
+            }
+            Some(&c) if c == b'?' || c == n[j] => {
+                i += 1;
+                j += 1;
+            }
+            _ => match star {
+                // let that `*` take one more byte and try again from there
+                Some((si, sj)) => {
+                    star = Some((si, sj + 1));
+                    i = si;
+                    j = sj + 1;
+                }
+                None => return false,
+            },
         }
     }
-    // names are short (bounded by MAX_ENV_BYTES) and patterns come from the embedder
-    go(pattern.as_bytes(), name.as_bytes())
+    p[i..].iter().all(|&c| c == b'*')
 }
 
 #[cfg(test)]
@@ -335,6 +352,19 @@ mod tests {
         assert!(glob_match("A?C", "ABC"));
         assert!(!glob_match("LC_*", "XLC_ALL"));
         assert!(glob_match("*", ""));
+        assert!(glob_match("X*_*_*Y", "XA_B_CY"));
+        assert!(glob_match("*a*b", "xxaxxb"));
+        assert!(!glob_match("*a*b", "xxaxxbc"));
+        assert!(glob_match("a**", "a"));
+        assert!(!glob_match("a?", "a"));
+    }
+
+    #[test]
+    fn a_long_name_against_many_stars_is_quick() {
+        let name = format!("X{}", "_".repeat(60_000));
+        let t = std::time::Instant::now();
+        assert!(!glob_match("X*_*_*_*_*Y", &name));
+        assert!(t.elapsed() < std::time::Duration::from_secs(2), "{:?}", t.elapsed());
     }
 
     #[test]

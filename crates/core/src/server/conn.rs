@@ -39,6 +39,9 @@ pub(crate) struct ConnEntry {
     busy: AtomicUsize,
     /// Ends the session at any stage: the socket's reads and writes fail from then on.
     kill: Arc<KillSwitch>,
+    /// A second handle on the accepted socket: a kill shuts it down from outside, so the
+    /// client is cut even while the session task waits on something else than its socket.
+    socket: Mutex<Option<socket2::Socket>>,
     disconnecting: AtomicBool,
     handle: Mutex<Option<Handle>>,
     /// The session's handle from its start, authenticated or not: only to tell the client why
@@ -65,6 +68,7 @@ impl ConnEntry {
             last_active: Arc::new(AtomicU64::new(0)),
             busy: AtomicUsize::new(0),
             kill: Arc::new(KillSwitch::default()),
+            socket: Mutex::new(None),
             disconnecting: AtomicBool::new(false),
             handle: Mutex::new(None),
             early_handle: Mutex::new(None),
@@ -139,9 +143,17 @@ impl ConnEntry {
         lock(&self.channels).len()
     }
 
+    /// Keeps a duplicate of the accepted socket for [`kill`](Self::kill) to shut down.
+    pub(crate) fn hold_socket(&self, socket: socket2::Socket) {
+        *lock(&self.socket) = Some(socket);
+    }
+
     /// Cuts the connection now, whatever state it is in.
     pub(crate) fn kill(&self) {
         self.kill.trigger();
+        if let Some(s) = lock(&self.socket).as_ref() {
+            let _ = s.shutdown(std::net::Shutdown::Both);
+        }
     }
 
     /// `f`, or `dead` as soon as the connection is killed.
@@ -196,6 +208,7 @@ impl ConnEntry {
         *lock(&self.handle) = None;
         *lock(&self.early_handle) = None;
         self.kill();
+        *lock(&self.socket) = None;
         self.changed.notify_waiters();
     }
 }

@@ -344,14 +344,16 @@ impl russh::server::Handler for ConnHandler {
 
     async fn data(&mut self, id: ChannelId, data: &[u8], _s: &mut Session) -> Result<(), Self::Error> {
         if let Some(slot) = self.conn.slot(id.number()) {
-            slot.shared.push(STDOUT, data).await;
+            // a full buffer waits for its reader; a kill (close(), say) must still end it
+            self.conn.unless_killed(slot.shared.push(STDOUT, data), ()).await;
         }
         Ok(())
     }
 
     async fn extended_data(&mut self, id: ChannelId, _code: u32, data: &[u8], _s: &mut Session) -> Result<(), Self::Error> {
         if let Some(slot) = self.conn.slot(id.number()) {
-            slot.shared.push(STDERR, data).await;
+            // a full buffer waits for its reader; a kill (close(), say) must still end it
+            self.conn.unless_killed(slot.shared.push(STDERR, data), ()).await;
         }
         Ok(())
     }
@@ -403,10 +405,12 @@ impl russh::server::Handler for ConnHandler {
     }
 
     async fn env_request(&mut self, id: ChannelId, name: &str, value: &str, session: &mut Session) -> Result<(), Self::Error> {
-        let accept = match &self.server.opts.accept_env {
-            None => true,
-            Some(patterns) => patterns.iter().any(|p| glob_match(p, name)),
-        };
+        // the size limits first: a name past them is refused without matching it
+        let accept = name.len() + value.len() <= MAX_ENV_BYTES
+            && match &self.server.opts.accept_env {
+                None => true,
+                Some(patterns) => patterns.iter().any(|p| glob_match(p, name)),
+            };
         let ok = match self.sessions.get_mut(&id) {
             Some(s) if accept && !s.started && !name.is_empty() => {
                 let size = name.len() + value.len();
@@ -464,7 +468,10 @@ impl russh::server::Handler for ConnHandler {
         if !self.server.opts.forward_remote || self.server.is_closing() {
             return Ok(false);
         }
-        match super::forward::remote(Arc::clone(&self.server), Arc::clone(&self.conn), self.user.clone(), address.to_string(), *port).await {
+        // russh answers a global request only when this returns, so the session loop (every
+        // other channel of this connection) waits on the hook meanwhile; a kill ends the wait
+        let asked = super::forward::remote(Arc::clone(&self.server), Arc::clone(&self.conn), self.user.clone(), address.to_string(), *port);
+        match self.conn.unless_killed(asked, None).await {
             Some(bound) => {
                 *port = bound;
                 Ok(true)

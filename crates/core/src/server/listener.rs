@@ -245,7 +245,7 @@ impl Server {
                 }
             }
             if forced && now >= deadline + DISCONNECT_GRACE * 3 {
-                // a session stuck in an embedder callback; its socket is cut already
+                // a session task stuck in an embedder callback; its socket is shut down already
                 break;
             }
             let wait = if forced { DISCONNECT_GRACE } else { deadline.saturating_duration_since(now).min(Duration::from_millis(250)) };
@@ -307,6 +307,9 @@ async fn serve(inner: Arc<ServerInner>, entry: Arc<ConnEntry>, sock: TcpStream) 
             }
         })
     };
+    if let Ok(dup) = socket2::SockRef::from(&sock).try_clone() {
+        entry.hold_socket(dup);
+    }
     let handler = ConnHandler::new(Arc::clone(&inner), Arc::clone(&entry));
     let stream = entry.wrap(crate::quickack::QuickAck::new(sock));
     if let Ok(session) = russh::server::run_stream(Arc::clone(&inner.config), stream, handler).await {

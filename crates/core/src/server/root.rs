@@ -76,16 +76,15 @@ impl Root {
         Ok(Root { real })
     }
 
-    /// The client's path as components below the root, `.` and `..` applied lexically.
+    /// The client's path as components below the root, `.` and `..` applied lexically; a
+    /// `..` at the root stays there, as `/..` is `/` (a chrooted sftp-server answers so).
     pub(crate) fn components(&self, p: &str) -> PathResult<Vec<String>> {
         let mut out: Vec<String> = Vec::new();
         for part in p.split('/') {
             match part {
                 "" | "." => {}
                 ".." => {
-                    if out.pop().is_none() {
-                        return Err(PathError::Escape);
-                    }
+                    out.pop();
                 }
                 name => {
                     if name.contains('\0') || (cfg!(windows) && (name.contains('\\') || name.contains(':'))) {
@@ -203,25 +202,55 @@ impl Root {
         Ok(())
     }
 
-    /// A symlink target as the client gave it, made safe to store: relative targets must not
-    /// climb out of the root from the link's directory, absolute ones are taken from the root
-    /// and stored as real paths (so the OS resolves them inside it).
+    /// A symlink target as the client gave it, made safe to store: it must lead to a place
+    /// inside the root from the directory the link really lands in, directory symlinks on the
+    /// way (in the link's path and in the target) resolved as the OS will resolve them (a
+    /// lexical check is fooled by `deep -> .`: `deep/leak -> ../x` lands beside `deep`).
+    /// Relative targets are stored as given; absolute ones are taken from the root and
+    /// stored as real paths (so the OS resolves them inside it).
     pub(crate) fn symlink_target(&self, link: &str, target: &str) -> PathResult<PathBuf> {
         if target.is_empty() {
             return Err(PathError::Io(io::Error::new(io::ErrorKind::InvalidInput, "empty symlink target")));
         }
         if target.starts_with('/') {
-            let comps = self.components(target)?;
-            let mut p = self.real.clone();
-            for c in comps {
-                p.push(c);
-            }
-            return Ok(p);
+            return self.walk(self.real.clone(), target);
         }
-        let mut base = self.components(link)?;
-        base.pop();
-        self.components(&format!("{}/{target}", Self::virtual_of(&base)))?;
+        let comps = self.components(link)?;
+        let Some((_, dirs)) = comps.split_last() else {
+            return Err(PathError::Io(io::Error::new(io::ErrorKind::PermissionDenied, "the root directory itself cannot be changed")));
+        };
+        self.walk(self.resolve_dir(dirs)?, target)?;
         Ok(PathBuf::from(target))
+    }
+
+    /// Where `path` leads from the real directory `from`, as the OS would walk it: `..` goes
+    /// to the real parent, a name that exists is resolved (and must stay inside), a name that
+    /// does not is taken as is. A symlink that leads nowhere cannot be checked and is refused.
+    fn walk(&self, from: PathBuf, path: &str) -> PathResult<PathBuf> {
+        let mut cur = from;
+        for part in path.split('/') {
+            match part {
+                "" | "." => {}
+                ".." => {
+                    if cur == self.real || !cur.pop() {
+                        return Err(PathError::Escape);
+                    }
+                }
+                name => {
+                    if name.contains('\0') || (cfg!(windows) && (name.contains('\\') || name.contains(':'))) {
+                        return Err(PathError::Escape);
+                    }
+                    cur.push(name);
+                    match std::fs::canonicalize(&cur) {
+                        Ok(real) => cur = real,
+                        Err(_) if std::fs::symlink_metadata(&cur).is_ok_and(|m| m.file_type().is_symlink()) => return Err(PathError::Escape),
+                        Err(_) => {}
+                    }
+                }
+            }
+            self.check(&cur)?;
+        }
+        Ok(cur)
     }
 
     /// A stored symlink target as the client should see it.
@@ -248,10 +277,14 @@ mod tests {
     }
 
     #[test]
-    fn dotdot_above_root_is_refused() {
-        let (_d, root) = setup();
-        assert!(matches!(root.resolve("../secret", true), Err(PathError::Escape)));
-        assert!(matches!(root.resolve("/sub/../../secret", true), Err(PathError::Escape)));
+    fn dotdot_above_root_stays_at_the_root() {
+        let (d, root) = setup();
+        let real_root = std::fs::canonicalize(d.path().join("root")).unwrap();
+        // the name inside the root (missing there), never the file beside the root
+        assert_eq!(root.resolve("../secret", true).unwrap(), real_root.join("secret"));
+        assert_eq!(root.resolve("/sub/../../secret", true).unwrap(), real_root.join("secret"));
+        assert_eq!(root.resolve("/..", true).unwrap(), real_root);
+        assert_eq!(root.resolve("/../../sub/f", true).unwrap(), real_root.join("sub/f"));
         assert!(root.resolve("/sub/../sub/f", true).is_ok());
     }
 
@@ -285,6 +318,25 @@ mod tests {
         assert!(root.symlink_target("/sub/l", "../sub/f").is_ok());
         let abs = root.symlink_target("/l", "/sub/f").unwrap();
         assert_eq!(root.shown_target(&abs), "/sub/f");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn symlink_targets_are_checked_from_where_the_link_really_lands() {
+        let (_d, root) = setup();
+        let real = |p: &str| root.resolve(p, false).unwrap();
+        std::os::unix::fs::symlink(".", real("/deep")).unwrap();
+        std::os::unix::fs::symlink("..", real("/sub/up")).unwrap();
+        // /deep/leak is /leak: ../secret from there is outside
+        assert!(matches!(root.symlink_target("/deep/leak", "../secret"), Err(PathError::Escape)));
+        assert!(matches!(root.symlink_target("/deep/deep/leak", ".."), Err(PathError::Escape)));
+        // through a directory link in the target: sub/up/.. is the root's parent
+        assert!(matches!(root.symlink_target("/l", "sub/up/../secret"), Err(PathError::Escape)));
+        assert!(matches!(root.symlink_target("/l", "/sub/up/../secret"), Err(PathError::Escape)));
+        assert!(matches!(root.symlink_target("/l", "deep/../secret"), Err(PathError::Escape)));
+        assert!(root.symlink_target("/deep/sub/l", "../sub/f").is_ok());
+        assert!(root.symlink_target("/sub/l", "up/sub/f").is_ok());
+        assert!(root.symlink_target("/sub/l", "missing/../f").is_ok());
     }
 
     #[test]

@@ -104,12 +104,36 @@ pub(crate) fn open_options(flags: OpenFlags, mode: u32) -> std::fs::OpenOptions 
     {
         use std::os::unix::fs::OpenOptionsExt;
         o.mode(mode & 0o7777);
-        // the final component was checked; it must not become a symlink before the open
-        o.custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC);
+        // the final component was checked; it must not become a symlink before the open.
+        // O_NONBLOCK: opening a FIFO would otherwise wait for its other end forever, holding
+        // one of the few blocking threads every SFTP request needs (see regular_file)
+        o.custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK);
     }
     #[cfg(not(unix))]
     let _ = mode;
     o
+}
+
+/// Refuses what `open` opened unless it is a regular file, and clears the `O_NONBLOCK` it was
+/// opened with. A FIFO, a socket or a device can make a read or write wait for ever (a FIFO
+/// has no offsets to read at anyway), and each such wait would hold a blocking thread.
+pub(crate) fn regular_file(f: std::fs::File) -> Result<std::fs::File, StatusReply> {
+    let m = f.metadata().map_err(|e| io_reply(&e))?;
+    if !m.is_file() {
+        return Err(reply(StatusCode::Failure, "not a regular file"));
+    }
+    #[cfg(unix)]
+    {
+        use std::os::fd::AsRawFd;
+        let fd = f.as_raw_fd();
+        // SAFETY: fcntl on a descriptor this function owns (through `f`), with no pointers
+        let fl = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+        // SAFETY: as above
+        if fl < 0 || unsafe { libc::fcntl(fd, libc::F_SETFL, fl & !libc::O_NONBLOCK) } < 0 {
+            return Err(io_reply(&io::Error::last_os_error()));
+        }
+    }
+    Ok(f)
 }
 
 pub(crate) fn apply_attrs(file: &std::fs::File, attrs: &FileAttributes) -> io::Result<()> {

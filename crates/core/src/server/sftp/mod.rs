@@ -12,7 +12,7 @@ use russh_sftp::protocol::{Attrs, Data, ExtendedReply, File, FileAttributes, Han
 use russh_sftp::server::StatusReply;
 
 use self::files::{
-    apply_attrs, attrs_of, blocking, long_name, io_reply, make_symlink, ok, open_dir, open_options, path_reply, read_at, read_only_reply, reply,
+    apply_attrs, attrs_of, blocking, long_name, io_reply, make_symlink, ok, open_dir, open_options, path_reply, regular_file, read_at, read_only_reply, reply,
     setstat_path, statvfs_of, u64s, wire_strings, write_all_at, DirState,
 };
 use super::channel::ServerChannel;
@@ -142,6 +142,7 @@ impl russh_sftp::server::Handler for SftpServer {
                 Err(e) => return Err(io_reply(&e)),
             };
             root.verify_open(&f).map_err(path_reply)?;
+            let f = regular_file(f)?;
             if pflags.contains(OpenFlags::TRUNCATE) {
                 f.set_len(0).map_err(|e| io_reply(&e))?;
             }
