@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto'
 import { tmpdir } from 'node:os'
 import { join, posix } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { execFileSync } from 'node:child_process'
 import { pipeline } from 'node:stream/promises'
 import { setTimeout as sleep } from 'node:timers/promises'
 
@@ -1184,5 +1185,53 @@ describe('hostile and limited servers', () => {
       expect(await s.readdir('/anywhere')).toEqual([])
       expect(await s.downloadDir('/anywhere', dest)).toBe(0)
     })
+  })
+})
+
+describe('destinations that are no plain file, and failures that say what and where', () => {
+  /** A 1 MiB file system everyone may write to (a full disk on both ends: the same machine). */
+  let tiny: string | undefined
+  beforeAll(() => {
+    if (process.getuid?.() !== 0) return
+    const dir = posix.join(work, 'tiny')
+    mkdirOwned(dir, user)
+    try {
+      execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m,mode=777', 'tmpfs', dir], { stdio: 'ignore' })
+      tiny = dir
+    } catch { /* no mount here: the tests needing a full disk are skipped */ }
+  })
+  afterAll(() => {
+    if (tiny) execFileSync('umount', [tiny])
+  })
+
+  it('a directory as the destination fails at once with EISDIR, before any byte is copied, both ways', async () => {
+    const p = pair(BIG)
+    const dir = join(local, name('a-dir'))
+    mkdirSync(dir)
+    const calls: number[] = []
+    let e = await rejection(sftp.download(p.remote, dir, { onProgress: (x) => { calls.push(x.transferred) } }))
+    expect([e.constructor, e.code, e.path]).toEqual([SftpError, 'EISDIR', dir])
+    expect(calls.filter((n) => n > 0)).toEqual([])
+    expect(existsSync(partialOf(dir))).toBe(false)
+    const rdir = posix.join(work, name('r-dir'))
+    mkdirOwned(rdir, user)
+    e = await rejection(sftp.upload(p.local, rdir, { onProgress: (x) => { calls.push(x.transferred) } }))
+    expect([e.constructor, e.code, e.path]).toEqual([SftpError, 'EISDIR', rdir])
+    expect(calls.filter((n) => n > 0)).toEqual([])
+    expect(existsSync(partialOf(rdir))).toBe(false)
+  })
+  it('local failures carry the errno the OS gave: ENOTDIR for a file in the path, ENOSPC for a full disk', async () => {
+    const p = pair(32 * KiB)
+    const file = join(local, name('plain'))
+    writeFileSync(file, 'x')
+    const e = await rejection(sftp.download(p.remote, join(file, 'below')))
+    expect([e.constructor, e.code]).toEqual([SftpError, 'ENOTDIR'])
+    if (!tiny) return
+    const big = pair(3 * MiB)
+    const dest = join(tiny, name('full'))
+    const f = await rejection(sftp.download(big.remote, dest))
+    expect([f.constructor, f.code]).toEqual([SftpError, 'ENOSPC'])
+    expect(f.message).toContain('ENOSPC')
+    expect(existsSync(partialOf(dest))).toBe(false)
   })
 })

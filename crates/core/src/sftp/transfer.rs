@@ -38,14 +38,74 @@ pub struct TransferOptions {
     pub replace_links: bool,
 }
 
-fn local_error(path: &Path, what: &str, e: std::io::Error) -> Error {
-    let code = match e.kind() {
-        std::io::ErrorKind::NotFound => "ENOENT",
-        std::io::ErrorKind::PermissionDenied => "EACCES",
-        std::io::ErrorKind::AlreadyExists => "EEXIST",
+/// The fs-style code of a local failure: from the OS's errno where there is one (a full disk
+/// is ENOSPC, a directory in the way EISDIR, as fs says), else from its kind.
+pub(crate) fn local_code(e: &std::io::Error) -> &'static str {
+    #[cfg(unix)]
+    if let Some(n) = e.raw_os_error() {
+        let name = match n {
+            libc::EPERM => "EPERM",
+            libc::ENOENT => "ENOENT",
+            libc::EIO => "EIO",
+            libc::ENXIO => "ENXIO",
+            libc::EBADF => "EBADF",
+            libc::EAGAIN => "EAGAIN",
+            libc::ENOMEM => "ENOMEM",
+            libc::EACCES => "EACCES",
+            libc::EBUSY => "EBUSY",
+            libc::EEXIST => "EEXIST",
+            libc::EXDEV => "EXDEV",
+            libc::ENODEV => "ENODEV",
+            libc::ENOTDIR => "ENOTDIR",
+            libc::EISDIR => "EISDIR",
+            libc::EINVAL => "EINVAL",
+            libc::ENFILE => "ENFILE",
+            libc::EMFILE => "EMFILE",
+            libc::ETXTBSY => "ETXTBSY",
+            libc::EFBIG => "EFBIG",
+            libc::ENOSPC => "ENOSPC",
+            libc::ESPIPE => "ESPIPE",
+            libc::EROFS => "EROFS",
+            libc::EMLINK => "EMLINK",
+            libc::EPIPE => "EPIPE",
+            libc::ENAMETOOLONG => "ENAMETOOLONG",
+            libc::ENOTEMPTY => "ENOTEMPTY",
+            libc::ELOOP => "ELOOP",
+            libc::EDQUOT => "EDQUOT",
+            libc::ENOTSUP => "ENOTSUP",
+            libc::ETIMEDOUT => "ETIMEDOUT",
+            _ => "",
+        };
+        if !name.is_empty() {
+            return name;
+        }
+    }
+    use std::io::ErrorKind as K;
+    match e.kind() {
+        K::NotFound => "ENOENT",
+        K::PermissionDenied => "EACCES",
+        K::AlreadyExists => "EEXIST",
+        K::IsADirectory => "EISDIR",
+        K::NotADirectory => "ENOTDIR",
+        K::StorageFull => "ENOSPC",
+        K::ReadOnlyFilesystem => "EROFS",
+        K::DirectoryNotEmpty => "ENOTEMPTY",
+        K::FileTooLarge => "EFBIG",
+        K::QuotaExceeded => "EDQUOT",
+        K::InvalidFilename => "ENAMETOOLONG",
+        K::ResourceBusy => "EBUSY",
+        K::CrossesDevices => "EXDEV",
         _ => "EIO",
-    };
+    }
+}
+
+fn local_error(path: &Path, what: &str, e: std::io::Error) -> Error {
+    let code = local_code(&e);
     Error::Sftp { code: code.into(), status: 0, message: format!("{code}: {what} {}: {e}", path.display()), path: Some(path.display().to_string()), reason: None }
+}
+
+fn is_dir_error(path: &str, hint: &str) -> Error {
+    Error::Sftp { code: "EISDIR".into(), status: 0, message: format!("EISDIR: '{path}' is a directory{hint}"), path: Some(path.into()), reason: None }
 }
 
 struct Reporter {
@@ -480,14 +540,20 @@ pub async fn download(sftp: &Sftp, remote: &str, local: &Path, opts: &TransferOp
 async fn download_inner(sftp: &Sftp, handle: &str, remote: &str, local: &Path, opts: &TransferOptions, slot: &mut Option<LocalFile>) -> Result<u64> {
     let st = sftp.fstat(handle).await?;
     let total = st.size;
+    // a directory at the destination fails at once, not after the whole file
+    if tokio::fs::metadata(local).await.is_ok_and(|m| m.is_dir()) {
+        return Err(is_dir_error(&local.display().to_string(), ""));
+    }
     let partial = partial_name(local);
     let start = if opts.resume { tokio::fs::metadata(&partial).await.map(|m| m.len()).unwrap_or(0) } else { 0 };
     // a partial file longer than the remote file is not a prefix of it (the file shrank, or
     // it is some other file): start over
     let start = if total.is_some_and(|t| start > t) { 0 } else { start };
     if let Some(dir) = local.parent().filter(|d| !d.as_os_str().is_empty()) {
-        if !dir.is_dir() {
-            return Err(local_error(dir, "no such local directory", std::io::Error::from(std::io::ErrorKind::NotFound)));
+        match tokio::fs::metadata(dir).await {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => return Err(local_error(dir, "not a local directory", std::io::Error::from(std::io::ErrorKind::NotADirectory))),
+            Err(e) => return Err(local_error(dir, "no such local directory", e)),
         }
     }
     let mut open = tokio::fs::OpenOptions::new();
@@ -537,8 +603,9 @@ async fn download_inner(sftp: &Sftp, handle: &str, remote: &str, local: &Path, o
 pub async fn upload(sftp: &Sftp, local: &Path, remote: &str, opts: &TransferOptions, cancel: Option<&CancelToken>) -> Result<u64> {
     // a destination that is a symlink is written through, as `sftp put` and fs.writeFile do:
     // the file it names is replaced, the link stays
-    let through = match sftp.lstat(remote).await {
-        Ok(s) if s.is_symlink() && !opts.replace_links => match sftp.realpath(remote).await {
+    let found = sftp.lstat(remote).await.ok();
+    let through = match &found {
+        Some(s) if s.is_symlink() && !opts.replace_links => match sftp.realpath(remote).await {
             Ok(real) => Some(real),
             // dangling (the server's realpath may refuse it): the file it names, which the
             // upload creates
@@ -553,7 +620,17 @@ pub async fn upload(sftp: &Sftp, local: &Path, remote: &str, opts: &TransferOpti
         },
         _ => None,
     };
+    // what is at the destination: the file a link names, or the name itself (a link a tree
+    // transfer replaces is no file of its own)
+    let existing = match &through {
+        Some(real) => sftp.stat(real).await.ok(),
+        None => found.filter(|s| !s.is_symlink()),
+    };
     let remote = through.as_deref().unwrap_or(remote);
+    if existing.as_ref().is_some_and(|s| s.is_dir()) {
+        // refused before any byte is sent, not at the rename after all of them
+        return Err(is_dir_error(remote, ""));
+    }
     let partial = remote_sidecar(remote, PARTIAL_SUFFIX);
     let r = upload_inner(sftp, local, remote, &partial, opts, cancel).await;
     if r.is_err() && !opts.keep_partial && !opts.resume {
