@@ -1234,4 +1234,38 @@ describe('destinations that are no plain file, and failures that say what and wh
     expect(f.message).toContain('ENOSPC')
     expect(existsSync(partialOf(dest))).toBe(false)
   })
+  it('a download of a remote directory is EISDIR naming it', async () => {
+    const rdir = posix.join(work, name('r-src-dir'))
+    mkdirOwned(rdir, user)
+    const e = await rejection(sftp.download(rdir, join(local, name('never'))))
+    expect([e.constructor, e.code, e.path]).toEqual([SftpError, 'EISDIR', rdir])
+    expect(e.message).toContain(rdir)
+  })
+  it('writes the server refuses (a full disk) name the file: upload, uploadDir, writeFile, FileHandle.write', async () => {
+    if (!tiny) return
+    const big = pair(3 * MiB)
+    const up = posix.join(tiny, name('up'))
+    let e = await rejection(sftp.upload(big.local, up))
+    expect([e.constructor, e.path]).toEqual([SftpError, up])
+    expect(e.message).toContain(up)
+    const tree = join(local, name('big-tree'))
+    mkdirSync(tree)
+    copyFileSync(big.local, join(tree, 'big'))
+    const treeDest = posix.join(tiny, name('tree'))
+    e = await rejection(sftp.uploadDir(tree, treeDest))
+    expect([e.constructor, e.path]).toEqual([SftpError, posix.join(treeDest, 'big')])
+    const wf = posix.join(tiny, name('wf'))
+    e = await rejection(sftp.writeFile(wf, readFileSync(big.local)))
+    expect([e.constructor, e.path]).toEqual([SftpError, wf])
+    expect(e.message).toContain(wf)
+    const fhPath = posix.join(tiny, name('fh'))
+    const fh = await sftp.open(fhPath, 'w')
+    try {
+      e = await rejection(fh.write(readFileSync(big.local)))
+      expect([e.constructor, e.path]).toEqual([SftpError, fhPath])
+    } finally {
+      await fh.close()
+    }
+    for (const n of readdirSync(tiny)) rmSync(join(tiny, n), { recursive: true, force: true })
+  })
 })

@@ -108,6 +108,24 @@ fn is_dir_error(path: &str, hint: &str) -> Error {
     Error::Sftp { code: "EISDIR".into(), status: 0, message: format!("EISDIR: '{path}' is a directory{hint}"), path: Some(path.into()), reason: None }
 }
 
+/// A failure of a request on a file's handle, told with the file's path (the server's
+/// message names none).
+pub(crate) fn with_path(e: Error, path: &str) -> Error {
+    match e {
+        Error::Sftp { code, status, message, path: None, reason } => {
+            let message = match message.split_once(": ") {
+                Some((c, rest)) => match rest.split_once(": ") {
+                    Some((op, detail)) if !op.contains('\'') => format!("{c}: {op} '{path}': {detail}"),
+                    _ => message,
+                },
+                None => message,
+            };
+            Error::Sftp { code, status, message, path: Some(path.into()), reason }
+        }
+        other => other,
+    }
+}
+
 struct Reporter {
     cb: Option<Progress>,
     last: Instant,
@@ -538,7 +556,10 @@ pub async fn download(sftp: &Sftp, remote: &str, local: &Path, opts: &TransferOp
 }
 
 async fn download_inner(sftp: &Sftp, handle: &str, remote: &str, local: &Path, opts: &TransferOptions, slot: &mut Option<LocalFile>) -> Result<u64> {
-    let st = sftp.fstat(handle).await?;
+    let st = sftp.fstat(handle).await.map_err(|e| with_path(e, remote))?;
+    if st.is_dir() {
+        return Err(is_dir_error(remote, " (use downloadDir)"));
+    }
     let total = st.size;
     // a directory at the destination fails at once, not after the whole file
     if tokio::fs::metadata(local).await.is_ok_and(|m| m.is_dir()) {
@@ -574,7 +595,7 @@ async fn download_inner(sftp: &Sftp, handle: &str, remote: &str, local: &Path, o
     let mut sink = FileSink { file, path: &partial, done: start, rep: Reporter::new(opts.progress.clone(), total.unwrap_or(0)) };
     let concurrency = opts.concurrency.unwrap_or(DEFAULT_CONCURRENCY);
     let chunk = opts.chunk_size.unwrap_or(sftp.limits.read);
-    read_ordered(sftp, handle, start, None, concurrency, chunk, &mut sink).await?;
+    read_ordered(sftp, handle, start, None, concurrency, chunk, &mut sink).await.map_err(|e| with_path(e, remote))?;
     sink.file.flush().await.map_err(|e| local_error(&partial, "cannot write", e))?;
     if opts.fsync {
         let f = Arc::clone(&sink.file.file);
@@ -661,6 +682,7 @@ async fn upload_inner(sftp: &Sftp, local: &Path, remote: &str, partial: &str, op
         let chunk = opts.chunk_size.unwrap_or(sftp.limits.write).clamp(1, sftp.limits.write) as usize;
         let concurrency = opts.concurrency.unwrap_or(DEFAULT_CONCURRENCY).max(1);
         let h: Arc<str> = Arc::from(handle.as_str());
+        let dest: Arc<str> = Arc::from(remote);
         let mut inflight: VecDeque<Task<Result<()>>> = VecDeque::new();
         let mut offset = start;
         let mut rep = Reporter::new(opts.progress.clone(), total);
@@ -673,7 +695,8 @@ async fn upload_inner(sftp: &Sftp, local: &Path, remote: &str, partial: &str, op
                 }
             }
             let (wire, hh, at, dead) = (Arc::clone(&sftp.wire), Arc::clone(&h), offset, sftp.dead.clone());
-            inflight.push_back(Task(start_request(async move { super::unless_dead(&dead, wire.write_prepared(&hh, at, buf)).await.map_err(|e| sftp_error(e, None, "write")) })));
+            let at_path = Arc::clone(&dest);
+            inflight.push_back(Task(start_request(async move { super::unless_dead(&dead, wire.write_prepared(&hh, at, buf)).await.map_err(|e| sftp_error(e, Some(&at_path), "write")) })));
             offset += filled as u64;
             rep.tick(offset);
         }
@@ -681,7 +704,7 @@ async fn upload_inner(sftp: &Sftp, local: &Path, remote: &str, partial: &str, op
             t.join().await??;
         }
         if opts.fsync && sftp.extensions.fsync {
-            sftp.fsync(&handle).await?;
+            sftp.fsync(&handle).await.map_err(|e| with_path(e, remote))?;
         }
         if offset < total {
             // it shrank while it was read; one that grew was read to its end
@@ -694,7 +717,7 @@ async fn upload_inner(sftp: &Sftp, local: &Path, remote: &str, partial: &str, op
     // closed on every path, abort included: the server must not keep the file open
     let closed = sftp.close(&handle).await;
     let n = r?;
-    closed?;
+    closed.map_err(|e| with_path(e, remote))?;
     let size = sftp.stat(partial).await?.size;
     if size.is_some_and(|s| s != n) {
         return Err(Error::Sftp { code: "EIO".into(), status: 0, message: format!("EIO: upload to '{remote}' has {} of {n} bytes", size.unwrap_or(0)), path: Some(remote.into()), reason: None });
