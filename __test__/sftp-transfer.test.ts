@@ -1204,6 +1204,30 @@ describe('destinations that are no plain file, and failures that say what and wh
     if (tiny) execFileSync('umount', [tiny])
   })
 
+  it('download into a local device and upload into a remote one write into it; the device stays', async () => {
+    if (process.getuid?.() !== 0) return
+    const p = pair(100 * KiB)
+    // a private copy of /dev/null on both ends
+    const dev = join(local, name('null'))
+    execFileSync('mknod', [dev, 'c', '1', '3'])
+    expect(await sftp.download(p.remote, dev)).toBe(p.size)
+    expect(lstatSync(dev).isCharacterDevice()).toBe(true)
+    expect(existsSync(partialOf(dev))).toBe(false)
+    const rdev = posix.join(work, name('rnull'))
+    execFileSync('mknod', ['-m', '666', rdev, 'c', '1', '3'])
+    expect(await sftp.upload(p.local, rdev)).toBe(p.size)
+    expect(lstatSync(rdev).isCharacterDevice()).toBe(true)
+    expect(existsSync(partialOf(rdev))).toBe(false)
+  })
+  it('a FIFO as the destination is written into, as fs.writeFile does', async () => {
+    const p = pair(255 * KiB)
+    const fifo = join(local, name('fifo'))
+    execFileSync('mkfifo', [fifo])
+    const read = sha256File(fifo)
+    expect(await sftp.download(p.remote, fifo)).toBe(p.size)
+    expect(await read).toBe(p.sha)
+    expect(lstatSync(fifo).isFIFO()).toBe(true)
+  })
   it('a directory as the destination fails at once with EISDIR, before any byte is copied, both ways', async () => {
     const p = pair(BIG)
     const dir = join(local, name('a-dir'))

@@ -561,9 +561,15 @@ async fn download_inner(sftp: &Sftp, handle: &str, remote: &str, local: &Path, o
         return Err(is_dir_error(remote, " (use downloadDir)"));
     }
     let total = st.size;
-    // a directory at the destination fails at once, not after the whole file
-    if tokio::fs::metadata(local).await.is_ok_and(|m| m.is_dir()) {
+    // what is at the destination now: a directory fails at once (not after the whole file);
+    // a device or FIFO is written into, as fs.writeFile and sftp get do (a rename would put a
+    // plain file in its place)
+    let existing = tokio::fs::metadata(local).await.ok();
+    if existing.as_ref().is_some_and(|m| m.is_dir()) {
         return Err(is_dir_error(&local.display().to_string(), ""));
+    }
+    if existing.as_ref().is_some_and(|m| !m.is_file()) {
+        return download_into(sftp, handle, remote, local, total, opts, slot).await;
     }
     let partial = partial_name(local);
     let start = if opts.resume { tokio::fs::metadata(&partial).await.map(|m| m.len()).unwrap_or(0) } else { 0 };
@@ -620,6 +626,20 @@ async fn download_inner(sftp: &Sftp, handle: &str, remote: &str, local: &Path, o
     Ok(done)
 }
 
+/// A download into what is no regular file (a device, a FIFO): opened and written as it is,
+/// no partial file, no rename.
+async fn download_into(sftp: &Sftp, handle: &str, remote: &str, local: &Path, total: Option<u64>, opts: &TransferOptions, slot: &mut Option<LocalFile>) -> Result<u64> {
+    let file = tokio::fs::OpenOptions::new().write(true).truncate(true).open(local).await.map_err(|e| local_error(local, "cannot write", e))?;
+    let file = slot.insert(LocalFile::new(file.into_std().await));
+    let mut sink = FileSink { file, path: local, done: 0, rep: Reporter::new(opts.progress.clone(), total.unwrap_or(0)) };
+    let concurrency = opts.concurrency.unwrap_or(DEFAULT_CONCURRENCY);
+    let chunk = opts.chunk_size.unwrap_or(sftp.limits.read);
+    read_ordered(sftp, handle, 0, None, concurrency, chunk, &mut sink).await.map_err(|e| with_path(e, remote))?;
+    sink.file.flush().await.map_err(|e| local_error(local, "cannot write", e))?;
+    sink.rep.finish(sink.done);
+    Ok(sink.done)
+}
+
 /// Local file → remote file, written under a temporary name and renamed when complete.
 pub async fn upload(sftp: &Sftp, local: &Path, remote: &str, opts: &TransferOptions, cancel: Option<&CancelToken>) -> Result<u64> {
     // a destination that is a symlink is written through, as `sftp put` and fs.writeFile do:
@@ -653,27 +673,31 @@ pub async fn upload(sftp: &Sftp, local: &Path, remote: &str, opts: &TransferOpti
         return Err(is_dir_error(remote, ""));
     }
     let partial = remote_sidecar(remote, PARTIAL_SUFFIX);
-    let r = upload_inner(sftp, local, remote, &partial, opts, cancel).await;
+    let r = upload_inner(sftp, local, remote, &partial, existing.as_ref(), opts, cancel).await;
     if r.is_err() && !opts.keep_partial && !opts.resume {
         let _ = sftp.unlink(&partial).await;
     }
     r
 }
 
-async fn upload_inner(sftp: &Sftp, local: &Path, remote: &str, partial: &str, opts: &TransferOptions, cancel: Option<&CancelToken>) -> Result<u64> {
+async fn upload_inner(sftp: &Sftp, local: &Path, remote: &str, partial: &str, existing: Option<&super::Stat>, opts: &TransferOptions, cancel: Option<&CancelToken>) -> Result<u64> {
     let mut file = tokio::fs::File::open(local).await.map_err(|e| local_error(local, "cannot read", e))?;
     let meta = file.metadata().await.map_err(|e| local_error(local, "cannot read", e))?;
     if meta.is_dir() {
         return Err(Error::Sftp { code: "EISDIR".into(), status: 0, message: format!("EISDIR: {} is a directory (use uploadDir)", local.display()), path: Some(local.display().to_string()), reason: None });
     }
     let total = meta.len();
+    // a device or FIFO is written into as it is, as sftp put does: a rename would put a plain
+    // file in its place
+    let special = existing.is_some_and(|s| s.mode.is_some_and(|m| m & 0o170000 != 0o100000 && m & 0o170000 != 0));
+    let partial = if special { remote } else { partial };
     // a remote partial file longer than the source is not a prefix of it: start over (as a
     // download does) instead of failing the size check on every later attempt
-    let start = if opts.resume { sftp.stat(partial).await.ok().and_then(|s| s.size).filter(|&s| s <= total).unwrap_or(0) } else { 0 };
+    let start = if opts.resume && !special { sftp.stat(partial).await.ok().and_then(|s| s.size).filter(|&s| s <= total).unwrap_or(0) } else { 0 };
     // the local file's permission bits unless told otherwise, as OpenSSH's sftp put does: a
     // script uploaded over an executable one stays executable
     let mode = opts.mode.unwrap_or_else(|| local_mode(&meta));
-    let handle = CancelToken::run(cancel, sftp.open_file(partial, if start > 0 { "r+" } else { "w" }, Some(mode))).await?;
+    let handle = CancelToken::run(cancel, sftp.open_file(partial, if start > 0 { "r+" } else { "w" }, if special { None } else { Some(mode) })).await?;
     let r = CancelToken::run(cancel, async {
         if start > 0 {
             use tokio::io::AsyncSeekExt;
@@ -703,7 +727,7 @@ async fn upload_inner(sftp: &Sftp, local: &Path, remote: &str, partial: &str, op
         for t in inflight {
             t.join().await??;
         }
-        if opts.fsync && sftp.extensions.fsync {
+        if opts.fsync && sftp.extensions.fsync && !special {
             sftp.fsync(&handle).await.map_err(|e| with_path(e, remote))?;
         }
         if offset < total {
@@ -718,6 +742,9 @@ async fn upload_inner(sftp: &Sftp, local: &Path, remote: &str, partial: &str, op
     let closed = sftp.close(&handle).await;
     let n = r?;
     closed.map_err(|e| with_path(e, remote))?;
+    if special {
+        return Ok(n);
+    }
     let size = sftp.stat(partial).await?.size;
     if size.is_some_and(|s| s != n) {
         return Err(Error::Sftp { code: "EIO".into(), status: 0, message: format!("EIO: upload to '{remote}' has {} of {n} bytes", size.unwrap_or(0)), path: Some(remote.into()), reason: None });
