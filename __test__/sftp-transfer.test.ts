@@ -430,17 +430,28 @@ describe('download and upload', () => {
     expect(await sftp.upload('/proc/version', up)).toBe(want.length)
     expect(readFileSync(up).equals(want)).toBe(true)
   })
-  it("upload without mode gives the new file the local file's permission bits, over an existing file too", async () => {
+  it("upload without mode gives a new file the local file's permission bits; an existing one keeps its own, as sftp put does", async () => {
     const src = join(local, name('script'))
     writeFileSync(src, '#!/bin/sh\necho hi\n')
     chmodSync(src, 0o750)
     const up = posix.join(work, name('script-up'))
-    writeOwned(up, 'old', user, 0o600)
     await sftp.upload(src, up)
     expect(statSync(up).mode & 0o777).toBe(0o750)
-    chmodSync(src, 0o640)
-    await sftp.upload(src, up)
-    expect(statSync(up).mode & 0o777).toBe(0o640)
+    // over an existing private file: it stays private (even bits the server's umask would take off)
+    for (const mode of [0o600, 0o666]) {
+      const over = posix.join(work, name('private-up'))
+      writeOwned(over, 'old', user)
+      chmodSync(over, mode)
+      chmodSync(src, 0o644)
+      await sftp.upload(src, over)
+      expect((statSync(over).mode & 0o777).toString(8)).toBe(mode.toString(8))
+      expect(readFileSync(over, 'utf8')).toBe('#!/bin/sh\necho hi\n')
+    }
+    // an explicit mode wins
+    const over = posix.join(work, name('moded-up'))
+    writeOwned(over, 'old', user, 0o600)
+    await sftp.upload(src, over, { mode: 0o640 })
+    expect(statSync(over).mode & 0o777).toBe(0o640)
   })
   it("download gives the new file the remote file's permission bits, as sftp get does: a private file stays private", async () => {
     const umask = process.umask()
@@ -450,10 +461,19 @@ describe('download and upload', () => {
         const r = posix.join(work, name('mode-src'))
         writeOwned(r, 'secret', user, mode)
         const down = join(local, name('mode-down'))
-        // over an existing, differently-moded file too
-        writeFileSync(down, 'old', { mode: 0o644 })
         await sftp.download(r, down)
         expect((statSync(down).mode & 0o777).toString(8)).toBe(mode.toString(8))
+      }
+      // an existing file keeps its own bits, as sftp get leaves them: a private one stays private
+      const r = posix.join(work, name('mode-src'))
+      writeOwned(r, 'public', user, 0o644)
+      for (const mode of [0o600, 0o666]) {
+        const down = join(local, name('mode-over'))
+        writeFileSync(down, 'old')
+        chmodSync(down, mode)
+        await sftp.download(r, down)
+        expect((statSync(down).mode & 0o777).toString(8)).toBe(mode.toString(8))
+        expect(readFileSync(down, 'utf8')).toBe('public')
       }
     } finally {
       process.umask(umask)

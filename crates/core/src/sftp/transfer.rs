@@ -563,7 +563,8 @@ async fn download_inner(sftp: &Sftp, handle: &str, remote: &str, local: &Path, o
     let total = st.size;
     // what is at the destination now: a directory fails at once (not after the whole file);
     // a device or FIFO is written into, as fs.writeFile and sftp get do (a rename would put a
-    // plain file in its place)
+    // plain file in its place); an existing file keeps its permission bits, as sftp get and
+    // rsync leave them
     let existing = tokio::fs::metadata(local).await.ok();
     if existing.as_ref().is_some_and(|m| m.is_dir()) {
         return Err(is_dir_error(&local.display().to_string(), ""));
@@ -585,13 +586,19 @@ async fn download_inner(sftp: &Sftp, handle: &str, remote: &str, local: &Path, o
     }
     let mut open = tokio::fs::OpenOptions::new();
     open.create(true).write(true).truncate(start == 0);
-    // the remote file's permission bits (and the umask), as OpenSSH's sftp get creates it:
-    // a private file stays private, an executable stays executable
+    // a new file gets the remote file's permission bits (and the umask), as OpenSSH's sftp
+    // get creates it: a private file stays private, an executable stays executable
     #[cfg(unix)]
     let mode = st.mode.map_or(0o666, |m| m & 0o777) | 0o200;
     #[cfg(unix)]
     open.mode(mode);
     let mut file = open.open(&partial).await.map_err(|e| local_error(&partial, "cannot write", e))?;
+    #[cfg(unix)]
+    if let Some(m) = &existing {
+        use std::os::unix::fs::PermissionsExt;
+        let keep = std::fs::Permissions::from_mode(m.permissions().mode() & 0o7777);
+        file.set_permissions(keep).await.map_err(|e| local_error(&partial, "cannot set the mode of", e))?;
+    }
     if start > 0 {
         file.set_len(start).await.map_err(|e| local_error(&partial, "cannot resume", e))?;
         use tokio::io::AsyncSeekExt;
@@ -694,10 +701,17 @@ async fn upload_inner(sftp: &Sftp, local: &Path, remote: &str, partial: &str, ex
     // a remote partial file longer than the source is not a prefix of it: start over (as a
     // download does) instead of failing the size check on every later attempt
     let start = if opts.resume && !special { sftp.stat(partial).await.ok().and_then(|s| s.size).filter(|&s| s <= total).unwrap_or(0) } else { 0 };
-    // the local file's permission bits unless told otherwise, as OpenSSH's sftp put does: a
-    // script uploaded over an executable one stays executable
-    let mode = opts.mode.unwrap_or_else(|| local_mode(&meta));
+    // a new file gets the local file's permission bits unless told otherwise, as OpenSSH's
+    // sftp put does; an existing one keeps its own (a private file stays private)
+    let kept = existing.and_then(|s| s.mode).map(|m| m & 0o7777).filter(|_| opts.mode.is_none() && !special);
+    let mode = opts.mode.or(kept).unwrap_or_else(|| local_mode(&meta));
     let handle = CancelToken::run(cancel, sftp.open_file(partial, if start > 0 { "r+" } else { "w" }, if special { None } else { Some(mode) })).await?;
+    if let Some(m) = kept {
+        // exactly those bits, whatever the server's umask makes of a new file's; a server that
+        // takes no fsetstat (or refuses it) keeps what the open asked for, less its umask
+        let set = super::Stat { mode: Some(m), ..Default::default() };
+        let _ = sftp.fsetstat(&handle, &set).await;
+    }
     let r = CancelToken::run(cancel, async {
         if start > 0 {
             use tokio::io::AsyncSeekExt;
