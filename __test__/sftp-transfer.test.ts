@@ -1312,4 +1312,11 @@ describe('destinations that are no plain file, and failures that say what and wh
     }
     for (const n of readdirSync(tiny)) rmSync(join(tiny, n), { recursive: true, force: true })
   })
+  it('uploadDir of a local file is ENOTDIR and makes nothing on the server', async () => {
+    const p = pair(1)
+    const dest = posix.join(work, name('never-dir'))
+    const e = await rejection(sftp.uploadDir(p.local, dest))
+    expect([e.constructor, e.code, e.path]).toEqual([SftpError, 'ENOTDIR', p.local])
+    expect(existsSync(dest)).toBe(false)
+  })
 })

@@ -929,7 +929,10 @@ export class SftpClient {
       }
     }
     const root = checkPath(local, 'local')
-    await walk(root, '', [await realpathLocal(root)], (await statLocal(root)).mode)
+    // a local file is refused before anything is made on the server
+    const rootStat = await statLocal(root)
+    if (!rootStat.isDirectory()) throw new SftpError(`ENOTDIR: '${root}' is not a directory (use upload)`, 'ENOTDIR', { status: 0, path: root })
+    await walk(root, '', [await realpathLocal(root)], rootStat.mode)
     return this.#copyMany(files, options, true, (f, o) => this.#upload(f.from, f.to, o, true))
   }
 
