@@ -1319,4 +1319,34 @@ describe('destinations that are no plain file, and failures that say what and wh
     expect([e.constructor, e.code, e.path]).toEqual([SftpError, 'ENOTDIR', p.local])
     expect(existsSync(dest)).toBe(false)
   })
+  it('tree progress counts what is copied: a file that grew after the listing raises the total, never passes it', async () => {
+    const src = posix.join(work, name('growing'))
+    mkdirOwned(src, user)
+    for (const n of ['a', 'b', 'c']) writeOwned(posix.join(src, n), randomBytes(64 * KiB), user)
+    const calls: TransferProgress[] = []
+    // the filter runs as the tree is listed: each file grows once it has been
+    const grow = (r: string): boolean => {
+      writeFileSync(posix.join(src, r), randomBytes(200 * KiB), { flag: 'a' })
+      return true
+    }
+    const dest = join(local, name('grown'))
+    await sftp.downloadDir(src, dest, { filter: grow, fileConcurrency: 1, onProgress: (x) => { calls.push({ ...x }) } })
+    const copied = ['a', 'b', 'c'].reduce((n, f) => n + statSync(join(dest, f)).size, 0)
+    expect(copied).toBe(3 * 264 * KiB)
+    for (let i = 0; i < calls.length; i++) {
+      expect(calls[i].transferred).toBeLessThanOrEqual(calls[i].total)
+      if (i > 0) expect(calls[i].transferred).toBeGreaterThanOrEqual(calls[i - 1].transferred)
+    }
+    expect(calls.at(-1)).toMatchObject({ transferred: copied, total: copied })
+  })
+  it("uploadDir({ symlinks: 'follow' }) counts a followed link as the size of the file it names", async () => {
+    const p = pair(255 * KiB)
+    const tree = join(local, name('follow-tree'))
+    mkdirSync(tree)
+    symlinkSync(p.local, join(tree, 'link'))
+    const calls: TransferProgress[] = []
+    await sftp.uploadDir(tree, posix.join(work, name('follow-up')), { symlinks: 'follow', onProgress: (x) => { calls.push({ ...x }) } })
+    for (const c of calls) expect(c.total).toBe(p.size)
+    expect(calls.at(-1)).toMatchObject({ transferred: p.size, total: p.size })
+  })
 })

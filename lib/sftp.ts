@@ -925,7 +925,8 @@ export class SftpClient {
           const real = e.isSymbolicLink() ? await realpathLocal(from) : join(above[above.length - 1], e.name)
           if (above.includes(real)) throw loop(from, real)
           await walk(from, r, [...above, real], (await statLocal(from)).mode)
-        } else if (isFile) files.push({ from, to: posix.join(remote, r), size: (await lstatLocal(from)).size })
+          // a followed link counts as the file it names (its own length is that of its target's name)
+        } else if (isFile) files.push({ from, to: posix.join(remote, r), size: (await statLocal(from)).size })
       }
     }
     const root = checkPath(local, 'local')
@@ -937,14 +938,29 @@ export class SftpClient {
   }
 
   async #copyMany(files: { from: string; to: string; size: number }[], options: DirTransferOptions, remote: boolean, one: (f: { from: string; to: string }, o: TransferOptions) => Promise<number>): Promise<number> {
-    const total = files.reduce((a, f) => a + f.size, 0)
+    // each file counts as listed until it turns out larger (it grew after the listing): then
+    // the total grows with it, so `transferred` never passes `total`; each file's count only
+    // rises, and once copied the file counts as the bytes its transfer copied (one that
+    // shrank takes its difference off the total), so the last report has both equal
+    let total = files.reduce((a, f) => a + f.size, 0)
     const jobs = partialChains(files, remote)
     const done = new Map<string, number>()
+    const expected = new Map<string, number>(files.map((f) => [f.to, f.size]))
+    let transferred = 0
     let finished = 0
+    const count = (to: string, n: number): void => {
+      const was = done.get(to) ?? 0
+      if (n <= was) return
+      done.set(to, n)
+      transferred += n - was
+      const listed = expected.get(to) ?? 0
+      if (n > listed) {
+        total += n - listed
+        expected.set(to, n)
+      }
+    }
     const report = (): void => {
       if (!options.onProgress) return
-      let transferred = 0
-      for (const v of done.values()) transferred += v
       try { options.onProgress({ transferred, total, files: finished, filesTotal: files.length }) } catch { /* ignored */ }
     }
     const queue = [...jobs]
@@ -961,14 +977,17 @@ export class SftpClient {
         for (const { file, resume } of job) {
           if (failure) return
           try {
-            await one(file, { ...options, resume, signal: stop.signal, onProgress: (p) => { done.set(file.to, p.transferred); report() } })
+            const n = await one(file, { ...options, resume, signal: stop.signal, onProgress: (p) => { count(file.to, p.transferred); report() } })
+            count(file.to, n)
+            const listed = expected.get(file.to) ?? 0
+            if (n < listed) total -= listed - n
+            expected.set(file.to, n)
           } catch (e) {
             failure ??= { err: e }
             queue.length = 0
             stop.abort()
             return
           }
-          done.set(file.to, file.size)
           finished++
           report()
         }
