@@ -1349,4 +1349,22 @@ describe('destinations that are no plain file, and failures that say what and wh
     for (const c of calls) expect(c.total).toBe(p.size)
     expect(calls.at(-1)).toMatchObject({ transferred: p.size, total: p.size })
   })
+  it('many files at once (fileConcurrency past 10) print no MaxListenersExceededWarning', async () => {
+    const src = posix.join(work, name('wide'))
+    mkdirOwned(src, user)
+    for (let i = 0; i < 24; i++) writeOwned(posix.join(src, `f${i}`), randomBytes(40 * KiB), user)
+    const warnings: Error[] = []
+    const onWarning = (w: Error): void => { warnings.push(w) }
+    process.on('warning', onWarning)
+    try {
+      const signal = new AbortController().signal
+      const down = join(local, name('wide'))
+      expect(await sftp.downloadDir(src, down, { fileConcurrency: 20, signal })).toBe(24)
+      expect(await sftp.uploadDir(down, posix.join(work, name('wide-up')), { fileConcurrency: 20, signal })).toBe(24)
+      await sleep(50) // warnings are emitted on the next tick
+    } finally {
+      process.off('warning', onWarning)
+    }
+    expect(warnings.filter((w) => w.name === 'MaxListenersExceededWarning').map(String)).toEqual([])
+  })
 })

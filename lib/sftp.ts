@@ -1,6 +1,7 @@
 import { mkdir as mkdirLocal, unlink as unlinkLocal, readdir as readdirLocal, lstat as lstatLocal, readlink as readlinkLocal, realpath as realpathLocal, symlink as symlinkLocal, stat as statLocal } from 'node:fs/promises'
 import { constants as fsConstants } from 'node:fs'
 import { join, posix, sep } from 'node:path'
+import { setMaxListeners } from 'node:events'
 import { Readable, Writable } from 'node:stream'
 
 import { ConfigError, SftpError } from './errors'
@@ -967,6 +968,8 @@ export class SftpClient {
     // the first failure stops the rest: no new file starts, the ones under way are aborted,
     // and the call settles only once every transfer has (none goes on after it rejected)
     const stop = new AbortController()
+    // every file under way listens on it (up to 64 at once): no leak warning past Node's 10
+    setMaxListeners(Infinity, stop.signal)
     const user = options.signal
     const onAbort = (): void => stop.abort(user?.reason)
     if (user?.aborted) onAbort()
