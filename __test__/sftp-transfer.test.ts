@@ -941,6 +941,30 @@ describe('directory trees', () => {
     expect(readFileSync(outside, 'utf8')).toBe('untouched')
     expect(lstatSync(join(down, 'a.txt')).isSymbolicLink()).toBe(false)
     expect(readFileSync(join(down, 'a.txt'), 'utf8')).toBe(files['a.txt'])
+    // nor is what such a link names looked at: a directory is no reason to fail, a device is
+    // not written into, a private file's mode not taken
+    const down2 = join(local, name('tree-links-2'))
+    mkdirSync(down2)
+    const dir = join(local, name('outside-dir'))
+    mkdirSync(dir)
+    symlinkSync(dir, join(down2, 'a.txt'))
+    const priv = join(local, name('outside-private'))
+    writeFileSync(priv, 'untouched', { mode: 0o600 })
+    symlinkSync(priv, join(down2, 'empty'))
+    if (process.getuid?.() === 0) {
+      const dev = join(local, name('outside-null'))
+      execFileSync('mknod', [dev, 'c', '1', '3'])
+      mkdirSync(join(down2, 'sub'))
+      symlinkSync(dev, join(down2, 'sub', 'b.bin'))
+    }
+    await sftp.downloadDir(remoteTree, down2)
+    for (const f of ['a.txt', 'empty', ...(process.getuid?.() === 0 ? ['sub/b.bin'] : [])]) {
+      expect(lstatSync(join(down2, f)).isFile()).toBe(true)
+      const want = files[f]
+      expect(readFileSync(join(down2, f)).equals(typeof want === 'string' ? Buffer.from(want) : want)).toBe(true)
+    }
+    expect(statSync(join(down2, 'empty')).mode & 0o777).not.toBe(0o600)
+    expect(readFileSync(priv, 'utf8')).toBe('untouched')
     const up = posix.join(work, name('tree-links-up'))
     mkdirOwned(up, user)
     const remoteOutside = posix.join(work, name('remote-outside'))

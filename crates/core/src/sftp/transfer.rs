@@ -565,7 +565,11 @@ async fn download_inner(sftp: &Sftp, handle: &str, remote: &str, local: &Path, o
     // a device or FIFO is written into, as fs.writeFile and sftp get do (a rename would put a
     // plain file in its place); an existing file keeps its permission bits, as sftp get and
     // rsync leave them
-    let existing = tokio::fs::metadata(local).await.ok();
+    // (a link a tree transfer replaces is no file of its own: what it names is not looked at)
+    let existing = match opts.replace_links {
+        true => tokio::fs::symlink_metadata(local).await.ok().filter(|m| !m.file_type().is_symlink()),
+        false => tokio::fs::metadata(local).await.ok(),
+    };
     if existing.as_ref().is_some_and(|m| m.is_dir()) {
         return Err(is_dir_error(&local.display().to_string(), ""));
     }
