@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto'
 import { tmpdir } from 'node:os'
 import { join, posix } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { execFileSync } from 'node:child_process'
 import { pipeline } from 'node:stream/promises'
 import { setTimeout as sleep } from 'node:timers/promises'
 
@@ -429,17 +430,28 @@ describe('download and upload', () => {
     expect(await sftp.upload('/proc/version', up)).toBe(want.length)
     expect(readFileSync(up).equals(want)).toBe(true)
   })
-  it("upload without mode gives the new file the local file's permission bits, over an existing file too", async () => {
+  it("upload without mode gives a new file the local file's permission bits; an existing one keeps its own, as sftp put does", async () => {
     const src = join(local, name('script'))
     writeFileSync(src, '#!/bin/sh\necho hi\n')
     chmodSync(src, 0o750)
     const up = posix.join(work, name('script-up'))
-    writeOwned(up, 'old', user, 0o600)
     await sftp.upload(src, up)
     expect(statSync(up).mode & 0o777).toBe(0o750)
-    chmodSync(src, 0o640)
-    await sftp.upload(src, up)
-    expect(statSync(up).mode & 0o777).toBe(0o640)
+    // over an existing private file: it stays private (even bits the server's umask would take off)
+    for (const mode of [0o600, 0o666]) {
+      const over = posix.join(work, name('private-up'))
+      writeOwned(over, 'old', user)
+      chmodSync(over, mode)
+      chmodSync(src, 0o644)
+      await sftp.upload(src, over)
+      expect((statSync(over).mode & 0o777).toString(8)).toBe(mode.toString(8))
+      expect(readFileSync(over, 'utf8')).toBe('#!/bin/sh\necho hi\n')
+    }
+    // an explicit mode wins
+    const over = posix.join(work, name('moded-up'))
+    writeOwned(over, 'old', user, 0o600)
+    await sftp.upload(src, over, { mode: 0o640 })
+    expect(statSync(over).mode & 0o777).toBe(0o640)
   })
   it("download gives the new file the remote file's permission bits, as sftp get does: a private file stays private", async () => {
     const umask = process.umask()
@@ -449,10 +461,19 @@ describe('download and upload', () => {
         const r = posix.join(work, name('mode-src'))
         writeOwned(r, 'secret', user, mode)
         const down = join(local, name('mode-down'))
-        // over an existing, differently-moded file too
-        writeFileSync(down, 'old', { mode: 0o644 })
         await sftp.download(r, down)
         expect((statSync(down).mode & 0o777).toString(8)).toBe(mode.toString(8))
+      }
+      // an existing file keeps its own bits, as sftp get leaves them: a private one stays private
+      const r = posix.join(work, name('mode-src'))
+      writeOwned(r, 'public', user, 0o644)
+      for (const mode of [0o600, 0o666]) {
+        const down = join(local, name('mode-over'))
+        writeFileSync(down, 'old')
+        chmodSync(down, mode)
+        await sftp.download(r, down)
+        expect((statSync(down).mode & 0o777).toString(8)).toBe(mode.toString(8))
+        expect(readFileSync(down, 'utf8')).toBe('public')
       }
     } finally {
       process.umask(umask)
@@ -920,6 +941,30 @@ describe('directory trees', () => {
     expect(readFileSync(outside, 'utf8')).toBe('untouched')
     expect(lstatSync(join(down, 'a.txt')).isSymbolicLink()).toBe(false)
     expect(readFileSync(join(down, 'a.txt'), 'utf8')).toBe(files['a.txt'])
+    // nor is what such a link names looked at: a directory is no reason to fail, a device is
+    // not written into, a private file's mode not taken
+    const down2 = join(local, name('tree-links-2'))
+    mkdirSync(down2)
+    const dir = join(local, name('outside-dir'))
+    mkdirSync(dir)
+    symlinkSync(dir, join(down2, 'a.txt'))
+    const priv = join(local, name('outside-private'))
+    writeFileSync(priv, 'untouched', { mode: 0o600 })
+    symlinkSync(priv, join(down2, 'empty'))
+    if (process.getuid?.() === 0) {
+      const dev = join(local, name('outside-null'))
+      execFileSync('mknod', [dev, 'c', '1', '3'])
+      mkdirSync(join(down2, 'sub'))
+      symlinkSync(dev, join(down2, 'sub', 'b.bin'))
+    }
+    await sftp.downloadDir(remoteTree, down2)
+    for (const f of ['a.txt', 'empty', ...(process.getuid?.() === 0 ? ['sub/b.bin'] : [])]) {
+      expect(lstatSync(join(down2, f)).isFile()).toBe(true)
+      const want = files[f]
+      expect(readFileSync(join(down2, f)).equals(typeof want === 'string' ? Buffer.from(want) : want)).toBe(true)
+    }
+    expect(statSync(join(down2, 'empty')).mode & 0o777).not.toBe(0o600)
+    expect(readFileSync(priv, 'utf8')).toBe('untouched')
     const up = posix.join(work, name('tree-links-up'))
     mkdirOwned(up, user)
     const remoteOutside = posix.join(work, name('remote-outside'))
@@ -1184,5 +1229,166 @@ describe('hostile and limited servers', () => {
       expect(await s.readdir('/anywhere')).toEqual([])
       expect(await s.downloadDir('/anywhere', dest)).toBe(0)
     })
+  })
+})
+
+describe('destinations that are no plain file, and failures that say what and where', () => {
+  /** A 1 MiB file system everyone may write to (a full disk on both ends: the same machine). */
+  let tiny: string | undefined
+  beforeAll(() => {
+    if (process.getuid?.() !== 0) return
+    const dir = posix.join(work, 'tiny')
+    mkdirOwned(dir, user)
+    try {
+      execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m,mode=777', 'tmpfs', dir], { stdio: 'ignore' })
+      tiny = dir
+    } catch { /* no mount here: the tests needing a full disk are skipped */ }
+  })
+  afterAll(() => {
+    if (tiny) execFileSync('umount', [tiny])
+  })
+
+  it('download into a local device and upload into a remote one write into it; the device stays', async () => {
+    if (process.getuid?.() !== 0) return
+    const p = pair(100 * KiB)
+    // a private copy of /dev/null on both ends
+    const dev = join(local, name('null'))
+    execFileSync('mknod', [dev, 'c', '1', '3'])
+    expect(await sftp.download(p.remote, dev)).toBe(p.size)
+    expect(lstatSync(dev).isCharacterDevice()).toBe(true)
+    expect(existsSync(partialOf(dev))).toBe(false)
+    const rdev = posix.join(work, name('rnull'))
+    execFileSync('mknod', ['-m', '666', rdev, 'c', '1', '3'])
+    expect(await sftp.upload(p.local, rdev)).toBe(p.size)
+    expect(lstatSync(rdev).isCharacterDevice()).toBe(true)
+    expect(existsSync(partialOf(rdev))).toBe(false)
+  })
+  it('a FIFO as the destination is written into, as fs.writeFile does', async () => {
+    const p = pair(255 * KiB)
+    const fifo = join(local, name('fifo'))
+    execFileSync('mkfifo', [fifo])
+    const read = sha256File(fifo)
+    expect(await sftp.download(p.remote, fifo)).toBe(p.size)
+    expect(await read).toBe(p.sha)
+    expect(lstatSync(fifo).isFIFO()).toBe(true)
+  })
+  it('a directory as the destination fails at once with EISDIR, before any byte is copied, both ways', async () => {
+    const p = pair(BIG)
+    const dir = join(local, name('a-dir'))
+    mkdirSync(dir)
+    const calls: number[] = []
+    let e = await rejection(sftp.download(p.remote, dir, { onProgress: (x) => { calls.push(x.transferred) } }))
+    expect([e.constructor, e.code, e.path]).toEqual([SftpError, 'EISDIR', dir])
+    expect(calls.filter((n) => n > 0)).toEqual([])
+    expect(existsSync(partialOf(dir))).toBe(false)
+    const rdir = posix.join(work, name('r-dir'))
+    mkdirOwned(rdir, user)
+    e = await rejection(sftp.upload(p.local, rdir, { onProgress: (x) => { calls.push(x.transferred) } }))
+    expect([e.constructor, e.code, e.path]).toEqual([SftpError, 'EISDIR', rdir])
+    expect(calls.filter((n) => n > 0)).toEqual([])
+    expect(existsSync(partialOf(rdir))).toBe(false)
+  })
+  it('local failures carry the errno the OS gave: ENOTDIR for a file in the path, ENOSPC for a full disk', async () => {
+    const p = pair(32 * KiB)
+    const file = join(local, name('plain'))
+    writeFileSync(file, 'x')
+    const e = await rejection(sftp.download(p.remote, join(file, 'below')))
+    expect([e.constructor, e.code]).toEqual([SftpError, 'ENOTDIR'])
+    if (!tiny) return
+    const big = pair(3 * MiB)
+    const dest = join(tiny, name('full'))
+    const f = await rejection(sftp.download(big.remote, dest))
+    expect([f.constructor, f.code]).toEqual([SftpError, 'ENOSPC'])
+    expect(f.message).toContain('ENOSPC')
+    expect(existsSync(partialOf(dest))).toBe(false)
+  })
+  it('a download of a remote directory is EISDIR naming it', async () => {
+    const rdir = posix.join(work, name('r-src-dir'))
+    mkdirOwned(rdir, user)
+    const e = await rejection(sftp.download(rdir, join(local, name('never'))))
+    expect([e.constructor, e.code, e.path]).toEqual([SftpError, 'EISDIR', rdir])
+    expect(e.message).toContain(rdir)
+  })
+  it('writes the server refuses (a full disk) name the file: upload, uploadDir, writeFile, FileHandle.write', async () => {
+    if (!tiny) return
+    const big = pair(3 * MiB)
+    const up = posix.join(tiny, name('up'))
+    let e = await rejection(sftp.upload(big.local, up))
+    expect([e.constructor, e.path]).toEqual([SftpError, up])
+    expect(e.message).toContain(up)
+    const tree = join(local, name('big-tree'))
+    mkdirSync(tree)
+    copyFileSync(big.local, join(tree, 'big'))
+    const treeDest = posix.join(tiny, name('tree'))
+    e = await rejection(sftp.uploadDir(tree, treeDest))
+    expect([e.constructor, e.path]).toEqual([SftpError, posix.join(treeDest, 'big')])
+    const wf = posix.join(tiny, name('wf'))
+    e = await rejection(sftp.writeFile(wf, readFileSync(big.local)))
+    expect([e.constructor, e.path]).toEqual([SftpError, wf])
+    expect(e.message).toContain(wf)
+    const fhPath = posix.join(tiny, name('fh'))
+    const fh = await sftp.open(fhPath, 'w')
+    try {
+      e = await rejection(fh.write(readFileSync(big.local)))
+      expect([e.constructor, e.path]).toEqual([SftpError, fhPath])
+    } finally {
+      await fh.close()
+    }
+    for (const n of readdirSync(tiny)) rmSync(join(tiny, n), { recursive: true, force: true })
+  })
+  it('uploadDir of a local file is ENOTDIR and makes nothing on the server', async () => {
+    const p = pair(1)
+    const dest = posix.join(work, name('never-dir'))
+    const e = await rejection(sftp.uploadDir(p.local, dest))
+    expect([e.constructor, e.code, e.path]).toEqual([SftpError, 'ENOTDIR', p.local])
+    expect(existsSync(dest)).toBe(false)
+  })
+  it('tree progress counts what is copied: a file that grew after the listing raises the total, never passes it', async () => {
+    const src = posix.join(work, name('growing'))
+    mkdirOwned(src, user)
+    for (const n of ['a', 'b', 'c']) writeOwned(posix.join(src, n), randomBytes(64 * KiB), user)
+    const calls: TransferProgress[] = []
+    // the filter runs as the tree is listed: each file grows once it has been
+    const grow = (r: string): boolean => {
+      writeFileSync(posix.join(src, r), randomBytes(200 * KiB), { flag: 'a' })
+      return true
+    }
+    const dest = join(local, name('grown'))
+    await sftp.downloadDir(src, dest, { filter: grow, fileConcurrency: 1, onProgress: (x) => { calls.push({ ...x }) } })
+    const copied = ['a', 'b', 'c'].reduce((n, f) => n + statSync(join(dest, f)).size, 0)
+    expect(copied).toBe(3 * 264 * KiB)
+    for (let i = 0; i < calls.length; i++) {
+      expect(calls[i].transferred).toBeLessThanOrEqual(calls[i].total)
+      if (i > 0) expect(calls[i].transferred).toBeGreaterThanOrEqual(calls[i - 1].transferred)
+    }
+    expect(calls.at(-1)).toMatchObject({ transferred: copied, total: copied })
+  })
+  it("uploadDir({ symlinks: 'follow' }) counts a followed link as the size of the file it names", async () => {
+    const p = pair(255 * KiB)
+    const tree = join(local, name('follow-tree'))
+    mkdirSync(tree)
+    symlinkSync(p.local, join(tree, 'link'))
+    const calls: TransferProgress[] = []
+    await sftp.uploadDir(tree, posix.join(work, name('follow-up')), { symlinks: 'follow', onProgress: (x) => { calls.push({ ...x }) } })
+    for (const c of calls) expect(c.total).toBe(p.size)
+    expect(calls.at(-1)).toMatchObject({ transferred: p.size, total: p.size })
+  })
+  it('many files at once (fileConcurrency past 10) print no MaxListenersExceededWarning', async () => {
+    const src = posix.join(work, name('wide'))
+    mkdirOwned(src, user)
+    for (let i = 0; i < 24; i++) writeOwned(posix.join(src, `f${i}`), randomBytes(40 * KiB), user)
+    const warnings: Error[] = []
+    const onWarning = (w: Error): void => { warnings.push(w) }
+    process.on('warning', onWarning)
+    try {
+      const signal = new AbortController().signal
+      const down = join(local, name('wide'))
+      expect(await sftp.downloadDir(src, down, { fileConcurrency: 20, signal })).toBe(24)
+      expect(await sftp.uploadDir(down, posix.join(work, name('wide-up')), { fileConcurrency: 20, signal })).toBe(24)
+      await sleep(50) // warnings are emitted on the next tick
+    } finally {
+      process.off('warning', onWarning)
+    }
+    expect(warnings.filter((w) => w.name === 'MaxListenersExceededWarning').map(String)).toEqual([])
   })
 })

@@ -1,6 +1,7 @@
 import { mkdir as mkdirLocal, unlink as unlinkLocal, readdir as readdirLocal, lstat as lstatLocal, readlink as readlinkLocal, realpath as realpathLocal, symlink as symlinkLocal, stat as statLocal } from 'node:fs/promises'
 import { constants as fsConstants } from 'node:fs'
 import { join, posix, sep } from 'node:path'
+import { setMaxListeners } from 'node:events'
 import { Readable, Writable } from 'node:stream'
 
 import { ConfigError, SftpError } from './errors'
@@ -925,29 +926,50 @@ export class SftpClient {
           const real = e.isSymbolicLink() ? await realpathLocal(from) : join(above[above.length - 1], e.name)
           if (above.includes(real)) throw loop(from, real)
           await walk(from, r, [...above, real], (await statLocal(from)).mode)
-        } else if (isFile) files.push({ from, to: posix.join(remote, r), size: (await lstatLocal(from)).size })
+          // a followed link counts as the file it names (its own length is that of its target's name)
+        } else if (isFile) files.push({ from, to: posix.join(remote, r), size: (await statLocal(from)).size })
       }
     }
     const root = checkPath(local, 'local')
-    await walk(root, '', [await realpathLocal(root)], (await statLocal(root)).mode)
+    // a local file is refused before anything is made on the server
+    const rootStat = await statLocal(root)
+    if (!rootStat.isDirectory()) throw new SftpError(`ENOTDIR: '${root}' is not a directory (use upload)`, 'ENOTDIR', { status: 0, path: root })
+    await walk(root, '', [await realpathLocal(root)], rootStat.mode)
     return this.#copyMany(files, options, true, (f, o) => this.#upload(f.from, f.to, o, true))
   }
 
   async #copyMany(files: { from: string; to: string; size: number }[], options: DirTransferOptions, remote: boolean, one: (f: { from: string; to: string }, o: TransferOptions) => Promise<number>): Promise<number> {
-    const total = files.reduce((a, f) => a + f.size, 0)
+    // each file counts as listed until it turns out larger (it grew after the listing): then
+    // the total grows with it, so `transferred` never passes `total`; each file's count only
+    // rises, and once copied the file counts as the bytes its transfer copied (one that
+    // shrank takes its difference off the total), so the last report has both equal
+    let total = files.reduce((a, f) => a + f.size, 0)
     const jobs = partialChains(files, remote)
     const done = new Map<string, number>()
+    const expected = new Map<string, number>(files.map((f) => [f.to, f.size]))
+    let transferred = 0
     let finished = 0
+    const count = (to: string, n: number): void => {
+      const was = done.get(to) ?? 0
+      if (n <= was) return
+      done.set(to, n)
+      transferred += n - was
+      const listed = expected.get(to) ?? 0
+      if (n > listed) {
+        total += n - listed
+        expected.set(to, n)
+      }
+    }
     const report = (): void => {
       if (!options.onProgress) return
-      let transferred = 0
-      for (const v of done.values()) transferred += v
       try { options.onProgress({ transferred, total, files: finished, filesTotal: files.length }) } catch { /* ignored */ }
     }
     const queue = [...jobs]
     // the first failure stops the rest: no new file starts, the ones under way are aborted,
     // and the call settles only once every transfer has (none goes on after it rejected)
     const stop = new AbortController()
+    // every file under way listens on it (up to 64 at once): no leak warning past Node's 10
+    setMaxListeners(Infinity, stop.signal)
     const user = options.signal
     const onAbort = (): void => stop.abort(user?.reason)
     if (user?.aborted) onAbort()
@@ -958,14 +980,17 @@ export class SftpClient {
         for (const { file, resume } of job) {
           if (failure) return
           try {
-            await one(file, { ...options, resume, signal: stop.signal, onProgress: (p) => { done.set(file.to, p.transferred); report() } })
+            const n = await one(file, { ...options, resume, signal: stop.signal, onProgress: (p) => { count(file.to, p.transferred); report() } })
+            count(file.to, n)
+            const listed = expected.get(file.to) ?? 0
+            if (n < listed) total -= listed - n
+            expected.set(file.to, n)
           } catch (e) {
             failure ??= { err: e }
             queue.length = 0
             stop.abort()
             return
           }
-          done.set(file.to, file.size)
           finished++
           report()
         }

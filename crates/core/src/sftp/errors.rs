@@ -161,7 +161,8 @@ pub(crate) async fn refine_two(sftp: &Sftp, e: Error, op: &str, from: &str, to: 
 /// EISDIR, as read(2) says.
 pub(crate) async fn read_failure(sftp: &Sftp, e: SftpErr, handle: &str) -> Error {
     let failure = matches!(&e, SftpErr::Status(s) if s.status_code == StatusCode::Failure);
-    let base = sftp_error(e, None, "read");
+    let path = sftp.path_of(handle);
+    let base = sftp_error(e, path.as_deref(), "read");
     if failure && sftp.fstat(handle).await.is_ok_and(|s| s.is_dir()) {
         return with_code(base, "EISDIR", "it is a directory");
     }

@@ -103,6 +103,9 @@ pub struct Sftp {
     pub(crate) dead: Dead,
     pub extensions: Extensions,
     pub limits: SftpLimits,
+    /// The path each open file handle was opened by, so a failed read or write can say which
+    /// file it was (the server's status names none).
+    paths: std::sync::Mutex<HashMap<String, String>>,
 }
 
 /// `statvfs@openssh.com`
@@ -250,7 +253,7 @@ impl Sftp {
                 raw.set_limits(Limits::from(l));
             }
         }
-        Ok(Sftp { raw: Arc::new(raw), wire, dead, extensions, limits })
+        Ok(Sftp { raw: Arc::new(raw), wire, dead, extensions, limits, paths: Default::default() })
     }
 
     /// Runs a request unless (or until) the session's channel is gone.
@@ -441,7 +444,10 @@ impl Sftp {
         let mut a = FileAttributes::empty();
         a.permissions = mode;
         match self.alive(self.raw.open(path, open_flags(flags)?, a)).await {
-            Ok(h) => Ok(h.handle),
+            Ok(h) => {
+                self.paths.lock().unwrap_or_else(|e| e.into_inner()).insert(h.handle.clone(), path.to_string());
+                Ok(h.handle)
+            }
             Err(e) => match errors::refine(self, e, path, "open").await {
                 // an exclusive create of any existing name, a directory too, is EEXIST (open(2))
                 Error::Sftp { code, .. } if code == "EISDIR" && flags.contains('x') => Err(Error::Sftp { code: "EEXIST".into(), status: 4, message: format!("EEXIST: open '{path}': it already exists (a directory)"), path: Some(path.to_string()), reason: None }),
@@ -451,7 +457,13 @@ impl Sftp {
     }
 
     pub async fn close(&self, handle: &str) -> Result<()> {
-        self.alive(self.raw.close(handle)).await.map(|_| ()).map_err(|e| sftp_error(e, None, "close"))
+        let path = self.paths.lock().unwrap_or_else(|e| e.into_inner()).remove(handle);
+        self.alive(self.raw.close(handle)).await.map(|_| ()).map_err(|e| sftp_error(e, path.as_deref(), "close"))
+    }
+
+    /// The path a file handle was opened by (None for one this session did not open).
+    pub(crate) fn path_of(&self, handle: &str) -> Option<String> {
+        self.paths.lock().unwrap_or_else(|e| e.into_inner()).get(handle).cloned()
     }
 
     /// Reads up to `len` bytes at `offset`; an empty result means end of file.
@@ -464,7 +476,11 @@ impl Sftp {
 
     /// Writes all of `data` at `offset` (split at the server's write limit, pipelined).
     pub async fn write(&self, handle: &str, offset: u64, data: &[u8]) -> Result<()> {
-        transfer::write_all(self, handle, offset, data, DEFAULT_CONCURRENCY).await
+        let r = transfer::write_all(self, handle, offset, data, DEFAULT_CONCURRENCY).await;
+        match (r, self.path_of(handle)) {
+            (Err(e), Some(p)) => Err(transfer::with_path(e, &p)),
+            (r, _) => r,
+        }
     }
 
     pub async fn fstat(&self, handle: &str) -> Result<Stat> {

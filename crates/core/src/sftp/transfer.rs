@@ -38,14 +38,92 @@ pub struct TransferOptions {
     pub replace_links: bool,
 }
 
-fn local_error(path: &Path, what: &str, e: std::io::Error) -> Error {
-    let code = match e.kind() {
-        std::io::ErrorKind::NotFound => "ENOENT",
-        std::io::ErrorKind::PermissionDenied => "EACCES",
-        std::io::ErrorKind::AlreadyExists => "EEXIST",
+/// The fs-style code of a local failure: from the OS's errno where there is one (a full disk
+/// is ENOSPC, a directory in the way EISDIR, as fs says), else from its kind.
+pub(crate) fn local_code(e: &std::io::Error) -> &'static str {
+    #[cfg(unix)]
+    if let Some(n) = e.raw_os_error() {
+        let name = match n {
+            libc::EPERM => "EPERM",
+            libc::ENOENT => "ENOENT",
+            libc::EIO => "EIO",
+            libc::ENXIO => "ENXIO",
+            libc::EBADF => "EBADF",
+            libc::EAGAIN => "EAGAIN",
+            libc::ENOMEM => "ENOMEM",
+            libc::EACCES => "EACCES",
+            libc::EBUSY => "EBUSY",
+            libc::EEXIST => "EEXIST",
+            libc::EXDEV => "EXDEV",
+            libc::ENODEV => "ENODEV",
+            libc::ENOTDIR => "ENOTDIR",
+            libc::EISDIR => "EISDIR",
+            libc::EINVAL => "EINVAL",
+            libc::ENFILE => "ENFILE",
+            libc::EMFILE => "EMFILE",
+            libc::ETXTBSY => "ETXTBSY",
+            libc::EFBIG => "EFBIG",
+            libc::ENOSPC => "ENOSPC",
+            libc::ESPIPE => "ESPIPE",
+            libc::EROFS => "EROFS",
+            libc::EMLINK => "EMLINK",
+            libc::EPIPE => "EPIPE",
+            libc::ENAMETOOLONG => "ENAMETOOLONG",
+            libc::ENOTEMPTY => "ENOTEMPTY",
+            libc::ELOOP => "ELOOP",
+            libc::EDQUOT => "EDQUOT",
+            libc::ENOTSUP => "ENOTSUP",
+            libc::ETIMEDOUT => "ETIMEDOUT",
+            _ => "",
+        };
+        if !name.is_empty() {
+            return name;
+        }
+    }
+    use std::io::ErrorKind as K;
+    match e.kind() {
+        K::NotFound => "ENOENT",
+        K::PermissionDenied => "EACCES",
+        K::AlreadyExists => "EEXIST",
+        K::IsADirectory => "EISDIR",
+        K::NotADirectory => "ENOTDIR",
+        K::StorageFull => "ENOSPC",
+        K::ReadOnlyFilesystem => "EROFS",
+        K::DirectoryNotEmpty => "ENOTEMPTY",
+        K::FileTooLarge => "EFBIG",
+        K::QuotaExceeded => "EDQUOT",
+        K::InvalidFilename => "ENAMETOOLONG",
+        K::ResourceBusy => "EBUSY",
+        K::CrossesDevices => "EXDEV",
         _ => "EIO",
-    };
+    }
+}
+
+fn local_error(path: &Path, what: &str, e: std::io::Error) -> Error {
+    let code = local_code(&e);
     Error::Sftp { code: code.into(), status: 0, message: format!("{code}: {what} {}: {e}", path.display()), path: Some(path.display().to_string()), reason: None }
+}
+
+fn is_dir_error(path: &str, hint: &str) -> Error {
+    Error::Sftp { code: "EISDIR".into(), status: 0, message: format!("EISDIR: '{path}' is a directory{hint}"), path: Some(path.into()), reason: None }
+}
+
+/// A failure of a request on a file's handle, told with the file's path (the server's
+/// message names none).
+pub(crate) fn with_path(e: Error, path: &str) -> Error {
+    match e {
+        Error::Sftp { code, status, message, path: None, reason } => {
+            let message = match message.split_once(": ") {
+                Some((c, rest)) => match rest.split_once(": ") {
+                    Some((op, detail)) if !op.contains('\'') => format!("{c}: {op} '{path}': {detail}"),
+                    _ => message,
+                },
+                None => message,
+            };
+            Error::Sftp { code, status, message, path: Some(path.into()), reason }
+        }
+        other => other,
+    }
 }
 
 struct Reporter {
@@ -478,27 +556,53 @@ pub async fn download(sftp: &Sftp, remote: &str, local: &Path, opts: &TransferOp
 }
 
 async fn download_inner(sftp: &Sftp, handle: &str, remote: &str, local: &Path, opts: &TransferOptions, slot: &mut Option<LocalFile>) -> Result<u64> {
-    let st = sftp.fstat(handle).await?;
+    let st = sftp.fstat(handle).await.map_err(|e| with_path(e, remote))?;
+    if st.is_dir() {
+        return Err(is_dir_error(remote, " (use downloadDir)"));
+    }
     let total = st.size;
+    // what is at the destination now: a directory fails at once (not after the whole file);
+    // a device or FIFO is written into, as fs.writeFile and sftp get do (a rename would put a
+    // plain file in its place); an existing file keeps its permission bits, as sftp get and
+    // rsync leave them
+    // (a link a tree transfer replaces is no file of its own: what it names is not looked at)
+    let existing = match opts.replace_links {
+        true => tokio::fs::symlink_metadata(local).await.ok().filter(|m| !m.file_type().is_symlink()),
+        false => tokio::fs::metadata(local).await.ok(),
+    };
+    if existing.as_ref().is_some_and(|m| m.is_dir()) {
+        return Err(is_dir_error(&local.display().to_string(), ""));
+    }
+    if existing.as_ref().is_some_and(|m| !m.is_file()) {
+        return download_into(sftp, handle, remote, local, total, opts, slot).await;
+    }
     let partial = partial_name(local);
     let start = if opts.resume { tokio::fs::metadata(&partial).await.map(|m| m.len()).unwrap_or(0) } else { 0 };
     // a partial file longer than the remote file is not a prefix of it (the file shrank, or
     // it is some other file): start over
     let start = if total.is_some_and(|t| start > t) { 0 } else { start };
     if let Some(dir) = local.parent().filter(|d| !d.as_os_str().is_empty()) {
-        if !dir.is_dir() {
-            return Err(local_error(dir, "no such local directory", std::io::Error::from(std::io::ErrorKind::NotFound)));
+        match tokio::fs::metadata(dir).await {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => return Err(local_error(dir, "not a local directory", std::io::Error::from(std::io::ErrorKind::NotADirectory))),
+            Err(e) => return Err(local_error(dir, "no such local directory", e)),
         }
     }
     let mut open = tokio::fs::OpenOptions::new();
     open.create(true).write(true).truncate(start == 0);
-    // the remote file's permission bits (and the umask), as OpenSSH's sftp get creates it:
-    // a private file stays private, an executable stays executable
+    // a new file gets the remote file's permission bits (and the umask), as OpenSSH's sftp
+    // get creates it: a private file stays private, an executable stays executable
     #[cfg(unix)]
     let mode = st.mode.map_or(0o666, |m| m & 0o777) | 0o200;
     #[cfg(unix)]
     open.mode(mode);
     let mut file = open.open(&partial).await.map_err(|e| local_error(&partial, "cannot write", e))?;
+    #[cfg(unix)]
+    if let Some(m) = &existing {
+        use std::os::unix::fs::PermissionsExt;
+        let keep = std::fs::Permissions::from_mode(m.permissions().mode() & 0o7777);
+        file.set_permissions(keep).await.map_err(|e| local_error(&partial, "cannot set the mode of", e))?;
+    }
     if start > 0 {
         file.set_len(start).await.map_err(|e| local_error(&partial, "cannot resume", e))?;
         use tokio::io::AsyncSeekExt;
@@ -508,7 +612,7 @@ async fn download_inner(sftp: &Sftp, handle: &str, remote: &str, local: &Path, o
     let mut sink = FileSink { file, path: &partial, done: start, rep: Reporter::new(opts.progress.clone(), total.unwrap_or(0)) };
     let concurrency = opts.concurrency.unwrap_or(DEFAULT_CONCURRENCY);
     let chunk = opts.chunk_size.unwrap_or(sftp.limits.read);
-    read_ordered(sftp, handle, start, None, concurrency, chunk, &mut sink).await?;
+    read_ordered(sftp, handle, start, None, concurrency, chunk, &mut sink).await.map_err(|e| with_path(e, remote))?;
     sink.file.flush().await.map_err(|e| local_error(&partial, "cannot write", e))?;
     if opts.fsync {
         let f = Arc::clone(&sink.file.file);
@@ -533,12 +637,27 @@ async fn download_inner(sftp: &Sftp, handle: &str, remote: &str, local: &Path, o
     Ok(done)
 }
 
+/// A download into what is no regular file (a device, a FIFO): opened and written as it is,
+/// no partial file, no rename.
+async fn download_into(sftp: &Sftp, handle: &str, remote: &str, local: &Path, total: Option<u64>, opts: &TransferOptions, slot: &mut Option<LocalFile>) -> Result<u64> {
+    let file = tokio::fs::OpenOptions::new().write(true).truncate(true).open(local).await.map_err(|e| local_error(local, "cannot write", e))?;
+    let file = slot.insert(LocalFile::new(file.into_std().await));
+    let mut sink = FileSink { file, path: local, done: 0, rep: Reporter::new(opts.progress.clone(), total.unwrap_or(0)) };
+    let concurrency = opts.concurrency.unwrap_or(DEFAULT_CONCURRENCY);
+    let chunk = opts.chunk_size.unwrap_or(sftp.limits.read);
+    read_ordered(sftp, handle, 0, None, concurrency, chunk, &mut sink).await.map_err(|e| with_path(e, remote))?;
+    sink.file.flush().await.map_err(|e| local_error(local, "cannot write", e))?;
+    sink.rep.finish(sink.done);
+    Ok(sink.done)
+}
+
 /// Local file → remote file, written under a temporary name and renamed when complete.
 pub async fn upload(sftp: &Sftp, local: &Path, remote: &str, opts: &TransferOptions, cancel: Option<&CancelToken>) -> Result<u64> {
     // a destination that is a symlink is written through, as `sftp put` and fs.writeFile do:
     // the file it names is replaced, the link stays
-    let through = match sftp.lstat(remote).await {
-        Ok(s) if s.is_symlink() && !opts.replace_links => match sftp.realpath(remote).await {
+    let found = sftp.lstat(remote).await.ok();
+    let through = match &found {
+        Some(s) if s.is_symlink() && !opts.replace_links => match sftp.realpath(remote).await {
             Ok(real) => Some(real),
             // dangling (the server's realpath may refuse it): the file it names, which the
             // upload creates
@@ -553,29 +672,50 @@ pub async fn upload(sftp: &Sftp, local: &Path, remote: &str, opts: &TransferOpti
         },
         _ => None,
     };
+    // what is at the destination: the file a link names, or the name itself (a link a tree
+    // transfer replaces is no file of its own)
+    let existing = match &through {
+        Some(real) => sftp.stat(real).await.ok(),
+        None => found.filter(|s| !s.is_symlink()),
+    };
     let remote = through.as_deref().unwrap_or(remote);
+    if existing.as_ref().is_some_and(|s| s.is_dir()) {
+        // refused before any byte is sent, not at the rename after all of them
+        return Err(is_dir_error(remote, ""));
+    }
     let partial = remote_sidecar(remote, PARTIAL_SUFFIX);
-    let r = upload_inner(sftp, local, remote, &partial, opts, cancel).await;
+    let r = upload_inner(sftp, local, remote, &partial, existing.as_ref(), opts, cancel).await;
     if r.is_err() && !opts.keep_partial && !opts.resume {
         let _ = sftp.unlink(&partial).await;
     }
     r
 }
 
-async fn upload_inner(sftp: &Sftp, local: &Path, remote: &str, partial: &str, opts: &TransferOptions, cancel: Option<&CancelToken>) -> Result<u64> {
+async fn upload_inner(sftp: &Sftp, local: &Path, remote: &str, partial: &str, existing: Option<&super::Stat>, opts: &TransferOptions, cancel: Option<&CancelToken>) -> Result<u64> {
     let mut file = tokio::fs::File::open(local).await.map_err(|e| local_error(local, "cannot read", e))?;
     let meta = file.metadata().await.map_err(|e| local_error(local, "cannot read", e))?;
     if meta.is_dir() {
         return Err(Error::Sftp { code: "EISDIR".into(), status: 0, message: format!("EISDIR: {} is a directory (use uploadDir)", local.display()), path: Some(local.display().to_string()), reason: None });
     }
     let total = meta.len();
+    // a device or FIFO is written into as it is, as sftp put does: a rename would put a plain
+    // file in its place
+    let special = existing.is_some_and(|s| s.mode.is_some_and(|m| m & 0o170000 != 0o100000 && m & 0o170000 != 0));
+    let partial = if special { remote } else { partial };
     // a remote partial file longer than the source is not a prefix of it: start over (as a
     // download does) instead of failing the size check on every later attempt
-    let start = if opts.resume { sftp.stat(partial).await.ok().and_then(|s| s.size).filter(|&s| s <= total).unwrap_or(0) } else { 0 };
-    // the local file's permission bits unless told otherwise, as OpenSSH's sftp put does: a
-    // script uploaded over an executable one stays executable
-    let mode = opts.mode.unwrap_or_else(|| local_mode(&meta));
-    let handle = CancelToken::run(cancel, sftp.open_file(partial, if start > 0 { "r+" } else { "w" }, Some(mode))).await?;
+    let start = if opts.resume && !special { sftp.stat(partial).await.ok().and_then(|s| s.size).filter(|&s| s <= total).unwrap_or(0) } else { 0 };
+    // a new file gets the local file's permission bits unless told otherwise, as OpenSSH's
+    // sftp put does; an existing one keeps its own (a private file stays private)
+    let kept = existing.and_then(|s| s.mode).map(|m| m & 0o7777).filter(|_| opts.mode.is_none() && !special);
+    let mode = opts.mode.or(kept).unwrap_or_else(|| local_mode(&meta));
+    let handle = CancelToken::run(cancel, sftp.open_file(partial, if start > 0 { "r+" } else { "w" }, if special { None } else { Some(mode) })).await?;
+    if let Some(m) = kept {
+        // exactly those bits, whatever the server's umask makes of a new file's; a server that
+        // takes no fsetstat (or refuses it) keeps what the open asked for, less its umask
+        let set = super::Stat { mode: Some(m), ..Default::default() };
+        let _ = sftp.fsetstat(&handle, &set).await;
+    }
     let r = CancelToken::run(cancel, async {
         if start > 0 {
             use tokio::io::AsyncSeekExt;
@@ -584,6 +724,7 @@ async fn upload_inner(sftp: &Sftp, local: &Path, remote: &str, partial: &str, op
         let chunk = opts.chunk_size.unwrap_or(sftp.limits.write).clamp(1, sftp.limits.write) as usize;
         let concurrency = opts.concurrency.unwrap_or(DEFAULT_CONCURRENCY).max(1);
         let h: Arc<str> = Arc::from(handle.as_str());
+        let dest: Arc<str> = Arc::from(remote);
         let mut inflight: VecDeque<Task<Result<()>>> = VecDeque::new();
         let mut offset = start;
         let mut rep = Reporter::new(opts.progress.clone(), total);
@@ -596,15 +737,16 @@ async fn upload_inner(sftp: &Sftp, local: &Path, remote: &str, partial: &str, op
                 }
             }
             let (wire, hh, at, dead) = (Arc::clone(&sftp.wire), Arc::clone(&h), offset, sftp.dead.clone());
-            inflight.push_back(Task(start_request(async move { super::unless_dead(&dead, wire.write_prepared(&hh, at, buf)).await.map_err(|e| sftp_error(e, None, "write")) })));
+            let at_path = Arc::clone(&dest);
+            inflight.push_back(Task(start_request(async move { super::unless_dead(&dead, wire.write_prepared(&hh, at, buf)).await.map_err(|e| sftp_error(e, Some(&at_path), "write")) })));
             offset += filled as u64;
             rep.tick(offset);
         }
         for t in inflight {
             t.join().await??;
         }
-        if opts.fsync && sftp.extensions.fsync {
-            sftp.fsync(&handle).await?;
+        if opts.fsync && sftp.extensions.fsync && !special {
+            sftp.fsync(&handle).await.map_err(|e| with_path(e, remote))?;
         }
         if offset < total {
             // it shrank while it was read; one that grew was read to its end
@@ -617,7 +759,10 @@ async fn upload_inner(sftp: &Sftp, local: &Path, remote: &str, partial: &str, op
     // closed on every path, abort included: the server must not keep the file open
     let closed = sftp.close(&handle).await;
     let n = r?;
-    closed?;
+    closed.map_err(|e| with_path(e, remote))?;
+    if special {
+        return Ok(n);
+    }
     let size = sftp.stat(partial).await?.size;
     if size.is_some_and(|s| s != n) {
         return Err(Error::Sftp { code: "EIO".into(), status: 0, message: format!("EIO: upload to '{remote}' has {} of {n} bytes", size.unwrap_or(0)), path: Some(remote.into()), reason: None });
