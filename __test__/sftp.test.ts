@@ -2,9 +2,10 @@
 // checked against the file system (the tests run as root on the server's machine), the
 // fs-style error codes, and argument checking. Bulk transfers are in sftp-transfer.test.ts.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { existsSync, lstatSync, mkdirSync, readFileSync, readlinkSync, rmSync, statfsSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs'
+import { existsSync, lchownSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, statfsSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs'
 import { randomBytes } from 'node:crypto'
 import { constants as fsConstants } from 'node:fs'
+import * as fsp from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join, posix } from 'node:path'
 
@@ -610,6 +611,30 @@ describe('FileHandle', () => {
     expect(again.buffer.subarray(0, again.bytesRead).toString()).toBe('helloXYZ')
     await h.close()
     expect(readFileSync(f, 'utf8')).toBe('helloXYZ')
+  })
+  it("writes issued together on an 'a' or 'a+' handle land whole, in the order issued (positioned writes elsewhere stay concurrent)", async () => {
+    const d = fresh()
+    // several MiB each: every write is many requests, in flight together
+    const parts = [randomBytes(5 * MiB + 3), randomBytes(5 * MiB + 7), randomBytes(1 * MiB + 1)]
+    for (const flags of ['a', 'a+', 'as']) {
+      const f = posix.join(d, `f-${flags}`)
+      writeOwned(f, 'head', user)
+      const h = await sftp.open(f, flags)
+      const written = await withTimeout(Promise.all(parts.map((p) => h.write(p))), 60_000, 'appends')
+      expect(written.map((g) => g.bytesWritten)).toEqual(parts.map((p) => p.length))
+      await h.close()
+      // each write whole, in the order they were issued
+      const got = readFileSync(f)
+      expect(got.length, `flags ${flags}`).toBe(4 + parts.reduce((a, p) => a + p.length, 0))
+      expect(got.equals(Buffer.concat([Buffer.from('head'), ...parts])), `flags ${flags}`).toBe(true)
+    }
+    // a 'w' handle's positioned writes go out together and each lands at its place
+    const f = posix.join(d, 'positioned')
+    const h = await sftp.open(f, 'w')
+    const [a, b] = [randomBytes(3 * MiB), randomBytes(3 * MiB)]
+    await withTimeout(Promise.all([h.write(b, 3 * MiB), h.write(a, 0)]), 60_000, 'positioned writes')
+    await h.close()
+    expect(readFileSync(f).equals(Buffer.concat([a, b]))).toBe(true)
   })
   it("flags: 'r+' keeps the content, 'a' appends, 'w' truncates, 'wx' creates only", async () => {
     const d = fresh()

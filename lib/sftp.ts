@@ -393,13 +393,25 @@ export class FileHandle {
     if (position !== null) intOf(position, 'position', 0)
     // a read at the current position still waiting for its reply ends where only that reply
     // says: a write issued after it goes after it
-    if (position === null && this.#readsPending > 0) {
+    const afterRead = position === null && this.#readsPending > 0
+    if (this.#appendAt !== undefined) {
+      // opened for appending, the server writes every request at the end, whatever offset it
+      // names: the requests of two writes in flight at once would land interleaved, so each
+      // write waits for the one before it to land, as on a local descriptor
+      const turn = this.#writing.then(() => (afterRead ? this.#reading : undefined)).then(() => this.#writeAt(buf, position))
+      this.#writing = turn.catch(() => {})
+      if (afterRead) this.#reading = this.#writing
+      return turn
+    }
+    if (afterRead) {
       const turn = this.#reading.then(() => this.#writeAt(buf, null))
       this.#reading = turn.catch(() => {})
       return turn
     }
     return this.#writeAt(buf, position)
   }
+  /** The last write of an append handle: the next one starts once it has landed. */
+  #writing: Promise<unknown> = Promise.resolve()
   async #writeAt(buf: Buffer, position: number | null): Promise<{ bytesWritten: number }> {
     const at = position ?? this.#appendAt ?? this.#position
     if (position === null) {
