@@ -415,6 +415,72 @@ describe('directories', () => {
     expect(existsSync(tree)).toBe(false)
     expect(readFileSync(posix.join(outside, 'keep'), 'utf8')).toBe('keep me')
   })
+  it('rm and rmdir never recurse into a link to a directory (with a trailing slash neither): each outcome as fs.promises gives it', async () => {
+    /** A tree with a link to a directory, a link to a file and a dangling link, at `base`. */
+    const build = (base: string, own: (p: string) => void): void => {
+      mkdirSync(posix.join(base, 'target/sub'), { recursive: true })
+      writeFileSync(posix.join(base, 'target/keep'), 'keep me')
+      writeFileSync(posix.join(base, 'target/sub/deep'), 'deep')
+      writeFileSync(posix.join(base, 'file'), 'f')
+      symlinkSync('target', posix.join(base, 'link'))
+      symlinkSync('file', posix.join(base, 'flink'))
+      symlinkSync('nowhere', posix.join(base, 'dangling'))
+      for (const p of ['', 'target', 'target/sub', 'target/keep', 'target/sub/deep', 'file', 'link', 'flink', 'dangling']) own(posix.join(base, p))
+    }
+    /** Every name under `base`, links not followed. */
+    const tree = (base: string, rel = ''): string[] => {
+      const out: string[] = []
+      for (const n of readdirSync(posix.join(base, rel)).sort()) {
+        const r = rel ? `${rel}/${n}` : n
+        out.push(r)
+        if (lstatSync(posix.join(base, r)).isDirectory()) out.push(...tree(base, r))
+      }
+      return out
+    }
+    type Op = (m: Pick<SftpClient, 'rm' | 'rmdir'>, base: string) => Promise<unknown>
+    const cases: [string, Op][] = [
+      ["rmdir(link, { recursive })", (m, b) => m.rmdir(posix.join(b, 'link'), { recursive: true })],
+      ["rmdir('link/', { recursive })", (m, b) => m.rmdir(posix.join(b, 'link/'), { recursive: true })],
+      ["rmdir(link)", (m, b) => m.rmdir(posix.join(b, 'link'))],
+      ["rm(link, { recursive })", (m, b) => m.rm(posix.join(b, 'link'), { recursive: true })],
+      ["rm('link/', { recursive })", (m, b) => m.rm(posix.join(b, 'link/'), { recursive: true })],
+      ["rm('link/')", (m, b) => m.rm(posix.join(b, 'link/'))],
+      ["rm('link//', { recursive, force })", (m, b) => m.rm(posix.join(b, 'link') + '//', { recursive: true, force: true })],
+      ["rm('flink/', { recursive })", (m, b) => m.rm(posix.join(b, 'flink/'), { recursive: true })],
+      ["rm('file/', { recursive, force })", (m, b) => m.rm(posix.join(b, 'file/'), { recursive: true, force: true })],
+      ["rm('dangling/', { recursive, force })", (m, b) => m.rm(posix.join(b, 'dangling/'), { recursive: true, force: true })],
+      ["rm(dangling, { recursive })", (m, b) => m.rm(posix.join(b, 'dangling'), { recursive: true })],
+      ["rmdir(flink, { recursive })", (m, b) => m.rmdir(posix.join(b, 'flink'), { recursive: true })],
+      ["rmdir(file, { recursive })", (m, b) => m.rmdir(posix.join(b, 'file'), { recursive: true })],
+      ["rmdir(dangling, { recursive })", (m, b) => m.rmdir(posix.join(b, 'dangling'), { recursive: true })],
+      ["rmdir(target, { recursive })", (m, b) => m.rmdir(posix.join(b, 'target'), { recursive: true })],
+    ]
+    const localRoot = join(tmpdir(), `ferrossh-rmlink-${process.pid}-${++seq}`)
+    const d = fresh()
+    try {
+      for (const [i, [label, op]] of cases.entries()) {
+        const lb = posix.join(localRoot, String(i))
+        const rb = posix.join(d, String(i))
+        build(lb, () => {})
+        build(rb, (p) => lchownSync(p, user.uid, user.gid))
+        const outcome = (e: unknown): string => String((e as { code?: string }).code).replace(/^ERR_FS_/, '')
+        const want = await op(fsp as unknown as SftpClient, lb).then(() => 'ok', outcome)
+        const got = await op(sftp, rb).then(() => 'ok', outcome)
+        expect({ label, outcome: got, tree: tree(rb) }).toEqual({ label, outcome: want, tree: tree(lb) })
+        if (label.startsWith('rmdir(target')) {
+          // the directory itself: its tree goes, the links to it stay
+          expect(existsSync(posix.join(rb, 'target')), label).toBe(false)
+          expect(lstatSync(posix.join(rb, 'link')).isSymbolicLink(), label).toBe(true)
+          continue
+        }
+        // what the link points to is never emptied
+        expect(readFileSync(posix.join(rb, 'target/keep'), 'utf8'), label).toBe('keep me')
+        expect(readFileSync(posix.join(rb, 'target/sub/deep'), 'utf8'), label).toBe('deep')
+      }
+    } finally {
+      rmSync(localRoot, { recursive: true, force: true })
+    }
+  })
   it('readdir lists the names (no . or ..)', async () => {
     const d = fresh()
     writeOwned(posix.join(d, 'f1'), '0123456789', user)

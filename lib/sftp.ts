@@ -635,31 +635,56 @@ export class SftpClient {
    * Removes a file, a link or (with `recursive`) a directory tree, as `fs.promises.rm`:
    * `force` makes a missing path no error.
    */
-  async rm(path: string, options: { recursive?: boolean; force?: boolean } = {}): Promise<void> {
+  async rm(path: string, options: { recursive?: boolean; force?: boolean; maxRetries?: number; retryDelay?: number } = {}): Promise<void> {
     checkPath(path)
     const o = optionsOf(options)
+    // the name itself, not what a trailing slash would resolve it to (a link's target)
+    const bare = path.replace(/\/+$/, '') || path
     let st: Stats
     try {
-      st = await this.lstat(path)
+      st = await this.lstat(bare)
+      // 'link/' names what the link points to: as fs.rm, neither the link nor that is removed
+      if (st.isSymbolicLink() && bare !== path) st = await this.stat(bare)
     } catch (e) {
       if (o.force && (e as SftpError).code === 'ENOENT') return
       throw e
     }
-    if (!st.isDirectory()) return this.unlink(path)
+    if (!st.isDirectory()) {
+      if (bare !== path) throw new SftpError(`ENOTDIR: rm '${path}': not a directory`, 'ENOTDIR', { status: 0, path })
+      return this.unlink(path)
+    }
     if (!o.recursive) throw new SftpError(`EISDIR: rm '${path}': it is a directory (use recursive)`, 'EISDIR', { status: 0, path })
     await this.rmdir(path, { recursive: true })
   }
-  /** Removes a directory; `recursive` removes its contents first (links are removed, not followed). */
-  async rmdir(path: string, options: { recursive?: boolean } = {}): Promise<void> {
+  /**
+   * Removes a directory; `recursive` removes its contents first. Links are removed, never
+   * followed: `path` a link (to a directory too) removes the link alone, and `link/` (which
+   * names its target) removes nothing, as fs does.
+   */
+  async rmdir(path: string, options: { recursive?: boolean; maxRetries?: number; retryDelay?: number } = {}): Promise<void> {
     checkPath(path)
     if (optionsOf(options).recursive) {
-      for (const e of await this.readdir(path, { withFileTypes: true })) {
-        const p = posix.join(path, e.name)
-        if (e.isDirectory()) await this.rmdir(p, { recursive: true })
-        else await this.unlink(p)
+      // as fs: what the path leads to must be a directory; a link to one is then removed alone
+      if (!(await this.stat(path)).isDirectory()) throw new SftpError(`ENOTDIR: rmdir '${path}': not a directory`, 'ENOTDIR', { status: 0, path })
+      const bare = path.replace(/\/+$/, '') || path
+      const st = await this.lstat(bare)
+      if (st.isSymbolicLink()) {
+        if (bare === path) await this.unlink(path)
+        return
       }
+      await this.#removeContents(path)
     }
     await call(this.#n, 'rmdir', path)
+  }
+  /** Removes what a directory holds, depth first; a link is removed, not followed. */
+  async #removeContents(dir: string): Promise<void> {
+    for (const e of await this.readdir(dir, { withFileTypes: true })) {
+      const p = posix.join(dir, e.name)
+      if (e.isDirectory()) {
+        await this.#removeContents(p)
+        await call(this.#n, 'rmdir', p)
+      } else await this.unlink(p)
+    }
   }
 
   /** Names in a directory (`withFileTypes` gives {@link Dirent}s with their attributes). */
