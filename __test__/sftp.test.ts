@@ -513,6 +513,41 @@ describe('directories', () => {
     const link = by.get('link')!
     expect([link.isFile(), link.isDirectory(), link.isSymbolicLink()]).toEqual([false, false, true])
   })
+  it('readdir recursive lists the whole tree as fs does: relative names, or Dirents with their parentPath; links not followed', async () => {
+    const build = (base: string, own: (p: string) => void): void => {
+      mkdirSync(posix.join(base, 'a/b/c'), { recursive: true })
+      mkdirSync(posix.join(base, 'empty'))
+      writeFileSync(posix.join(base, 'top'), '1')
+      writeFileSync(posix.join(base, 'a/f'), '2')
+      writeFileSync(posix.join(base, 'a/b/c/deep'), '3')
+      symlinkSync('a', posix.join(base, 'link-to-a'))
+      symlinkSync('../top', posix.join(base, 'a/link-to-top'))
+      for (const p of ['', 'a', 'a/b', 'a/b/c', 'empty', 'top', 'a/f', 'a/b/c/deep', 'link-to-a', 'a/link-to-top']) own(posix.join(base, p))
+    }
+    const lb = join(tmpdir(), `ferrossh-readdir-${process.pid}-${++seq}`)
+    const rb = posix.join(fresh(), 'tree')
+    build(lb, () => {})
+    build(rb, (p) => lchownSync(p, user.uid, user.gid))
+    try {
+      type D = { name: string; parentPath: string; isDirectory(): boolean; isFile(): boolean; isSymbolicLink(): boolean }
+      const shape = (base: string, ds: D[]): string[] => ds.map((e) => `${posix.relative(base, e.parentPath) || '.'}|${e.name}|${e.isDirectory()}|${e.isFile()}|${e.isSymbolicLink()}`).sort()
+      const local = (await fsp.readdir(lb, { recursive: true, withFileTypes: true })) as unknown as D[]
+      const remote = await sftp.readdir(rb, { recursive: true, withFileTypes: true })
+      expect(remote.every((e) => e instanceof Dirent)).toBe(true)
+      expect(shape(rb, remote)).toEqual(shape(lb, local))
+      // the names are the paths relative to the directory read (a link's target is not entered)
+      const want = local.map((e) => posix.join(posix.relative(lb, e.parentPath), e.name)).sort()
+      expect((await sftp.readdir(rb, { recursive: true })).sort()).toEqual(want)
+      expect(want).toContain('a/b/c/deep')
+      expect(want).not.toContain('link-to-a/f')
+      // false is the flat listing; a trailing slash or a relative path works as well
+      expect((await sftp.readdir(rb, { recursive: false })).sort()).toEqual(['a', 'empty', 'link-to-a', 'top'])
+      expect((await sftp.readdir(rb + '/', { recursive: true })).sort()).toEqual(want)
+      await configError(sftp.readdir(rb, { recursive: 'yes' as never }), 'recursive')
+    } finally {
+      rmSync(lb, { recursive: true, force: true })
+    }
+  })
   it('opendir over a directory of 5000 entries yields every one, once', async () => {
     const d = fresh('big')
     const want = new Set<string>()

@@ -687,19 +687,42 @@ export class SftpClient {
     }
   }
 
-  /** Names in a directory (`withFileTypes` gives {@link Dirent}s with their attributes). */
+  /**
+   * Names in a directory (`withFileTypes` gives {@link Dirent}s with their attributes).
+   * `recursive` lists the whole tree as fs does: names relative to `path` (`a/b`), or Dirents
+   * named as in their own directory with that directory as `parentPath`; links are listed, not
+   * followed.
+   */
   readdir(path: string): Promise<string[]>
-  readdir(path: string, options: { withFileTypes: true; encoding?: 'utf8' | 'utf-8' }): Promise<Dirent[]>
-  readdir(path: string, options?: { withFileTypes?: false; encoding?: 'utf8' | 'utf-8' } | 'utf8' | 'utf-8'): Promise<string[]>
-  async readdir(path: string, options: { withFileTypes?: boolean; encoding?: 'utf8' | 'utf-8' } | 'utf8' | 'utf-8' = {}): Promise<string[] | Dirent[]> {
+  readdir(path: string, options: { withFileTypes: true; recursive?: boolean; encoding?: 'utf8' | 'utf-8' }): Promise<Dirent[]>
+  readdir(path: string, options?: { withFileTypes?: false; recursive?: boolean; encoding?: 'utf8' | 'utf-8' } | 'utf8' | 'utf-8'): Promise<string[]>
+  async readdir(path: string, options: { withFileTypes?: boolean; recursive?: boolean; encoding?: 'utf8' | 'utf-8' } | 'utf8' | 'utf-8' = {}): Promise<string[] | Dirent[]> {
     const o = typeof options === 'string' ? { encoding: options } : optionsOf(options)
     // names are strings: fs's 'buffer' (or another encoding) has no meaning here
     if (o.encoding !== undefined && o.encoding !== null && !['utf8', 'utf-8'].includes(String(o.encoding).toLowerCase())) {
       throw new ConfigError(`encoding: readdir gives names as UTF-8 strings, got ${JSON.stringify(o.encoding)}`, { option: 'encoding' })
     }
+    for (const k of ['withFileTypes', 'recursive'] as const) {
+      if (o[k] !== undefined && o[k] !== null && typeof o[k] !== 'boolean') throw new ConfigError(`${k}: must be a boolean`, { option: k })
+    }
     const withFileTypes = o.withFileTypes
-    const entries = await call(this.#n, 'readdir', checkPath(path))
-    return withFileTypes ? entries.map((e) => new Dirent(e, path)) : entries.map((e) => e.name)
+    checkPath(path)
+    const entries = (await call(this.#n, 'readdir', path)).map((e) => new Dirent(e, path))
+    if (o.recursive) {
+      // breadth first, as fs lists a tree: each directory's entries, then those of the
+      // directories in it; the listing's attributes are lstat's, so a link is not entered
+      const names = entries.map((e) => e.name)
+      for (let i = 0; i < entries.length; i++) {
+        if (!entries[i].isDirectory()) continue
+        const dir = posix.join(entries[i].parentPath, entries[i].name)
+        for (const e of await call(this.#n, 'readdir', dir)) {
+          entries.push(new Dirent(e, dir))
+          names.push(`${names[i]}/${e.name}`)
+        }
+      }
+      return withFileTypes ? entries : names
+    }
+    return withFileTypes ? entries : entries.map((e) => e.name)
   }
   /** Streams a directory batch by batch: for huge directories. */
   async *opendir(path: string): AsyncGenerator<Dirent> {
