@@ -1305,3 +1305,53 @@ describe('errors', () => {
     expect((await sftp.readFile(p)).toString()).toBe('AB23456789')
   })
 })
+
+describe("fs options the calls take", () => {
+  it("a stream's signal destroys it with an AbortError carrying the reason, and closes the remote file, as fs's streams", async () => {
+    const d = fresh()
+    const big = posix.join(d, 'big')
+    writeOwned(big, randomBytes(8 * MiB), user)
+    const conn = await connect(options())
+    try {
+      const s = await conn.sftp()
+      const pid = await sftpServerPid(conn)
+      // a read stream part way through
+      const ac = new AbortController()
+      const rs = s.createReadStream(big, { highWaterMark: 64 * KiB, signal: ac.signal })
+      await withTimeout(new Promise((r) => rs.once('readable', r)), 10_000, 'first data')
+      expect(openFiles(pid)).toContain(big)
+      const rsError = new Promise<Error>((r) => rs.once('error', r))
+      ac.abort('enough')
+      const re = await withTimeout(rsError, 10_000, 'read stream error')
+      expect({ name: re.name, code: (re as SftpError).code, cause: re.cause }).toEqual({ name: 'AbortError', code: 'ABORT_ERR', cause: 'enough' })
+      expect(rs.destroyed).toBe(true)
+      await until(() => !openFiles(pid).includes(big), 5000, 'read handle closed', () => openFiles(pid))
+      // a write stream with writes in flight
+      const out = posix.join(d, 'out')
+      const wac = new AbortController()
+      const ws = s.createWriteStream(out, { signal: wac.signal })
+      await withTimeout(new Promise((r) => ws.once('ready', r)), 10_000, 'write stream open')
+      ws.write(randomBytes(MiB))
+      expect(openFiles(pid)).toContain(out)
+      const wsError = new Promise<Error>((r) => ws.once('error', r))
+      const reason = new Error('stop')
+      wac.abort(reason)
+      const we = await withTimeout(wsError, 10_000, 'write stream error')
+      expect({ name: we.name, cause: we.cause }).toEqual({ name: 'AbortError', cause: reason })
+      await until(() => !openFiles(pid).includes(out), 5000, 'write handle closed', () => openFiles(pid))
+      // a signal aborted already: the stream errors at once, and leaves no handle open
+      const pre = AbortSignal.abort()
+      for (const st of [s.createReadStream(big, { signal: pre }), s.createWriteStream(posix.join(d, 'pre'), { signal: pre })]) {
+        const e = await withTimeout(new Promise<Error>((r) => st.once('error', r)), 10_000, 'pre-aborted stream')
+        expect(e.name).toBe('AbortError')
+      }
+      await until(() => !openFiles(pid).some((f) => f.startsWith(d)), 5000, 'no handle left', () => openFiles(pid))
+      // not a signal: a ConfigError before anything is opened
+      await configError(() => s.createReadStream(big, { signal: 'x' as never }), 'signal')
+      await configError(() => s.createWriteStream(out, { signal: {} as never }), 'signal')
+      expect((await s.stat(big)).size).toBe(8 * MiB) // the session is still fine
+    } finally {
+      await conn.close()
+    }
+  })
+})

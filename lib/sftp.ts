@@ -3,7 +3,7 @@ import { constants as fsConstants } from 'node:fs'
 import { join, posix, sep } from 'node:path'
 import { Readable, Writable } from 'node:stream'
 
-import { ConfigError, SftpError } from './errors'
+import { AbortError, ConfigError, SftpError } from './errors'
 import binding from './native'
 import { call, withSignal } from './signal'
 import { intOf, optionsOf } from './options'
@@ -172,6 +172,25 @@ export interface DirTransferOptions extends Omit<TransferOptions, 'onProgress' |
   symlinks?: 'skip' | 'follow' | 'preserve'
   /** Called with the progress across the whole tree. */
   onProgress?: (p: TransferProgress & { files: number; filesTotal: number }) => void
+}
+
+/** A stream's `signal`, checked before anything is opened. */
+function streamSignalOf(signal: unknown): AbortSignal | undefined {
+  if (signal === undefined) return undefined
+  if (!(signal instanceof AbortSignal)) throw new ConfigError('signal: must be an AbortSignal', { option: 'signal' })
+  return signal
+}
+
+/** As fs streams take a `signal`: its abort destroys the stream with an AbortError (closing the file). */
+function destroyOnAbort(stream: Readable | Writable, signal: AbortSignal | undefined): void {
+  if (!signal) return
+  const onAbort = (): void => { stream.destroy(new AbortError(undefined, { cause: signal.reason })) }
+  if (signal.aborted) {
+    process.nextTick(onAbort)
+    return
+  }
+  signal.addEventListener('abort', onAbort, { once: true })
+  stream.once('close', () => signal.removeEventListener('abort', onAbort))
 }
 
 /** A followed symlink that leads back into a directory being walked. */
@@ -472,6 +491,8 @@ export interface SftpReadStreamOptions {
   concurrency?: number
   /** Deliver strings in this encoding instead of Buffers (as `setEncoding`). */
   encoding?: BufferEncoding
+  /** Its abort destroys the stream with an `AbortError` and closes the file, as fs's. */
+  signal?: AbortSignal
 }
 
 /** What {@link SftpClient.createWriteStream} returns: a Writable that counts what has landed, as fs's WriteStream. */
@@ -495,6 +516,8 @@ export interface SftpWriteStreamOptions {
   concurrency?: number
   /** How strings written are encoded (default 'utf8'), as fs's `encoding`. */
   encoding?: BufferEncoding
+  /** Its abort destroys the stream with an `AbortError` and closes the file, as fs's. */
+  signal?: AbortSignal
 }
 
 /**
@@ -803,6 +826,7 @@ export class SftpClient {
     if (last !== undefined && (!Number.isSafeInteger(last) || last < start)) throw new ConfigError('end: must be an integer ≥ start, up to Number.MAX_SAFE_INTEGER', { option: 'end' })
     const end = last === undefined ? undefined : last + 1
     const encoding = encodingOf(options.encoding)
+    const signal = streamSignalOf(options.signal)
     let reader: InstanceType<typeof binding.NativeBufferReader> | undefined
     const stream = new Readable({
       highWaterMark: highWaterMark ?? 1024 * 1024,
@@ -813,6 +837,7 @@ export class SftpClient {
       },
     })
     stream.on('error', () => {})
+    destroyOnAbort(stream, signal)
     const source = new ChannelSource(0, (c) => stream.push(c), (e) => stream.destroy(e))
     if (encoding) stream.setEncoding(encoding)
     call(this.#n, 'readStream', path, start, end, concurrency, highWaterMark).then((r) => {
@@ -834,6 +859,7 @@ export class SftpClient {
     const flags = flagsOf(o.flags, 'flags') ?? 'w'
     if (flags === 'r') throw new SftpError(`EBADF: write '${path}': flag '${flags}' does not open the file for writing`, 'EBADF', { status: 0, path })
     const defaultEncoding = encodingOf(o.encoding) ?? 'utf8'
+    const signal = streamSignalOf(o.signal)
     const writer = call(this.#n, 'writeStream', path, flags, intOf(o.start, 'start', 0), modeOf(o.mode), intOf(o.concurrency, 'concurrency', 1, 256))
     let opened: { confirmed(): number } | undefined
     writer.then((x) => { opened = x }, () => {})
@@ -855,6 +881,7 @@ export class SftpClient {
     // `start + bytesWritten` leaves no hole (bytes still in flight are not counted)
     Object.defineProperty(w, 'bytesWritten', { get: () => opened?.confirmed() ?? 0, enumerable: true })
     w.on('error', () => {})
+    destroyOnAbort(w, signal)
     // as fs.createWriteStream: 'open' and 'ready' once the file is open, and a file that
     // cannot be opened is an 'error' at once
     writer.then(() => {
