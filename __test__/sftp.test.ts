@@ -1294,7 +1294,8 @@ describe('errors', () => {
     await configError(h.read('x' as never), 'buffer')
     await configError(h.read(buf, 5), 'offset')
     await configError(h.read(buf, 1, 4), 'length')
-    await configError(h.read(buf, 0, 4, -1), 'position')
+    await configError(h.read(buf, 0, 4, -2), 'position')
+    await configError(h.write('x', -2), 'position')
     await configError(h.write(42 as never), 'data')
     await configError(h.write('x', 1.5), 'position')
     await configError(h.truncate(1.5), 'size')
@@ -1352,6 +1353,54 @@ describe("fs options the calls take", () => {
       expect((await s.stat(big)).size).toBe(8 * MiB) // the session is still fine
     } finally {
       await conn.close()
+    }
+  })
+  it('FileHandle.read takes any TypedArray or DataView, and a position of -1 reads and writes at the current position, as fs does', async () => {
+    const d = fresh()
+    const content = Buffer.from('0123456789abcdefghijklmnopqrstuv')
+    const remote = posix.join(d, 'f')
+    writeOwned(remote, content, user)
+    const local = join(tmpdir(), `ferrossh-views-${process.pid}-${++seq}`)
+    writeFileSync(local, content)
+    type H = { read(...a: unknown[]): Promise<{ bytesRead: number; buffer: unknown }>; write(...a: unknown[]): Promise<{ bytesWritten: number }>; close(): Promise<void> }
+    /** The same calls on a handle: what each returns, as plain values. */
+    const run = async (h: H): Promise<unknown[]> => {
+      const out: unknown[] = []
+      const i32 = new Int32Array(4)
+      let r = await h.read(i32, 0, 16, 0)
+      out.push(r.bytesRead, r.buffer === i32, Array.from(i32))
+      const dv = new DataView(new ArrayBuffer(12), 2, 8)
+      r = await h.read(dv, 1, 6, 3)
+      out.push(r.bytesRead, r.buffer === dv, Buffer.from(dv.buffer).toString('latin1'))
+      const f64 = new Float64Array(2)
+      r = await h.read(f64, { position: 8 })
+      out.push(r.bytesRead, r.buffer === f64, Buffer.from(f64.buffer).toString('latin1'))
+      const u16 = new Uint16Array(3)
+      r = await h.read({ buffer: u16, position: 20 })
+      out.push(r.bytesRead, r.buffer === u16, Buffer.from(u16.buffer).toString('latin1'))
+      // -1: the current position, which these reads at the current position advance
+      const b = Buffer.alloc(4)
+      for (let k = 0; k < 2; k++) {
+        r = await h.read(b, 0, 4, -1)
+        out.push(r.bytesRead, b.toString('latin1'))
+      }
+      r = await h.read(b, { position: -1 })
+      out.push(r.bytesRead, b.toString('latin1'))
+      out.push((await h.write(Buffer.from('XY'), 0, 2, -1)).bytesWritten)
+      out.push((await h.write('Z', -1)).bytesWritten)
+      r = await h.read(b, 0, 4, -1)
+      out.push(r.bytesRead, b.toString('latin1'))
+      await h.close()
+      return out
+    }
+    try {
+      const want = await run((await fsp.open(local, 'r+')) as unknown as H)
+      const got = await run((await sftp.open(remote, 'r+')) as unknown as H)
+      expect(got).toEqual(want)
+      expect(readFileSync(remote).equals(readFileSync(local))).toBe(true)
+      expect(want[1]).toBe(true)
+    } finally {
+      rmSync(local, { force: true })
     }
   })
 })

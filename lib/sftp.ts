@@ -119,11 +119,11 @@ export interface SftpInfo {
 }
 
 /** Result of {@link FileHandle.read}. */
-export interface ReadResult {
+export interface ReadResult<T extends NodeJS.ArrayBufferView = Buffer> {
   /** Bytes read (0 at end of file). */
   bytesRead: number
-  /** The buffer that was read into. */
-  buffer: Buffer
+  /** The buffer (or TypedArray, or DataView) that was read into. */
+  buffer: T
 }
 
 /** Progress of a transfer. */
@@ -279,13 +279,13 @@ function timeOf(t: number | string | Date, option: string): number {
 
 /** What `FileHandle.read` takes as options, as `fs.promises.FileHandle.read` does. */
 export interface ReadOptions {
-  /** Where the bytes go (default: a new 16 KiB Buffer). */
-  buffer?: Buffer | Uint8Array
+  /** Where the bytes go, any TypedArray or DataView (default: a new 16 KiB Buffer). */
+  buffer?: NodeJS.ArrayBufferView
   /** Where in `buffer` (default 0). */
   offset?: number | null
   /** How many bytes at most (default: the rest of `buffer`). */
   length?: number | null
-  /** Where in the file (default null: the current position). */
+  /** Where in the file (default null or -1: the current position). */
   position?: number | null
 }
 
@@ -328,10 +328,12 @@ export class FileHandle {
    * `fs.promises.FileHandle.read`, it also takes `(buffer, { offset, length, position })`,
    * `({ buffer, offset, length, position })` and no arguments (a new 16 KiB buffer).
    */
-  async read(buffer?: Buffer | Uint8Array | ReadOptions | null, offset: number | ReadOptions | null = 0, length?: number | null, position: number | null = null): Promise<ReadResult> {
-    if (buffer === undefined || buffer === null || (typeof buffer === 'object' && !(buffer instanceof Uint8Array))) {
+  async read<T extends NodeJS.ArrayBufferView = Buffer>(buffer?: T | ReadOptions | null, offset: number | ReadOptions | null = 0, length?: number | null, position: number | null = null): Promise<ReadResult<T>> {
+    // any TypedArray or DataView is a buffer, as fs reads into it; another object the options
+    let target: unknown = buffer
+    if (buffer === undefined || buffer === null || (typeof buffer === 'object' && !ArrayBuffer.isView(buffer))) {
       const o = (buffer ?? {}) as ReadOptions
-      buffer = o.buffer ?? Buffer.alloc(16384)
+      target = o.buffer ?? Buffer.alloc(16384)
       offset = o.offset ?? 0
       length = o.length ?? undefined
       position = o.position ?? null
@@ -341,17 +343,19 @@ export class FileHandle {
       length = o.length ?? undefined
       position = o.position ?? null
     }
-    // as fs: null means the default
-    return this.#read(buffer as Buffer, (offset as number | null) ?? 0, length ?? undefined, position ?? null)
+    // as fs: null means the default, and a position of -1 the current one
+    return this.#read(target as T, (offset as number | null) ?? 0, length ?? undefined, position === -1 ? null : position ?? null)
   }
-  async #read(buffer: Buffer, offset: number, length: number | undefined, position: number | null): Promise<ReadResult> {
+  async #read<T extends NodeJS.ArrayBufferView>(view: T, offset: number, length: number | undefined, position: number | null): Promise<ReadResult<T>> {
     this.#checkMode('read', this.#readable)
-    if (!(buffer instanceof Uint8Array)) throw new ConfigError(`buffer: must be a Buffer or Uint8Array, got ${buffer === null ? 'null' : typeof buffer}`, { option: 'buffer' })
+    if (!ArrayBuffer.isView(view)) throw new ConfigError(`buffer: must be a Buffer, TypedArray or DataView, got ${view === null ? 'null' : typeof view}`, { option: 'buffer' })
+    // offset and length count bytes, whatever the view's element size (as fs counts them)
+    const buffer = Buffer.isBuffer(view) ? view : Buffer.from(view.buffer, view.byteOffset, view.byteLength)
     intOf(offset, 'offset', 0, buffer.length)
     const len = intOf(length, 'length', 0, buffer.length - offset) ?? buffer.length - offset
     if (position !== null) {
       intOf(position, 'position', 0)
-      return { bytesRead: await this.#readAt(buffer, offset, len, position), buffer }
+      return { bytesRead: await this.#readAt(buffer, offset, len, position), buffer: view }
     }
     // reads at the current position go one after the other, as on a local descriptor: each
     // starts where the one before ended (which only its reply tells)
@@ -366,7 +370,7 @@ export class FileHandle {
       }
     })
     this.#reading = turn.catch(() => {})
-    return { bytesRead: await turn, buffer }
+    return { bytesRead: await turn, buffer: view }
   }
   #reading: Promise<unknown> = Promise.resolve()
   #readsPending = 0
@@ -409,6 +413,8 @@ export class FileHandle {
       buf = bytesOf(data)
       position = (a as number | null | undefined) ?? null
     }
+    // as fs: -1 is the current position, as null is
+    if (position === -1) position = null
     if (position !== null) intOf(position, 'position', 0)
     // a read at the current position still waiting for its reply ends where only that reply
     // says: a write issued after it goes after it
