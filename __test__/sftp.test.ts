@@ -1403,4 +1403,61 @@ describe("fs options the calls take", () => {
       rmSync(local, { force: true })
     }
   })
+  it("a misspelt option of any SFTP call is a ConfigError naming the likely one, before any request, as connect() and exec() refuse theirs", async () => {
+    const d = fresh()
+    const f = posix.join(d, 'f')
+    writeOwned(f, '0123456789', user)
+    const local = join(tmpdir(), `ferrossh-opts-${process.pid}-${++seq}`)
+    mkdirSync(local)
+    try {
+      const h = await sftp.open(f, 'r+')
+      const cases: [string, () => unknown, string, string | undefined][] = [
+        ['stat', () => sftp.stat(f, { bigInt: true } as never), 'bigInt', 'bigint'],
+        ['lstat', () => sftp.lstat(f, { bignt: true } as never), 'bignt', 'bigint'],
+        ['stat', () => h.stat({ big: true } as never), 'big', 'bigint'],
+        ['read', () => h.read({ buffer: Buffer.alloc(4), postion: 0 } as never), 'postion', 'position'],
+        ['read', () => h.read(Buffer.alloc(4), { ofset: 0 } as never), 'ofset', 'offset'],
+        ['write', () => h.write(Buffer.from('x'), { lenght: 1 } as never), 'lenght', 'length'],
+        ['mkdir', () => sftp.mkdir(posix.join(d, 'm'), { recusive: true } as never), 'recusive', 'recursive'],
+        ['rm', () => sftp.rm(f, { froce: true } as never), 'froce', 'force'],
+        ['rmdir', () => sftp.rmdir(d, { recursiv: true } as never), 'recursiv', 'recursive'],
+        ['readdir', () => sftp.readdir(d, { withFileType: true } as never), 'withFileType', 'withFileTypes'],
+        ['readFile', () => sftp.readFile(f, { encodng: 'utf8' } as never), 'encodng', 'encoding'],
+        ['writeFile', () => sftp.writeFile(f, 'x', { flags: 'a' } as never), 'flags', 'flag'],
+        ['appendFile', () => sftp.appendFile(f, 'x', { mod: 0o600 } as never), 'mod', 'mode'],
+        ['createReadStream', () => sftp.createReadStream(f, { highWatermark: 4 } as never), 'highWatermark', 'highWaterMark'],
+        ['createWriteStream', () => sftp.createWriteStream(f, { flag: 'a' } as never), 'flag', 'flags'],
+        ['download', () => sftp.download(f, join(local, 'x'), { chunksize: 4 } as never), 'chunksize', 'chunkSize'],
+        ['upload', () => sftp.upload(join(local, 'x'), f, { keepPartal: true } as never), 'keepPartal', 'keepPartial'],
+        ['downloadDir', () => sftp.downloadDir(d, local, { symlink: 'preserve' } as never), 'symlink', 'symlinks'],
+        ['uploadDir', () => sftp.uploadDir(local, d, { fileconcurrency: 2 } as never), 'fileconcurrency', 'fileConcurrency'],
+        ['uploadDir', () => sftp.uploadDir(local, d, { xyzzy: 1 } as never), 'xyzzy', undefined],
+      ]
+      for (const [name, run, option, hint] of cases) {
+        let e: unknown
+        try { await run() } catch (x) { e = x }
+        expect(e, `${name} ${option}`).toBeInstanceOf(ConfigError)
+        const c = e as ConfigError
+        expect({ option: c.option, message: c.message }).toEqual({
+          option,
+          message: hint ? `${name}: unknown option '${option}'; did you mean '${hint}'?` : `${name}: unknown option '${option}'`,
+        })
+      }
+      await h.close()
+      // nothing was sent: no file made, none changed, no tree copied
+      expect(readFileSync(f, 'utf8')).toBe('0123456789')
+      expect(readdirSync(d)).toEqual(['f'])
+      expect(readdirSync(local)).toEqual([])
+      // the names fs takes still work: retries accepted, appendFile's flag, readFile's 'r'
+      await sftp.appendFile(f, '!', { flag: 'a' })
+      expect(await sftp.readFile(f, { encoding: 'utf8', flag: 'r' })).toBe('0123456789!')
+      await configError(sftp.readFile(f, { flag: 'w' }), 'flag')
+      await sftp.rm(posix.join(d, 'missing'), { force: true, maxRetries: 2, retryDelay: 10 })
+      await sftp.writeFile(posix.join(d, 'g'), 'x')
+      await sftp.appendFile(posix.join(d, 'g'), 'y', { flag: 'ax' }).catch((e: SftpError) => expect(e.code).toBe('EEXIST'))
+      expect(readFileSync(posix.join(d, 'g'), 'utf8')).toBe('x')
+    } finally {
+      rmSync(local, { recursive: true, force: true })
+    }
+  })
 })

@@ -6,7 +6,7 @@ import { Readable, Writable } from 'node:stream'
 import { AbortError, ConfigError, SftpError } from './errors'
 import binding from './native'
 import { call, withSignal } from './signal'
-import { intOf, optionsOf } from './options'
+import { checkOptionNames, intOf, optionsOf } from './options'
 import { ChannelSource } from './stream'
 
 type NativeSftp = InstanceType<typeof binding.NativeSftp>
@@ -174,6 +174,35 @@ export interface DirTransferOptions extends Omit<TransferOptions, 'onProgress' |
   onProgress?: (p: TransferProgress & { files: number; filesTotal: number }) => void
 }
 
+/** The option names each call takes, as fs spells them: any other is a misspelling, refused. */
+const SFTP_OPTIONS = {
+  stat: ['bigint'],
+  lstat: ['bigint'],
+  read: ['buffer', 'offset', 'length', 'position'],
+  write: ['offset', 'length', 'position'],
+  mkdir: ['recursive', 'mode'],
+  // fs's retries are for EBUSY on Windows; nothing here retries
+  rm: ['recursive', 'force', 'maxRetries', 'retryDelay'],
+  rmdir: ['recursive', 'maxRetries', 'retryDelay'],
+  readdir: ['withFileTypes', 'recursive', 'encoding'],
+  readFile: ['encoding', 'flag', 'maxSize', 'signal'],
+  writeFile: ['encoding', 'flag', 'mode', 'signal'],
+  appendFile: ['encoding', 'flag', 'mode', 'signal'],
+  createReadStream: ['start', 'end', 'highWaterMark', 'concurrency', 'encoding', 'signal'],
+  createWriteStream: ['flags', 'start', 'mode', 'concurrency', 'encoding', 'signal'],
+  download: ['concurrency', 'chunkSize', 'onProgress', 'resume', 'keepPartial', 'mode', 'fsync', 'signal'],
+  upload: ['concurrency', 'chunkSize', 'onProgress', 'resume', 'keepPartial', 'mode', 'fsync', 'signal'],
+  downloadDir: ['concurrency', 'chunkSize', 'keepPartial', 'mode', 'fsync', 'signal', 'fileConcurrency', 'filter', 'symlinks', 'onProgress'],
+  uploadDir: ['concurrency', 'chunkSize', 'keepPartial', 'mode', 'fsync', 'signal', 'fileConcurrency', 'filter', 'symlinks', 'onProgress'],
+} as const
+
+/** An options argument of `call`: none, or an object of the names it takes (else a ConfigError). */
+function optionsFor<T extends object>(o: T | null | undefined, call: keyof typeof SFTP_OPTIONS): T {
+  const options = optionsOf(o)
+  checkOptionNames(options, call, SFTP_OPTIONS[call])
+  return options
+}
+
 /** A stream's `signal`, checked before anything is opened. */
 function streamSignalOf(signal: unknown): AbortSignal | undefined {
   if (signal === undefined) return undefined
@@ -333,12 +362,14 @@ export class FileHandle {
     let target: unknown = buffer
     if (buffer === undefined || buffer === null || (typeof buffer === 'object' && !ArrayBuffer.isView(buffer))) {
       const o = (buffer ?? {}) as ReadOptions
+      checkOptionNames(o, 'read', SFTP_OPTIONS.read)
       target = o.buffer ?? Buffer.alloc(16384)
       offset = o.offset ?? 0
       length = o.length ?? undefined
       position = o.position ?? null
     } else if (offset !== null && typeof offset === 'object') {
       const o = offset
+      checkOptionNames(o, 'read', SFTP_OPTIONS.write)
       offset = o.offset ?? 0
       length = o.length ?? undefined
       position = o.position ?? null
@@ -404,6 +435,7 @@ export class FileHandle {
       position = (a as number | null | undefined) ?? null
     } else if ((a !== null && typeof a === 'object') || arguments.length > 2) {
       const all = bytesOf(data)
+      if (a !== null && typeof a === 'object') checkOptionNames(a, 'write', SFTP_OPTIONS.write)
       const o = a !== null && typeof a === 'object' ? a : { offset: a ?? undefined, length: (b as number | null | undefined) ?? undefined, position: c }
       const offset = intOf(o.offset, 'offset', 0, all.length) ?? 0
       const length = intOf(o.length, 'length', 0, all.length - offset) ?? all.length - offset
@@ -450,7 +482,7 @@ export class FileHandle {
   /** Attributes of the open file. */
   async stat(options: { bigint?: boolean } = {}): Promise<Stats> {
     this.#check()
-    return new Stats(await call(this.#sftp, 'fstat', this.#handle), options.bigint)
+    return new Stats(await call(this.#sftp, 'fstat', this.#handle), optionsFor(options, 'stat').bigint)
   }
   /** Sets the file's length (a negative one is 0, as fs takes it). */
   async truncate(len = 0): Promise<void> {
@@ -547,11 +579,11 @@ export class SftpClient {
 
   /** Attributes, following symlinks. */
   async stat(path: string, options: { bigint?: boolean } = {}): Promise<Stats> {
-    return new Stats(await call(this.#n, 'stat', checkPath(path)), optionsOf(options).bigint)
+    return new Stats(await call(this.#n, 'stat', checkPath(path)), optionsFor(options, 'stat').bigint)
   }
   /** Attributes of the link itself. */
   async lstat(path: string, options: { bigint?: boolean } = {}): Promise<Stats> {
-    return new Stats(await call(this.#n, 'lstat', checkPath(path)), optionsOf(options).bigint)
+    return new Stats(await call(this.#n, 'lstat', checkPath(path)), optionsFor(options, 'lstat').bigint)
   }
   /** True when the path exists (following symlinks). */
   async exists(path: string): Promise<boolean> {
@@ -635,7 +667,7 @@ export class SftpClient {
   async mkdir(path: string, options: { recursive?: boolean; mode?: number | string } | number | string = {}): Promise<string | undefined> {
     checkPath(path)
     // as fs: a bare number or string is the mode
-    const o = typeof options === 'number' || typeof options === 'string' ? { mode: options } : optionsOf(options)
+    const o = typeof options === 'number' || typeof options === 'string' ? { mode: options } : optionsFor(options, 'mkdir')
     const mode = modeOf(o.mode)
     if (!o.recursive) {
       await call(this.#n, 'mkdir', path, mode)
@@ -666,7 +698,7 @@ export class SftpClient {
    */
   async rm(path: string, options: { recursive?: boolean; force?: boolean; maxRetries?: number; retryDelay?: number } = {}): Promise<void> {
     checkPath(path)
-    const o = optionsOf(options)
+    const o = optionsFor(options, 'rm')
     // the name itself, not what a trailing slash would resolve it to (a link's target)
     const bare = path.replace(/\/+$/, '') || path
     let st: Stats
@@ -692,7 +724,7 @@ export class SftpClient {
    */
   async rmdir(path: string, options: { recursive?: boolean; maxRetries?: number; retryDelay?: number } = {}): Promise<void> {
     checkPath(path)
-    if (optionsOf(options).recursive) {
+    if (optionsFor(options, 'rmdir').recursive) {
       // as fs: what the path leads to must be a directory; a link to one is then removed alone
       if (!(await this.stat(path)).isDirectory()) throw new SftpError(`ENOTDIR: rmdir '${path}': not a directory`, 'ENOTDIR', { status: 0, path })
       const bare = path.replace(/\/+$/, '') || path
@@ -726,7 +758,7 @@ export class SftpClient {
   readdir(path: string, options: { withFileTypes: true; recursive?: boolean; encoding?: 'utf8' | 'utf-8' }): Promise<Dirent[]>
   readdir(path: string, options?: { withFileTypes?: false; recursive?: boolean; encoding?: 'utf8' | 'utf-8' } | 'utf8' | 'utf-8'): Promise<string[]>
   async readdir(path: string, options: { withFileTypes?: boolean; recursive?: boolean; encoding?: 'utf8' | 'utf-8' } | 'utf8' | 'utf-8' = {}): Promise<string[] | Dirent[]> {
-    const o = typeof options === 'string' ? { encoding: options } : optionsOf(options)
+    const o = typeof options === 'string' ? { encoding: options } : optionsFor(options, 'readdir')
     // names are strings: fs's 'buffer' (or another encoding) has no meaning here
     if (o.encoding !== undefined && o.encoding !== null && !['utf8', 'utf-8'].includes(String(o.encoding).toLowerCase())) {
       throw new ConfigError(`encoding: readdir gives names as UTF-8 strings, got ${JSON.stringify(o.encoding)}`, { option: 'encoding' })
@@ -785,8 +817,10 @@ export class SftpClient {
   readFile(path: string, options: { encoding: BufferEncoding; maxSize?: number; signal?: AbortSignal } | BufferEncoding): Promise<string>
   readFile(path: string, options?: { encoding?: null; maxSize?: number; signal?: AbortSignal }): Promise<Buffer>
   /** A whole file; `encoding` gives a string; `signal` aborts the reads (the handle is closed). */
-  async readFile(path: string, options: { encoding?: BufferEncoding | null; maxSize?: number; signal?: AbortSignal } | BufferEncoding = {}): Promise<Buffer | string> {
-    const o = typeof options === 'string' ? { encoding: options } : optionsOf(options)
+  async readFile(path: string, options: { encoding?: BufferEncoding | null; flag?: string | number; maxSize?: number; signal?: AbortSignal } | BufferEncoding = {}): Promise<Buffer | string> {
+    const o = typeof options === 'string' ? { encoding: options } : optionsFor(options, 'readFile')
+    // fs's default flag, 'r', is the one this reads with: another would be silently ignored
+    if ('flag' in o && o.flag !== undefined && flagsOf(o.flag, 'flag') !== 'r') throw new ConfigError(`flag: readFile reads with 'r' only, got ${JSON.stringify(o.flag)}`, { option: 'flag' })
     const encoding = encodingOf(o.encoding)
     const max = intOf(o.maxSize, 'maxSize', 0)
     checkPath(path)
@@ -799,7 +833,7 @@ export class SftpClient {
    */
   async writeFile(path: string, data: string | NodeJS.ArrayBufferView, options: { flag?: string | number; mode?: number; encoding?: BufferEncoding; signal?: AbortSignal } | BufferEncoding = {}): Promise<void> {
     checkPath(path)
-    const o = typeof options === 'string' ? { encoding: options } : optionsOf(options)
+    const o = typeof options === 'string' ? { encoding: options } : optionsFor(options, 'writeFile')
     const buf = bytesOf(data, encodingOf(o.encoding))
     const flags = flagsOf(o.flag, 'flag') ?? 'w'
     // 'r' (the one valid flag that does not open for writing): the write could only fail,
@@ -808,10 +842,10 @@ export class SftpClient {
     const mode = modeOf(o.mode)
     await withSignal(o.signal, (cancel) => call(this.#n, 'writeFile', path, buf, flags, mode, cancel))
   }
-  /** Appends to a file, creating it if needed. */
-  async appendFile(path: string, data: string | NodeJS.ArrayBufferView, options: { mode?: number; encoding?: BufferEncoding; signal?: AbortSignal } | BufferEncoding = {}): Promise<void> {
-    const o = typeof options === 'string' ? { encoding: options } : optionsOf(options)
-    await this.writeFile(path, data, { flag: 'a', mode: o.mode, encoding: o.encoding, signal: o.signal })
+  /** Appends to a file, creating it if needed (`flag` as fs, default 'a'). */
+  async appendFile(path: string, data: string | NodeJS.ArrayBufferView, options: { flag?: string | number; mode?: number; encoding?: BufferEncoding; signal?: AbortSignal } | BufferEncoding = {}): Promise<void> {
+    const o = typeof options === 'string' ? { encoding: options } : optionsFor(options, 'appendFile')
+    await this.writeFile(path, data, { flag: ('flag' in o ? o.flag : undefined) ?? 'a', mode: o.mode, encoding: o.encoding, signal: o.signal })
   }
 
   /**
@@ -821,7 +855,7 @@ export class SftpClient {
   createReadStream(path: string, streamOptions: SftpReadStreamOptions | BufferEncoding = {}): Readable {
     checkPath(path)
     // as fs: a string is the encoding
-    const options = typeof streamOptions === 'string' ? { encoding: streamOptions } : optionsOf(streamOptions)
+    const options = typeof streamOptions === 'string' ? { encoding: streamOptions } : optionsFor(streamOptions, 'createReadStream')
     const highWaterMark = intOf(options.highWaterMark, 'highWaterMark', 1)
     const concurrency = intOf(options.concurrency, 'concurrency', 1, 256)
     const start = options.start ?? 0
@@ -861,7 +895,7 @@ export class SftpClient {
   /** A Writable to a remote file with many writes in flight (write-behind); `finish` after every write landed. */
   createWriteStream(path: string, streamOptions: SftpWriteStreamOptions | BufferEncoding = {}): SftpWriteStream {
     checkPath(path)
-    const o: SftpWriteStreamOptions = typeof streamOptions === 'string' ? { encoding: streamOptions } : optionsOf(streamOptions)
+    const o: SftpWriteStreamOptions = typeof streamOptions === 'string' ? { encoding: streamOptions } : optionsFor(streamOptions, 'createWriteStream')
     const flags = flagsOf(o.flags, 'flags') ?? 'w'
     if (flags === 'r') throw new SftpError(`EBADF: write '${path}': flag '${flags}' does not open the file for writing`, 'EBADF', { status: 0, path })
     const defaultEncoding = encodingOf(o.encoding) ?? 'utf8'
@@ -903,7 +937,7 @@ export class SftpClient {
    * temporary name and renamed when complete and of the expected size.
    */
   async download(remote: string, local: string, transfer: TransferOptions = {}): Promise<number> {
-    return this.#download(remote, local, transfer, false)
+    return this.#download(remote, local, optionsFor(transfer, 'download'), false)
   }
   async #download(remote: string, local: string, transfer: TransferOptions, replaceLinks: boolean): Promise<number> {
     const options = optionsOf(transfer)
@@ -913,7 +947,7 @@ export class SftpClient {
   }
   /** Local file → remote file, natively; written under a temporary name and renamed when complete. */
   async upload(local: string, remote: string, transfer: TransferOptions = {}): Promise<number> {
-    return this.#upload(local, remote, transfer, false)
+    return this.#upload(local, remote, optionsFor(transfer, 'upload'), false)
   }
   async #upload(local: string, remote: string, transfer: TransferOptions, replaceLinks: boolean): Promise<number> {
     const options = optionsOf(transfer)
@@ -924,7 +958,7 @@ export class SftpClient {
 
   /** A remote directory tree → local, several files at once. Resolves with the files copied. */
   async downloadDir(remote: string, local: string, dirOptions: DirTransferOptions = {}): Promise<number> {
-    const options = checkDirOptions(dirOptions)
+    const options = checkDirOptions(optionsFor(dirOptions, 'downloadDir'))
     const files: { from: string; to: string; size: number }[] = []
     // the real paths of the directories being walked, root first: a followed link back into
     // one of them would never end
@@ -983,7 +1017,7 @@ export class SftpClient {
 
   /** A local directory tree → remote, several files at once. Resolves with the files copied. */
   async uploadDir(local: string, remote: string, dirOptions: DirTransferOptions = {}): Promise<number> {
-    const options = checkDirOptions(dirOptions)
+    const options = checkDirOptions(optionsFor(dirOptions, 'uploadDir'))
     const files: { from: string; to: string; size: number }[] = []
     // directories are made with the local one's permission bits, as files are
     const walk = async (dir: string, rel: string, above: string[], mode: number): Promise<void> => {
