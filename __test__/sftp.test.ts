@@ -1137,6 +1137,51 @@ describe('errors', () => {
     await sftpError(sftp.open(posix.join(d, 'file'), 'ax'), 'EEXIST', 4, posix.join(d, 'file'))
     expect(readFileSync(posix.join(d, 'file'), 'utf8')).toBe('x')
   })
+  it('EISDIR for writes to a link that leads to a directory, and for copyFile of a directory, as fs.promises gives them (EEXIST only for x)', async () => {
+    const build = (base: string, own: (p: string) => void): void => {
+      mkdirSync(posix.join(base, 'releases/v2'), { recursive: true })
+      writeFileSync(posix.join(base, 'releases/v2/keep'), 'keep')
+      symlinkSync('releases/v2', posix.join(base, 'current'))
+      symlinkSync('nowhere', posix.join(base, 'dangling'))
+      writeFileSync(posix.join(base, 'file'), 'x')
+      for (const p of ['', 'releases', 'releases/v2', 'releases/v2/keep', 'current', 'dangling', 'file']) own(posix.join(base, p))
+    }
+    type Op = (m: SftpClient, base: string) => Promise<unknown>
+    const at = (b: string, p: string): string => posix.join(b, p)
+    const cases: [string, Op][] = [
+      ["writeFile(current)", (m, b) => m.writeFile(at(b, 'current'), 'x')],
+      ["appendFile(current)", (m, b) => m.appendFile(at(b, 'current'), 'x')],
+      ["open(current, 'w')", (m, b) => m.open(at(b, 'current'), 'w').then((h) => h.close())],
+      ["open(current, 'r+')", (m, b) => m.open(at(b, 'current'), 'r+').then((h) => h.close())],
+      ["open(current, 'a')", (m, b) => m.open(at(b, 'current'), 'a').then((h) => h.close())],
+      ["open(current, 'wx')", (m, b) => m.open(at(b, 'current'), 'wx').then((h) => h.close())],
+      ["open(dangling, 'wx')", (m, b) => m.open(at(b, 'dangling'), 'wx').then((h) => h.close())],
+      ["open(file, 'ax')", (m, b) => m.open(at(b, 'file'), 'ax').then((h) => h.close())],
+      ["writeFile(releases/v2)", (m, b) => m.writeFile(at(b, 'releases/v2'), 'x')],
+      ["copyFile(file, current)", (m, b) => m.copyFile(at(b, 'file'), at(b, 'current'))],
+      ["truncate(current)", (m, b) => m.truncate(at(b, 'current'))],
+      ["copyFile(current, y)", (m, b) => m.copyFile(at(b, 'current'), at(b, 'y'))],
+      ["copyFile(releases, y)", (m, b) => m.copyFile(at(b, 'releases'), at(b, 'y'))],
+    ]
+    const localRoot = join(tmpdir(), `ferrossh-dirlink-${process.pid}-${++seq}`)
+    const d = fresh()
+    try {
+      for (const [i, [label, op]] of cases.entries()) {
+        const lb = posix.join(localRoot, String(i))
+        const rb = posix.join(d, String(i))
+        build(lb, () => {})
+        build(rb, (p) => lchownSync(p, user.uid, user.gid))
+        const outcome = (e: unknown): string => String((e as { code?: string }).code)
+        const want = await op(fsp as unknown as SftpClient, lb).then(() => 'ok', outcome)
+        const got = await op(sftp, rb).then(() => 'ok', outcome)
+        // nothing created beside (copyFile of a directory makes no 'y'), nothing written into
+        expect({ label, outcome: got, names: readdirSync(rb).sort() }).toEqual({ label, outcome: want, names: readdirSync(lb).sort() })
+        expect(readdirSync(posix.join(rb, 'releases/v2')), label).toEqual(['keep'])
+      }
+    } finally {
+      rmSync(localRoot, { recursive: true, force: true })
+    }
+  })
   it('ENOTEMPTY: rmdir of a non-empty directory', async () => {
     const d = fresh()
     mkdirOwned(posix.join(d, 'full'), user)
