@@ -2,9 +2,10 @@
 // checked against the file system (the tests run as root on the server's machine), the
 // fs-style error codes, and argument checking. Bulk transfers are in sftp-transfer.test.ts.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { existsSync, lstatSync, mkdirSync, readFileSync, readlinkSync, rmSync, statfsSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs'
+import { existsSync, lchownSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, statfsSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs'
 import { randomBytes } from 'node:crypto'
 import { constants as fsConstants } from 'node:fs'
+import * as fsp from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join, posix } from 'node:path'
 
@@ -414,6 +415,72 @@ describe('directories', () => {
     expect(existsSync(tree)).toBe(false)
     expect(readFileSync(posix.join(outside, 'keep'), 'utf8')).toBe('keep me')
   })
+  it('rm and rmdir never recurse into a link to a directory (with a trailing slash neither): each outcome as fs.promises gives it', async () => {
+    /** A tree with a link to a directory, a link to a file and a dangling link, at `base`. */
+    const build = (base: string, own: (p: string) => void): void => {
+      mkdirSync(posix.join(base, 'target/sub'), { recursive: true })
+      writeFileSync(posix.join(base, 'target/keep'), 'keep me')
+      writeFileSync(posix.join(base, 'target/sub/deep'), 'deep')
+      writeFileSync(posix.join(base, 'file'), 'f')
+      symlinkSync('target', posix.join(base, 'link'))
+      symlinkSync('file', posix.join(base, 'flink'))
+      symlinkSync('nowhere', posix.join(base, 'dangling'))
+      for (const p of ['', 'target', 'target/sub', 'target/keep', 'target/sub/deep', 'file', 'link', 'flink', 'dangling']) own(posix.join(base, p))
+    }
+    /** Every name under `base`, links not followed. */
+    const tree = (base: string, rel = ''): string[] => {
+      const out: string[] = []
+      for (const n of readdirSync(posix.join(base, rel)).sort()) {
+        const r = rel ? `${rel}/${n}` : n
+        out.push(r)
+        if (lstatSync(posix.join(base, r)).isDirectory()) out.push(...tree(base, r))
+      }
+      return out
+    }
+    type Op = (m: Pick<SftpClient, 'rm' | 'rmdir'>, base: string) => Promise<unknown>
+    const cases: [string, Op][] = [
+      ["rmdir(link, { recursive })", (m, b) => m.rmdir(posix.join(b, 'link'), { recursive: true })],
+      ["rmdir('link/', { recursive })", (m, b) => m.rmdir(posix.join(b, 'link/'), { recursive: true })],
+      ["rmdir(link)", (m, b) => m.rmdir(posix.join(b, 'link'))],
+      ["rm(link, { recursive })", (m, b) => m.rm(posix.join(b, 'link'), { recursive: true })],
+      ["rm('link/', { recursive })", (m, b) => m.rm(posix.join(b, 'link/'), { recursive: true })],
+      ["rm('link/')", (m, b) => m.rm(posix.join(b, 'link/'))],
+      ["rm('link//', { recursive, force })", (m, b) => m.rm(posix.join(b, 'link') + '//', { recursive: true, force: true })],
+      ["rm('flink/', { recursive })", (m, b) => m.rm(posix.join(b, 'flink/'), { recursive: true })],
+      ["rm('file/', { recursive, force })", (m, b) => m.rm(posix.join(b, 'file/'), { recursive: true, force: true })],
+      ["rm('dangling/', { recursive, force })", (m, b) => m.rm(posix.join(b, 'dangling/'), { recursive: true, force: true })],
+      ["rm(dangling, { recursive })", (m, b) => m.rm(posix.join(b, 'dangling'), { recursive: true })],
+      ["rmdir(flink, { recursive })", (m, b) => m.rmdir(posix.join(b, 'flink'), { recursive: true })],
+      ["rmdir(file, { recursive })", (m, b) => m.rmdir(posix.join(b, 'file'), { recursive: true })],
+      ["rmdir(dangling, { recursive })", (m, b) => m.rmdir(posix.join(b, 'dangling'), { recursive: true })],
+      ["rmdir(target, { recursive })", (m, b) => m.rmdir(posix.join(b, 'target'), { recursive: true })],
+    ]
+    const localRoot = join(tmpdir(), `ferrossh-rmlink-${process.pid}-${++seq}`)
+    const d = fresh()
+    try {
+      for (const [i, [label, op]] of cases.entries()) {
+        const lb = posix.join(localRoot, String(i))
+        const rb = posix.join(d, String(i))
+        build(lb, () => {})
+        build(rb, (p) => lchownSync(p, user.uid, user.gid))
+        const outcome = (e: unknown): string => String((e as { code?: string }).code).replace(/^ERR_FS_/, '')
+        const want = await op(fsp as unknown as SftpClient, lb).then(() => 'ok', outcome)
+        const got = await op(sftp, rb).then(() => 'ok', outcome)
+        expect({ label, outcome: got, tree: tree(rb) }).toEqual({ label, outcome: want, tree: tree(lb) })
+        if (label.startsWith('rmdir(target')) {
+          // the directory itself: its tree goes, the links to it stay
+          expect(existsSync(posix.join(rb, 'target')), label).toBe(false)
+          expect(lstatSync(posix.join(rb, 'link')).isSymbolicLink(), label).toBe(true)
+          continue
+        }
+        // what the link points to is never emptied
+        expect(readFileSync(posix.join(rb, 'target/keep'), 'utf8'), label).toBe('keep me')
+        expect(readFileSync(posix.join(rb, 'target/sub/deep'), 'utf8'), label).toBe('deep')
+      }
+    } finally {
+      rmSync(localRoot, { recursive: true, force: true })
+    }
+  })
   it('readdir lists the names (no . or ..)', async () => {
     const d = fresh()
     writeOwned(posix.join(d, 'f1'), '0123456789', user)
@@ -445,6 +512,41 @@ describe('directories', () => {
     expect([sub.isFile(), sub.isDirectory(), sub.isSymbolicLink()]).toEqual([false, true, false])
     const link = by.get('link')!
     expect([link.isFile(), link.isDirectory(), link.isSymbolicLink()]).toEqual([false, false, true])
+  })
+  it('readdir recursive lists the whole tree as fs does: relative names, or Dirents with their parentPath; links not followed', async () => {
+    const build = (base: string, own: (p: string) => void): void => {
+      mkdirSync(posix.join(base, 'a/b/c'), { recursive: true })
+      mkdirSync(posix.join(base, 'empty'))
+      writeFileSync(posix.join(base, 'top'), '1')
+      writeFileSync(posix.join(base, 'a/f'), '2')
+      writeFileSync(posix.join(base, 'a/b/c/deep'), '3')
+      symlinkSync('a', posix.join(base, 'link-to-a'))
+      symlinkSync('../top', posix.join(base, 'a/link-to-top'))
+      for (const p of ['', 'a', 'a/b', 'a/b/c', 'empty', 'top', 'a/f', 'a/b/c/deep', 'link-to-a', 'a/link-to-top']) own(posix.join(base, p))
+    }
+    const lb = join(tmpdir(), `ferrossh-readdir-${process.pid}-${++seq}`)
+    const rb = posix.join(fresh(), 'tree')
+    build(lb, () => {})
+    build(rb, (p) => lchownSync(p, user.uid, user.gid))
+    try {
+      type D = { name: string; parentPath: string; isDirectory(): boolean; isFile(): boolean; isSymbolicLink(): boolean }
+      const shape = (base: string, ds: D[]): string[] => ds.map((e) => `${posix.relative(base, e.parentPath) || '.'}|${e.name}|${e.isDirectory()}|${e.isFile()}|${e.isSymbolicLink()}`).sort()
+      const local = (await fsp.readdir(lb, { recursive: true, withFileTypes: true })) as unknown as D[]
+      const remote = await sftp.readdir(rb, { recursive: true, withFileTypes: true })
+      expect(remote.every((e) => e instanceof Dirent)).toBe(true)
+      expect(shape(rb, remote)).toEqual(shape(lb, local))
+      // the names are the paths relative to the directory read (a link's target is not entered)
+      const want = local.map((e) => posix.join(posix.relative(lb, e.parentPath), e.name)).sort()
+      expect((await sftp.readdir(rb, { recursive: true })).sort()).toEqual(want)
+      expect(want).toContain('a/b/c/deep')
+      expect(want).not.toContain('link-to-a/f')
+      // false is the flat listing; a trailing slash or a relative path works as well
+      expect((await sftp.readdir(rb, { recursive: false })).sort()).toEqual(['a', 'empty', 'link-to-a', 'top'])
+      expect((await sftp.readdir(rb + '/', { recursive: true })).sort()).toEqual(want)
+      await configError(sftp.readdir(rb, { recursive: 'yes' as never }), 'recursive')
+    } finally {
+      rmSync(lb, { recursive: true, force: true })
+    }
   })
   it('opendir over a directory of 5000 entries yields every one, once', async () => {
     const d = fresh('big')
@@ -610,6 +712,30 @@ describe('FileHandle', () => {
     expect(again.buffer.subarray(0, again.bytesRead).toString()).toBe('helloXYZ')
     await h.close()
     expect(readFileSync(f, 'utf8')).toBe('helloXYZ')
+  })
+  it("writes issued together on an 'a' or 'a+' handle land whole, in the order issued (positioned writes elsewhere stay concurrent)", async () => {
+    const d = fresh()
+    // several MiB each: every write is many requests, in flight together
+    const parts = [randomBytes(5 * MiB + 3), randomBytes(5 * MiB + 7), randomBytes(1 * MiB + 1)]
+    for (const flags of ['a', 'a+', 'as']) {
+      const f = posix.join(d, `f-${flags}`)
+      writeOwned(f, 'head', user)
+      const h = await sftp.open(f, flags)
+      const written = await withTimeout(Promise.all(parts.map((p) => h.write(p))), 60_000, 'appends')
+      expect(written.map((g) => g.bytesWritten)).toEqual(parts.map((p) => p.length))
+      await h.close()
+      // each write whole, in the order they were issued
+      const got = readFileSync(f)
+      expect(got.length, `flags ${flags}`).toBe(4 + parts.reduce((a, p) => a + p.length, 0))
+      expect(got.equals(Buffer.concat([Buffer.from('head'), ...parts])), `flags ${flags}`).toBe(true)
+    }
+    // a 'w' handle's positioned writes go out together and each lands at its place
+    const f = posix.join(d, 'positioned')
+    const h = await sftp.open(f, 'w')
+    const [a, b] = [randomBytes(3 * MiB), randomBytes(3 * MiB)]
+    await withTimeout(Promise.all([h.write(b, 3 * MiB), h.write(a, 0)]), 60_000, 'positioned writes')
+    await h.close()
+    expect(readFileSync(f).equals(Buffer.concat([a, b]))).toBe(true)
   })
   it("flags: 'r+' keeps the content, 'a' appends, 'w' truncates, 'wx' creates only", async () => {
     const d = fresh()
@@ -1011,6 +1137,51 @@ describe('errors', () => {
     await sftpError(sftp.open(posix.join(d, 'file'), 'ax'), 'EEXIST', 4, posix.join(d, 'file'))
     expect(readFileSync(posix.join(d, 'file'), 'utf8')).toBe('x')
   })
+  it('EISDIR for writes to a link that leads to a directory, and for copyFile of a directory, as fs.promises gives them (EEXIST only for x)', async () => {
+    const build = (base: string, own: (p: string) => void): void => {
+      mkdirSync(posix.join(base, 'releases/v2'), { recursive: true })
+      writeFileSync(posix.join(base, 'releases/v2/keep'), 'keep')
+      symlinkSync('releases/v2', posix.join(base, 'current'))
+      symlinkSync('nowhere', posix.join(base, 'dangling'))
+      writeFileSync(posix.join(base, 'file'), 'x')
+      for (const p of ['', 'releases', 'releases/v2', 'releases/v2/keep', 'current', 'dangling', 'file']) own(posix.join(base, p))
+    }
+    type Op = (m: SftpClient, base: string) => Promise<unknown>
+    const at = (b: string, p: string): string => posix.join(b, p)
+    const cases: [string, Op][] = [
+      ["writeFile(current)", (m, b) => m.writeFile(at(b, 'current'), 'x')],
+      ["appendFile(current)", (m, b) => m.appendFile(at(b, 'current'), 'x')],
+      ["open(current, 'w')", (m, b) => m.open(at(b, 'current'), 'w').then((h) => h.close())],
+      ["open(current, 'r+')", (m, b) => m.open(at(b, 'current'), 'r+').then((h) => h.close())],
+      ["open(current, 'a')", (m, b) => m.open(at(b, 'current'), 'a').then((h) => h.close())],
+      ["open(current, 'wx')", (m, b) => m.open(at(b, 'current'), 'wx').then((h) => h.close())],
+      ["open(dangling, 'wx')", (m, b) => m.open(at(b, 'dangling'), 'wx').then((h) => h.close())],
+      ["open(file, 'ax')", (m, b) => m.open(at(b, 'file'), 'ax').then((h) => h.close())],
+      ["writeFile(releases/v2)", (m, b) => m.writeFile(at(b, 'releases/v2'), 'x')],
+      ["copyFile(file, current)", (m, b) => m.copyFile(at(b, 'file'), at(b, 'current'))],
+      ["truncate(current)", (m, b) => m.truncate(at(b, 'current'))],
+      ["copyFile(current, y)", (m, b) => m.copyFile(at(b, 'current'), at(b, 'y'))],
+      ["copyFile(releases, y)", (m, b) => m.copyFile(at(b, 'releases'), at(b, 'y'))],
+    ]
+    const localRoot = join(tmpdir(), `ferrossh-dirlink-${process.pid}-${++seq}`)
+    const d = fresh()
+    try {
+      for (const [i, [label, op]] of cases.entries()) {
+        const lb = posix.join(localRoot, String(i))
+        const rb = posix.join(d, String(i))
+        build(lb, () => {})
+        build(rb, (p) => lchownSync(p, user.uid, user.gid))
+        const outcome = (e: unknown): string => String((e as { code?: string }).code)
+        const want = await op(fsp as unknown as SftpClient, lb).then(() => 'ok', outcome)
+        const got = await op(sftp, rb).then(() => 'ok', outcome)
+        // nothing created beside (copyFile of a directory makes no 'y'), nothing written into
+        expect({ label, outcome: got, names: readdirSync(rb).sort() }).toEqual({ label, outcome: want, names: readdirSync(lb).sort() })
+        expect(readdirSync(posix.join(rb, 'releases/v2')), label).toEqual(['keep'])
+      }
+    } finally {
+      rmSync(localRoot, { recursive: true, force: true })
+    }
+  })
   it('ENOTEMPTY: rmdir of a non-empty directory', async () => {
     const d = fresh()
     mkdirOwned(posix.join(d, 'full'), user)
@@ -1168,7 +1339,8 @@ describe('errors', () => {
     await configError(h.read('x' as never), 'buffer')
     await configError(h.read(buf, 5), 'offset')
     await configError(h.read(buf, 1, 4), 'length')
-    await configError(h.read(buf, 0, 4, -1), 'position')
+    await configError(h.read(buf, 0, 4, -2), 'position')
+    await configError(h.write('x', -2), 'position')
     await configError(h.write(42 as never), 'data')
     await configError(h.write('x', 1.5), 'position')
     await configError(h.truncate(1.5), 'size')
@@ -1177,5 +1349,160 @@ describe('errors', () => {
     expect(buf.subarray(1).toString()).toBe('234')
     await h.write(new Uint8Array([65, 66]), 0)
     expect((await sftp.readFile(p)).toString()).toBe('AB23456789')
+  })
+})
+
+describe("fs options the calls take", () => {
+  it("a stream's signal destroys it with an AbortError carrying the reason, and closes the remote file, as fs's streams", async () => {
+    const d = fresh()
+    const big = posix.join(d, 'big')
+    writeOwned(big, randomBytes(8 * MiB), user)
+    const conn = await connect(options())
+    try {
+      const s = await conn.sftp()
+      const pid = await sftpServerPid(conn)
+      // a read stream part way through
+      const ac = new AbortController()
+      const rs = s.createReadStream(big, { highWaterMark: 64 * KiB, signal: ac.signal })
+      await withTimeout(new Promise((r) => rs.once('readable', r)), 10_000, 'first data')
+      expect(openFiles(pid)).toContain(big)
+      const rsError = new Promise<Error>((r) => rs.once('error', r))
+      ac.abort('enough')
+      const re = await withTimeout(rsError, 10_000, 'read stream error')
+      expect({ name: re.name, code: (re as SftpError).code, cause: re.cause }).toEqual({ name: 'AbortError', code: 'ABORT_ERR', cause: 'enough' })
+      expect(rs.destroyed).toBe(true)
+      await until(() => !openFiles(pid).includes(big), 5000, 'read handle closed', () => openFiles(pid))
+      // a write stream with writes in flight
+      const out = posix.join(d, 'out')
+      const wac = new AbortController()
+      const ws = s.createWriteStream(out, { signal: wac.signal })
+      await withTimeout(new Promise((r) => ws.once('ready', r)), 10_000, 'write stream open')
+      ws.write(randomBytes(MiB))
+      expect(openFiles(pid)).toContain(out)
+      const wsError = new Promise<Error>((r) => ws.once('error', r))
+      const reason = new Error('stop')
+      wac.abort(reason)
+      const we = await withTimeout(wsError, 10_000, 'write stream error')
+      expect({ name: we.name, cause: we.cause }).toEqual({ name: 'AbortError', cause: reason })
+      await until(() => !openFiles(pid).includes(out), 5000, 'write handle closed', () => openFiles(pid))
+      // a signal aborted already: the stream errors at once, and leaves no handle open
+      const pre = AbortSignal.abort()
+      for (const st of [s.createReadStream(big, { signal: pre }), s.createWriteStream(posix.join(d, 'pre'), { signal: pre })]) {
+        const e = await withTimeout(new Promise<Error>((r) => st.once('error', r)), 10_000, 'pre-aborted stream')
+        expect(e.name).toBe('AbortError')
+      }
+      await until(() => !openFiles(pid).some((f) => f.startsWith(d)), 5000, 'no handle left', () => openFiles(pid))
+      // not a signal: a ConfigError before anything is opened
+      await configError(() => s.createReadStream(big, { signal: 'x' as never }), 'signal')
+      await configError(() => s.createWriteStream(out, { signal: {} as never }), 'signal')
+      expect((await s.stat(big)).size).toBe(8 * MiB) // the session is still fine
+    } finally {
+      await conn.close()
+    }
+  })
+  it('FileHandle.read takes any TypedArray or DataView, and a position of -1 reads and writes at the current position, as fs does', async () => {
+    const d = fresh()
+    const content = Buffer.from('0123456789abcdefghijklmnopqrstuv')
+    const remote = posix.join(d, 'f')
+    writeOwned(remote, content, user)
+    const local = join(tmpdir(), `ferrossh-views-${process.pid}-${++seq}`)
+    writeFileSync(local, content)
+    type H = { read(...a: unknown[]): Promise<{ bytesRead: number; buffer: unknown }>; write(...a: unknown[]): Promise<{ bytesWritten: number }>; close(): Promise<void> }
+    /** The same calls on a handle: what each returns, as plain values. */
+    const run = async (h: H): Promise<unknown[]> => {
+      const out: unknown[] = []
+      const i32 = new Int32Array(4)
+      let r = await h.read(i32, 0, 16, 0)
+      out.push(r.bytesRead, r.buffer === i32, Array.from(i32))
+      const dv = new DataView(new ArrayBuffer(12), 2, 8)
+      r = await h.read(dv, 1, 6, 3)
+      out.push(r.bytesRead, r.buffer === dv, Buffer.from(dv.buffer).toString('latin1'))
+      const f64 = new Float64Array(2)
+      r = await h.read(f64, { position: 8 })
+      out.push(r.bytesRead, r.buffer === f64, Buffer.from(f64.buffer).toString('latin1'))
+      const u16 = new Uint16Array(3)
+      r = await h.read({ buffer: u16, position: 20 })
+      out.push(r.bytesRead, r.buffer === u16, Buffer.from(u16.buffer).toString('latin1'))
+      // -1: the current position, which these reads at the current position advance
+      const b = Buffer.alloc(4)
+      for (let k = 0; k < 2; k++) {
+        r = await h.read(b, 0, 4, -1)
+        out.push(r.bytesRead, b.toString('latin1'))
+      }
+      r = await h.read(b, { position: -1 })
+      out.push(r.bytesRead, b.toString('latin1'))
+      out.push((await h.write(Buffer.from('XY'), 0, 2, -1)).bytesWritten)
+      out.push((await h.write('Z', -1)).bytesWritten)
+      r = await h.read(b, 0, 4, -1)
+      out.push(r.bytesRead, b.toString('latin1'))
+      await h.close()
+      return out
+    }
+    try {
+      const want = await run((await fsp.open(local, 'r+')) as unknown as H)
+      const got = await run((await sftp.open(remote, 'r+')) as unknown as H)
+      expect(got).toEqual(want)
+      expect(readFileSync(remote).equals(readFileSync(local))).toBe(true)
+      expect(want[1]).toBe(true)
+    } finally {
+      rmSync(local, { force: true })
+    }
+  })
+  it("a misspelt option of any SFTP call is a ConfigError naming the likely one, before any request, as connect() and exec() refuse theirs", async () => {
+    const d = fresh()
+    const f = posix.join(d, 'f')
+    writeOwned(f, '0123456789', user)
+    const local = join(tmpdir(), `ferrossh-opts-${process.pid}-${++seq}`)
+    mkdirSync(local)
+    try {
+      const h = await sftp.open(f, 'r+')
+      const cases: [string, () => unknown, string, string | undefined][] = [
+        ['stat', () => sftp.stat(f, { bigInt: true } as never), 'bigInt', 'bigint'],
+        ['lstat', () => sftp.lstat(f, { bignt: true } as never), 'bignt', 'bigint'],
+        ['stat', () => h.stat({ big: true } as never), 'big', 'bigint'],
+        ['read', () => h.read({ buffer: Buffer.alloc(4), postion: 0 } as never), 'postion', 'position'],
+        ['read', () => h.read(Buffer.alloc(4), { ofset: 0 } as never), 'ofset', 'offset'],
+        ['write', () => h.write(Buffer.from('x'), { lenght: 1 } as never), 'lenght', 'length'],
+        ['mkdir', () => sftp.mkdir(posix.join(d, 'm'), { recusive: true } as never), 'recusive', 'recursive'],
+        ['rm', () => sftp.rm(f, { froce: true } as never), 'froce', 'force'],
+        ['rmdir', () => sftp.rmdir(d, { recursiv: true } as never), 'recursiv', 'recursive'],
+        ['readdir', () => sftp.readdir(d, { withFileType: true } as never), 'withFileType', 'withFileTypes'],
+        ['readFile', () => sftp.readFile(f, { encodng: 'utf8' } as never), 'encodng', 'encoding'],
+        ['writeFile', () => sftp.writeFile(f, 'x', { flags: 'a' } as never), 'flags', 'flag'],
+        ['appendFile', () => sftp.appendFile(f, 'x', { mod: 0o600 } as never), 'mod', 'mode'],
+        ['createReadStream', () => sftp.createReadStream(f, { highWatermark: 4 } as never), 'highWatermark', 'highWaterMark'],
+        ['createWriteStream', () => sftp.createWriteStream(f, { flag: 'a' } as never), 'flag', 'flags'],
+        ['download', () => sftp.download(f, join(local, 'x'), { chunksize: 4 } as never), 'chunksize', 'chunkSize'],
+        ['upload', () => sftp.upload(join(local, 'x'), f, { keepPartal: true } as never), 'keepPartal', 'keepPartial'],
+        ['downloadDir', () => sftp.downloadDir(d, local, { symlink: 'preserve' } as never), 'symlink', 'symlinks'],
+        ['uploadDir', () => sftp.uploadDir(local, d, { fileconcurrency: 2 } as never), 'fileconcurrency', 'fileConcurrency'],
+        ['uploadDir', () => sftp.uploadDir(local, d, { xyzzy: 1 } as never), 'xyzzy', undefined],
+      ]
+      for (const [name, run, option, hint] of cases) {
+        let e: unknown
+        try { await run() } catch (x) { e = x }
+        expect(e, `${name} ${option}`).toBeInstanceOf(ConfigError)
+        const c = e as ConfigError
+        expect({ option: c.option, message: c.message }).toEqual({
+          option,
+          message: hint ? `${name}: unknown option '${option}'; did you mean '${hint}'?` : `${name}: unknown option '${option}'`,
+        })
+      }
+      await h.close()
+      // nothing was sent: no file made, none changed, no tree copied
+      expect(readFileSync(f, 'utf8')).toBe('0123456789')
+      expect(readdirSync(d)).toEqual(['f'])
+      expect(readdirSync(local)).toEqual([])
+      // the names fs takes still work: retries accepted, appendFile's flag, readFile's 'r'
+      await sftp.appendFile(f, '!', { flag: 'a' })
+      expect(await sftp.readFile(f, { encoding: 'utf8', flag: 'r' })).toBe('0123456789!')
+      await configError(sftp.readFile(f, { flag: 'w' }), 'flag')
+      await sftp.rm(posix.join(d, 'missing'), { force: true, maxRetries: 2, retryDelay: 10 })
+      await sftp.writeFile(posix.join(d, 'g'), 'x')
+      await sftp.appendFile(posix.join(d, 'g'), 'y', { flag: 'ax' }).catch((e: SftpError) => expect(e.code).toBe('EEXIST'))
+      expect(readFileSync(posix.join(d, 'g'), 'utf8')).toBe('x')
+    } finally {
+      rmSync(local, { recursive: true, force: true })
+    }
   })
 })

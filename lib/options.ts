@@ -636,13 +636,17 @@ export function checkRequestString(v: string, option: string, what: string): voi
   if (Buffer.byteLength(v) > MAX_REQUEST_STRING) bad(option, `${what} is ${Buffer.byteLength(v)} bytes; a session request carries at most ${MAX_REQUEST_STRING} (the server would drop the connection)`)
 }
 
-export function checkCallOptions(o: { agentForward?: unknown; check?: unknown; signal?: unknown }, call: keyof typeof CALL_OPTIONS = 'exec'): void {
-  const known: readonly string[] = CALL_OPTIONS[call]
+/** Refuses an option name `call` does not take, naming the likely one. @internal */
+export function checkOptionNames(o: object, call: string, known: readonly string[]): void {
   for (const key of Object.keys(o)) {
     if (known.includes(key)) continue
     const hint = closest(key, known)
     throw new ConfigError(`${call}: unknown option '${key}'${hint ? `; did you mean '${hint}'?` : ''}`, { option: key })
   }
+}
+
+export function checkCallOptions(o: { agentForward?: unknown; check?: unknown; signal?: unknown }, call: keyof typeof CALL_OPTIONS = 'exec'): void {
+  checkOptionNames(o, call, CALL_OPTIONS[call])
   for (const k of ['agentForward', 'check'] as const) {
     if (o[k] !== undefined && typeof o[k] !== 'boolean') bad(k, `must be a boolean, got ${typeof o[k]}`)
   }

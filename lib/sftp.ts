@@ -4,10 +4,10 @@ import { join, posix, sep } from 'node:path'
 import { setMaxListeners } from 'node:events'
 import { Readable, Writable } from 'node:stream'
 
-import { ConfigError, SftpError } from './errors'
+import { AbortError, ConfigError, SftpError } from './errors'
 import binding from './native'
 import { call, withSignal } from './signal'
-import { intOf, optionsOf } from './options'
+import { checkOptionNames, intOf, optionsOf } from './options'
 import { ChannelSource } from './stream'
 
 type NativeSftp = InstanceType<typeof binding.NativeSftp>
@@ -120,11 +120,11 @@ export interface SftpInfo {
 }
 
 /** Result of {@link FileHandle.read}. */
-export interface ReadResult {
+export interface ReadResult<T extends NodeJS.ArrayBufferView = Buffer> {
   /** Bytes read (0 at end of file). */
   bytesRead: number
-  /** The buffer that was read into. */
-  buffer: Buffer
+  /** The buffer (or TypedArray, or DataView) that was read into. */
+  buffer: T
 }
 
 /** Progress of a transfer. */
@@ -173,6 +173,54 @@ export interface DirTransferOptions extends Omit<TransferOptions, 'onProgress' |
   symlinks?: 'skip' | 'follow' | 'preserve'
   /** Called with the progress across the whole tree. */
   onProgress?: (p: TransferProgress & { files: number; filesTotal: number }) => void
+}
+
+/** The option names each call takes, as fs spells them: any other is a misspelling, refused. */
+const SFTP_OPTIONS = {
+  stat: ['bigint'],
+  lstat: ['bigint'],
+  read: ['buffer', 'offset', 'length', 'position'],
+  write: ['offset', 'length', 'position'],
+  mkdir: ['recursive', 'mode'],
+  // fs's retries are for EBUSY on Windows; nothing here retries
+  rm: ['recursive', 'force', 'maxRetries', 'retryDelay'],
+  rmdir: ['recursive', 'maxRetries', 'retryDelay'],
+  readdir: ['withFileTypes', 'recursive', 'encoding'],
+  readFile: ['encoding', 'flag', 'maxSize', 'signal'],
+  writeFile: ['encoding', 'flag', 'mode', 'signal'],
+  appendFile: ['encoding', 'flag', 'mode', 'signal'],
+  createReadStream: ['start', 'end', 'highWaterMark', 'concurrency', 'encoding', 'signal'],
+  createWriteStream: ['flags', 'start', 'mode', 'concurrency', 'encoding', 'signal'],
+  download: ['concurrency', 'chunkSize', 'onProgress', 'resume', 'keepPartial', 'mode', 'fsync', 'signal'],
+  upload: ['concurrency', 'chunkSize', 'onProgress', 'resume', 'keepPartial', 'mode', 'fsync', 'signal'],
+  downloadDir: ['concurrency', 'chunkSize', 'keepPartial', 'mode', 'fsync', 'signal', 'fileConcurrency', 'filter', 'symlinks', 'onProgress'],
+  uploadDir: ['concurrency', 'chunkSize', 'keepPartial', 'mode', 'fsync', 'signal', 'fileConcurrency', 'filter', 'symlinks', 'onProgress'],
+} as const
+
+/** An options argument of `call`: none, or an object of the names it takes (else a ConfigError). */
+function optionsFor<T extends object>(o: T | null | undefined, call: keyof typeof SFTP_OPTIONS): T {
+  const options = optionsOf(o)
+  checkOptionNames(options, call, SFTP_OPTIONS[call])
+  return options
+}
+
+/** A stream's `signal`, checked before anything is opened. */
+function streamSignalOf(signal: unknown): AbortSignal | undefined {
+  if (signal === undefined) return undefined
+  if (!(signal instanceof AbortSignal)) throw new ConfigError('signal: must be an AbortSignal', { option: 'signal' })
+  return signal
+}
+
+/** As fs streams take a `signal`: its abort destroys the stream with an AbortError (closing the file). */
+function destroyOnAbort(stream: Readable | Writable, signal: AbortSignal | undefined): void {
+  if (!signal) return
+  const onAbort = (): void => { stream.destroy(new AbortError(undefined, { cause: signal.reason })) }
+  if (signal.aborted) {
+    process.nextTick(onAbort)
+    return
+  }
+  signal.addEventListener('abort', onAbort, { once: true })
+  stream.once('close', () => signal.removeEventListener('abort', onAbort))
 }
 
 /** A followed symlink that leads back into a directory being walked. */
@@ -261,13 +309,13 @@ function timeOf(t: number | string | Date, option: string): number {
 
 /** What `FileHandle.read` takes as options, as `fs.promises.FileHandle.read` does. */
 export interface ReadOptions {
-  /** Where the bytes go (default: a new 16 KiB Buffer). */
-  buffer?: Buffer | Uint8Array
+  /** Where the bytes go, any TypedArray or DataView (default: a new 16 KiB Buffer). */
+  buffer?: NodeJS.ArrayBufferView
   /** Where in `buffer` (default 0). */
   offset?: number | null
   /** How many bytes at most (default: the rest of `buffer`). */
   length?: number | null
-  /** Where in the file (default null: the current position). */
+  /** Where in the file (default null or -1: the current position). */
   position?: number | null
 }
 
@@ -310,30 +358,36 @@ export class FileHandle {
    * `fs.promises.FileHandle.read`, it also takes `(buffer, { offset, length, position })`,
    * `({ buffer, offset, length, position })` and no arguments (a new 16 KiB buffer).
    */
-  async read(buffer?: Buffer | Uint8Array | ReadOptions | null, offset: number | ReadOptions | null = 0, length?: number | null, position: number | null = null): Promise<ReadResult> {
-    if (buffer === undefined || buffer === null || (typeof buffer === 'object' && !(buffer instanceof Uint8Array))) {
+  async read<T extends NodeJS.ArrayBufferView = Buffer>(buffer?: T | ReadOptions | null, offset: number | ReadOptions | null = 0, length?: number | null, position: number | null = null): Promise<ReadResult<T>> {
+    // any TypedArray or DataView is a buffer, as fs reads into it; another object the options
+    let target: unknown = buffer
+    if (buffer === undefined || buffer === null || (typeof buffer === 'object' && !ArrayBuffer.isView(buffer))) {
       const o = (buffer ?? {}) as ReadOptions
-      buffer = o.buffer ?? Buffer.alloc(16384)
+      checkOptionNames(o, 'read', SFTP_OPTIONS.read)
+      target = o.buffer ?? Buffer.alloc(16384)
       offset = o.offset ?? 0
       length = o.length ?? undefined
       position = o.position ?? null
     } else if (offset !== null && typeof offset === 'object') {
       const o = offset
+      checkOptionNames(o, 'read', SFTP_OPTIONS.write)
       offset = o.offset ?? 0
       length = o.length ?? undefined
       position = o.position ?? null
     }
-    // as fs: null means the default
-    return this.#read(buffer as Buffer, (offset as number | null) ?? 0, length ?? undefined, position ?? null)
+    // as fs: null means the default, and a position of -1 the current one
+    return this.#read(target as T, (offset as number | null) ?? 0, length ?? undefined, position === -1 ? null : position ?? null)
   }
-  async #read(buffer: Buffer, offset: number, length: number | undefined, position: number | null): Promise<ReadResult> {
+  async #read<T extends NodeJS.ArrayBufferView>(view: T, offset: number, length: number | undefined, position: number | null): Promise<ReadResult<T>> {
     this.#checkMode('read', this.#readable)
-    if (!(buffer instanceof Uint8Array)) throw new ConfigError(`buffer: must be a Buffer or Uint8Array, got ${buffer === null ? 'null' : typeof buffer}`, { option: 'buffer' })
+    if (!ArrayBuffer.isView(view)) throw new ConfigError(`buffer: must be a Buffer, TypedArray or DataView, got ${view === null ? 'null' : typeof view}`, { option: 'buffer' })
+    // offset and length count bytes, whatever the view's element size (as fs counts them)
+    const buffer = Buffer.isBuffer(view) ? view : Buffer.from(view.buffer, view.byteOffset, view.byteLength)
     intOf(offset, 'offset', 0, buffer.length)
     const len = intOf(length, 'length', 0, buffer.length - offset) ?? buffer.length - offset
     if (position !== null) {
       intOf(position, 'position', 0)
-      return { bytesRead: await this.#readAt(buffer, offset, len, position), buffer }
+      return { bytesRead: await this.#readAt(buffer, offset, len, position), buffer: view }
     }
     // reads at the current position go one after the other, as on a local descriptor: each
     // starts where the one before ended (which only its reply tells)
@@ -348,7 +402,7 @@ export class FileHandle {
       }
     })
     this.#reading = turn.catch(() => {})
-    return { bytesRead: await turn, buffer }
+    return { bytesRead: await turn, buffer: view }
   }
   #reading: Promise<unknown> = Promise.resolve()
   #readsPending = 0
@@ -382,6 +436,7 @@ export class FileHandle {
       position = (a as number | null | undefined) ?? null
     } else if ((a !== null && typeof a === 'object') || arguments.length > 2) {
       const all = bytesOf(data)
+      if (a !== null && typeof a === 'object') checkOptionNames(a, 'write', SFTP_OPTIONS.write)
       const o = a !== null && typeof a === 'object' ? a : { offset: a ?? undefined, length: (b as number | null | undefined) ?? undefined, position: c }
       const offset = intOf(o.offset, 'offset', 0, all.length) ?? 0
       const length = intOf(o.length, 'length', 0, all.length - offset) ?? all.length - offset
@@ -391,16 +446,30 @@ export class FileHandle {
       buf = bytesOf(data)
       position = (a as number | null | undefined) ?? null
     }
+    // as fs: -1 is the current position, as null is
+    if (position === -1) position = null
     if (position !== null) intOf(position, 'position', 0)
     // a read at the current position still waiting for its reply ends where only that reply
     // says: a write issued after it goes after it
-    if (position === null && this.#readsPending > 0) {
+    const afterRead = position === null && this.#readsPending > 0
+    if (this.#appendAt !== undefined) {
+      // opened for appending, the server writes every request at the end, whatever offset it
+      // names: the requests of two writes in flight at once would land interleaved, so each
+      // write waits for the one before it to land, as on a local descriptor
+      const turn = this.#writing.then(() => (afterRead ? this.#reading : undefined)).then(() => this.#writeAt(buf, position))
+      this.#writing = turn.catch(() => {})
+      if (afterRead) this.#reading = this.#writing
+      return turn
+    }
+    if (afterRead) {
       const turn = this.#reading.then(() => this.#writeAt(buf, null))
       this.#reading = turn.catch(() => {})
       return turn
     }
     return this.#writeAt(buf, position)
   }
+  /** The last write of an append handle: the next one starts once it has landed. */
+  #writing: Promise<unknown> = Promise.resolve()
   async #writeAt(buf: Buffer, position: number | null): Promise<{ bytesWritten: number }> {
     const at = position ?? this.#appendAt ?? this.#position
     if (position === null) {
@@ -414,7 +483,7 @@ export class FileHandle {
   /** Attributes of the open file. */
   async stat(options: { bigint?: boolean } = {}): Promise<Stats> {
     this.#check()
-    return new Stats(await call(this.#sftp, 'fstat', this.#handle), options.bigint)
+    return new Stats(await call(this.#sftp, 'fstat', this.#handle), optionsFor(options, 'stat').bigint)
   }
   /** Sets the file's length (a negative one is 0, as fs takes it). */
   async truncate(len = 0): Promise<void> {
@@ -461,6 +530,8 @@ export interface SftpReadStreamOptions {
   concurrency?: number
   /** Deliver strings in this encoding instead of Buffers (as `setEncoding`). */
   encoding?: BufferEncoding
+  /** Its abort destroys the stream with an `AbortError` and closes the file, as fs's. */
+  signal?: AbortSignal
 }
 
 /** What {@link SftpClient.createWriteStream} returns: a Writable that counts what has landed, as fs's WriteStream. */
@@ -484,6 +555,8 @@ export interface SftpWriteStreamOptions {
   concurrency?: number
   /** How strings written are encoded (default 'utf8'), as fs's `encoding`. */
   encoding?: BufferEncoding
+  /** Its abort destroys the stream with an `AbortError` and closes the file, as fs's. */
+  signal?: AbortSignal
 }
 
 /**
@@ -507,11 +580,11 @@ export class SftpClient {
 
   /** Attributes, following symlinks. */
   async stat(path: string, options: { bigint?: boolean } = {}): Promise<Stats> {
-    return new Stats(await call(this.#n, 'stat', checkPath(path)), optionsOf(options).bigint)
+    return new Stats(await call(this.#n, 'stat', checkPath(path)), optionsFor(options, 'stat').bigint)
   }
   /** Attributes of the link itself. */
   async lstat(path: string, options: { bigint?: boolean } = {}): Promise<Stats> {
-    return new Stats(await call(this.#n, 'lstat', checkPath(path)), optionsOf(options).bigint)
+    return new Stats(await call(this.#n, 'lstat', checkPath(path)), optionsFor(options, 'lstat').bigint)
   }
   /** True when the path exists (following symlinks). */
   async exists(path: string): Promise<boolean> {
@@ -595,7 +668,7 @@ export class SftpClient {
   async mkdir(path: string, options: { recursive?: boolean; mode?: number | string } | number | string = {}): Promise<string | undefined> {
     checkPath(path)
     // as fs: a bare number or string is the mode
-    const o = typeof options === 'number' || typeof options === 'string' ? { mode: options } : optionsOf(options)
+    const o = typeof options === 'number' || typeof options === 'string' ? { mode: options } : optionsFor(options, 'mkdir')
     const mode = modeOf(o.mode)
     if (!o.recursive) {
       await call(this.#n, 'mkdir', path, mode)
@@ -624,46 +697,94 @@ export class SftpClient {
    * Removes a file, a link or (with `recursive`) a directory tree, as `fs.promises.rm`:
    * `force` makes a missing path no error.
    */
-  async rm(path: string, options: { recursive?: boolean; force?: boolean } = {}): Promise<void> {
+  async rm(path: string, options: { recursive?: boolean; force?: boolean; maxRetries?: number; retryDelay?: number } = {}): Promise<void> {
     checkPath(path)
-    const o = optionsOf(options)
+    const o = optionsFor(options, 'rm')
+    // the name itself, not what a trailing slash would resolve it to (a link's target)
+    const bare = path.replace(/\/+$/, '') || path
     let st: Stats
     try {
-      st = await this.lstat(path)
+      st = await this.lstat(bare)
+      // 'link/' names what the link points to: as fs.rm, neither the link nor that is removed
+      if (st.isSymbolicLink() && bare !== path) st = await this.stat(bare)
     } catch (e) {
       if (o.force && (e as SftpError).code === 'ENOENT') return
       throw e
     }
-    if (!st.isDirectory()) return this.unlink(path)
+    if (!st.isDirectory()) {
+      if (bare !== path) throw new SftpError(`ENOTDIR: rm '${path}': not a directory`, 'ENOTDIR', { status: 0, path })
+      return this.unlink(path)
+    }
     if (!o.recursive) throw new SftpError(`EISDIR: rm '${path}': it is a directory (use recursive)`, 'EISDIR', { status: 0, path })
     await this.rmdir(path, { recursive: true })
   }
-  /** Removes a directory; `recursive` removes its contents first (links are removed, not followed). */
-  async rmdir(path: string, options: { recursive?: boolean } = {}): Promise<void> {
+  /**
+   * Removes a directory; `recursive` removes its contents first. Links are removed, never
+   * followed: `path` a link (to a directory too) removes the link alone, and `link/` (which
+   * names its target) removes nothing, as fs does.
+   */
+  async rmdir(path: string, options: { recursive?: boolean; maxRetries?: number; retryDelay?: number } = {}): Promise<void> {
     checkPath(path)
-    if (optionsOf(options).recursive) {
-      for (const e of await this.readdir(path, { withFileTypes: true })) {
-        const p = posix.join(path, e.name)
-        if (e.isDirectory()) await this.rmdir(p, { recursive: true })
-        else await this.unlink(p)
+    if (optionsFor(options, 'rmdir').recursive) {
+      // as fs: what the path leads to must be a directory; a link to one is then removed alone
+      if (!(await this.stat(path)).isDirectory()) throw new SftpError(`ENOTDIR: rmdir '${path}': not a directory`, 'ENOTDIR', { status: 0, path })
+      const bare = path.replace(/\/+$/, '') || path
+      const st = await this.lstat(bare)
+      if (st.isSymbolicLink()) {
+        if (bare === path) await this.unlink(path)
+        return
       }
+      await this.#removeContents(path)
     }
     await call(this.#n, 'rmdir', path)
   }
+  /** Removes what a directory holds, depth first; a link is removed, not followed. */
+  async #removeContents(dir: string): Promise<void> {
+    for (const e of await this.readdir(dir, { withFileTypes: true })) {
+      const p = posix.join(dir, e.name)
+      if (e.isDirectory()) {
+        await this.#removeContents(p)
+        await call(this.#n, 'rmdir', p)
+      } else await this.unlink(p)
+    }
+  }
 
-  /** Names in a directory (`withFileTypes` gives {@link Dirent}s with their attributes). */
+  /**
+   * Names in a directory (`withFileTypes` gives {@link Dirent}s with their attributes).
+   * `recursive` lists the whole tree as fs does: names relative to `path` (`a/b`), or Dirents
+   * named as in their own directory with that directory as `parentPath`; links are listed, not
+   * followed.
+   */
   readdir(path: string): Promise<string[]>
-  readdir(path: string, options: { withFileTypes: true; encoding?: 'utf8' | 'utf-8' }): Promise<Dirent[]>
-  readdir(path: string, options?: { withFileTypes?: false; encoding?: 'utf8' | 'utf-8' } | 'utf8' | 'utf-8'): Promise<string[]>
-  async readdir(path: string, options: { withFileTypes?: boolean; encoding?: 'utf8' | 'utf-8' } | 'utf8' | 'utf-8' = {}): Promise<string[] | Dirent[]> {
-    const o = typeof options === 'string' ? { encoding: options } : optionsOf(options)
+  readdir(path: string, options: { withFileTypes: true; recursive?: boolean; encoding?: 'utf8' | 'utf-8' }): Promise<Dirent[]>
+  readdir(path: string, options?: { withFileTypes?: false; recursive?: boolean; encoding?: 'utf8' | 'utf-8' } | 'utf8' | 'utf-8'): Promise<string[]>
+  async readdir(path: string, options: { withFileTypes?: boolean; recursive?: boolean; encoding?: 'utf8' | 'utf-8' } | 'utf8' | 'utf-8' = {}): Promise<string[] | Dirent[]> {
+    const o = typeof options === 'string' ? { encoding: options } : optionsFor(options, 'readdir')
     // names are strings: fs's 'buffer' (or another encoding) has no meaning here
     if (o.encoding !== undefined && o.encoding !== null && !['utf8', 'utf-8'].includes(String(o.encoding).toLowerCase())) {
       throw new ConfigError(`encoding: readdir gives names as UTF-8 strings, got ${JSON.stringify(o.encoding)}`, { option: 'encoding' })
     }
+    for (const k of ['withFileTypes', 'recursive'] as const) {
+      if (o[k] !== undefined && o[k] !== null && typeof o[k] !== 'boolean') throw new ConfigError(`${k}: must be a boolean`, { option: k })
+    }
     const withFileTypes = o.withFileTypes
-    const entries = await call(this.#n, 'readdir', checkPath(path))
-    return withFileTypes ? entries.map((e) => new Dirent(e, path)) : entries.map((e) => e.name)
+    checkPath(path)
+    const entries = (await call(this.#n, 'readdir', path)).map((e) => new Dirent(e, path))
+    if (o.recursive) {
+      // breadth first, as fs lists a tree: each directory's entries, then those of the
+      // directories in it; the listing's attributes are lstat's, so a link is not entered
+      const names = entries.map((e) => e.name)
+      for (let i = 0; i < entries.length; i++) {
+        if (!entries[i].isDirectory()) continue
+        const dir = posix.join(entries[i].parentPath, entries[i].name)
+        for (const e of await call(this.#n, 'readdir', dir)) {
+          entries.push(new Dirent(e, dir))
+          names.push(`${names[i]}/${e.name}`)
+        }
+      }
+      return withFileTypes ? entries : names
+    }
+    return withFileTypes ? entries : entries.map((e) => e.name)
   }
   /** Streams a directory batch by batch: for huge directories. */
   async *opendir(path: string): AsyncGenerator<Dirent> {
@@ -697,8 +818,10 @@ export class SftpClient {
   readFile(path: string, options: { encoding: BufferEncoding; maxSize?: number; signal?: AbortSignal } | BufferEncoding): Promise<string>
   readFile(path: string, options?: { encoding?: null; maxSize?: number; signal?: AbortSignal }): Promise<Buffer>
   /** A whole file; `encoding` gives a string; `signal` aborts the reads (the handle is closed). */
-  async readFile(path: string, options: { encoding?: BufferEncoding | null; maxSize?: number; signal?: AbortSignal } | BufferEncoding = {}): Promise<Buffer | string> {
-    const o = typeof options === 'string' ? { encoding: options } : optionsOf(options)
+  async readFile(path: string, options: { encoding?: BufferEncoding | null; flag?: string | number; maxSize?: number; signal?: AbortSignal } | BufferEncoding = {}): Promise<Buffer | string> {
+    const o = typeof options === 'string' ? { encoding: options } : optionsFor(options, 'readFile')
+    // fs's default flag, 'r', is the one this reads with: another would be silently ignored
+    if ('flag' in o && o.flag !== undefined && flagsOf(o.flag, 'flag') !== 'r') throw new ConfigError(`flag: readFile reads with 'r' only, got ${JSON.stringify(o.flag)}`, { option: 'flag' })
     const encoding = encodingOf(o.encoding)
     const max = intOf(o.maxSize, 'maxSize', 0)
     checkPath(path)
@@ -711,7 +834,7 @@ export class SftpClient {
    */
   async writeFile(path: string, data: string | NodeJS.ArrayBufferView, options: { flag?: string | number; mode?: number; encoding?: BufferEncoding; signal?: AbortSignal } | BufferEncoding = {}): Promise<void> {
     checkPath(path)
-    const o = typeof options === 'string' ? { encoding: options } : optionsOf(options)
+    const o = typeof options === 'string' ? { encoding: options } : optionsFor(options, 'writeFile')
     const buf = bytesOf(data, encodingOf(o.encoding))
     const flags = flagsOf(o.flag, 'flag') ?? 'w'
     // 'r' (the one valid flag that does not open for writing): the write could only fail,
@@ -720,10 +843,10 @@ export class SftpClient {
     const mode = modeOf(o.mode)
     await withSignal(o.signal, (cancel) => call(this.#n, 'writeFile', path, buf, flags, mode, cancel))
   }
-  /** Appends to a file, creating it if needed. */
-  async appendFile(path: string, data: string | NodeJS.ArrayBufferView, options: { mode?: number; encoding?: BufferEncoding; signal?: AbortSignal } | BufferEncoding = {}): Promise<void> {
-    const o = typeof options === 'string' ? { encoding: options } : optionsOf(options)
-    await this.writeFile(path, data, { flag: 'a', mode: o.mode, encoding: o.encoding, signal: o.signal })
+  /** Appends to a file, creating it if needed (`flag` as fs, default 'a'). */
+  async appendFile(path: string, data: string | NodeJS.ArrayBufferView, options: { flag?: string | number; mode?: number; encoding?: BufferEncoding; signal?: AbortSignal } | BufferEncoding = {}): Promise<void> {
+    const o = typeof options === 'string' ? { encoding: options } : optionsFor(options, 'appendFile')
+    await this.writeFile(path, data, { flag: ('flag' in o ? o.flag : undefined) ?? 'a', mode: o.mode, encoding: o.encoding, signal: o.signal })
   }
 
   /**
@@ -733,7 +856,7 @@ export class SftpClient {
   createReadStream(path: string, streamOptions: SftpReadStreamOptions | BufferEncoding = {}): Readable {
     checkPath(path)
     // as fs: a string is the encoding
-    const options = typeof streamOptions === 'string' ? { encoding: streamOptions } : optionsOf(streamOptions)
+    const options = typeof streamOptions === 'string' ? { encoding: streamOptions } : optionsFor(streamOptions, 'createReadStream')
     const highWaterMark = intOf(options.highWaterMark, 'highWaterMark', 1)
     const concurrency = intOf(options.concurrency, 'concurrency', 1, 256)
     const start = options.start ?? 0
@@ -744,6 +867,7 @@ export class SftpClient {
     if (last !== undefined && (!Number.isSafeInteger(last) || last < start)) throw new ConfigError('end: must be an integer ≥ start, up to Number.MAX_SAFE_INTEGER', { option: 'end' })
     const end = last === undefined ? undefined : last + 1
     const encoding = encodingOf(options.encoding)
+    const signal = streamSignalOf(options.signal)
     let reader: InstanceType<typeof binding.NativeBufferReader> | undefined
     const stream = new Readable({
       highWaterMark: highWaterMark ?? 1024 * 1024,
@@ -754,6 +878,7 @@ export class SftpClient {
       },
     })
     stream.on('error', () => {})
+    destroyOnAbort(stream, signal)
     const source = new ChannelSource(0, (c) => stream.push(c), (e) => stream.destroy(e))
     if (encoding) stream.setEncoding(encoding)
     call(this.#n, 'readStream', path, start, end, concurrency, highWaterMark).then((r) => {
@@ -771,10 +896,11 @@ export class SftpClient {
   /** A Writable to a remote file with many writes in flight (write-behind); `finish` after every write landed. */
   createWriteStream(path: string, streamOptions: SftpWriteStreamOptions | BufferEncoding = {}): SftpWriteStream {
     checkPath(path)
-    const o: SftpWriteStreamOptions = typeof streamOptions === 'string' ? { encoding: streamOptions } : optionsOf(streamOptions)
+    const o: SftpWriteStreamOptions = typeof streamOptions === 'string' ? { encoding: streamOptions } : optionsFor(streamOptions, 'createWriteStream')
     const flags = flagsOf(o.flags, 'flags') ?? 'w'
     if (flags === 'r') throw new SftpError(`EBADF: write '${path}': flag '${flags}' does not open the file for writing`, 'EBADF', { status: 0, path })
     const defaultEncoding = encodingOf(o.encoding) ?? 'utf8'
+    const signal = streamSignalOf(o.signal)
     const writer = call(this.#n, 'writeStream', path, flags, intOf(o.start, 'start', 0), modeOf(o.mode), intOf(o.concurrency, 'concurrency', 1, 256))
     let opened: { confirmed(): number } | undefined
     writer.then((x) => { opened = x }, () => {})
@@ -796,6 +922,7 @@ export class SftpClient {
     // `start + bytesWritten` leaves no hole (bytes still in flight are not counted)
     Object.defineProperty(w, 'bytesWritten', { get: () => opened?.confirmed() ?? 0, enumerable: true })
     w.on('error', () => {})
+    destroyOnAbort(w, signal)
     // as fs.createWriteStream: 'open' and 'ready' once the file is open, and a file that
     // cannot be opened is an 'error' at once
     writer.then(() => {
@@ -811,7 +938,7 @@ export class SftpClient {
    * temporary name and renamed when complete and of the expected size.
    */
   async download(remote: string, local: string, transfer: TransferOptions = {}): Promise<number> {
-    return this.#download(remote, local, transfer, false)
+    return this.#download(remote, local, optionsFor(transfer, 'download'), false)
   }
   async #download(remote: string, local: string, transfer: TransferOptions, replaceLinks: boolean): Promise<number> {
     const options = optionsOf(transfer)
@@ -821,7 +948,7 @@ export class SftpClient {
   }
   /** Local file → remote file, natively; written under a temporary name and renamed when complete. */
   async upload(local: string, remote: string, transfer: TransferOptions = {}): Promise<number> {
-    return this.#upload(local, remote, transfer, false)
+    return this.#upload(local, remote, optionsFor(transfer, 'upload'), false)
   }
   async #upload(local: string, remote: string, transfer: TransferOptions, replaceLinks: boolean): Promise<number> {
     const options = optionsOf(transfer)
@@ -832,7 +959,7 @@ export class SftpClient {
 
   /** A remote directory tree → local, several files at once. Resolves with the files copied. */
   async downloadDir(remote: string, local: string, dirOptions: DirTransferOptions = {}): Promise<number> {
-    const options = checkDirOptions(dirOptions)
+    const options = checkDirOptions(optionsFor(dirOptions, 'downloadDir'))
     const files: { from: string; to: string; size: number }[] = []
     // the real paths of the directories being walked, root first: a followed link back into
     // one of them would never end
@@ -891,7 +1018,7 @@ export class SftpClient {
 
   /** A local directory tree → remote, several files at once. Resolves with the files copied. */
   async uploadDir(local: string, remote: string, dirOptions: DirTransferOptions = {}): Promise<number> {
-    const options = checkDirOptions(dirOptions)
+    const options = checkDirOptions(optionsFor(dirOptions, 'uploadDir'))
     const files: { from: string; to: string; size: number }[] = []
     // directories are made with the local one's permission bits, as files are
     const walk = async (dir: string, rel: string, above: string[], mode: number): Promise<void> => {

@@ -93,8 +93,17 @@ pub(crate) async fn refine(sftp: &Sftp, e: SftpErr, path: &str, op: &str) -> Err
         return base;
     }
     let stat = sftp.lstat(path).await.ok();
+    // a truncate or an open writes what a link leads to: a link to a directory is a directory
+    // to them (and an existing name is no failure of an open without 'x': open_file sees to it)
+    if matches!(op, "truncate" | "open") {
+        let leads_to_dir = match &stat {
+            Some(s) if s.is_symlink() => sftp.stat(path).await.is_ok_and(|s| s.is_dir()),
+            Some(s) => s.is_dir(),
+            None => false,
+        };
+        return if leads_to_dir { with_code(base, "EISDIR", "it is a directory") } else { base };
+    }
     match op {
-        "truncate" if stat.as_ref().is_some_and(|s| s.is_dir()) => with_code(base, "EISDIR", "it is a directory"),
         "mkdir" if stat.is_some() => with_code(base, "EEXIST", "it already exists"),
         "rmdir" => match stat {
             Some(s) if !s.is_dir() => with_code(base, "ENOTDIR", "not a directory"),
@@ -102,8 +111,6 @@ pub(crate) async fn refine(sftp: &Sftp, e: SftpErr, path: &str, op: &str) -> Err
             None => base,
         },
         "unlink" if stat.as_ref().is_some_and(|s| s.is_dir()) => with_code(base, "EISDIR", "it is a directory"),
-        "open" if stat.as_ref().is_some_and(|s| s.is_dir()) => with_code(base, "EISDIR", "it is a directory"),
-        "open" if stat.is_some() => with_code(base, "EEXIST", "it already exists"),
         _ => base,
     }
 }

@@ -448,11 +448,19 @@ impl Sftp {
                 self.paths.lock().unwrap_or_else(|e| e.into_inner()).insert(h.handle.clone(), path.to_string());
                 Ok(h.handle)
             }
-            Err(e) => match errors::refine(self, e, path, "open").await {
-                // an exclusive create of any existing name, a directory too, is EEXIST (open(2))
-                Error::Sftp { code, .. } if code == "EISDIR" && flags.contains('x') => Err(Error::Sftp { code: "EEXIST".into(), status: 4, message: format!("EEXIST: open '{path}': it already exists (a directory)"), path: Some(path.to_string()), reason: None }),
-                other => Err(other),
-            },
+            Err(e) => {
+                let e = errors::refine(self, e, path, "open").await;
+                // an exclusive create of any existing name (a directory, a link, dangling too)
+                // is EEXIST, as open(2) says; without 'x' an existing name is no failure
+                let exists = match &e {
+                    Error::Sftp { code, .. } if flags.contains('x') => code == "EISDIR" || (code == "EIO" && self.lstat(path).await.is_ok()),
+                    _ => false,
+                };
+                match e {
+                    Error::Sftp { status, .. } if exists => Err(Error::Sftp { code: "EEXIST".into(), status, message: format!("EEXIST: open '{path}': it already exists"), path: Some(path.to_string()), reason: None }),
+                    other => Err(other),
+                }
+            }
         }
     }
 
@@ -513,10 +521,16 @@ impl Sftp {
         }
         let src = self.open_file(from, "r", None).await?;
         // a new file gets the source's permission bits, as fs.copyFile and cp give it
-        let mode = match self.fstat(&src).await {
-            Ok(st) => st.mode.map(|m| m & 0o7777),
-            Err(_) => None,
+        let (mode, is_dir) = match self.fstat(&src).await {
+            Ok(st) => (st.mode.map(|m| m & 0o7777), st.is_dir()),
+            Err(_) => (None, false),
         };
+        // OpenSSH opens a directory for reading: its copy would fail as a bare "failure", after
+        // the destination was created; fs.copyFile refuses it first, with EISDIR
+        if is_dir {
+            let _ = self.close(&src).await;
+            return Err(Error::Sftp { code: "EISDIR".into(), status: 4, message: format!("EISDIR: copyfile '{from}' -> '{to}': the source is a directory"), path: Some(from.to_string()), reason: None });
+        }
         let dst = match self.open_file(to, if exclusive { "wx" } else { "w" }, mode).await {
             Ok(h) => h,
             Err(e) => {
