@@ -241,6 +241,51 @@ describe('connection set-up', () => {
     sockets.forEach((s) => s.destroy())
     srv.close()
   })
+  it('connects that time out or are aborted after a stalling server\'s banner close their sockets, direct and through a jump host', async () => {
+    // a server that sends its version line and then nothing (overloaded, a tarpit): russh's
+    // session task owns the socket from the banner on, and must end with the failed connect
+    const open = new Set<net.Socket>()
+    let accepted = 0
+    const srv = net.createServer((s) => {
+      accepted++
+      open.add(s)
+      s.on('error', () => {})
+      s.on('close', () => open.delete(s))
+      // read (and drop) what the client sends, or its FIN would never be seen
+      s.resume()
+      s.write('SSH-2.0-OpenSSH_9.2\r\n')
+    }).listen(0, '127.0.0.1')
+    await new Promise((r) => srv.once('listening', r))
+    const port = (srv.address() as net.AddressInfo).port
+    const hop = await connect({ ...base(), privateKeyPath: sshd.userKey.path })
+    try {
+      const names: string[] = []
+      for (let i = 0; i < 8; i++) {
+        const via = i >= 4 ? { proxyJump: [hop] } : {}
+        const o = { ...base(), port, password: 'x', hostKey: 'insecure-accept-any' as const, ...via }
+        if (i % 2) {
+          const e = await rejects(connect({ ...o, connectTimeout: 300 }))
+          names.push(`${e.name} ${(e as TimeoutError).phase}`)
+        } else {
+          const ac = new AbortController()
+          setTimeout(() => ac.abort(), 300)
+          names.push((await rejects(connect({ ...o, signal: ac.signal }))).name)
+        }
+      }
+      expect(names).toEqual(Array(4).fill(['AbortError', 'TimeoutError handshake']).flat())
+      expect(accepted).toBe(8)
+      // each socket closes with its connect (sshd's own, for the jump host's channels), not at exit
+      const until = Date.now() + 5000
+      while (open.size && Date.now() < until) await new Promise((r) => setTimeout(r, 25))
+      expect(open.size, `${open.size} of ${accepted} connections still open`).toBe(0)
+      expect(hop.isClosed).toBe(false)
+      expect((await hop.exec('echo hop')).stdout.toString()).toBe('hop\n')
+    } finally {
+      await hop.close()
+      open.forEach((s) => s.destroy())
+      srv.close()
+    }
+  })
   it('no common cipher is a NegotiationError naming the list and both sides', async () => {
     const only = await startSshd({ config: ['Ciphers aes256-ctr'] })
     try {

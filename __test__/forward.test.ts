@@ -873,7 +873,7 @@ describe('edges of setting up and tearing down', () => {
 
   it('a remote forward on a fixed port takes the connections that arrive before its reply', async () => {
     const c = await connect(connectOptions())
-    const hello = net.createServer((s) => s.end('hello'))
+    const hello = net.createServer((s) => { s.on('error', () => {}); s.end('hello') })
     await new Promise<void>((r) => hello.listen(0, '127.0.0.1', r))
     const port = await freeLoopbackPort()
     // keep connecting to the port the server is about to listen on, from before the request

@@ -70,6 +70,29 @@ function runChild(name: string, body: string, env: Record<string, string> = {}):
   }
 }
 
+/**
+ * Child-script source defining `ownEstablished(port)`: how many of this process's own TCP
+ * sockets are ESTABLISHED to `port` (its fds' socket inodes matched in /proc/self/net/tcp*).
+ */
+const OWN_ESTABLISHED = `
+      const ownEstablished = (port) => {
+        const fs = require('node:fs')
+        const mine = new Set()
+        for (const fd of fs.readdirSync('/proc/self/fd')) {
+          try { const m = /^socket:\\[(\\d+)\\]$/.exec(fs.readlinkSync('/proc/self/fd/' + fd)); if (m) mine.add(m[1]) } catch {}
+        }
+        let n = 0
+        for (const file of ['/proc/self/net/tcp', '/proc/self/net/tcp6']) {
+          let text = ''
+          try { text = fs.readFileSync(file, 'utf8') } catch { continue }
+          for (const row of text.split('\\n').slice(1)) {
+            const c = row.trim().split(/\\s+/)
+            if (c.length > 9 && c[3] === '01' && parseInt(c[2].split(':').pop(), 16) === port && mine.has(c[9])) n++
+          }
+        }
+        return n
+      }`
+
 /** The child prints `started`, is still running half a second later, then prints `last` and exits 0. */
 /** The end of a child script: unref()s `ssh` and says so, and reports at exit whether it was still connected. */
 const UNREF_AND_REPORT = `
@@ -389,6 +412,64 @@ describe('process lifetime', () => {
       expect(child.output()).toContain('closed')
     } finally {
       child.proc.kill('SIGKILL')
+    }
+  })
+
+  it('a connect that times out or is aborted while hostKey.verify is still pending lets the process exit, and closes its connection', async () => {
+    // the verify callback is a prompt nobody answers; it lives in russh's session task, which
+    // must end with the connect (its socket and the callback's hold on the process with it)
+    const child = runChild('verify-pending', `
+      ${OWN_ESTABLISHED}
+      // the answers a prompt would give, kept as a prompt keeps them: never called
+      const unanswered = []
+      let ac
+      const verify = () => { console.log('asked'); if (ac) setTimeout(() => ac.abort(), 50); return new Promise((answer) => unanswered.push(answer)) }
+      await connect({ ...options, hostKey: { verify }, connectTimeout: 2000 }).then(() => console.log('connected'), (e) => console.log('timeout: ' + e.name + ' ' + e.phase))
+      ac = new AbortController()
+      await connect({ ...options, hostKey: { verify }, signal: ac.signal }).then(() => console.log('connected'), (e) => console.log('abort: ' + e.name))
+      await new Promise((r) => setTimeout(r, 300))
+      console.log('established ' + ownEstablished(options.port))
+      console.log('done')
+    `)
+    try {
+      await child.line('done')
+      expect(child.output()).toContain('established 0')
+      expect(await child.exit(3000), child.output()).toBe(0)
+      const out = child.output()
+      expect(out.replace(/^stdout: /, '').split('\n').filter((l) => l === 'asked').length, out).toBe(2)
+      expect(out).toContain('timeout: TimeoutError handshake')
+      expect(out).toContain('abort: AbortError')
+    } finally {
+      child.proc.kill('SIGKILL')
+    }
+  })
+
+  it('a connect that times out or is aborted while keyboardInteractive is still pending lets the process exit, and closes its connection', async () => {
+    const pam = await startSshd({ replace: { UsePAM: 'yes', KbdInteractiveAuthentication: 'yes' } })
+    const kbdOptions = { host: pam.host, port: pam.port, username: pam.user, hostKey: { knownHosts: pam.knownHostsFile } }
+    const child = runChild('kbd-pending', `
+      ${OWN_ESTABLISHED}
+      const unanswered = []
+      let ac
+      const keyboardInteractive = () => { console.log('asked'); if (ac) setTimeout(() => ac.abort(), 50); return new Promise((answer) => unanswered.push(answer)) }
+      await connect({ ...options, keyboardInteractive, connectTimeout: 2000 }).then(() => console.log('connected'), (e) => console.log('timeout: ' + e.name + ' ' + e.phase))
+      ac = new AbortController()
+      await connect({ ...options, keyboardInteractive, signal: ac.signal }).then(() => console.log('connected'), (e) => console.log('abort: ' + e.name))
+      await new Promise((r) => setTimeout(r, 300))
+      console.log('established ' + ownEstablished(options.port))
+      console.log('done')
+    `, { FERROSSH_TEST_OPTIONS: JSON.stringify(kbdOptions) })
+    try {
+      await child.line('done')
+      expect(child.output()).toContain('established 0')
+      expect(await child.exit(3000), child.output()).toBe(0)
+      const out = child.output()
+      expect(out.replace(/^stdout: /, '').split('\n').filter((l) => l === 'asked').length, out).toBe(2)
+      expect(out).toContain('timeout: TimeoutError auth')
+      expect(out).toContain('abort: AbortError')
+    } finally {
+      child.proc.kill('SIGKILL')
+      await pam.stop()
     }
   })
 

@@ -430,7 +430,7 @@ describe('forwarding hooks', () => {
   // targets the tests below add
   const allowed = new Set<number>()
   beforeAll(async () => {
-    echo = net.createServer((c) => c.pipe(c))
+    echo = net.createServer((c) => { c.on('error', () => {}); c.pipe(c) })
     await new Promise<void>((r) => echo.listen(0, '127.0.0.1', r))
     echoPort = (echo.address() as net.AddressInfo).port
     allowed.add(echoPort)
@@ -447,7 +447,7 @@ describe('forwarding hooks', () => {
   })
 
   async function target(onConnection: (c: net.Socket) => void): Promise<{ port: number; server: net.Server }> {
-    const server = net.createServer(onConnection)
+    const server = net.createServer((c) => { c.on('error', () => {}); onConnection(c) })
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
     const port = (server.address() as net.AddressInfo).port
     allowed.add(port)

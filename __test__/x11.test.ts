@@ -40,6 +40,7 @@ describe('x11 forwarding', () => {
     const socketPath = join(dir, 'X42')
     const received: Buffer[] = []
     const server = net.createServer((s) => {
+      s.on('error', () => {})
       s.on('data', (d) => {
         received.push(d)
         const all = Buffer.concat(received)

@@ -2,7 +2,7 @@
 //! stops at its next await and reports `Error::Aborted`.
 
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::Arc;
 
 use tokio::sync::Notify;
@@ -67,6 +67,86 @@ impl CancelToken {
     }
 }
 
+/// Ends what a connect attempt left running unless the attempt succeeded. russh runs the
+/// session in a task of its own from the server's version line on: that task owns the socket
+/// and the handler (and through it a host key verifier that may be waiting on a prompt), and
+/// it outlives a connect future that timed out, was aborted or failed. Armed for the whole
+/// connect; fired when the attempt ends without a client (see `Armed`), disarmed when it
+/// succeeds. Once fired, the session's stream fails every read and write and the host key
+/// check gives up, so the task ends, its socket closes and the verifier is released.
+#[derive(Clone, Default)]
+pub(crate) struct KillSwitch(Arc<Switch>);
+
+#[derive(Default)]
+struct Switch {
+    state: AtomicU8,
+    notify: Notify,
+}
+
+const ARMED: u8 = 0;
+const FIRED: u8 = 1;
+const DISARMED: u8 = 2;
+
+impl KillSwitch {
+    /// Fires unless already disarmed.
+    pub(crate) fn fire(&self) {
+        if self.0.state.compare_exchange(ARMED, FIRED, Ordering::SeqCst, Ordering::SeqCst).is_ok() {
+            self.0.notify.notify_waiters();
+        }
+    }
+
+    /// Disarms unless already fired; true when it is disarmed.
+    pub(crate) fn disarm(&self) -> bool {
+        match self.0.state.compare_exchange(ARMED, DISARMED, Ordering::SeqCst, Ordering::SeqCst) {
+            Ok(_) => true,
+            Err(now) => now == DISARMED,
+        }
+    }
+
+    pub(crate) fn is_fired(&self) -> bool {
+        self.0.state.load(Ordering::SeqCst) == FIRED
+    }
+
+    pub(crate) fn is_disarmed(&self) -> bool {
+        self.0.state.load(Ordering::SeqCst) == DISARMED
+    }
+
+    /// Resolves once fired; never after a disarm.
+    pub(crate) async fn fired(&self) {
+        loop {
+            let n = self.0.notify.notified();
+            tokio::pin!(n);
+            n.as_mut().enable();
+            if self.is_fired() {
+                return;
+            }
+            n.await;
+        }
+    }
+}
+
+/// Fires its switch when dropped undisarmed: every way out of a connect but success (an
+/// error returned, a deadline, an abort dropping the future) ends the session task with it.
+pub(crate) struct Armed(KillSwitch);
+
+impl Armed {
+    pub(crate) fn new(switch: KillSwitch) -> Self {
+        Armed(switch)
+    }
+
+    /// The connect succeeded: the session lives on with the client. (Only this guard's drop
+    /// fires the switch, so nothing can have fired it before.)
+    pub(crate) fn disarm(self) {
+        self.0.disarm();
+    }
+}
+
+impl Drop for Armed {
+    fn drop(&mut self) {
+        self.0.fire();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -83,5 +163,24 @@ mod tests {
         assert!(matches!(r, Err(Error::Aborted)));
         let r: Result<u8> = CancelToken::run(Some(&t), async { Ok(1) }).await;
         assert!(matches!(r, Err(Error::Aborted)), "already cancelled");
+    }
+
+    #[tokio::test]
+    async fn a_kill_switch_fires_when_its_guard_is_dropped_and_never_after_a_disarm() {
+        let switch = KillSwitch::default();
+        let waiter = tokio::spawn({
+            let s = switch.clone();
+            async move { s.fired().await }
+        });
+        drop(Armed::new(switch.clone()));
+        assert!(switch.is_fired());
+        tokio::time::timeout(std::time::Duration::from_secs(5), waiter).await.expect("fired() resolved").expect("task");
+        assert!(!switch.disarm(), "a fired switch stays fired");
+
+        let kept = KillSwitch::default();
+        Armed::new(kept.clone()).disarm();
+        assert!(kept.is_disarmed() && !kept.is_fired());
+        kept.fire();
+        assert!(!kept.is_fired(), "a disarmed switch does not fire");
     }
 }

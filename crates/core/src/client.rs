@@ -14,7 +14,7 @@ use tokio::sync::{Notify, Semaphore};
 
 use crate::algorithms;
 use crate::auth;
-use crate::cancel::CancelToken;
+use crate::cancel::{Armed, CancelToken, KillSwitch};
 use crate::channel::{signal_name, BufferLimits, Channel, ChannelShared, ExitInfo, STDERR, STDOUT};
 use crate::error::{Error, Result};
 use crate::host_key;
@@ -159,6 +159,9 @@ pub struct ClientHandler {
     port: u16,
     /// The local agent socket that forwarded agent channels reach (`agentForward`).
     agent_socket: Option<std::path::PathBuf>,
+    /// The connect attempt's kill switch: a host key check still waiting (a verify callback
+    /// nobody answers) gives up when the attempt ends without a client.
+    abandoned: KillSwitch,
 }
 
 /// X11 forwarding set up by a session request; forwarded connections use it.
@@ -177,7 +180,13 @@ impl client::Handler for ClientHandler {
         };
         let info = host_key::info(&self.host, self.port, &presented);
         Trace::emit(&self.shared.trace, || format!("server host key: {} {}", presented.algorithm, presented.fingerprint));
-        let verdict = host_key::verify(&self.policy, &self.known_hosts, &self.host, self.port, &presented, &self.shared.trace).await;
+        let verdict = tokio::select! {
+            v = host_key::verify(&self.policy, &self.known_hosts, &self.host, self.port, &presented, &self.shared.trace) => v,
+            _ = self.abandoned.fired() => {
+                Trace::emit(&self.shared.trace, || "host key check abandoned: the connect attempt ended".to_string());
+                return Err(russh::Error::Disconnect);
+            }
+        };
         Trace::emit(&self.shared.trace, || match &verdict {
             Ok(()) => format!("host key accepted ({:?} policy)", policy_name(&self.policy)),
             Err(e) => format!("host key refused: {e}"),
@@ -442,7 +451,14 @@ struct Guard {
 /// A handshake over a proxy command failed: say so with the command's stderr, after a
 /// moment for it to exit (a command that exits at once is the usual cause).
 async fn proxy_command_error(pc: &mut ProxyCommand, e: Error) -> Error {
-    let status = tokio::time::timeout(Duration::from_millis(500), pc.child.wait()).await.ok().and_then(|r| r.ok());
+    // a command still running when the deadline passed: the ended session closes its stdin now,
+    // and the exit that follows says nothing about why SSH never came up
+    let outlived_deadline = matches!(e, Error::Timeout { .. }) && matches!(pc.child.try_wait(), Ok(None));
+    let status = if outlived_deadline {
+        None
+    } else {
+        tokio::time::timeout(Duration::from_millis(500), pc.child.wait()).await.ok().and_then(|r| r.ok())
+    };
     let _ = pc.child.kill().await;
     // what it wrote is still in the pipe: let the reader take it (bounded)
     if let Some(reader) = pc.stderr_reader.take() {
@@ -543,6 +559,10 @@ pub struct Client {
     /// proxy, a given stream): late channel-open replies get ACK nudges (`with_ack_nudges`).
     through_hop: bool,
 }
+
+/// How long a connect that failed after the key exchange waits for its disconnect to be
+/// written before the session is cut.
+const DISCONNECT_GRACE: Duration = Duration::from_millis(500);
 
 /// A global request no server knows, sent without want-reply (RFC 4254 §4: ignored).
 const ACK_NUDGE: &str = "nudge@ferrossh";
@@ -768,6 +788,10 @@ impl Client {
             inactivity_timeout: None,
             ..Default::default()
         };
+        // from here on russh's session task owns the stream: every way out of this function but
+        // success (an error, the deadline, an abort dropping it) must end that task too
+        let switch = KillSwitch::default();
+        let armed = Armed::new(switch.clone());
         let shared = Arc::new(ConnShared {
             trace: opts.trace.clone(),
             x11: Arc::new(Mutex::new(None)),
@@ -786,9 +810,11 @@ impl Client {
             host: host.clone(),
             port: opts.port,
             agent_socket: opts.agent_forward.clone(),
+            abandoned: switch.clone(),
         };
+        let stream = transport::Killable::new(transport::VersionCheck::new(stream), switch);
         let mut handle = with_deadline(deadline, "handshake", opts.connect_timeout, async {
-            client::connect_stream(Arc::new(config), transport::VersionCheck::new(stream), handler).await.map_err(|e| {
+            client::connect_stream(Arc::new(config), stream, handler).await.map_err(|e| {
                 if let Some(hk) = shared.state().host_key_error.take() {
                     return hk;
                 }
@@ -809,9 +835,16 @@ impl Client {
                     return Err(shared.close_error().unwrap_or_else(|| Error::disconnected("the server closed the connection during authentication")));
                 }
             }
-            let _ = handle.disconnect(Disconnect::ByApplication, "", "").await;
+            // the session sends the disconnect and ends by itself; one that cannot (a server that
+            // stopped reading) is ended by the kill switch when `armed` goes
+            let polite = async {
+                let _ = handle.disconnect(Disconnect::ByApplication, "", "").await;
+                let _ = (&mut handle).await;
+            };
+            let _ = tokio::time::timeout(DISCONNECT_GRACE, polite).await;
             return Err(e);
         }
+        armed.disarm();
         Ok(Client {
             handle: Arc::new(handle),
             shared,

@@ -11,6 +11,7 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWrite
 use tokio::net::TcpStream;
 use tokio::process::{Child, Command};
 
+use crate::cancel::KillSwitch;
 use crate::channel::Channel;
 use crate::error::{Error, Result};
 
@@ -545,6 +546,88 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for VersionCheck<S> {
     }
 }
 
+type Stop = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// The session's stream during a connect: once the attempt's kill switch fires, every read,
+/// write, flush and shutdown fails at once, waking a read or write that waits on a silent or
+/// stalled server, so russh's session task ends and drops the socket. A disarmed switch (the
+/// connect succeeded) leaves only a flag check per call. Each direction waits on the switch
+/// with its own waker: the read and write halves russh splits the stream into poll apart.
+pub(crate) struct Killable<S> {
+    inner: S,
+    switch: KillSwitch,
+    read_stop: Option<Stop>,
+    write_stop: Option<Stop>,
+}
+
+impl<S> Killable<S> {
+    pub(crate) fn new(inner: S, switch: KillSwitch) -> Self {
+        Killable { inner, switch, read_stop: None, write_stop: None }
+    }
+}
+
+/// Ready(Err) once the switch has fired, registering `cx` to be woken when it does.
+fn poll_killed(switch: &KillSwitch, stop: &mut Option<Stop>, cx: &mut Context<'_>) -> Poll<std::io::Error> {
+    if switch.is_disarmed() {
+        *stop = None;
+        return Poll::Pending;
+    }
+    let f = stop.get_or_insert_with(|| {
+        let s = switch.clone();
+        Box::pin(async move { s.fired().await })
+    });
+    match f.as_mut().poll(cx) {
+        Poll::Ready(()) => Poll::Ready(std::io::Error::new(std::io::ErrorKind::ConnectionAborted, "the connect attempt ended")),
+        Poll::Pending => Poll::Pending,
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Killable<S> {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        if let Poll::Ready(e) = poll_killed(&this.switch, &mut this.read_stop, cx) {
+            return Poll::Ready(Err(e));
+        }
+        Pin::new(&mut this.inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Killable<S> {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        let this = self.get_mut();
+        if let Poll::Ready(e) = poll_killed(&this.switch, &mut this.write_stop, cx) {
+            return Poll::Ready(Err(e));
+        }
+        Pin::new(&mut this.inner).poll_write(cx, buf)
+    }
+    fn poll_write_vectored(self: Pin<&mut Self>, cx: &mut Context<'_>, bufs: &[std::io::IoSlice<'_>]) -> Poll<std::io::Result<usize>> {
+        let this = self.get_mut();
+        if let Poll::Ready(e) = poll_killed(&this.switch, &mut this.write_stop, cx) {
+            return Poll::Ready(Err(e));
+        }
+        Pin::new(&mut this.inner).poll_write_vectored(cx, bufs)
+    }
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        if let Poll::Ready(e) = poll_killed(&this.switch, &mut this.write_stop, cx) {
+            return Poll::Ready(Err(e));
+        }
+        Pin::new(&mut this.inner).poll_flush(cx)
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        // a shutdown after the kill would wait on the peer (a jump host's channel EOF): dropping
+        // the stream is what closes it
+        if let Poll::Ready(e) = poll_killed(&this.switch, &mut this.write_stop, cx) {
+            return Poll::Ready(Err(e));
+        }
+        Pin::new(&mut this.inner).poll_shutdown(cx)
+    }
+}
+
 #[cfg(test)]
 mod tests {
 
@@ -593,5 +676,38 @@ mod tests {
         v.clear();
         push_socks5_addr(&mut v, "db", 22).unwrap();
         assert_eq!(v, [3, 2, b'd', b'b', 0, 22]);
+    }
+
+    #[tokio::test]
+    async fn a_fired_kill_switch_wakes_a_read_waiting_on_a_silent_peer() {
+        let (ours, _silent_peer) = tokio::io::duplex(64);
+        let switch = KillSwitch::default();
+        let mut s = Killable::new(ours, switch.clone());
+        let read = tokio::spawn(async move {
+            let mut b = [0u8; 8];
+            s.read(&mut b).await
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        assert!(!read.is_finished());
+        switch.fire();
+        let r = tokio::time::timeout(std::time::Duration::from_secs(5), read).await.expect("the read woke").expect("task");
+        assert_eq!(r.map_err(|e| e.kind()).err(), Some(std::io::ErrorKind::ConnectionAborted));
+    }
+
+    #[tokio::test]
+    async fn a_disarmed_kill_switch_passes_bytes_through() {
+        let (ours, mut peer) = tokio::io::duplex(64);
+        let switch = KillSwitch::default();
+        let mut s = Killable::new(ours, switch.clone());
+        assert!(switch.disarm());
+        switch.fire();
+        s.write_all(b"SSH-2.0-x\r\n").await.unwrap();
+        let mut b = [0u8; 11];
+        peer.read_exact(&mut b).await.unwrap();
+        assert_eq!(&b, b"SSH-2.0-x\r\n");
+        peer.write_all(b"ok").await.unwrap();
+        let mut r = [0u8; 2];
+        s.read_exact(&mut r).await.unwrap();
+        assert_eq!(&r, b"ok");
     }
 }
