@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { inspect } from 'node:util'
 
-import { AuthError, ConfigError, connect, SshError, type ConnectOptions, type Prompt } from '../dist/cjs/index.js'
+import { AuthError, ConfigError, connect, generateKey, parseKey, SshError, type ConnectOptions, type Prompt } from '../dist/cjs/index.js'
 import { startAgent } from './fixtures/agent.mjs'
 import { fingerprintOf, keygen, startSshd, TEST_USER, type Sshd } from './fixtures/sshd.mjs'
 
@@ -200,6 +200,44 @@ describe('private key types and formats', () => {
     expect(readFileSync(sshd.configPath, 'utf8')).toMatch(/^PubkeyAcceptedAlgorithms rsa-sha2-512,rsa-sha2-256,[^\n]*$/m)
     expect(log).toMatch(/pkalg rsa-sha2-(256|512) /)
     expect(log).not.toMatch(/pkalg ssh-rsa /)
+  })
+})
+
+describe('RSA keys of any size', () => {
+  // RSA signatures must be exactly as long as the modulus (sshd: "key bits do not match"
+  // otherwise)
+  let sshd: Sshd
+  const cases: { name: string; path: string; publicKey: string; bits: number }[] = []
+  beforeAll(async () => {
+    const keys = join(dir, 'rsa-sizes')
+    mkdirSync(keys)
+    for (const bits of [2100, 3000]) {
+      const k = keygen(join(keys, `keygen-${bits}`), 'rsa', { bits })
+      cases.push({ name: `ssh-keygen -b ${bits}`, path: k.path, publicKey: k.publicKey, bits })
+    }
+    for (const bits of [3000]) {
+      const g = generateKey({ type: 'rsa', bits })
+      const path = join(keys, `generated-${bits}`)
+      writeFileSync(path, g.privateKey, { mode: 0o600 })
+      cases.push({ name: `generateKey bits ${bits}`, path, publicKey: g.publicKey, bits })
+    }
+    sshd = await startSshd({ authorizedKeys: cases.map((c) => c.publicKey) })
+  }, 120_000)
+  afterAll(async () => { await sshd?.stop() })
+
+  const names = ['ssh-keygen -b 2100', 'ssh-keygen -b 3000', 'generateKey bits 3000']
+
+  it.each(names)('%s logs in, as with OpenSSH ssh', async (name) => {
+    const c = cases.find((k) => k.name === name)!
+    expect(parseKey(readFileSync(c.path)).bits).toBe(c.bits)
+    const ssh = execFileSync('ssh', ['-F', '/dev/null', '-o', 'BatchMode=yes', '-o', `UserKnownHostsFile=${sshd.knownHostsFile}`, '-o', 'IdentitiesOnly=yes',
+      '-i', c.path, '-p', String(sshd.port), `${sshd.user}@${sshd.host}`, 'echo ok'], { encoding: 'utf8' })
+    expect(ssh.trim()).toBe('ok')
+    const before = accepted(sshd).length
+    await login(sshd, { privateKeyPath: c.path })
+    const fingerprint = parseKey(c.publicKey).fingerprint
+    expect(accepted(sshd).slice(before).some((l) => l.endsWith(fingerprint))).toBe(true)
+    expect(sshd.log()).not.toMatch(/key bits do not match/)
   })
 })
 

@@ -191,6 +191,40 @@ pub fn generate_key(
     })
 }
 
+/// Signs `data` with `key` as an SSH signature (`hash` picks rsa-sha2-256/512 for RSA keys).
+///
+/// An RSA signature must be exactly as long as the modulus (RFC 8017 §8.2.1, RFC 8332 §3), and
+/// OpenSSH refuses a longer one ("key bits do not match"). The rsa crate writes signatures at the
+/// width of its 64-bit limbs, so for a modulus that is not a multiple of 64 bits (3000, 2100,
+/// 2049…) they carry leading zero bytes: those are cut off here.
+pub fn sign(
+    key: &PrivateKey,
+    hash: Option<HashAlg>,
+    data: &[u8],
+) -> Result<ssh_key::Signature, ssh_key::Error> {
+    use russh::keys::signature::Signer;
+    let KeypairData::Rsa(rsa) = key.key_data() else {
+        return Ok(Signer::try_sign(key, data)?);
+    };
+    let signature = Signer::try_sign(&(rsa, hash), data)?;
+    let len = usize::try_from(bit_length(rsa.public().n()).div_ceil(8)).unwrap_or(usize::MAX);
+    let bytes = signature.as_bytes();
+    let extra = bytes.len().saturating_sub(len);
+    // the signature is below the modulus, so anything past its length is zeros
+    if bytes[..extra].iter().any(|&b| b != 0) {
+        return Err(ssh_key::Error::Crypto);
+    }
+    ssh_key::Signature::new(signature.algorithm(), &bytes[extra..])
+}
+
+/// The size of an RSA key's modulus in bits, as `ssh-keygen -l` prints it; `None` for other keys.
+pub fn rsa_bits(key: &PublicKey) -> Option<u32> {
+    match key.key_data() {
+        KeyData::Rsa(k) => Some(bit_length(k.n())),
+        _ => None,
+    }
+}
+
 /// authorized_keys line for `key`: `type base64 [comment]`.
 pub fn public_key_line(key: &PublicKey, comment: &str) -> String {
     // Encoding a key held in memory only fails on allocation; an empty blob is the least bad
@@ -2262,6 +2296,36 @@ Private-MAC: 3bae2b8ddf40c6073c5195431d16cc44d90520daed52bef18c38eb721b6df012
                 .encrypted
         );
         assert!(!key.public_key.ends_with(' '));
+    }
+
+    fn rsa_modulus_len(key: &PrivateKey) -> usize {
+        let bits = rsa_bits(key.public_key()).expect("an RSA key");
+        usize::try_from(bits.div_ceil(8)).expect("fits")
+    }
+
+    fn assert_signs_at_modulus_length(key: &PrivateKey) {
+        use russh::keys::signature::Verifier as _;
+        let KeypairData::Rsa(rsa) = key.key_data() else {
+            panic!("an RSA key")
+        };
+        for hash in [HashAlg::Sha256, HashAlg::Sha512] {
+            let signature = sign(key, Some(hash), b"exchange hash").expect("signs");
+            assert_eq!(signature.as_bytes().len(), rsa_modulus_len(key));
+            rsa.public()
+                .verify(b"exchange hash", &signature)
+                .expect("verifies");
+        }
+    }
+
+    #[test]
+    fn rsa_signatures_are_as_long_as_the_modulus() {
+        // RFC 8332: whatever the modulus size, and OpenSSH refuses longer ones
+        for bits in [2048, 2056, 2100, 3000] {
+            let generated = generate_key(KeyType::Rsa { bits }, "", None).expect("generates");
+            let key = load_private_key(generated.private_key.as_bytes(), None).expect("loads");
+            assert_eq!(rsa_bits(key.public_key()), Some(bits));
+            assert_signs_at_modulus_length(&key);
+        }
     }
 
     #[test]
