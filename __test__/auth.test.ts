@@ -9,6 +9,7 @@ import { inspect } from 'node:util'
 
 import { AuthError, ConfigError, connect, generateKey, parseKey, SshError, type ConnectOptions, type Prompt } from '../dist/cjs/index.js'
 import { startAgent } from './fixtures/agent.mjs'
+import { rsaKeyFromPrimes } from './fixtures/helpers'
 import { fingerprintOf, keygen, startSshd, TEST_USER, type Sshd } from './fixtures/sshd.mjs'
 
 type Agent = Awaited<ReturnType<typeof startAgent>>
@@ -205,7 +206,8 @@ describe('private key types and formats', () => {
 
 describe('RSA keys of any size', () => {
   // RSA signatures must be exactly as long as the modulus (sshd: "key bits do not match"
-  // otherwise)
+  // otherwise), and keys whose primes differ in size (Go's crypto/rsa makes 2049-bit keys from
+  // primes of 1025 and 1024 bits) must load at all
   let sshd: Sshd
   const cases: { name: string; path: string; publicKey: string; bits: number }[] = []
   beforeAll(async () => {
@@ -215,17 +217,21 @@ describe('RSA keys of any size', () => {
       const k = keygen(join(keys, `keygen-${bits}`), 'rsa', { bits })
       cases.push({ name: `ssh-keygen -b ${bits}`, path: k.path, publicKey: k.publicKey, bits })
     }
-    for (const bits of [3000]) {
+    for (const bits of [3000, 2049]) {
       const g = generateKey({ type: 'rsa', bits })
       const path = join(keys, `generated-${bits}`)
       writeFileSync(path, g.privateKey, { mode: 0o600 })
       cases.push({ name: `generateKey bits ${bits}`, path, publicKey: g.publicKey, bits })
     }
+    const odd = rsaKeyFromPrimes(keys, 'primes-1025-1024', 1025, 1024)
+    cases.push({ name: 'PKCS#1 with primes of 1025 and 1024 bits', path: odd.pkcs1, publicKey: odd.publicKey, bits: odd.bits })
+    cases.push({ name: 'PKCS#8 with primes of 1025 and 1024 bits', path: odd.pkcs8, publicKey: odd.publicKey, bits: odd.bits })
     sshd = await startSshd({ authorizedKeys: cases.map((c) => c.publicKey) })
   }, 120_000)
   afterAll(async () => { await sshd?.stop() })
 
-  const names = ['ssh-keygen -b 2100', 'ssh-keygen -b 3000', 'generateKey bits 3000']
+  const names = ['ssh-keygen -b 2100', 'ssh-keygen -b 3000', 'generateKey bits 3000', 'generateKey bits 2049',
+    'PKCS#1 with primes of 1025 and 1024 bits', 'PKCS#8 with primes of 1025 and 1024 bits']
 
   it.each(names)('%s logs in, as with OpenSSH ssh', async (name) => {
     const c = cases.find((k) => k.name === name)!

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 
 import { ConfigError, createServer, parseKey, type ServerSession } from '../dist/cjs/index.js'
-import { freeLoopbackPort, until, withTimeout } from './fixtures/helpers'
+import { freeLoopbackPort, rsaKeyFromPrimes, until, withTimeout } from './fixtures/helpers'
 import { keyBlob, run, scp, ssh, startServer, type TestServer } from './fixtures/server'
 import { keygen } from './fixtures/sshd.mjs'
 
@@ -324,6 +324,12 @@ describe('RSA host keys', () => {
 
   it.each([
     ['ssh-keygen -b 3072', () => keygen(join(keys, 'host-3072'), 'rsa', { bits: 3072 })],
+    // 17 and 16 64-bit limbs: the CRT coefficient used to abort the process
+    ['a 2048-bit key from primes of 1025 and 1023 bits', () => {
+      const k = rsaKeyFromPrimes(keys, 'host-1025-1023', 1025, 1023)
+      expect(k.bits).toBe(2048)
+      return { path: k.pkcs1, publicKey: k.publicKey }
+    }],
   ])('%s serves OpenSSH ssh with rsa-sha2-512 and rsa-sha2-256', async (_name, make) => {
     const key = make()
     const host = await startServer({ hostKeys: [key.path], exec: (s) => { s.stdout.write('ok\n'); return 0 } })
@@ -346,6 +352,7 @@ describe('RSA host keys', () => {
   it.each([
     ['ssh-keygen -b 3000', 3000, () => keygen(join(keys, 'host-3000'), 'rsa', { bits: 3000 }).path],
     ['ssh-keygen -b 2100', 2100, () => keygen(join(keys, 'host-2100'), 'rsa', { bits: 2100 }).path],
+    ['a 2049-bit key from primes of 1025 and 1024 bits', 2049, () => rsaKeyFromPrimes(keys, 'host-1025-1024', 1025, 1024).pkcs1],
   ])('%s is refused with a ConfigError: its signatures would not be the length of its modulus', (_name, bits, make) => {
     const path = make()
     let error: unknown

@@ -172,7 +172,8 @@ pub fn generate_key(
                 )));
             }
             let bits = usize::try_from(bits).map_err(|_| generation_failed("RSA size"))?;
-            KeypairData::Rsa(RsaKeypair::random(&mut rng, bits).map_err(generation_failed)?)
+            let key = rsa::RsaPrivateKey::new(&mut rng, bits).map_err(generation_failed)?;
+            KeypairData::Rsa(rsa_keypair(&key)?)
         }
     };
     let mut key = PrivateKey::new(keypair, comment).map_err(generation_failed)?;
@@ -189,6 +190,28 @@ pub fn generate_key(
         public_key,
         fingerprint,
     })
+}
+
+/// The OpenSSH form of an RSA key. ssh-key's own conversion computes the CRT coefficient with
+/// `q.invert_mod(p)`, which asserts that both primes have the same number of 64-bit limbs: primes
+/// on either side of a limb boundary (1025 and 1024 bits, as in every 2049-bit key) made it panic
+/// and abort the process. The rsa crate's precomputed `1/q mod p`, computed with the widths
+/// matched, is taken instead.
+fn rsa_keypair(key: &rsa::RsaPrivateKey) -> Result<RsaKeypair, KeyError> {
+    use rsa::traits::PrivateKeyParts;
+    let inconsistent = || malformed("the RSA private key's numbers are inconsistent");
+    let [p, q] = key.primes() else {
+        return Err(KeyError::Unsupported(
+            "multi-prime RSA keys (more than two primes) are not supported".into(),
+        ));
+    };
+    let iqmp = key.qinv().ok_or_else(inconsistent)?.retrieve();
+    let mpint = |n: &rsa::BoxedUint| Mpint::from_positive_bytes(&Zeroizing::new(n.to_be_bytes()));
+    let public = ssh_key::public::RsaPublicKey::try_from(key.as_public_key())
+        .map_err(|e| ssh_key_error("the RSA public key", e))?;
+    let private = RsaPrivateKey::new(mpint(key.d()), mpint(&iqmp), mpint(p), mpint(q))
+        .map_err(|_| inconsistent())?;
+    RsaKeypair::new(public, private).map_err(|e| ssh_key_error("the RSA private key", e))
 }
 
 /// Signs `data` with `key` as an SSH signature (`hash` picks rsa-sha2-256/512 for RSA keys).
@@ -938,9 +961,7 @@ mod der {
         }
         let key = rsa::RsaPrivateKey::try_from(key)
             .map_err(|_| malformed("the RSA private key's numbers are inconsistent"))?;
-        let keypair =
-            RsaKeypair::try_from(key).map_err(|e| ssh_key_error("the RSA private key", e))?;
-        PrivateKey::new(KeypairData::Rsa(keypair), "")
+        PrivateKey::new(KeypairData::Rsa(rsa_keypair(&key)?), "")
             .map_err(|e| ssh_key_error("the RSA private key", e))
     }
 
@@ -2326,6 +2347,117 @@ Private-MAC: 3bae2b8ddf40c6073c5195431d16cc44d90520daed52bef18c38eb721b6df012
             assert_eq!(rsa_bits(key.public_key()), Some(bits));
             assert_signs_at_modulus_length(&key);
         }
+    }
+
+    #[test]
+    fn rsa_keys_whose_primes_differ_in_limb_count() {
+        // a 2049-bit key has primes of 1025 and 1024 bits: 17 and 16 64-bit limbs
+        let generated = generate_key(KeyType::Rsa { bits: 2049 }, "", None).expect("generates");
+        let key = load_private_key(generated.private_key.as_bytes(), None).expect("loads");
+        assert_eq!(
+            parse_key(generated.private_key.as_bytes(), None)
+                .expect("parses")
+                .bits,
+            2049
+        );
+        assert_signs_at_modulus_length(&key);
+        if !have("openssl") || !have("ssh-keygen") {
+            return;
+        }
+        // a PKCS#1 file with such primes, as Go's crypto/rsa writes for 2049 bits, and one
+        // with a 2048-bit modulus from primes of 1025 and 1023 bits
+        for (p_bits, q_bits, n_bits) in [(1025, 1024, 2049), (1025, 1023, 2048)] {
+            let pem = pkcs1_from_primes(p_bits, q_bits, n_bits);
+            let dir = tempfile::tempdir().expect("tempdir");
+            let path = dir.path().join("k1.pem");
+            std::fs::write(&path, &pem).expect("write");
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+                    .expect("chmod");
+            }
+            let public_line = run(Command::new("ssh-keygen").arg("-y").arg("-f").arg(&path));
+            let key = load_private_key(pem.as_bytes(), None).expect("loads");
+            assert_eq!(
+                key_fields(&public_key_line(key.public_key(), "")),
+                key_fields(&public_line)
+            );
+            assert_eq!(
+                parse_key(pem.as_bytes(), None).expect("parses").bits,
+                n_bits
+            );
+            assert_signs_at_modulus_length(&key);
+        }
+    }
+
+    /// A PKCS#1 PEM RSA key made of two primes of the given sizes (from `openssl prime`)
+    /// whose modulus has `n_bits` bits. OpenSSL cannot be asked for such a key itself.
+    pub(crate) fn pkcs1_from_primes(p_bits: u32, q_bits: u32, n_bits: u32) -> String {
+        use pkcs8::der::{asn1::UintRef, Encode as _};
+        use rsa::traits::{PrivateKeyParts, PublicKeyParts};
+        let prime = |bits: u32| {
+            let hex = run(Command::new("openssl").args([
+                "prime",
+                "-generate",
+                "-hex",
+                "-bits",
+                &bits.to_string(),
+            ]));
+            let hex = hex.trim();
+            let hex = if hex.len() % 2 == 1 {
+                format!("0{hex}")
+            } else {
+                hex.to_string()
+            };
+            rsa::BoxedUint::from_be_slice_vartime(&pem::decode_hex(&hex).expect("hex"))
+        };
+        let key = loop {
+            let key = rsa::RsaPrivateKey::from_p_q(
+                prime(p_bits),
+                prime(q_bits),
+                rsa::BoxedUint::from(65537u32),
+            )
+            .expect("a key");
+            if key.n().as_ref().bit_width_vartime() == n_bits {
+                break key;
+            }
+        };
+        let bytes = |n: &rsa::BoxedUint| n.to_be_bytes().to_vec();
+        let values = [
+            bytes(key.n().as_ref()),
+            bytes(key.e()),
+            bytes(key.d()),
+            bytes(&key.primes()[0]),
+            bytes(&key.primes()[1]),
+            bytes(key.dp().expect("precomputed")),
+            bytes(key.dq().expect("precomputed")),
+            bytes(&key.qinv().expect("precomputed").retrieve()),
+        ];
+        let u = |i: usize| UintRef::new(&values[i]).expect("uint");
+        let der = rsa::pkcs1::RsaPrivateKey {
+            modulus: u(0),
+            public_exponent: u(1),
+            private_exponent: u(2),
+            prime1: u(3),
+            prime2: u(4),
+            exponent1: u(5),
+            exponent2: u(6),
+            coefficient: u(7),
+            other_prime_infos: None,
+        }
+        .to_der()
+        .expect("der");
+        let body = BASE64.encode(der);
+        let lines: Vec<&str> = body
+            .as_bytes()
+            .chunks(64)
+            .map(|c| std::str::from_utf8(c).expect("ascii"))
+            .collect();
+        format!(
+            "-----BEGIN RSA PRIVATE KEY-----\n{}\n-----END RSA PRIVATE KEY-----\n",
+            lines.join("\n")
+        )
     }
 
     #[test]

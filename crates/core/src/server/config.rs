@@ -327,7 +327,7 @@ mod tests {
             let opts = ServerOptions { host_keys: vec![HostKeySource::Data(Arc::new(key.private_key.into_bytes()), None)], password: true, ..Default::default() };
             load_host_keys(&opts)
         };
-        for bits in [2100] {
+        for bits in [2100, 2049] {
             let e = with(bits).unwrap_err();
             assert_eq!(e.code(), "ERR_SSH_CONFIG");
             assert!(e.to_string().contains(&format!("hostKeys[0]: a {bits}-bit RSA host key cannot be served")), "{e}");
