@@ -7,8 +7,9 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { inspect } from 'node:util'
 
-import { AuthError, ConfigError, connect, SshError, type ConnectOptions, type Prompt } from '../dist/cjs/index.js'
+import { AuthError, ConfigError, connect, generateKey, parseKey, SshError, type ConnectOptions, type Prompt } from '../dist/cjs/index.js'
 import { startAgent } from './fixtures/agent.mjs'
+import { rsaKeyFromPrimes } from './fixtures/helpers'
 import { fingerprintOf, keygen, startSshd, TEST_USER, type Sshd } from './fixtures/sshd.mjs'
 
 type Agent = Awaited<ReturnType<typeof startAgent>>
@@ -200,6 +201,49 @@ describe('private key types and formats', () => {
     expect(readFileSync(sshd.configPath, 'utf8')).toMatch(/^PubkeyAcceptedAlgorithms rsa-sha2-512,rsa-sha2-256,[^\n]*$/m)
     expect(log).toMatch(/pkalg rsa-sha2-(256|512) /)
     expect(log).not.toMatch(/pkalg ssh-rsa /)
+  })
+})
+
+describe('RSA keys of any size', () => {
+  // RSA signatures must be exactly as long as the modulus (sshd: "key bits do not match"
+  // otherwise), and keys whose primes differ in size (Go's crypto/rsa makes 2049-bit keys from
+  // primes of 1025 and 1024 bits) must load at all
+  let sshd: Sshd
+  const cases: { name: string; path: string; publicKey: string; bits: number }[] = []
+  beforeAll(async () => {
+    const keys = join(dir, 'rsa-sizes')
+    mkdirSync(keys)
+    for (const bits of [2100, 3000]) {
+      const k = keygen(join(keys, `keygen-${bits}`), 'rsa', { bits })
+      cases.push({ name: `ssh-keygen -b ${bits}`, path: k.path, publicKey: k.publicKey, bits })
+    }
+    for (const bits of [3000, 2049]) {
+      const g = generateKey({ type: 'rsa', bits })
+      const path = join(keys, `generated-${bits}`)
+      writeFileSync(path, g.privateKey, { mode: 0o600 })
+      cases.push({ name: `generateKey bits ${bits}`, path, publicKey: g.publicKey, bits })
+    }
+    const odd = rsaKeyFromPrimes(keys, 'primes-1025-1024', 1025, 1024)
+    cases.push({ name: 'PKCS#1 with primes of 1025 and 1024 bits', path: odd.pkcs1, publicKey: odd.publicKey, bits: odd.bits })
+    cases.push({ name: 'PKCS#8 with primes of 1025 and 1024 bits', path: odd.pkcs8, publicKey: odd.publicKey, bits: odd.bits })
+    sshd = await startSshd({ authorizedKeys: cases.map((c) => c.publicKey) })
+  }, 120_000)
+  afterAll(async () => { await sshd?.stop() })
+
+  const names = ['ssh-keygen -b 2100', 'ssh-keygen -b 3000', 'generateKey bits 3000', 'generateKey bits 2049',
+    'PKCS#1 with primes of 1025 and 1024 bits', 'PKCS#8 with primes of 1025 and 1024 bits']
+
+  it.each(names)('%s logs in, as with OpenSSH ssh', async (name) => {
+    const c = cases.find((k) => k.name === name)!
+    expect(parseKey(readFileSync(c.path)).bits).toBe(c.bits)
+    const ssh = execFileSync('ssh', ['-F', '/dev/null', '-o', 'BatchMode=yes', '-o', `UserKnownHostsFile=${sshd.knownHostsFile}`, '-o', 'IdentitiesOnly=yes',
+      '-i', c.path, '-p', String(sshd.port), `${sshd.user}@${sshd.host}`, 'echo ok'], { encoding: 'utf8' })
+    expect(ssh.trim()).toBe('ok')
+    const before = accepted(sshd).length
+    await login(sshd, { privateKeyPath: c.path })
+    const fingerprint = parseKey(c.publicKey).fingerprint
+    expect(accepted(sshd).slice(before).some((l) => l.endsWith(fingerprint))).toBe(true)
+    expect(sshd.log()).not.toMatch(/key bits do not match/)
   })
 })
 

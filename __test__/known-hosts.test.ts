@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 
 import { AbortError, ConfigError, connect, generateKey, HostKeyError, KnownHosts, parseKey, ProxyError, TimeoutError } from '../dist/cjs/index.js'
+import { rsaKeyFromPrimes } from './fixtures/helpers'
 import { keygen, startSshd, type Sshd } from './fixtures/sshd.mjs'
 
 let sshd: Sshd
@@ -474,6 +475,19 @@ describe('parseKey and generateKey', () => {
       await withKey.stop()
     }
   })
+  it('RSA keys whose primes differ in 64-bit word count are generated and read (Go writes such 2049-bit keys)', () => {
+    for (const bits of [2049, 2177]) {
+      const k = generateKey({ type: 'rsa', bits })
+      const file = join(dir, `gen-rsa-${bits}`)
+      writeFileSync(file, k.privateKey, { mode: 0o600 })
+      expect(execFileSync('ssh-keygen', ['-l', '-f', file], { encoding: 'utf8' }).split(' ').slice(0, 2)).toEqual([String(bits), k.fingerprint])
+      expect(parseKey(k.privateKey)).toMatchObject({ type: 'ssh-rsa', bits, fingerprint: k.fingerprint })
+    }
+    const odd = rsaKeyFromPrimes(dir, 'primes-1025-1024', 1025, 1024)
+    const fingerprint = parseKey(odd.publicKey).fingerprint
+    for (const file of [odd.pkcs1, odd.pkcs8]) expect(parseKey(readFileSync(file))).toMatchObject({ type: 'ssh-rsa', bits: 2049, fingerprint })
+  })
+
   it('parseKey reads ssh-keygen keys and public keys, and rejects garbage with ConfigError', () => {
     const info = parseKey(readFileSync(sshd.userKey.path))
     expect(info).toMatchObject({ type: 'ssh-ed25519', fingerprint: sshd.userKey.fingerprint, encrypted: false })

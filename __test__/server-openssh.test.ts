@@ -4,13 +4,15 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import net from 'node:net'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 
-import type { ServerSession } from '../dist/cjs/index.js'
-import { freeLoopbackPort, until, withTimeout } from './fixtures/helpers'
-import { run, scp, ssh, startServer, type TestServer } from './fixtures/server'
+import { ConfigError, createServer, parseKey, type ServerSession } from '../dist/cjs/index.js'
+import { freeLoopbackPort, rsaKeyFromPrimes, until, withTimeout } from './fixtures/helpers'
+import { keyBlob, run, scp, ssh, startServer, type TestServer } from './fixtures/server'
+import { keygen } from './fixtures/sshd.mjs'
 
 let t: TestServer
 let root: string
@@ -310,5 +312,56 @@ describe('forwarding', () => {
     await until(() => /Allocated port \d+/.test(err), 10_000, 'remote port allocated', () => err)
     const port = Number(/Allocated port (\d+)/.exec(err)![1])
     expect(await echoThrough(port, 'hello via -R')).toBe('hello via -R')
+  })
+})
+
+describe('RSA host keys', () => {
+  let keys: string
+  beforeAll(() => {
+    keys = mkdtempSync(join(tmpdir(), 'ferrossh-rsa-host-'))
+  })
+  afterAll(() => rmSync(keys, { recursive: true, force: true }))
+
+  it.each([
+    ['ssh-keygen -b 3072', () => keygen(join(keys, 'host-3072'), 'rsa', { bits: 3072 })],
+    // 17 and 16 64-bit limbs: the CRT coefficient used to abort the process
+    ['a 2048-bit key from primes of 1025 and 1023 bits', () => {
+      const k = rsaKeyFromPrimes(keys, 'host-1025-1023', 1025, 1023)
+      expect(k.bits).toBe(2048)
+      return { path: k.pkcs1, publicKey: k.publicKey }
+    }],
+  ])('%s serves OpenSSH ssh with rsa-sha2-512 and rsa-sha2-256', async (_name, make) => {
+    const key = make()
+    const host = await startServer({ hostKeys: [key.path], exec: (s) => { s.stdout.write('ok\n'); return 0 } })
+    try {
+      expect(host.server.hostKeys.map((k) => k.fingerprint)).toEqual([parseKey(key.publicKey).fingerprint])
+      const knownHosts = join(host.dir, 'known_hosts')
+      writeFileSync(knownHosts, `[${host.host}]:${host.port} ${keyBlob(key.publicKey)}\n`)
+      for (const alg of ['rsa-sha2-512', 'rsa-sha2-256']) {
+        // ssh takes the first value of an option: these win over the test defaults
+        const r = await run('ssh', ['-p', String(host.port), '-o', 'StrictHostKeyChecking=yes', '-o', `UserKnownHostsFile=${knownHosts}`,
+          '-o', `HostKeyAlgorithms=${alg}`, ...host.sshOptions, `tester@${host.host}`, 'x'])
+        expect(r.stderr).not.toMatch(/key bits do not match|incorrect signature/)
+        expect({ alg, status: r.status, stdout: r.stdout }).toEqual({ alg, status: 0, stdout: 'ok\n' })
+      }
+    } finally {
+      await host.stop()
+    }
+  })
+
+  it.each([
+    ['ssh-keygen -b 3000', 3000, () => keygen(join(keys, 'host-3000'), 'rsa', { bits: 3000 }).path],
+    ['ssh-keygen -b 2100', 2100, () => keygen(join(keys, 'host-2100'), 'rsa', { bits: 2100 }).path],
+    ['a 2049-bit key from primes of 1025 and 1024 bits', 2049, () => rsaKeyFromPrimes(keys, 'host-1025-1024', 1025, 1024).pkcs1],
+  ])('%s is refused with a ConfigError: its signatures would not be the length of its modulus', (_name, bits, make) => {
+    const path = make()
+    let error: unknown
+    try {
+      createServer({ hostKeys: [path], auth: { password: () => false } })
+    } catch (e) {
+      error = e
+    }
+    expect(error).toBeInstanceOf(ConfigError)
+    expect((error as Error).message).toMatch(new RegExp(`^hostKeys\\[0\\] \\(.*\\): a ${bits}-bit RSA host key cannot be served.*ssh-keygen -t rsa -b 3072$`))
   })
 })

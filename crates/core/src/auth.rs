@@ -381,10 +381,14 @@ pub(crate) async fn authenticate(
             Prepared::PublicKey { key, label, certificate: None } => {
                 let hash = rsa_hash(handle, key.algorithm().is_rsa()).await?;
                 let detail = Some(format!("{} {}", keys::fingerprint(key.public_key()), label));
-                let r = handle
-                    .authenticate_publickey(user, PrivateKeyWithHashAlg::new(Arc::clone(key), hash))
-                    .await
-                    .map_err(Error::from)?;
+                let r = if key.algorithm().is_rsa() {
+                    // russh's own signing would send RSA signatures longer than the modulus
+                    // (see keys::sign)
+                    let mut signer = LocalSigner(Arc::clone(key));
+                    handle.authenticate_publickey_with(user, key.public_key().clone(), hash, &mut signer).await.map_err(signer_error)?
+                } else {
+                    handle.authenticate_publickey(user, PrivateKeyWithHashAlg::new(Arc::clone(key), hash)).await.map_err(Error::from)?
+                };
                 chain.result(r, name, detail)
             }
             Prepared::PublicKey { key, label, certificate: Some(cert) } => {
@@ -416,6 +420,13 @@ pub(crate) async fn authenticate(
     Err(auth_error(&chain, user, target, "all configured authentication methods failed"))
 }
 
+fn signer_error(e: russh::AgentAuthError) -> Error {
+    match e {
+        russh::AgentAuthError::Send(_) => Error::from(russh::Error::SendError),
+        russh::AgentAuthError::Key(e) => Error::Protocol { message: format!("signing failed: {e}") },
+    }
+}
+
 /// Signs with a private key held here.
 struct LocalSigner(Arc<PrivateKey>);
 
@@ -423,13 +434,7 @@ impl russh::Signer for LocalSigner {
     type Error = russh::AgentAuthError;
 
     async fn auth_sign(&mut self, _id: &AgentIdentity, hash: Option<HashAlg>, data: Vec<u8>) -> std::result::Result<Vec<u8>, Self::Error> {
-        use russh::keys::signature::Signer;
-        use russh::keys::ssh_key::private::KeypairData;
-        let sig = match self.0.key_data() {
-            KeypairData::Rsa(rsa) => Signer::try_sign(&(rsa, hash), &data),
-            _ => Signer::try_sign(self.0.as_ref(), &data),
-        }
-        .map_err(|e| russh::AgentAuthError::Key(russh::keys::Error::from(russh::keys::ssh_key::Error::from(e))))?;
+        let sig = keys::sign(&self.0, hash, &data).map_err(|e| russh::AgentAuthError::Key(russh::keys::Error::from(e)))?;
         use russh::keys::ssh_encoding::Encode;
         let mut blob = Vec::new();
         sig.encode(&mut blob).map_err(|e| russh::AgentAuthError::Key(russh::keys::Error::from(russh::keys::ssh_key::Error::from(e))))?;

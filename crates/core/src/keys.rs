@@ -172,7 +172,8 @@ pub fn generate_key(
                 )));
             }
             let bits = usize::try_from(bits).map_err(|_| generation_failed("RSA size"))?;
-            KeypairData::Rsa(RsaKeypair::random(&mut rng, bits).map_err(generation_failed)?)
+            let key = rsa::RsaPrivateKey::new(&mut rng, bits).map_err(generation_failed)?;
+            KeypairData::Rsa(rsa_keypair(&key)?)
         }
     };
     let mut key = PrivateKey::new(keypair, comment).map_err(generation_failed)?;
@@ -189,6 +190,62 @@ pub fn generate_key(
         public_key,
         fingerprint,
     })
+}
+
+/// The OpenSSH form of an RSA key. ssh-key's own conversion computes the CRT coefficient with
+/// `q.invert_mod(p)`, which asserts that both primes have the same number of 64-bit limbs: primes
+/// on either side of a limb boundary (1025 and 1024 bits, as in every 2049-bit key) made it panic
+/// and abort the process. The rsa crate's precomputed `1/q mod p`, computed with the widths
+/// matched, is taken instead.
+fn rsa_keypair(key: &rsa::RsaPrivateKey) -> Result<RsaKeypair, KeyError> {
+    use rsa::traits::PrivateKeyParts;
+    let inconsistent = || malformed("the RSA private key's numbers are inconsistent");
+    let [p, q] = key.primes() else {
+        return Err(KeyError::Unsupported(
+            "multi-prime RSA keys (more than two primes) are not supported".into(),
+        ));
+    };
+    let iqmp = key.qinv().ok_or_else(inconsistent)?.retrieve();
+    let mpint = |n: &rsa::BoxedUint| Mpint::from_positive_bytes(&Zeroizing::new(n.to_be_bytes()));
+    let public = ssh_key::public::RsaPublicKey::try_from(key.as_public_key())
+        .map_err(|e| ssh_key_error("the RSA public key", e))?;
+    let private = RsaPrivateKey::new(mpint(key.d()), mpint(&iqmp), mpint(p), mpint(q))
+        .map_err(|_| inconsistent())?;
+    RsaKeypair::new(public, private).map_err(|e| ssh_key_error("the RSA private key", e))
+}
+
+/// Signs `data` with `key` as an SSH signature (`hash` picks rsa-sha2-256/512 for RSA keys).
+///
+/// An RSA signature must be exactly as long as the modulus (RFC 8017 §8.2.1, RFC 8332 §3), and
+/// OpenSSH refuses a longer one ("key bits do not match"). The rsa crate writes signatures at the
+/// width of its 64-bit limbs, so for a modulus that is not a multiple of 64 bits (3000, 2100,
+/// 2049…) they carry leading zero bytes: those are cut off here.
+pub fn sign(
+    key: &PrivateKey,
+    hash: Option<HashAlg>,
+    data: &[u8],
+) -> Result<ssh_key::Signature, ssh_key::Error> {
+    use russh::keys::signature::Signer;
+    let KeypairData::Rsa(rsa) = key.key_data() else {
+        return Ok(Signer::try_sign(key, data)?);
+    };
+    let signature = Signer::try_sign(&(rsa, hash), data)?;
+    let len = usize::try_from(bit_length(rsa.public().n()).div_ceil(8)).unwrap_or(usize::MAX);
+    let bytes = signature.as_bytes();
+    let extra = bytes.len().saturating_sub(len);
+    // the signature is below the modulus, so anything past its length is zeros
+    if bytes[..extra].iter().any(|&b| b != 0) {
+        return Err(ssh_key::Error::Crypto);
+    }
+    ssh_key::Signature::new(signature.algorithm(), &bytes[extra..])
+}
+
+/// The size of an RSA key's modulus in bits, as `ssh-keygen -l` prints it; `None` for other keys.
+pub fn rsa_bits(key: &PublicKey) -> Option<u32> {
+    match key.key_data() {
+        KeyData::Rsa(k) => Some(bit_length(k.n())),
+        _ => None,
+    }
 }
 
 /// authorized_keys line for `key`: `type base64 [comment]`.
@@ -870,7 +927,9 @@ mod pem {
 /// DER private keys: PKCS#1 (RSA), SEC1 (EC) and PKCS#8, and PKCS#8 decryption (PBES2).
 mod der {
     use super::*;
+    use pkcs8::der::{asn1::AnyRef, Reader as _, SliceReader};
     use pkcs8::pkcs5;
+    use pkcs8::spki::AlgorithmIdentifierRef;
     use rsa::pkcs1;
 
     /// A DER SEQUENCE spanning exactly `data`: what every private key structure is, and what
@@ -904,9 +963,7 @@ mod der {
         }
         let key = rsa::RsaPrivateKey::try_from(key)
             .map_err(|_| malformed("the RSA private key's numbers are inconsistent"))?;
-        let keypair =
-            RsaKeypair::try_from(key).map_err(|e| ssh_key_error("the RSA private key", e))?;
-        PrivateKey::new(KeypairData::Rsa(keypair), "")
+        PrivateKey::new(KeypairData::Rsa(rsa_keypair(&key)?), "")
             .map_err(|e| ssh_key_error("the RSA private key", e))
     }
 
@@ -941,10 +998,7 @@ mod der {
         let Ok(info) = pkcs8::EncryptedPrivateKeyInfoRef::try_from(der) else {
             // The pkcs5 crate fails to parse schemes it does not implement (PBES1, 3DES, …).
             return Err(if is_encrypted_key_info(der) {
-                KeyError::Unsupported(format!(
-                    "the PKCS#8 key is encrypted with a scheme ferrossh does not read (it reads \
-                     PBES2 with AES); {PKCS8_REENCRYPT}"
-                ))
+                unsupported_scheme(&unsupported_scheme_part(der))
             } else {
                 malformed("the encrypted PKCS#8 key is not valid DER")
             });
@@ -962,9 +1016,9 @@ mod der {
             // With a wrong key the CBC padding still looks valid 1 time in 256.
             Ok(_) => Err(KeyError::WrongPassphrase),
             Err(pkcs5::Error::DecryptFailed) => Err(KeyError::WrongPassphrase),
-            Err(pkcs5::Error::UnsupportedAlgorithm { oid }) => Err(KeyError::Unsupported(format!(
-                "PKCS#8 keys encrypted with {oid} are not read; {PKCS8_REENCRYPT}"
-            ))),
+            Err(pkcs5::Error::UnsupportedAlgorithm { oid }) => {
+                Err(unsupported_scheme(&scheme_part(&oid.to_string())))
+            }
             Err(e) => Err(malformed(format!(
                 "the encrypted PKCS#8 key is invalid ({})",
                 printable(&e.to_string())
@@ -974,6 +1028,144 @@ mod der {
 
     const PKCS8_REENCRYPT: &str =
         "re-encrypt it with openssl pkcs8 -topk8 -v2 aes-256-cbc, or convert it with ssh-keygen -p";
+
+    fn unsupported_scheme(part: &str) -> KeyError {
+        KeyError::Unsupported(format!(
+            "the PKCS#8 key is encrypted with {part}, which ferrossh does not read (it reads \
+             PBES2 with PBKDF2 or scrypt and AES); {PKCS8_REENCRYPT}"
+        ))
+    }
+
+    /// Names an algorithm of a PKCS#8 encryption scheme by its role and OpenSSL's name.
+    fn scheme_part(oid: &str) -> String {
+        let (role, name) = match oid {
+            "1.2.840.113549.1.5.13" => ("the scheme", "PBES2"),
+            "1.2.840.113549.1.5.1" => ("the PBES1 scheme", "pbeWithMD2AndDES-CBC"),
+            "1.2.840.113549.1.5.3" => ("the PBES1 scheme", "pbeWithMD5AndDES-CBC"),
+            "1.2.840.113549.1.5.4" => ("the PBES1 scheme", "pbeWithMD2AndRC2-CBC"),
+            "1.2.840.113549.1.5.6" => ("the PBES1 scheme", "pbeWithMD5AndRC2-CBC"),
+            "1.2.840.113549.1.5.10" => ("the PBES1 scheme", "pbeWithSHA1AndDES-CBC"),
+            "1.2.840.113549.1.5.11" => ("the PBES1 scheme", "pbeWithSHA1AndRC2-CBC"),
+            "1.2.840.113549.1.12.1.1" => ("the PKCS#12 scheme", "pbeWithSHA1And128BitRC4"),
+            "1.2.840.113549.1.12.1.2" => ("the PKCS#12 scheme", "pbeWithSHA1And40BitRC4"),
+            "1.2.840.113549.1.12.1.3" => ("the PKCS#12 scheme", "pbeWithSHA1And3-KeyTripleDES-CBC"),
+            "1.2.840.113549.1.12.1.4" => ("the PKCS#12 scheme", "pbeWithSHA1And2-KeyTripleDES-CBC"),
+            "1.2.840.113549.1.12.1.5" => ("the PKCS#12 scheme", "pbeWithSHA1And128BitRC2-CBC"),
+            "1.2.840.113549.1.12.1.6" => ("the PKCS#12 scheme", "pbeWithSHA1And40BitRC2-CBC"),
+            "1.2.840.113549.1.5.12" => ("the key derivation", "PBKDF2"),
+            "1.3.6.1.4.1.11591.4.11" => ("the key derivation", "scrypt"),
+            "1.2.840.113549.2.7" => ("the PBKDF2 PRF", "hmacWithSHA1"),
+            "1.2.840.113549.2.8" => ("the PBKDF2 PRF", "hmacWithSHA224"),
+            "1.2.840.113549.2.9" => ("the PBKDF2 PRF", "hmacWithSHA256"),
+            "1.2.840.113549.2.10" => ("the PBKDF2 PRF", "hmacWithSHA384"),
+            "1.2.840.113549.2.11" => ("the PBKDF2 PRF", "hmacWithSHA512"),
+            "1.2.840.113549.2.12" => ("the PBKDF2 PRF", "hmacWithSHA512-224"),
+            "1.2.840.113549.2.13" => ("the PBKDF2 PRF", "hmacWithSHA512-256"),
+            "1.2.643.7.1.1.4.1" | "1.2.643.7.1.1.4.2" => {
+                ("the PBKDF2 PRF", "GOST R 34.11-2012 HMAC")
+            }
+            "2.16.840.1.101.3.4.1.2" => ("the cipher", "aes-128-cbc"),
+            "2.16.840.1.101.3.4.1.22" => ("the cipher", "aes-192-cbc"),
+            "2.16.840.1.101.3.4.1.42" => ("the cipher", "aes-256-cbc"),
+            "2.16.840.1.101.3.4.1.6" => ("the cipher", "aes-128-gcm"),
+            "2.16.840.1.101.3.4.1.26" => ("the cipher", "aes-192-gcm"),
+            "2.16.840.1.101.3.4.1.46" => ("the cipher", "aes-256-gcm"),
+            "1.2.840.113549.3.7" => ("the cipher", "des-ede3-cbc"),
+            "1.3.14.3.2.7" => ("the cipher", "des-cbc"),
+            "1.2.840.113549.3.2" => ("the cipher", "rc2-cbc"),
+            "1.2.392.200011.61.1.1.1.2" => ("the cipher", "camellia-128-cbc"),
+            "1.2.392.200011.61.1.1.1.3" => ("the cipher", "camellia-192-cbc"),
+            "1.2.392.200011.61.1.1.1.4" => ("the cipher", "camellia-256-cbc"),
+            "1.2.410.200046.1.1.2" => ("the cipher", "aria-128-cbc"),
+            "1.2.410.200046.1.1.7" => ("the cipher", "aria-192-cbc"),
+            "1.2.410.200046.1.1.12" => ("the cipher", "aria-256-cbc"),
+            "1.2.410.200004.1.4" => ("the cipher", "seed-cbc"),
+            "1.2.156.10197.1.104.2" => ("the cipher", "sm4-cbc"),
+            _ => return format!("the algorithm {oid}"),
+        };
+        format!("{role} {name} ({oid})")
+    }
+
+    /// The part of an EncryptedPrivateKeyInfo's scheme that the pkcs5 crate could not take: the
+    /// scheme itself when it is not PBES2, else PBES2's key derivation, its PRF or its cipher.
+    fn unsupported_scheme_part(der: &[u8]) -> String {
+        use pkcs8::der::Decode as _;
+        const PBES2: &str = "1.2.840.113549.1.5.13";
+        const PBKDF2: &str = "1.2.840.113549.1.5.12";
+        const SCRYPT: &str = "1.3.6.1.4.1.11591.4.11";
+        const PRFS: [&str; 5] = [
+            "1.2.840.113549.2.7",
+            "1.2.840.113549.2.8",
+            "1.2.840.113549.2.9",
+            "1.2.840.113549.2.10",
+            "1.2.840.113549.2.11",
+        ];
+        const CIPHERS: [&str; 5] = [
+            "2.16.840.1.101.3.4.1.2",
+            "2.16.840.1.101.3.4.1.22",
+            "2.16.840.1.101.3.4.1.42",
+            "2.16.840.1.101.3.4.1.6",
+            "2.16.840.1.101.3.4.1.46",
+        ];
+        let unknown = || "a scheme whose parameters could not be decoded".to_string();
+        let Some(scheme) = outer_algorithm(der) else {
+            return unknown();
+        };
+        let scheme_oid = scheme.oid.to_string();
+        if scheme_oid != PBES2 {
+            return scheme_part(&scheme_oid);
+        }
+        let Some([kdf, cipher]) = scheme.parameters.and_then(|p| {
+            let mut r = SliceReader::new(p.value()).ok()?;
+            let kdf = AlgorithmIdentifierRef::decode(&mut r).ok()?;
+            let cipher = AlgorithmIdentifierRef::decode(&mut r).ok()?;
+            Some([kdf, cipher])
+        }) else {
+            return unknown();
+        };
+        let kdf_oid = kdf.oid.to_string();
+        if kdf_oid != PBKDF2 && kdf_oid != SCRYPT {
+            return scheme_part(&kdf_oid);
+        }
+        if kdf_oid == PBKDF2 {
+            if let Some(prf) = kdf.parameters.and_then(|p| pbkdf2_prf(p.value())) {
+                if !PRFS.contains(&prf.as_str()) {
+                    return scheme_part(&prf);
+                }
+            }
+        }
+        let cipher_oid = cipher.oid.to_string();
+        if !CIPHERS.contains(&cipher_oid.as_str()) {
+            return scheme_part(&cipher_oid);
+        }
+        unknown()
+    }
+
+    fn outer_algorithm(der: &[u8]) -> Option<AlgorithmIdentifierRef<'_>> {
+        use pkcs8::der::Decode as _;
+        let mut reader = SliceReader::new(der).ok()?;
+        let outer = AnyRef::decode(&mut reader).ok()?;
+        let mut inner = SliceReader::new(outer.value()).ok()?;
+        AlgorithmIdentifierRef::decode(&mut inner).ok()
+    }
+
+    /// PBKDF2-params (RFC 8018 A.2): salt, iterationCount, keyLength OPTIONAL, prf DEFAULT
+    /// hmacWithSHA1. `None` when the PRF is left at its default.
+    fn pbkdf2_prf(params: &[u8]) -> Option<String> {
+        use pkcs8::der::{Decode as _, Tag, Tagged as _};
+        let mut r = SliceReader::new(params).ok()?;
+        // the salt, which may itself be an AlgorithmIdentifier (otherSource)
+        AnyRef::decode(&mut r).ok()?;
+        while !r.is_finished() {
+            let item = AnyRef::decode(&mut r).ok()?;
+            if item.tag() == Tag::Sequence {
+                if let Ok(prf) = item.decode_as::<AlgorithmIdentifierRef<'_>>() {
+                    return Some(prf.oid.to_string());
+                }
+            }
+        }
+        None
+    }
 
     /// EncryptedPrivateKeyInfo's outer shape: SEQUENCE { AlgorithmIdentifier, OCTET STRING }.
     fn is_encrypted_key_info(der: &[u8]) -> bool {
@@ -2080,8 +2272,43 @@ Private-MAC: 3bae2b8ddf40c6073c5195431d16cc44d90520daed52bef18c38eb721b6df012
         let r = load_private_key(&read(Path::new(&p("rsa.3des.pem"))), Some(PASS));
         assert!(matches!(r, Err(KeyError::Unsupported(_))), "{r:?}");
 
-        // PKCS#8 schemes outside PBES2-with-AES are named as unsupported, not as corrupt.
-        for (name, args) in [("v1", ["-v1", "PBE-SHA1-3DES"]), ("des3", ["-v2", "des3"])] {
+        // PBKDF2 with hmacWithSHA1, the PRF OpenSSL 1.0 and Java write by default
+        openssl(&[
+            "pkcs8",
+            "-topk8",
+            "-v2",
+            "aes-256-cbc",
+            "-v2prf",
+            "hmacWithSHA1",
+            "-in",
+            &p("rsa.pem"),
+            "-passout",
+            &pass_arg,
+            "-out",
+            &p("rsa.sha1prf.pem"),
+        ]);
+        let data = read(Path::new(&p("rsa.sha1prf.pem")));
+        check_private_key(&data, true, Path::new(&p("rsa.pub")), Kind::Rsa, false);
+
+        // PKCS#8 schemes outside PBES2-with-AES are named as unsupported, not as corrupt, by
+        // the part that is not read.
+        for (name, args) in [
+            ("v1", vec!["-v1", "PBE-SHA1-3DES"]),
+            ("des3", vec!["-v2", "des3"]),
+            ("camellia", vec!["-v2", "camellia-256-cbc"]),
+            (
+                "sha512-224",
+                vec!["-v2", "aes-256-cbc", "-v2prf", "hmacWithSHA512-224"],
+            ),
+        ] {
+            let expected = match name {
+                "v1" => {
+                    "the PKCS#12 scheme pbeWithSHA1And3-KeyTripleDES-CBC (1.2.840.113549.1.12.1.3)"
+                }
+                "des3" => "the cipher des-ede3-cbc (1.2.840.113549.3.7)",
+                "camellia" => "the cipher camellia-256-cbc (1.2.392.200011.61.1.1.1.4)",
+                _ => "the PBKDF2 PRF hmacWithSHA512-224 (1.2.840.113549.2.12)",
+            };
             let out = p(&format!("ec.{name}.pem"));
             let written = Command::new("openssl")
                 .args([
@@ -2099,7 +2326,15 @@ Private-MAC: 3bae2b8ddf40c6073c5195431d16cc44d90520daed52bef18c38eb721b6df012
                 .is_ok_and(|o| o.status.success());
             if written {
                 let r = load_private_key(&read(Path::new(&out)), Some(PASS));
-                assert!(matches!(r, Err(KeyError::Unsupported(_))), "{name}: {r:?}");
+                let Err(KeyError::Unsupported(message)) = r else {
+                    panic!("{name}: {r:?}")
+                };
+                assert!(
+                    message.contains(&format!(
+                        "encrypted with {expected}, which ferrossh does not read"
+                    )),
+                    "{name}: {message}"
+                );
             }
         }
     }
@@ -2262,6 +2497,147 @@ Private-MAC: 3bae2b8ddf40c6073c5195431d16cc44d90520daed52bef18c38eb721b6df012
                 .encrypted
         );
         assert!(!key.public_key.ends_with(' '));
+    }
+
+    fn rsa_modulus_len(key: &PrivateKey) -> usize {
+        let bits = rsa_bits(key.public_key()).expect("an RSA key");
+        usize::try_from(bits.div_ceil(8)).expect("fits")
+    }
+
+    fn assert_signs_at_modulus_length(key: &PrivateKey) {
+        use russh::keys::signature::Verifier as _;
+        let KeypairData::Rsa(rsa) = key.key_data() else {
+            panic!("an RSA key")
+        };
+        for hash in [HashAlg::Sha256, HashAlg::Sha512] {
+            let signature = sign(key, Some(hash), b"exchange hash").expect("signs");
+            assert_eq!(signature.as_bytes().len(), rsa_modulus_len(key));
+            rsa.public()
+                .verify(b"exchange hash", &signature)
+                .expect("verifies");
+        }
+    }
+
+    #[test]
+    fn rsa_signatures_are_as_long_as_the_modulus() {
+        // RFC 8332: whatever the modulus size, and OpenSSH refuses longer ones
+        for bits in [2048, 2056, 2100, 3000] {
+            let generated = generate_key(KeyType::Rsa { bits }, "", None).expect("generates");
+            let key = load_private_key(generated.private_key.as_bytes(), None).expect("loads");
+            assert_eq!(rsa_bits(key.public_key()), Some(bits));
+            assert_signs_at_modulus_length(&key);
+        }
+    }
+
+    #[test]
+    fn rsa_keys_whose_primes_differ_in_limb_count() {
+        // a 2049-bit key has primes of 1025 and 1024 bits: 17 and 16 64-bit limbs
+        let generated = generate_key(KeyType::Rsa { bits: 2049 }, "", None).expect("generates");
+        let key = load_private_key(generated.private_key.as_bytes(), None).expect("loads");
+        assert_eq!(
+            parse_key(generated.private_key.as_bytes(), None)
+                .expect("parses")
+                .bits,
+            2049
+        );
+        assert_signs_at_modulus_length(&key);
+        if !have("openssl") || !have("ssh-keygen") {
+            return;
+        }
+        // a PKCS#1 file with such primes, as Go's crypto/rsa writes for 2049 bits, and one
+        // with a 2048-bit modulus from primes of 1025 and 1023 bits
+        for (p_bits, q_bits, n_bits) in [(1025, 1024, 2049), (1025, 1023, 2048)] {
+            let pem = pkcs1_from_primes(p_bits, q_bits, n_bits);
+            let dir = tempfile::tempdir().expect("tempdir");
+            let path = dir.path().join("k1.pem");
+            std::fs::write(&path, &pem).expect("write");
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+                    .expect("chmod");
+            }
+            let public_line = run(Command::new("ssh-keygen").arg("-y").arg("-f").arg(&path));
+            let key = load_private_key(pem.as_bytes(), None).expect("loads");
+            assert_eq!(
+                key_fields(&public_key_line(key.public_key(), "")),
+                key_fields(&public_line)
+            );
+            assert_eq!(
+                parse_key(pem.as_bytes(), None).expect("parses").bits,
+                n_bits
+            );
+            assert_signs_at_modulus_length(&key);
+        }
+    }
+
+    /// A PKCS#1 PEM RSA key made of two primes of the given sizes (from `openssl prime`)
+    /// whose modulus has `n_bits` bits. OpenSSL cannot be asked for such a key itself.
+    pub(crate) fn pkcs1_from_primes(p_bits: u32, q_bits: u32, n_bits: u32) -> String {
+        use pkcs8::der::{asn1::UintRef, Encode as _};
+        use rsa::traits::{PrivateKeyParts, PublicKeyParts};
+        let prime = |bits: u32| {
+            let hex = run(Command::new("openssl").args([
+                "prime",
+                "-generate",
+                "-hex",
+                "-bits",
+                &bits.to_string(),
+            ]));
+            let hex = hex.trim();
+            let hex = if hex.len() % 2 == 1 {
+                format!("0{hex}")
+            } else {
+                hex.to_string()
+            };
+            rsa::BoxedUint::from_be_slice_vartime(&pem::decode_hex(&hex).expect("hex"))
+        };
+        let key = loop {
+            let key = rsa::RsaPrivateKey::from_p_q(
+                prime(p_bits),
+                prime(q_bits),
+                rsa::BoxedUint::from(65537u32),
+            )
+            .expect("a key");
+            if key.n().as_ref().bit_width_vartime() == n_bits {
+                break key;
+            }
+        };
+        let bytes = |n: &rsa::BoxedUint| n.to_be_bytes().to_vec();
+        let values = [
+            bytes(key.n().as_ref()),
+            bytes(key.e()),
+            bytes(key.d()),
+            bytes(&key.primes()[0]),
+            bytes(&key.primes()[1]),
+            bytes(key.dp().expect("precomputed")),
+            bytes(key.dq().expect("precomputed")),
+            bytes(&key.qinv().expect("precomputed").retrieve()),
+        ];
+        let u = |i: usize| UintRef::new(&values[i]).expect("uint");
+        let der = rsa::pkcs1::RsaPrivateKey {
+            modulus: u(0),
+            public_exponent: u(1),
+            private_exponent: u(2),
+            prime1: u(3),
+            prime2: u(4),
+            exponent1: u(5),
+            exponent2: u(6),
+            coefficient: u(7),
+            other_prime_infos: None,
+        }
+        .to_der()
+        .expect("der");
+        let body = BASE64.encode(der);
+        let lines: Vec<&str> = body
+            .as_bytes()
+            .chunks(64)
+            .map(|c| std::str::from_utf8(c).expect("ascii"))
+            .collect();
+        format!(
+            "-----BEGIN RSA PRIVATE KEY-----\n{}\n-----END RSA PRIVATE KEY-----\n",
+            lines.join("\n")
+        )
     }
 
     #[test]

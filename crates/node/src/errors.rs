@@ -109,3 +109,12 @@ impl<T> IntoNapi<T> for ferrossh_core::Result<T> {
         self.map_err(to_napi)
     }
 }
+
+/// Runs a synchronous entry point, turning a panic into a ConfigError for `option`. A panic that
+/// unwinds into napi aborts the whole process (in Electron, the app): key arithmetic in the
+/// crypto crates asserts on inputs it did not expect, and such a key must fail the one call.
+pub fn catch_panic<T>(option: &str, what: &str, f: impl FnOnce() -> napi::Result<T>) -> napi::Result<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|_| {
+        Err(to_napi(Error::config(option, format!("{what} failed on an internal error in the key code; this key cannot be used by ferrossh"))))
+    })
+}

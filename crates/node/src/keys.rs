@@ -35,7 +35,11 @@ fn key_error(e: KeyError) -> napi::Error {
 /// Public facts about a private or public key (never the secret part).
 #[napi]
 pub fn parse_key(data: Buffer, passphrase: Option<String>) -> napi::Result<NativeKeyInfo> {
-    let info = keys::parse_key(&data, passphrase.as_deref()).map_err(key_error)?;
+    errors::catch_panic("key", "reading the key", || parse(&data, passphrase.as_deref()))
+}
+
+fn parse(data: &[u8], passphrase: Option<&str>) -> napi::Result<NativeKeyInfo> {
+    let info = keys::parse_key(data, passphrase).map_err(key_error)?;
     Ok(NativeKeyInfo {
         key_type: info.key_type,
         bits: info.bits,
@@ -49,7 +53,11 @@ pub fn parse_key(data: Buffer, passphrase: Option<String>) -> napi::Result<Nativ
 /// A new key pair in OpenSSH format (encrypted when a passphrase is given).
 #[napi]
 pub fn generate_key(key_type: String, bits: Option<u32>, comment: Option<String>, passphrase: Option<String>) -> napi::Result<NativeGeneratedKey> {
-    let kind = match key_type.as_str() {
+    errors::catch_panic("bits", "generating the key", || generate(&key_type, bits, comment.as_deref(), passphrase.as_deref()))
+}
+
+fn generate(key_type: &str, bits: Option<u32>, comment: Option<&str>, passphrase: Option<&str>) -> napi::Result<NativeGeneratedKey> {
+    let kind = match key_type {
         "ed25519" => {
             if bits.is_some() {
                 return Err(errors::to_napi(Error::config("bits", "ed25519 keys have a fixed size: leave bits out")));
@@ -60,7 +68,7 @@ pub fn generate_key(key_type: String, bits: Option<u32>, comment: Option<String>
         "rsa" => KeyType::Rsa { bits: bits.unwrap_or(keys::DEFAULT_RSA_BITS) },
         other => return Err(errors::to_napi(Error::config("type", format!("unknown key type {other:?}: use ed25519, ecdsa or rsa")))),
     };
-    let k = keys::generate_key(kind, comment.as_deref().unwrap_or(""), passphrase.as_deref()).map_err(|e| match e {
+    let k = keys::generate_key(kind, comment.unwrap_or(""), passphrase).map_err(|e| match e {
         KeyError::Unsupported(m) | KeyError::Malformed(m) => errors::to_napi(Error::config("bits", m)),
         other => key_error(other),
     })?;

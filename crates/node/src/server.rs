@@ -330,7 +330,8 @@ impl NativeServer {
             forward: Arc::new(on_forward.build_threadsafe_function().weak::<true>().callee_handled::<false>().build()?),
             connections: on_connections.build_threadsafe_function().weak::<true>().callee_handled::<false>().build()?,
         };
-        let server = Server::new(opts, Arc::new(callbacks)).js()?;
+        // the host keys are read here, on the JavaScript thread
+        let server = errors::catch_panic("hostKeys", "loading the host keys", || Server::new(opts, Arc::new(callbacks)).js())?;
         let mut ka: KeepAliveFn = keep_alive.build_threadsafe_function().callee_handled::<false>().build()?;
         // nothing to keep alive for until listen()
         ka.unref(&env)?;

@@ -162,10 +162,13 @@ pub(crate) fn load_host_keys(opts: &ServerOptions) -> Result<Vec<PrivateKey>> {
             }
         };
         let key = keys::load_private_key(&data, pass.as_ref().map(Secret::expose)).map_err(|e| host_key_error(&what, &e.to_string()))?;
+        check_signable(&key, &what)?;
         out.push(key);
     }
     if let Some(path) = &opts.host_key_path {
-        out.push(load_or_create(path)?);
+        let key = load_or_create(path)?;
+        check_signable(&key, &format!("hostKeyPath ({})", path.display()))?;
+        out.push(key);
     }
     if out.is_empty() {
         let mut rng = russh::keys::key::safe_rng();
@@ -173,6 +176,24 @@ pub(crate) fn load_host_keys(opts: &ServerOptions) -> Result<Vec<PrivateKey>> {
         out.push(key);
     }
     Ok(out)
+}
+
+/// russh signs the key exchange with the host key itself, through the rsa crate, which writes
+/// RSA signatures at the width of its 64-bit limbs. RFC 8332 wants them exactly as long as the
+/// modulus and OpenSSH's ssh drops the connection over a longer one ("key bits do not match"),
+/// so a modulus whose byte length is not a multiple of 8 (3000 or 2100 bits, say) cannot serve.
+fn check_signable(key: &PrivateKey, what: &str) -> Result<()> {
+    match keys::rsa_bits(key.public_key()) {
+        Some(bits) if bits.div_ceil(8) % 8 != 0 => Err(host_key_error(
+            what,
+            &format!(
+                "a {bits}-bit RSA host key cannot be served: the embedded server signs with RSA host keys \
+                 only when the modulus is a multiple of 64 bits (2048, 3072, 4096), and SSH clients \
+                 reject its signatures otherwise; use an ed25519 key or ssh-keygen -t rsa -b 3072"
+            ),
+        )),
+        _ => Ok(()),
+    }
 }
 
 fn host_key_error(option: &str, message: &str) -> Error {
@@ -416,6 +437,21 @@ mod tests {
         let e = load_host_keys(&opts).unwrap_err();
         assert_eq!(e.code(), "ERR_SSH_CONFIG");
         assert!(e.to_string().contains("hostKeys[0]"), "{e}");
+    }
+
+    #[test]
+    fn rsa_host_keys_whose_signatures_russh_would_pad_are_refused() {
+        let with = |bits| {
+            let key = keys::generate_key(keys::KeyType::Rsa { bits }, "", None).unwrap();
+            let opts = ServerOptions { host_keys: vec![HostKeySource::Data(Arc::new(key.private_key.into_bytes()), None)], password: true, ..Default::default() };
+            load_host_keys(&opts)
+        };
+        for bits in [2100, 2049] {
+            let e = with(bits).unwrap_err();
+            assert_eq!(e.code(), "ERR_SSH_CONFIG");
+            assert!(e.to_string().contains(&format!("hostKeys[0]: a {bits}-bit RSA host key cannot be served")), "{e}");
+        }
+        assert_eq!(with(2048).unwrap().len(), 1);
     }
 
     #[test]
