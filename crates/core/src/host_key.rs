@@ -451,18 +451,10 @@ fn certificate_problem(cert: &russh::keys::Certificate, ca: &PublicKey, host: &s
     None
 }
 
-/// `YYYY-MM-DD HH:MM:SS UTC` for a certificate time (days to civil date: H. Hinnant's algorithm).
+/// `YYYY-MM-DD HH:MM:SS UTC` for a certificate time.
 fn utc(secs: u64) -> String {
     let (days, rest) = ((secs / 86_400) as i64, secs % 86_400);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
+    let (year, month, day) = crate::civil::from_days(days);
     format!("{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC", rest / 3600, rest / 60 % 60, rest % 60)
 }
 

@@ -7,6 +7,7 @@ mod auth;
 pub mod bridge;
 pub mod cancel;
 pub mod channel;
+mod civil;
 pub mod client;
 pub mod error;
 pub mod files;
